@@ -1,0 +1,325 @@
+#include "dl_config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dl_log.h"
+
+#ifndef DYLIVE_VERSION
+#define DYLIVE_VERSION "0.1.0"
+#endif
+
+/* The real push host (PROTOCOL §2.1: the hosts the browser used in 2026). */
+#define DL_DEFAULT_WS "wss://webcast100-ws-web-lq.douyin.com"
+#define DL_DEFAULT_UA                                                                       \
+  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "      \
+  "Chrome/140.0.0.0 Safari/537.36"
+
+typedef enum { OPT_STR, OPT_INT, OPT_FLAG } opt_kind;
+typedef int (*opt_check)(const char *val, char *why, size_t cap);
+
+typedef struct opt {
+  const char *flag;
+  const char *env;
+  opt_kind kind;
+  const char *def;
+  long long min, max;
+  opt_check check;
+  size_t off;
+  const char *help;
+} opt;
+
+static int check_redis(const char *v, char *why, size_t cap) {
+  dl_redis_addr a;
+  return dl_redis_parse_url(v, &a, why, cap);
+}
+
+static int check_prefix(const char *v, char *why, size_t cap) {
+  if (!*v || strlen(v) > 64) return snprintf(why, cap, "must be 1 to 64 characters"), -1;
+  for (const char *p = v; *p; p++)
+    if (*p == '{' || *p == '}' || *p <= ' ')
+      return snprintf(why, cap, "must not contain braces, spaces or control characters"), -1;
+  return 0;
+}
+
+static int check_worker(const char *v, char *why, size_t cap) {
+  if (strlen(v) > 100) return snprintf(why, cap, "must be at most 100 characters"), -1;
+  for (const char *p = v; *p; p++)
+    if (*p == '{' || *p == '}' || *p <= ' ')
+      return snprintf(why, cap, "must not contain braces, spaces or control characters"), -1;
+  return 0;
+}
+
+static int check_http_url(const char *v, char *why, size_t cap) {
+  if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+    return snprintf(why, cap, "must start with http:// or https://"), -1;
+  return 0;
+}
+
+static int check_ws_url(const char *v, char *why, size_t cap) {
+  if (strncmp(v, "ws://", 5) && strncmp(v, "wss://", 6))
+    return snprintf(why, cap, "must start with ws:// or wss://"), -1;
+  return 0;
+}
+
+static int check_readable(const char *v, char *why, size_t cap) {
+  if (!*v) return 0;
+  if (access(v, R_OK) != 0) return snprintf(why, cap, "cannot read %s: %s", v, strerror(errno)), -1;
+  return 0;
+}
+
+static int check_signer(const char *v, char *why, size_t cap) {
+  if (!strcmp(v, "builtin") || !strcmp(v, "none") || !strncmp(v, "http://", 7) ||
+      !strncmp(v, "https://", 8))
+    return 0;
+  return snprintf(why, cap, "must be builtin, none or an http(s):// URL"), -1;
+}
+
+static int check_admin(const char *v, char *why, size_t cap) {
+  if (!strcmp(v, "off")) return 0;
+  char host[256];
+  int port;
+  if (dl_parse_hostport(v, host, sizeof host, &port) != 0)
+    return snprintf(why, cap, "must be HOST:PORT (port 0-65535) or off"), -1;
+  return 0;
+}
+
+static int check_level(const char *v, char *why, size_t cap) {
+  dl_log_level l;
+  if (dl_log_parse_level(v, &l) != 0) return snprintf(why, cap, "must be debug, info, warn or error"), -1;
+  return 0;
+}
+
+static int check_format(const char *v, char *why, size_t cap) {
+  if (strcmp(v, "json") && strcmp(v, "text")) return snprintf(why, cap, "must be json or text"), -1;
+  return 0;
+}
+
+#define OFF(f) offsetof(dl_config, f)
+static const opt opts[] = {
+    {"--redis", "DYLIVE_REDIS_URL", OPT_STR, "redis://127.0.0.1:6379/0", 0, 0, check_redis, OFF(redis_url),
+     "redis://[user[:password]@]host[:port][/db] or unix:///path.sock"},
+    {"--prefix", "DYLIVE_PREFIX", OPT_STR, "dylive", 0, 0, check_prefix, OFF(prefix), "prefix of every key"},
+    {"--worker-id", "DYLIVE_WORKER_ID", OPT_STR, "", 0, 0, check_worker, OFF(worker_id),
+     "name in status hashes and the registry (default <hostname>-<pid>)"},
+    {"--max-rooms", "DYLIVE_MAX_ROOMS", OPT_INT, "200", 1, 100000, NULL, OFF(max_rooms),
+     "rooms held at once; claims stop at this number"},
+    {"--douyin-http", "DYLIVE_DOUYIN_HTTP", OPT_STR, "https://live.douyin.com", 0, 0, check_http_url,
+     OFF(douyin_http), "base of the web pages and web APIs"},
+    {"--douyin-ws", "DYLIVE_DOUYIN_WS", OPT_STR, DL_DEFAULT_WS, 0, 0, check_ws_url, OFF(douyin_ws),
+     "base of the push WebSocket (/webcast/im/push/v2/ and the query are appended)"},
+    {"--ca-file", "DYLIVE_CA_FILE", OPT_STR, "", 0, 0, check_readable, OFF(ca_file),
+     "extra CA bundle for TLS to the Douyin endpoints"},
+    {"--signer", "DYLIVE_SIGNER", OPT_STR, "builtin", 0, 0, check_signer, OFF(signer),
+     "builtin, none, or http://... (external signer)"},
+    {"--cookie-file", "DYLIVE_COOKIE_FILE", OPT_STR, "", 0, 0, check_readable, OFF(cookie_file),
+     "cookies sent to Douyin (never logged)"},
+    {"--stream-maxlen", "DYLIVE_STREAM_MAXLEN", OPT_INT, "100000", 1, 1000000000LL, NULL, OFF(stream_maxlen),
+     "approximate MAXLEN of each room stream"},
+    {"--admin", "DYLIVE_ADMIN", OPT_STR, "127.0.0.1:9464", 0, 0, check_admin, OFF(admin),
+     "HOST:PORT of /metrics, /healthz, /readyz; off disables"},
+    {"--log-level", "DYLIVE_LOG_LEVEL", OPT_STR, "info", 0, 0, check_level, OFF(log_level),
+     "debug, info, warn, error"},
+    {"--log-format", "DYLIVE_LOG_FORMAT", OPT_STR, "json", 0, 0, check_format, OFF(log_format), "json or text"},
+    {"--user-agent", "DYLIVE_USER_AGENT", OPT_STR, DL_DEFAULT_UA, 0, 0, NULL, OFF(user_agent),
+     "browser User-Agent sent to Douyin"},
+    {"--seen-max", "DYLIVE_SEEN_MAX", OPT_INT, "5000", 16, 1000000, NULL, OFF(seen_max),
+     "recent msg_ids kept per room in Redis for dedupe (Douyin re-pushes ~15 on each connect)"},
+    {"--queue-max", "DYLIVE_QUEUE_MAX", OPT_INT, "4096", 16, 1000000, NULL, OFF(queue_max),
+     "frames waiting between the WebSocket thread and Redis before socket reads pause"},
+    {"--batch-max", "DYLIVE_BATCH_MAX", OPT_INT, "512", 1, 100000, NULL, OFF(batch_max),
+     "events per Redis write (one script call)"},
+    {"--heartbeat-ms", "DYLIVE_HEARTBEAT_MS", OPT_INT, "10000", 1000, 60000, NULL, OFF(heartbeat_ms),
+     "client heartbeat interval (the browser sends one every 10 s)"},
+    {"--max-frame-bytes", "DYLIVE_MAX_FRAME_BYTES", OPT_INT, "4194304", 1024, 268435456LL, NULL,
+     OFF(max_frame_bytes), "largest WebSocket message accepted"},
+    {"--max-inflated-bytes", "DYLIVE_MAX_INFLATED_BYTES", OPT_INT, "16777216", 4096, 1073741824LL, NULL,
+     OFF(max_inflated_bytes), "largest gunzipped Response accepted (gzip bombs stop here)"},
+    {"--poll-ms", "DYLIVE_POLL_MS", OPT_INT, "1000", 50, 60000, NULL, OFF(poll_ms),
+     "period of the control-plane checks (unassign requests, status refresh)"},
+    {"--check-config", NULL, OPT_FLAG, "0", 0, 1, NULL, OFF(check_only), "validate the options and exit"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static void usage(void) {
+  printf("usage: dylive-connector [options]\n\nEvery option is also an environment variable; flags win.\n\n");
+  for (size_t i = 0; i < NOPTS; i++)
+    printf("  %-22s %-26s %s (default: %s)\n", opts[i].flag, opts[i].env ? opts[i].env : "", opts[i].help,
+           opts[i].def[0] ? opts[i].def : "none");
+}
+
+static int set_opt(dl_config *c, const opt *o, const char *val, const char *src) {
+  char why[300] = "";
+  char *base = (char *)c;
+  if (o->kind == OPT_FLAG) {
+    *(int *)(base + o->off) = strcmp(val, "0") != 0;
+    return 0;
+  }
+  if (o->kind == OPT_INT) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (errno || !*val || *end || v < o->min || v > o->max) {
+      fprintf(stderr, "dylive-connector: %s (%s): invalid value '%s': must be an integer from %lld to %lld\n",
+              o->flag, src, val, o->min, o->max);
+      return 2;
+    }
+    *(long long *)(base + o->off) = v;
+    return 0;
+  }
+  if (o->check && o->check(val, why, sizeof why) != 0) {
+    fprintf(stderr, "dylive-connector: %s (%s): invalid value '%s': %s\n", o->flag, src,
+            o->off == OFF(cookie_file) ? "<hidden>" : val, why);
+    return 2;
+  }
+  char **slot = (char **)(base + o->off);
+  free(*slot);
+  *slot = strdup(val);
+  return *slot ? 0 : 2;
+}
+
+int dl_config_load(dl_config *c, int argc, char **argv) {
+  memset(c, 0, sizeof *c);
+  const char *given[NOPTS];
+  memset(given, 0, sizeof given);
+  for (int a = 1; a < argc; a++) {
+    const char *arg = argv[a];
+    if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+      usage();
+      return 1;
+    }
+    if (!strcmp(arg, "--version")) {
+      printf("dylive-connector %s\n", DYLIVE_VERSION);
+      return 1;
+    }
+    size_t which = NOPTS;
+    const char *val = NULL;
+    for (size_t i = 0; i < NOPTS && which == NOPTS; i++) {
+      size_t fl = strlen(opts[i].flag);
+      if (!strncmp(arg, opts[i].flag, fl) && (arg[fl] == 0 || arg[fl] == '=')) {
+        which = i;
+        if (arg[fl] == '=') val = arg + fl + 1;
+      }
+    }
+    if (which == NOPTS) {
+      fprintf(stderr, "dylive-connector: %s: unknown option (see --help)\n", arg);
+      return 2;
+    }
+    if (opts[which].kind == OPT_FLAG) {
+      val = "1";
+    } else if (!val) {
+      if (a + 1 >= argc) {
+        fprintf(stderr, "dylive-connector: %s: missing value\n", opts[which].flag);
+        return 2;
+      }
+      val = argv[++a];
+    }
+    given[which] = val;
+  }
+  /* flags win over the environment, which wins over the defaults */
+  for (size_t i = 0; i < NOPTS; i++) {
+    const char *env = opts[i].env ? getenv(opts[i].env) : NULL;
+    int rc = given[i] ? set_opt(c, &opts[i], given[i], "flag")
+             : env    ? set_opt(c, &opts[i], env, opts[i].env)
+                      : set_opt(c, &opts[i], opts[i].def, "default");
+    if (rc) return rc;
+  }
+  if (!c->worker_id[0]) {
+    char host[200] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = 0;
+    for (char *p = host; *p; p++)
+      if (*p == '{' || *p == '}' || *p <= ' ') *p = '_';
+    char id[240];
+    snprintf(id, sizeof id, "%s-%ld", host, (long)getpid());
+    free(c->worker_id);
+    c->worker_id = strdup(id);
+  }
+  return 0;
+}
+
+void dl_config_free(dl_config *c) {
+  for (size_t i = 0; i < NOPTS; i++)
+    if (opts[i].kind == OPT_STR) {
+      char **slot = (char **)((char *)c + opts[i].off);
+      free(*slot);
+      *slot = NULL;
+    }
+}
+
+int dl_parse_hostport(const char *s, char *host, size_t host_cap, int *port) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s || (size_t)(colon - s) >= host_cap) return -1;
+  char *end;
+  errno = 0;
+  long p = strtol(colon + 1, &end, 10);
+  if (errno || !colon[1] || *end || p < 0 || p > 65535) return -1;
+  memcpy(host, s, (size_t)(colon - s));
+  host[colon - s] = 0;
+  if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+    memmove(host, host + 1, strlen(host));
+    host[strlen(host) - 1] = 0;
+  }
+  *port = (int)p;
+  return 0;
+}
+
+int dl_redis_parse_url(const char *url, dl_redis_addr *a, char *why, size_t cap) {
+  memset(a, 0, sizeof *a);
+  a->port = 6379;
+  if (!strncmp(url, "unix://", 7)) {
+    const char *p = url + 7;
+    if (*p != '/' || strlen(p) >= sizeof a->unix_path)
+      return snprintf(why, cap, "unix:// needs an absolute socket path"), -1;
+    snprintf(a->unix_path, sizeof a->unix_path, "%s", p);
+    return 0;
+  }
+  if (strncmp(url, "redis://", 8)) return snprintf(why, cap, "must start with redis:// or unix://"), -1;
+  const char *p = url + 8;
+  const char *at = strrchr(p, '@');
+  if (at) {
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    size_t ul = (size_t)((colon ? colon : at) - p);
+    if (ul >= sizeof a->user) return snprintf(why, cap, "user name too long"), -1;
+    memcpy(a->user, p, ul);
+    if (colon) {
+      size_t pl = (size_t)(at - colon - 1);
+      if (pl >= sizeof a->password) return snprintf(why, cap, "password too long"), -1;
+      memcpy(a->password, colon + 1, pl);
+    }
+    p = at + 1;
+  }
+  const char *slash = strchr(p, '/');
+  size_t hl = slash ? (size_t)(slash - p) : strlen(p);
+  char hp[300];
+  if (hl == 0 || hl >= sizeof hp) return snprintf(why, cap, "missing host"), -1;
+  memcpy(hp, p, hl);
+  hp[hl] = 0;
+  char *colon = hp[0] == '[' ? strstr(hp, "]:") : strrchr(hp, ':');
+  if (colon && hp[0] == '[') colon++;
+  if (colon) {
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 1 || port > 65535) return snprintf(why, cap, "bad port"), -1;
+    a->port = (int)port;
+    *colon = 0;
+  }
+  if (hp[0] == '[') {
+    size_t l = strlen(hp);
+    if (hp[l - 1] == ']') hp[l - 1] = 0;
+    memmove(hp, hp + 1, strlen(hp));
+  }
+  if (!hp[0] || strlen(hp) >= sizeof a->host) return snprintf(why, cap, "missing host"), -1;
+  memcpy(a->host, hp, strlen(hp) + 1);
+  if (slash && slash[1]) {
+    char *end;
+    long db = strtol(slash + 1, &end, 10);
+    if (*end || db < 0 || db > 100000) return snprintf(why, cap, "bad database number"), -1;
+    a->db = (int)db;
+  }
+  return 0;
+}

@@ -1,0 +1,54 @@
+/* dl_config — every option of the worker in one table (redis config.c style): flag, env var,
+ * default, bounds and help text. The table also generates --help and backs --check-config. */
+#ifndef DL_CONFIG_H
+#define DL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dl_config {
+  char *redis_url;
+  char *prefix;
+  char *worker_id;
+  long long max_rooms;
+  char *douyin_http;
+  char *douyin_ws;
+  char *ca_file;
+  char *signer;
+  char *cookie_file;
+  long long stream_maxlen;
+  char *admin;             /* "host:port" or "off" */
+  char *log_level;
+  char *log_format;
+  char *user_agent;
+  long long seen_max;      /* recent msg_ids kept per room for dedupe */
+  long long queue_max;     /* events waiting between ingest and Redis before reads pause */
+  long long batch_max;     /* events per Redis write */
+  long long heartbeat_ms;  /* client hb interval (PROTOCOL §3.5: 10 s) */
+  long long max_frame_bytes;
+  long long max_inflated_bytes;
+  long long poll_ms;       /* control-plane poll period (unassign, status) */
+  int check_only;          /* --check-config: validate and exit */
+} dl_config;
+
+/* Parses argv and the environment (flags win). On a bad value prints one line naming the option
+ * and the reason to stderr and returns 2; returns 1 after --help/--version (caller exits 0);
+ * returns 0 on success. */
+int dl_config_load(dl_config *c, int argc, char **argv);
+void dl_config_free(dl_config *c);
+
+/* Parsed redis URL. */
+typedef struct dl_redis_addr {
+  char host[256];
+  int port;
+  char unix_path[256];     /* non-empty for unix:// */
+  char user[128];
+  char password[256];
+  int db;
+} dl_redis_addr;
+int dl_redis_parse_url(const char *url, dl_redis_addr *out, char *why, size_t why_cap);
+
+/* Parsed "host:port". */
+int dl_parse_hostport(const char *s, char *host, size_t host_cap, int *port);
+
+#endif

@@ -1,0 +1,731 @@
+#include "dl_ingest.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dl_log.h"
+#include "dl_sign.h"
+
+/* Acks waiting for a writable socket, per room. Douyin asks for one ack per frame; at 1000
+ * frames/s and a socket that blocks briefly, 256 is plenty. Past it the oldest ack is dropped
+ * (and counted): the server does not enforce acks strictly (PROTOCOL §3.4). */
+#define DL_ACK_QUEUE_MAX 256
+/* Acks are never dropped in practice: past the high mark the socket stops reading until the
+ * acks drain below the low mark (the server's frames wait in the kernel, not in our memory). */
+#define DL_ACK_HIGH 64
+#define DL_ACK_LOW 16
+/* Reconnect backoff (PROTOCOL §3.6, J reconnectDecision): 1.5 s doubling to 60 s + jitter. */
+#define DL_BACKOFF_BASE_MS 1500
+#define DL_BACKOFF_MAX_MS 60000
+#define DL_BACKOFF_JITTER_MS 1200
+/* No frame and no pong for this many heartbeat periods: the connection is dead (silent drops
+ * on quiet rooms are the top complaint, DESIGN §1). */
+#define DL_LIVENESS_PERIODS 3
+/* Back-pressure: pause reading at high-water, resume below low-water (fractions of capacity). */
+#define DL_QUEUE_HIGH_PCT 75
+#define DL_QUEUE_LOW_PCT 25
+#define DL_URL_MAX 8192
+
+typedef struct ack_buf {
+  size_t len;
+  uint8_t *data; /* LWS_PRE + len */
+} ack_buf;
+
+typedef enum { R_IDLE, R_CONNECTING, R_OPEN } room_conn;
+
+typedef struct room {
+  struct room *next;
+  dl_ingest *in;
+  dl_room_spec spec;
+  dl_decoder *dec;
+  struct lws *wsi;
+  room_conn conn;
+  int want_close;     /* dl_ingest_close: close and forget */
+  int ended;          /* live ended: close and forget */
+  int close_sent;
+  int hb_due, ping_due;
+  uint8_t *rx;
+  size_t rx_len, rx_cap;
+  int rx_overflow;
+  ack_buf acks[DL_ACK_QUEUE_MAX];
+  size_t ack_head, ack_len;
+  char *cursor, *internal_ext;
+  int64_t hb_ms;
+  int64_t last_rx_ms;
+  int64_t backoff_ms;
+  int min_wait_ms;    /* from the last close code */
+  int got_data;       /* this connection delivered a frame: reset backoff */
+  int ack_paused;     /* reads paused until acks drain */
+  int rx_on;          /* what we last told lws_rx_flow_control */
+  dl_in_msg *stalled; /* a frame the queue had no room for; reads paused until it goes */
+  lws_sorted_usec_list_t sul_hb;
+  lws_sorted_usec_list_t sul_retry;
+  dl_signer signer;
+  char last_error[200];
+} room;
+
+typedef struct cmd {
+  struct cmd *next;
+  int open;
+  dl_room_spec spec;
+} cmd;
+
+struct dl_ingest {
+  dl_ingest_opts o;
+  char *ws_base, *ca_file, *ua;
+  char scheme_tls;
+  char host[256];
+  int port;
+  char path_prefix[256];
+  dl_queue *out;
+  int wake_fd;
+  struct lws_context *ctx;
+  pthread_t thread;
+  int started;
+  volatile int stop;
+  pthread_mutex_t mu;
+  cmd *cmds, **cmds_tail;
+  room *rooms;
+  int paused;
+  lws_sorted_usec_list_t sul_flow;
+  dl_ingest_stats st;
+  uint64_t rng;
+};
+
+#define STAT_ADD(in, f, n) __atomic_fetch_add(&(in)->st.f, (n), __ATOMIC_RELAXED)
+
+static uint64_t rnd(dl_ingest *in) {
+  uint64_t x = in->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return in->rng = x;
+}
+
+void dl_in_msg_free(void *p) {
+  dl_in_msg *m = p;
+  if (!m) return;
+  dl_frame_clear(&m->frame);
+  free(m);
+}
+
+static void wake_control(dl_ingest *in) {
+  uint64_t one = 1;
+  ssize_t w = write(in->wake_fd, &one, sizeof one);
+  (void)w;
+}
+
+/* Queues a message for the control thread. Returns 0, or -1 when the queue is full. */
+static int post(dl_ingest *in, dl_in_msg *m) {
+  int was_empty = 0;
+  if (dl_queue_push(in->out, m, &was_empty) != DL_EOK) return -1;
+  wake_control(in);
+  return 0;
+}
+
+/* State messages must never be lost: if the queue is full they wait as the room's stalled
+ * message would, but state changes are rare, so a short spin-free retry loop via the flow timer
+ * is overkill; we block briefly instead (the control thread drains continuously). */
+static void post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason) {
+  dl_in_msg *m = calloc(1, sizeof *m);
+  if (!m) return;
+  m->kind = kind;
+  snprintf(m->live_id, sizeof m->live_id, "%s", live_id);
+  if (reason) snprintf(m->reason, sizeof m->reason, "%s", reason);
+  for (int tries = 0; post(in, m) != 0; tries++) {
+    if (tries > 5000 || in->stop) {
+      dl_log(DL_LOG_ERROR, "state_lost", live_id, "control queue full for 5 s; state message dropped");
+      dl_in_msg_free(m);
+      return;
+    }
+    usleep(1000);
+  }
+}
+
+static room *find_room(dl_ingest *in, const char *live_id) {
+  for (room *r = in->rooms; r; r = r->next)
+    if (!strcmp(r->spec.live_id, live_id)) return r;
+  return NULL;
+}
+
+/* Reads flow unless something downstream is full: the queue to Redis (global), this room's
+ * stalled frame, or its unsent acks. */
+static void room_update_rx(room *r) {
+  if (!r->wsi || r->conn != R_OPEN) return;
+  int want = !r->in->paused && !r->stalled && !r->ack_paused;
+  if (want == r->rx_on) return;
+  r->rx_on = want;
+  if (want) r->last_rx_ms = dl_mono_ms(); /* silence while paused was ours */
+  lws_rx_flow_control(r->wsi, want);
+}
+
+static void acks_clear(room *r) {
+  while (r->ack_len) {
+    free(r->acks[r->ack_head].data);
+    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
+    r->ack_len--;
+  }
+}
+
+static void room_free(dl_ingest *in, room *r) {
+  for (room **pp = &in->rooms; *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  lws_sul_cancel(&r->sul_hb);
+  lws_sul_cancel(&r->sul_retry);
+  acks_clear(r);
+  dl_in_msg_free(r->stalled);
+  dl_decoder_free(r->dec);
+  free(r->spec.cookie);
+  free(r->rx);
+  free(r->cursor);
+  free(r->internal_ext);
+  free(r);
+}
+
+static void connect_room(room *r);
+
+static void retry_cb(lws_sorted_usec_list_t *sul) {
+  room *r = lws_container_of(sul, room, sul_retry);
+  connect_room(r);
+}
+
+/* The connection is gone (error or close). Decide what comes next. */
+static void room_lost(room *r, const char *why) {
+  dl_ingest *in = r->in;
+  int was_open = r->conn == R_OPEN;
+  r->conn = R_IDLE;
+  r->wsi = NULL;
+  if (in->stop) return; /* shutting down: dl_ingest_free frees every room */
+  r->rx_len = 0;
+  r->rx_overflow = 0;
+  r->close_sent = 0;
+  acks_clear(r);
+  lws_sul_cancel(&r->sul_hb);
+  if (r->want_close) {
+    post_state(in, DL_IN_CLOSED, r->spec.live_id, "closed on request");
+    room_free(in, r);
+    return;
+  }
+  if (r->ended) {
+    post_state(in, DL_IN_ENDED, r->spec.live_id, "live ended (ControlMessage status 3)");
+    room_free(in, r);
+    return;
+  }
+  if (was_open) STAT_ADD(in, disconnects, 1);
+  if (r->got_data) r->backoff_ms = DL_BACKOFF_BASE_MS;
+  r->got_data = 0;
+  int64_t wait = r->backoff_ms + (int64_t)(rnd(in) % DL_BACKOFF_JITTER_MS);
+  if (wait < r->min_wait_ms) wait = r->min_wait_ms;
+  r->backoff_ms = r->backoff_ms * 2 > DL_BACKOFF_MAX_MS ? DL_BACKOFF_MAX_MS : r->backoff_ms * 2;
+  r->min_wait_ms = 0;
+  char reason[256];
+  snprintf(reason, sizeof reason, "%s; reconnecting in %lld ms", why, (long long)wait);
+  snprintf(r->last_error, sizeof r->last_error, "%s", why);
+  dl_log(DL_LOG_WARN, "ws_lost", r->spec.live_id, "%s", reason);
+  post_state(in, DL_IN_DISCONNECTED, r->spec.live_id, reason);
+  lws_sul_schedule(in->ctx, 0, &r->sul_retry, retry_cb, wait * LWS_US_PER_MS);
+}
+
+static void hb_cb(lws_sorted_usec_list_t *sul) {
+  room *r = lws_container_of(sul, room, sul_hb);
+  dl_ingest *in = r->in;
+  if (!r->wsi || r->conn != R_OPEN) return;
+  int64_t now = dl_mono_ms();
+  if (r->rx_on && now - r->last_rx_ms > DL_LIVENESS_PERIODS * r->hb_ms) {
+    dl_log(DL_LOG_WARN, "ws_silent", r->spec.live_id, "no frame or pong for %lld ms; dropping the connection",
+           (long long)(now - r->last_rx_ms));
+    snprintf(r->last_error, sizeof r->last_error, "no data for %lld ms", (long long)(now - r->last_rx_ms));
+    lws_set_timeout(r->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+    return;
+  }
+  r->hb_due = 1;
+  r->ping_due = 1;
+  lws_callback_on_writable(r->wsi);
+  lws_sul_schedule(in->ctx, 0, &r->sul_hb, hb_cb, r->hb_ms * LWS_US_PER_MS);
+}
+
+static void connect_room(room *r) {
+  dl_ingest *in = r->in;
+  char *url = malloc(DL_URL_MAX);
+  if (!url) return;
+  char sig[DL_SIGN_LEN + 1] = "";
+  if (in->o.sign) {
+    char stub[33];
+    dl_sign_stub(r->spec.room_id, r->spec.user_unique_id, stub);
+    dl_signer_sign(&r->signer, stub, sig);
+  }
+  /* path only: dl_wsurl_build wants a base; give it the prefix and keep the path part */
+  size_t n = dl_wsurl_build(url, DL_URL_MAX, in->path_prefix, r->spec.room_id, r->spec.user_unique_id, in->ua,
+                            r->cursor, r->internal_ext, sig, dl_now_ms());
+  if (!n) {
+    /* cursor/internal_ext from the server too long for a URL: forget them and retry fresh */
+    free(r->cursor);
+    free(r->internal_ext);
+    r->cursor = r->internal_ext = NULL;
+    n = dl_wsurl_build(url, DL_URL_MAX, in->path_prefix, r->spec.room_id, r->spec.user_unique_id, in->ua, NULL,
+                       NULL, sig, dl_now_ms());
+  }
+  struct lws_client_connect_info ci;
+  memset(&ci, 0, sizeof ci);
+  ci.context = in->ctx;
+  ci.address = in->host;
+  ci.port = in->port;
+  ci.path = url;
+  ci.host = in->host;
+  ci.origin = "https://live.douyin.com";
+  ci.ssl_connection = in->scheme_tls ? LCCSCF_USE_SSL : 0;
+  ci.local_protocol_name = "dylive";
+  ci.opaque_user_data = r;
+  ci.pwsi = &r->wsi;
+  r->conn = R_CONNECTING;
+  STAT_ADD(in, connects, 1);
+  dl_log(DL_LOG_DEBUG, "ws_connect", r->spec.live_id, "connecting to %s:%d", in->host, in->port);
+  struct lws *w = lws_client_connect_via_info(&ci);
+  free(url);
+  if (!w && r->conn == R_CONNECTING) room_lost(r, "connect failed");
+}
+
+static void enqueue_ack(room *r, const dl_frame *f) {
+  const char *ext = f->ack_ext ? f->ack_ext : "";
+  size_t cap = 32 + strlen(ext);
+  uint8_t *b = malloc(LWS_PRE + cap);
+  if (!b) return;
+  size_t len = dl_frame_build_ack(f->log_id, ext, b + LWS_PRE, cap);
+  if (!len) {
+    free(b);
+    return;
+  }
+  if (r->ack_len == DL_ACK_QUEUE_MAX) { /* drop the oldest */
+    free(r->acks[r->ack_head].data);
+    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
+    r->ack_len--;
+  }
+  ack_buf *a = &r->acks[(r->ack_head + r->ack_len) % DL_ACK_QUEUE_MAX];
+  a->data = b;
+  a->len = len;
+  r->ack_len++;
+  if (r->ack_len >= DL_ACK_HIGH && !r->ack_paused) {
+    r->ack_paused = 1;
+    room_update_rx(r);
+  }
+  lws_callback_on_writable(r->wsi);
+}
+
+static void set_str(char **slot, const char *v) {
+  if (!v) return;
+  char *c = strdup(v);
+  if (!c) return;
+  free(*slot);
+  *slot = c;
+}
+
+static void pause_all(dl_ingest *in);
+
+static void on_message(room *r) {
+  dl_ingest *in = r->in;
+  STAT_ADD(in, frames, 1);
+  STAT_ADD(in, bytes, r->rx_len);
+  r->last_rx_ms = dl_mono_ms();
+  if (r->rx_overflow) {
+    STAT_ADD(in, bad_frames, 1);
+    post_state(in, DL_IN_BAD_FRAME, r->spec.live_id, "frame over --max-frame-bytes (limit)");
+    return;
+  }
+  dl_in_msg *m = calloc(1, sizeof *m);
+  if (!m) return;
+  dl_err e = dl_decode_frame(r->dec, r->rx, r->rx_len, dl_now_ms(), &m->frame);
+  if (e != DL_EOK) {
+    STAT_ADD(in, bad_frames, 1);
+    if (e == DL_EBOMB) STAT_ADD(in, bombs, 1);
+    m->kind = DL_IN_BAD_FRAME;
+    snprintf(m->live_id, sizeof m->live_id, "%s", r->spec.live_id);
+    snprintf(m->reason, sizeof m->reason, "%s: %s (%zu bytes)", dl_err_name(e), dl_err_str(e), r->rx_len);
+    if (post(in, m) != 0) dl_in_msg_free(m);
+    return;
+  }
+  dl_frame *f = &m->frame;
+  r->got_data = 1;
+  if (f->need_ack) enqueue_ack(r, f);
+  set_str(&r->cursor, f->cursor);
+  set_str(&r->internal_ext, f->internal_ext);
+  if (f->heartbeat_duration && (int64_t)f->heartbeat_duration * 1000 > in->o.heartbeat_ms &&
+      f->heartbeat_duration <= 60)
+    r->hb_ms = (int64_t)f->heartbeat_duration * 1000;
+  STAT_ADD(in, messages, f->n_events);
+  STAT_ADD(in, bad_messages, f->bad_messages);
+  if (f->live_ended) {
+    r->ended = 1;
+    lws_callback_on_writable(r->wsi); /* flush the ack, then close */
+  }
+  if (f->n_events == 0 && !f->live_ended) {
+    dl_in_msg_free(m);
+    return;
+  }
+  m->kind = DL_IN_FRAME;
+  snprintf(m->live_id, sizeof m->live_id, "%s", r->spec.live_id);
+  if (post(in, m) != 0) {
+    /* queue full: keep it, stop reading this socket until it fits */
+    r->stalled = m;
+    room_update_rx(r);
+    pause_all(in);
+    return;
+  }
+  if (!in->paused && dl_queue_len(in->out) * 100 >= dl_queue_cap(in->out) * DL_QUEUE_HIGH_PCT) pause_all(in);
+}
+
+static void flow_cb(lws_sorted_usec_list_t *sul) {
+  dl_ingest *in = lws_container_of(sul, dl_ingest, sul_flow);
+  /* stalled frames first, in room order */
+  int still = 0;
+  for (room *r = in->rooms; r; r = r->next)
+    if (r->stalled) {
+      if (post(in, r->stalled) == 0) r->stalled = NULL;
+      else still = 1;
+    }
+  if (!still && dl_queue_len(in->out) * 100 <= dl_queue_cap(in->out) * DL_QUEUE_LOW_PCT) {
+    in->paused = 0;
+    for (room *r = in->rooms; r; r = r->next) room_update_rx(r);
+    dl_log(DL_LOG_INFO, "ingest_resume", NULL, "queue below low-water; reading again");
+    return;
+  }
+  lws_sul_schedule(in->ctx, 0, &in->sul_flow, flow_cb, 10 * LWS_US_PER_MS);
+}
+
+static void pause_all(dl_ingest *in) {
+  if (in->paused) return;
+  in->paused = 1;
+  STAT_ADD(in, pauses, 1);
+  for (room *r = in->rooms; r; r = r->next) room_update_rx(r);
+  dl_log(DL_LOG_WARN, "ingest_pause", NULL, "queue to Redis at %zu/%zu; pausing socket reads",
+         dl_queue_len(in->out), dl_queue_cap(in->out));
+  lws_sul_schedule(in->ctx, 0, &in->sul_flow, flow_cb, 10 * LWS_US_PER_MS);
+}
+
+static void run_commands(dl_ingest *in) {
+  pthread_mutex_lock(&in->mu);
+  cmd *c = in->cmds;
+  in->cmds = NULL;
+  in->cmds_tail = &in->cmds;
+  pthread_mutex_unlock(&in->mu);
+  while (c) {
+    cmd *next = c->next;
+    room *r = find_room(in, c->spec.live_id);
+    if (c->open) {
+      if (r && !r->want_close && !r->ended) {
+        dl_log(DL_LOG_DEBUG, "ingest_open_dup", c->spec.live_id, "already open");
+        free(c->spec.cookie);
+      } else if (r) {
+        /* being closed: reopen after the close completes is the control thread's job */
+        free(c->spec.cookie);
+      } else if ((r = calloc(1, sizeof *r)) != NULL) {
+        r->in = in;
+        r->spec = c->spec;
+        r->hb_ms = in->o.heartbeat_ms;
+        r->backoff_ms = DL_BACKOFF_BASE_MS;
+        dl_signer_init(&r->signer, rnd(in));
+        r->dec = dl_decoder_new(r->spec.live_id, r->spec.room_id, &in->o.limits);
+        r->next = in->rooms;
+        in->rooms = r;
+        connect_room(r);
+      } else {
+        free(c->spec.cookie);
+      }
+    } else {
+      if (!r) {
+        post_state(in, DL_IN_CLOSED, c->spec.live_id, "not open");
+      } else {
+        r->want_close = 1;
+        if (r->conn == R_IDLE) {
+          post_state(in, DL_IN_CLOSED, r->spec.live_id, "closed on request");
+          room_free(in, r);
+        } else if (r->wsi) {
+          lws_callback_on_writable(r->wsi);
+        }
+      }
+    }
+    free(c);
+    c = next;
+  }
+}
+
+static int write_one(room *r, struct lws *wsi) {
+  uint8_t buf[LWS_PRE + 8];
+  if (r->hb_due) {
+    r->hb_due = 0;
+    size_t n = dl_frame_build_heartbeat(buf + LWS_PRE, 8);
+    if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n) return -1;
+    STAT_ADD(r->in, hb_sent, 1);
+    return 1;
+  }
+  if (r->ack_len) {
+    ack_buf *a = &r->acks[r->ack_head];
+    int w = lws_write(wsi, a->data + LWS_PRE, a->len, LWS_WRITE_BINARY);
+    free(a->data);
+    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
+    r->ack_len--;
+    if (w < (int)a->len) return -1;
+    STAT_ADD(r->in, acks_sent, 1);
+    if (r->ack_paused && r->ack_len <= DL_ACK_LOW) {
+      r->ack_paused = 0;
+      room_update_rx(r);
+    }
+    return 1;
+  }
+  if (r->ping_due) {
+    r->ping_due = 0;
+    if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+    return 1;
+  }
+  return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *inp, size_t len) {
+  (void)user;
+  dl_ingest *in = lws_context_user(lws_get_context(wsi));
+  room *r = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+  switch (reason) {
+  case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+    run_commands(in);
+    break;
+  case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
+    /* --ca-file adds to the system store rather than replacing it */
+    if (in->ca_file && *in->ca_file &&
+        !SSL_CTX_load_verify_locations((SSL_CTX *)user, in->ca_file, NULL))
+      dl_log(DL_LOG_ERROR, "tls_ca", NULL, "cannot load CA file %s", in->ca_file);
+    break;
+  case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+    if (!r) break;
+    unsigned char **p = (unsigned char **)inp, *end = (*p) + len;
+    char referer[128];
+    snprintf(referer, sizeof referer, "https://live.douyin.com/%s", r->spec.live_id);
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"User-Agent:", (const unsigned char *)in->ua,
+                                    (int)strlen(in->ua), p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"Referer:", (const unsigned char *)referer,
+                                    (int)strlen(referer), p, end))
+      return -1;
+    if (r->spec.cookie && *r->spec.cookie &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"Cookie:", (const unsigned char *)r->spec.cookie,
+                                    (int)strlen(r->spec.cookie), p, end))
+      return -1;
+    break;
+  }
+  case LWS_CALLBACK_CLIENT_ESTABLISHED:
+    if (!r) break;
+    r->conn = R_OPEN;
+    r->rx_on = 1;
+    r->ack_paused = 0;
+    r->last_rx_ms = dl_mono_ms();
+    r->hb_due = 1; /* one heartbeat at once, then every period (J) */
+    lws_callback_on_writable(wsi);
+    lws_sul_schedule(in->ctx, 0, &r->sul_hb, hb_cb, r->hb_ms * LWS_US_PER_MS);
+    room_update_rx(r);
+    dl_log(DL_LOG_INFO, "ws_open", r->spec.live_id, "connected to room %s", r->spec.room_id);
+    post_state(in, DL_IN_CONNECTED, r->spec.live_id, NULL);
+    break;
+  case LWS_CALLBACK_CLIENT_RECEIVE:
+    if (!r) break;
+    if (!r->rx_overflow) {
+      if (r->rx_len + len > in->o.max_frame_bytes) {
+        r->rx_overflow = 1;
+      } else {
+        if (r->rx_len + len > r->rx_cap) {
+          size_t nc = r->rx_cap ? r->rx_cap : 16384;
+          while (nc < r->rx_len + len) nc *= 2;
+          if (nc > in->o.max_frame_bytes) nc = in->o.max_frame_bytes;
+          uint8_t *nb = realloc(r->rx, nc);
+          if (!nb) return -1;
+          r->rx = nb;
+          r->rx_cap = nc;
+        }
+        memcpy(r->rx + r->rx_len, inp, len);
+        r->rx_len += len;
+      }
+    }
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+      on_message(r);
+      r->rx_len = 0;
+      r->rx_overflow = 0;
+    }
+    break;
+  case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+    if (r) r->last_rx_ms = dl_mono_ms();
+    break;
+  case LWS_CALLBACK_CLIENT_WRITEABLE: {
+    if (!r) break;
+    int w = write_one(r, wsi);
+    if (w < 0) return -1;
+    if (w > 0) {
+      lws_callback_on_writable(wsi);
+      break;
+    }
+    if (r->want_close || r->ended) {
+      lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
+      return -1;
+    }
+    break;
+  }
+  case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+    if (r && len >= 2) {
+      const unsigned char *b = inp;
+      int code = b[0] << 8 | b[1];
+      r->min_wait_ms = code == 1013 ? 5000 : code == 1012 ? 3000 : code == 1001 ? 2000 :
+                       (code == 1008 || code == 1007) ? 30000 : 0;
+      snprintf(r->last_error, sizeof r->last_error, "server closed with code %d", code);
+    }
+    break;
+  case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+    if (!r) break;
+    char why[240];
+    snprintf(why, sizeof why, "connect error: %s", inp ? (const char *)inp : "unknown");
+    lws_set_opaque_user_data(wsi, NULL);
+    room_lost(r, why);
+    break;
+  }
+  case LWS_CALLBACK_CLIENT_CLOSED:
+    if (!r) break;
+    lws_set_opaque_user_data(wsi, NULL);
+    room_lost(r, r->last_error[0] ? r->last_error : "connection closed");
+    break;
+  default:
+    break;
+  }
+  return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+    {"dylive", callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static int parse_base(dl_ingest *in, const char *base) {
+  const char *p;
+  if (!strncmp(base, "wss://", 6)) {
+    in->scheme_tls = 1;
+    p = base + 6;
+    in->port = 443;
+  } else if (!strncmp(base, "ws://", 5)) {
+    p = base + 5;
+    in->port = 80;
+  } else {
+    return -1;
+  }
+  const char *slash = strchr(p, '/');
+  size_t hl = slash ? (size_t)(slash - p) : strlen(p);
+  if (!hl || hl >= sizeof in->host) return -1;
+  memcpy(in->host, p, hl);
+  in->host[hl] = 0;
+  char *colon = strrchr(in->host, ':');
+  if (colon && !strchr(colon, ']')) {
+    in->port = atoi(colon + 1);
+    *colon = 0;
+  }
+  snprintf(in->path_prefix, sizeof in->path_prefix, "%s", slash ? slash : "");
+  return 0;
+}
+
+dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
+  dl_ingest *in = calloc(1, sizeof *in);
+  if (!in) return NULL;
+  in->o = *o;
+  in->ws_base = strdup(o->ws_base);
+  in->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
+  in->ua = strdup(o->user_agent);
+  in->out = out;
+  in->wake_fd = wake_fd;
+  in->cmds_tail = &in->cmds;
+  in->rng = (uint64_t)dl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
+  pthread_mutex_init(&in->mu, NULL);
+  if (!in->ws_base || !in->ua || parse_base(in, in->ws_base) != 0) {
+    dl_ingest_free(in);
+    return NULL;
+  }
+  lws_set_log_level(LLL_ERR, NULL);
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof info);
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  info.protocols = protocols;
+  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  info.user = in;
+  info.pt_serv_buf_size = 32 * 1024; /* the push URL is ~1.5 KB and cookies can be large */
+  info.timeout_secs = 20;
+  info.connect_timeout_secs = 15;
+  info.fd_limit_per_thread = 4096;
+  in->ctx = lws_create_context(&info);
+  if (!in->ctx) {
+    dl_ingest_free(in);
+    return NULL;
+  }
+  return in;
+}
+
+static void *thread_main(void *arg) {
+  dl_ingest *in = arg;
+  while (!in->stop)
+    if (lws_service(in->ctx, 0) < 0) break;
+  return NULL;
+}
+
+int dl_ingest_start(dl_ingest *in) {
+  if (pthread_create(&in->thread, NULL, thread_main, in) != 0) return -1;
+  in->started = 1;
+  return 0;
+}
+
+static void push_cmd(dl_ingest *in, cmd *c) {
+  pthread_mutex_lock(&in->mu);
+  *in->cmds_tail = c;
+  in->cmds_tail = &c->next;
+  pthread_mutex_unlock(&in->mu);
+  lws_cancel_service(in->ctx);
+}
+
+void dl_ingest_open(dl_ingest *in, const dl_room_spec *spec) {
+  cmd *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->open = 1;
+  c->spec = *spec;
+  c->spec.cookie = spec->cookie ? strdup(spec->cookie) : NULL;
+  push_cmd(in, c);
+}
+
+void dl_ingest_close(dl_ingest *in, const char *live_id) {
+  cmd *c = calloc(1, sizeof *c);
+  if (!c) return;
+  snprintf(c->spec.live_id, sizeof c->spec.live_id, "%s", live_id);
+  push_cmd(in, c);
+}
+
+void dl_ingest_stats_get(dl_ingest *in, dl_ingest_stats *out) {
+  uint64_t *src = (uint64_t *)&in->st, *dst = (uint64_t *)out;
+  for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+int dl_ingest_paused(dl_ingest *in) { return __atomic_load_n(&in->paused, __ATOMIC_RELAXED); }
+
+void dl_ingest_free(dl_ingest *in) {
+  if (!in) return;
+  if (in->started) {
+    in->stop = 1;
+    lws_cancel_service(in->ctx);
+    pthread_join(in->thread, NULL);
+  }
+  if (in->ctx) lws_context_destroy(in->ctx); /* closes sockets; callbacks may still run */
+  while (in->rooms) room_free(in, in->rooms);
+  while (in->cmds) {
+    cmd *n = in->cmds->next;
+    free(in->cmds->spec.cookie);
+    free(in->cmds);
+    in->cmds = n;
+  }
+  pthread_mutex_destroy(&in->mu);
+  free(in->ws_base);
+  free(in->ca_file);
+  free(in->ua);
+  free(in);
+}

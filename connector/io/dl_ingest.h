@@ -1,0 +1,71 @@
+/* dl_ingest — the ingest thread: owns every WebSocket (lws loop), heartbeat, acks, reconnects,
+ * and runs the pure decoder. It never touches Redis: decoded frames go onto a bounded queue for
+ * the control thread. Commands (open, close) come the other way and wake lws with
+ * lws_cancel_service(). When the outgoing queue passes its high-water mark every socket stops
+ * reading (lws_rx_flow_control) until it drains below the low-water mark. */
+#ifndef DL_INGEST_H
+#define DL_INGEST_H
+
+#include <stdint.h>
+
+#include "dl_decode.h"
+#include "dl_queue.h"
+
+#define DL_LIVE_ID_MAX 64
+#define DL_ROOM_ID_MAX 32
+
+typedef struct dl_ingest dl_ingest;
+
+typedef struct dl_ingest_opts {
+  const char *ws_base;        /* ws://host:port or wss://host */
+  const char *ca_file;        /* extra CA bundle, or NULL */
+  const char *user_agent;
+  int sign;                   /* 1: builtin signature, 0: empty */
+  int64_t heartbeat_ms;
+  size_t max_frame_bytes;
+  dl_decode_limits limits;
+} dl_ingest_opts;
+
+typedef struct dl_room_spec {
+  char live_id[DL_LIVE_ID_MAX];
+  char room_id[DL_ROOM_ID_MAX];
+  char user_unique_id[DL_ROOM_ID_MAX];
+  char *cookie;               /* "ttwid=…; …" (owned by the spec; copied by open) */
+} dl_room_spec;
+
+typedef enum {
+  DL_IN_FRAME,                /* frame: decoded events */
+  DL_IN_CONNECTED,            /* WebSocket established */
+  DL_IN_DISCONNECTED,         /* lost; will reconnect (reason) */
+  DL_IN_ENDED,                /* ControlMessage status 3: closed, no reconnect */
+  DL_IN_CLOSED,               /* closed after dl_ingest_close: the room is gone from ingest */
+  DL_IN_BAD_FRAME,            /* a frame that did not decode (reason) */
+} dl_in_kind;
+
+typedef struct dl_in_msg {
+  dl_in_kind kind;
+  char live_id[DL_LIVE_ID_MAX];
+  dl_frame frame;             /* DL_IN_FRAME */
+  char reason[256];
+} dl_in_msg;
+
+void dl_in_msg_free(void *m);
+
+/* Counters read by the control thread for /metrics (relaxed atomics). */
+typedef struct dl_ingest_stats {
+  uint64_t frames, bytes, messages, bad_frames, bad_messages, acks_sent, hb_sent, connects,
+      disconnects, pauses, bombs;
+} dl_ingest_stats;
+
+/* out: the queue to the control thread; wake_fd: an eventfd written after a push. */
+dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd);
+int dl_ingest_start(dl_ingest *in);
+/* Thread-safe. */
+void dl_ingest_open(dl_ingest *in, const dl_room_spec *spec);
+void dl_ingest_close(dl_ingest *in, const char *live_id);
+void dl_ingest_stats_get(dl_ingest *in, dl_ingest_stats *out);
+int dl_ingest_paused(dl_ingest *in);
+/* Stops the thread (closing every socket) and frees. */
+void dl_ingest_free(dl_ingest *in);
+
+#endif

@@ -1,0 +1,31 @@
+/* dl_page — what the live page (GET https://live.douyin.com/<live_id>) says about a room.
+ * Pure: text in, facts out (PROTOCOL §1.2). The page carries its state as escaped JSON inside
+ * self.__pace_f.push([1,"…"]) scripts; we unescape (up to 6 levels) and look for, in order:
+ * the roomInfo object, the id_str/status/status_str pattern, then bare room id markers. */
+#ifndef DL_PAGE_H
+#define DL_PAGE_H
+
+#include <stddef.h>
+
+#include "dl_err.h"
+
+typedef struct dl_page_info {
+  char room_id[32];
+  int status;            /* 2 = live; 4 = ended; 0 = unknown */
+  int offline_text;      /* 直播已结束 / 暂未开播 / 未开播 seen */
+  char title[256];
+  char anchor[128];
+  char user_unique_id[32];
+} dl_page_info;
+
+/* DL_EOK with room_id filled; DL_ECHALLENGE when the page has no room state (an anti-bot page,
+ * not "not found"); DL_ENOMEM. */
+dl_err dl_page_parse(const char *html, size_t len, dl_page_info *out);
+/* 1 when the facts say the room is live now. */
+int dl_page_is_live(const dl_page_info *p);
+
+/* Extracts the live_id from "123", "https://live.douyin.com/123" or ".../123?x=y".
+ * Returns 0 and fills out (digits only), or -1. */
+int dl_live_id_normalize(const char *in, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,327 @@
+#include "dl_resolve.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dl_log.h"
+
+/* The live page is ~1 MB in 2026; anything past 8 MiB is not a live page. */
+#define DL_PAGE_MAX_BYTES (8u << 20)
+/* A ttwid is good for days; refresh hourly and after any failure. */
+#define DL_TTWID_TTL_MS (3600 * 1000)
+#define DL_COOKIE_MAX 8192
+
+typedef struct job {
+  struct job *next;
+  char live_id[64];
+} job;
+
+struct dl_resolver {
+  char *base, *ca_file, *ua, *user_cookie;
+  dl_queue *out;
+  int wake_fd;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  job *jobs, **tail;
+  int stop;
+  CURL *curl;
+  char ttwid_cookie[2048]; /* "ttwid=…" plus other cookies from GET / */
+  int64_t ttwid_ms;
+};
+
+typedef struct body {
+  char *buf;
+  size_t len, cap;
+  int over;
+} body;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
+  body *b = ud;
+  size_t len = sz * n;
+  if (b->len + len + 1 > DL_PAGE_MAX_BYTES) {
+    b->over = 1;
+    return 0;
+  }
+  if (b->len + len + 1 > b->cap) {
+    size_t nc = b->cap ? b->cap * 2 : 65536;
+    while (nc < b->len + len + 1) nc *= 2;
+    if (nc > DL_PAGE_MAX_BYTES) nc = DL_PAGE_MAX_BYTES;
+    char *nb = realloc(b->buf, nc);
+    if (!nb) return 0;
+    b->buf = nb;
+    b->cap = nc;
+  }
+  memcpy(b->buf + b->len, p, len);
+  b->len += len;
+  b->buf[b->len] = 0;
+  return len;
+}
+
+/* Collects "name=value" of every Set-Cookie into ud (a char[2048]). */
+static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
+  size_t len = sz * n;
+  char *jar = ud;
+  if (len > 12 && !strncasecmp(p, "Set-Cookie:", 11)) {
+    const char *v = p + 11;
+    while (*v == ' ') v++;
+    size_t vl = 0;
+    while (v + vl < p + len && v[vl] != ';' && v[vl] != '\r' && v[vl] != '\n') vl++;
+    size_t jl = strlen(jar);
+    if (vl && jl + vl + 3 < 2048) {
+      if (jl) {
+        memcpy(jar + jl, "; ", 2);
+        jl += 2;
+      }
+      memcpy(jar + jl, v, vl);
+      jar[jl + vl] = 0;
+    }
+  }
+  return len;
+}
+
+static void curl_common(dl_resolver *r, const char *url, body *b) {
+  curl_easy_reset(r->curl);
+  curl_easy_setopt(r->curl, CURLOPT_URL, url);
+  curl_easy_setopt(r->curl, CURLOPT_USERAGENT, r->ua);
+  curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, b);
+  curl_easy_setopt(r->curl, CURLOPT_TIMEOUT, 20L);
+  curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(r->curl, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (r->ca_file && *r->ca_file) {
+    /* extra CA in addition to the system store */
+    curl_easy_setopt(r->curl, CURLOPT_CAINFO, r->ca_file);
+    curl_easy_setopt(r->curl, CURLOPT_CAPATH, "/etc/ssl/certs");
+  }
+}
+
+static dl_err fetch_ttwid(dl_resolver *r, char *why, size_t cap) {
+  char url[1024];
+  snprintf(url, sizeof url, "%s/", r->base);
+  body b = {0};
+  char jar[2048] = "";
+  curl_common(r, url, &b);
+  curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, (void *)jar);
+  CURLcode cc = curl_easy_perform(r->curl);
+  free(b.buf);
+  if (cc != CURLE_OK) {
+    snprintf(why, cap, "GET / failed: %s", curl_easy_strerror(cc));
+    return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ? DL_ETLS : DL_EHTTP;
+  }
+  if (!strstr(jar, "ttwid=")) {
+    snprintf(why, cap, "GET / returned no ttwid cookie");
+    return DL_EHTTP;
+  }
+  snprintf(r->ttwid_cookie, sizeof r->ttwid_cookie, "%s", jar);
+  r->ttwid_ms = dl_mono_ms();
+  return DL_EOK;
+}
+
+static void resolve(dl_resolver *r, const char *live_id, dl_resolve_result *res) {
+  snprintf(res->live_id, sizeof res->live_id, "%s", live_id);
+  if (!r->ttwid_cookie[0] || dl_mono_ms() - r->ttwid_ms > DL_TTWID_TTL_MS) {
+    res->err = fetch_ttwid(r, res->error, sizeof res->error);
+    if (res->err) return;
+  }
+  char cookie[DL_COOKIE_MAX];
+  /* the user's cookies win over ours when both name ttwid */
+  if (r->user_cookie && strstr(r->user_cookie, "ttwid="))
+    snprintf(cookie, sizeof cookie, "%s", r->user_cookie);
+  else if (r->user_cookie && *r->user_cookie)
+    snprintf(cookie, sizeof cookie, "%s; %s", r->ttwid_cookie, r->user_cookie);
+  else
+    snprintf(cookie, sizeof cookie, "%s", r->ttwid_cookie);
+
+  char url[1024], referer[1024];
+  snprintf(url, sizeof url, "%s/%s", r->base, live_id);
+  snprintf(referer, sizeof referer, "%s/", r->base);
+  body b = {0};
+  curl_common(r, url, &b);
+  struct curl_slist *h = NULL;
+  h = curl_slist_append(h, "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
+  h = curl_slist_append(h, "sec-ch-ua-mobile: ?0");
+  h = curl_slist_append(h, "sec-ch-ua-platform: \"Windows\"");
+  curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(r->curl, CURLOPT_COOKIE, cookie);
+  curl_easy_setopt(r->curl, CURLOPT_REFERER, referer);
+  CURLcode cc = curl_easy_perform(r->curl);
+  curl_slist_free_all(h);
+  curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
+  if (cc != CURLE_OK) {
+    res->err = cc == CURLE_PEER_FAILED_VERIFICATION ? DL_ETLS : DL_EHTTP;
+    snprintf(res->error, sizeof res->error, "GET /%s failed: %s", live_id,
+             b.over ? "page over 8 MiB" : curl_easy_strerror(cc));
+    r->ttwid_cookie[0] = 0;
+    goto done;
+  }
+  if (res->http_status == 404 || res->http_status == 410) {
+    res->err = DL_ENOTFOUND;
+    snprintf(res->error, sizeof res->error, "live page answered %ld: no such room", res->http_status);
+    goto done;
+  }
+  if (res->http_status != 200) {
+    res->err = DL_EHTTP;
+    snprintf(res->error, sizeof res->error, "live page answered HTTP %ld", res->http_status);
+    r->ttwid_cookie[0] = 0;
+    goto done;
+  }
+  res->err = dl_page_parse(b.buf ? b.buf : "", b.len, &res->page);
+  if (res->err == DL_ECHALLENGE) {
+    snprintf(res->error, sizeof res->error, "live page has no room state (anti-bot challenge; a cookie may help)");
+    r->ttwid_cookie[0] = 0;
+  } else if (res->err == DL_EOK && !dl_page_is_live(&res->page)) {
+    res->err = DL_ENOTLIVE;
+    snprintf(res->error, sizeof res->error, "room is not live (status %d)", res->page.status);
+  }
+  res->cookie = strdup(cookie);
+done:
+  free(b.buf);
+}
+
+static void *thread_main(void *arg) {
+  dl_resolver *r = arg;
+  for (;;) {
+    pthread_mutex_lock(&r->mu);
+    while (!r->jobs && !r->stop) pthread_cond_wait(&r->cv, &r->mu);
+    if (r->stop) {
+      pthread_mutex_unlock(&r->mu);
+      return NULL;
+    }
+    job *j = r->jobs;
+    r->jobs = j->next;
+    if (!r->jobs) r->tail = &r->jobs;
+    pthread_mutex_unlock(&r->mu);
+
+    dl_resolve_result *res = calloc(1, sizeof *res);
+    if (res) {
+      resolve(r, j->live_id, res);
+      while (dl_queue_push(r->out, res, NULL) != DL_EOK && !r->stop) usleep(1000);
+      uint64_t one = 1;
+      ssize_t w = write(r->wake_fd, &one, sizeof one);
+      (void)w;
+    }
+    free(j);
+  }
+}
+
+dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_fd) {
+  dl_resolver *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  size_t bl = strlen(o->http_base);
+  while (bl && o->http_base[bl - 1] == '/') bl--;
+  r->base = strndup(o->http_base, bl);
+  r->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
+  r->ua = strdup(o->user_agent);
+  r->user_cookie = o->user_cookie ? strdup(o->user_cookie) : NULL;
+  r->out = out;
+  r->wake_fd = wake_fd;
+  r->tail = &r->jobs;
+  r->curl = curl_easy_init();
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->cv, NULL);
+  if (!r->base || !r->ua || !r->curl || pthread_create(&r->thread, NULL, thread_main, r) != 0) {
+    if (r->curl) curl_easy_cleanup(r->curl);
+    free(r->base);
+    free(r->ca_file);
+    free(r->ua);
+    free(r->user_cookie);
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+void dl_resolver_submit(dl_resolver *r, const char *live_id) {
+  job *j = calloc(1, sizeof *j);
+  if (!j) return;
+  snprintf(j->live_id, sizeof j->live_id, "%s", live_id);
+  pthread_mutex_lock(&r->mu);
+  *r->tail = j;
+  r->tail = &j->next;
+  pthread_cond_signal(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+}
+
+void dl_resolver_free(dl_resolver *r) {
+  if (!r) return;
+  pthread_mutex_lock(&r->mu);
+  r->stop = 1;
+  pthread_cond_signal(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  pthread_join(r->thread, NULL);
+  while (r->jobs) {
+    job *n = r->jobs->next;
+    free(r->jobs);
+    r->jobs = n;
+  }
+  curl_easy_cleanup(r->curl);
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+  free(r->base);
+  free(r->ca_file);
+  free(r->ua);
+  free(r->user_cookie);
+  free(r);
+}
+
+void dl_resolve_result_free(void *p) {
+  dl_resolve_result *res = p;
+  if (!res) return;
+  free(res->cookie);
+  free(res);
+}
+
+char *dl_cookie_file_load(const char *path, char *why, size_t cap) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(why, cap, "cannot open: %s", strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH)) {
+    fclose(f);
+    snprintf(why, cap, "file is world-readable; chmod 600 it (it holds a login session)");
+    return NULL;
+  }
+  char *out = calloc(1, DL_COOKIE_MAX);
+  char line[4096];
+  size_t ol = 0;
+  while (out && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0] || (line[0] == '#' && strncmp(line, "#HttpOnly_", 10))) continue;
+    char name_value[4096];
+    char *cols[7];
+    int nc = 0;
+    char *save = NULL;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", line);
+    for (char *t = strtok_r(tmp, "\t", &save); t && nc < 7; t = strtok_r(NULL, "\t", &save)) cols[nc++] = t;
+    if (nc == 7) snprintf(name_value, sizeof name_value, "%s=%s", cols[5], cols[6]);
+    else snprintf(name_value, sizeof name_value, "%s", line);
+    size_t l = strlen(name_value);
+    if (ol + l + 3 >= DL_COOKIE_MAX) break;
+    if (ol) {
+      memcpy(out + ol, "; ", 2);
+      ol += 2;
+    }
+    memcpy(out + ol, name_value, l + 1);
+    ol += l;
+  }
+  fclose(f);
+  if (out && !ol) {
+    free(out);
+    snprintf(why, cap, "no cookies in file");
+    return NULL;
+  }
+  return out;
+}

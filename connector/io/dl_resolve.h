@@ -1,0 +1,38 @@
+/* dl_resolve — HTTP to Douyin on its own thread (libcurl, blocking, one request at a time, so
+ * it paces itself): the ttwid cookie from GET /, then the room id and live status from the live
+ * page. Results go onto a queue for the control thread. */
+#ifndef DL_RESOLVE_H
+#define DL_RESOLVE_H
+
+#include "dl_err.h"
+#include "dl_page.h"
+#include "dl_queue.h"
+
+typedef struct dl_resolver dl_resolver;
+
+typedef struct dl_resolve_result {
+  char live_id[64];
+  dl_err err;            /* DL_EOK, DL_ECHALLENGE, DL_ENOTFOUND, DL_EHTTP, DL_ETLS */
+  char error[256];
+  long http_status;
+  dl_page_info page;
+  char *cookie;          /* Cookie header for the WebSocket (ttwid + user cookies); never logged */
+} dl_resolve_result;
+
+typedef struct dl_resolver_opts {
+  const char *http_base;
+  const char *ca_file;
+  const char *user_agent;
+  const char *user_cookie;  /* "a=b; c=d" from --cookie-file, or NULL */
+} dl_resolver_opts;
+
+dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_fd);
+void dl_resolver_submit(dl_resolver *r, const char *live_id);
+void dl_resolver_free(dl_resolver *r);
+void dl_resolve_result_free(void *p);
+
+/* Reads a cookie file: Netscape format (tab-separated, 7 columns) or a "name=value; …" line.
+ * Returns a malloc'd "name=value; …" string or NULL (why says the reason). */
+char *dl_cookie_file_load(const char *path, char *why, size_t why_cap);
+
+#endif

@@ -1,0 +1,169 @@
+#include "dl_sign.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char sign_alphabet[] = "Dkdpgh4ZKsQB80/Mfvw36XI1R25+WUAlEi7NLboqYTOPuzmFjJnryx9HVGcaStCe";
+
+static void md5(const void *data, size_t len, unsigned char out[16]) {
+  unsigned int n = 16;
+  EVP_Digest(data, len, out, &n, EVP_md5(), NULL);
+}
+
+void dl_sign_stub(const char *room_id, const char *uid, char out[33]) {
+  char s[512];
+  int n = snprintf(s, sizeof s,
+                   "live_id=1,aid=6383,version_code=180800,webcast_sdk_version=%s,room_id=%s,"
+                   "sub_room_id=,sub_channel_id=,did_rule=3,user_unique_id=%s,device_platform=web,"
+                   "device_type=,ac=,identity=audience",
+                   DL_SDK_VERSION, room_id, uid);
+  unsigned char d[16];
+  md5(s, n < 0 ? 0 : (size_t)n, d);
+  for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static int unhex(const char *h, unsigned char out[16]) {
+  for (int i = 0; i < 32; i++) {
+    char c = h[i];
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (v < 0) return -1;
+    if (i % 2 == 0) out[i / 2] = (unsigned char)(v << 4);
+    else out[i / 2] |= (unsigned char)v;
+  }
+  return h[32] == 0 ? 0 : -1;
+}
+
+static void rc4(const unsigned char *key, size_t klen, unsigned char *buf, size_t len) {
+  unsigned char S[256];
+  for (int i = 0; i < 256; i++) S[i] = (unsigned char)i;
+  for (int i = 0, j = 0; i < 256; i++) {
+    j = (j + S[i] + key[(size_t)i % klen]) & 255;
+    unsigned char t = S[i];
+    S[i] = S[j];
+    S[j] = t;
+  }
+  for (size_t k = 0, i = 0, j = 0; k < len; k++) {
+    i = (i + 1) & 255;
+    j = (j + S[i]) & 255;
+    unsigned char t = S[i];
+    S[i] = S[j];
+    S[j] = t;
+    buf[k] ^= S[(S[i] + S[j]) & 255];
+  }
+}
+
+int dl_sign_with(const char *stub_hex, unsigned counter, int flag_bit, unsigned r1, unsigned key,
+                 char out[DL_SIGN_LEN + 1]) {
+  unsigned char stub[16], sd[16], e1[16], ed[16];
+  if (strlen(stub_hex) != 32 || unhex(stub_hex, stub) != 0) return -1;
+  md5(stub, 16, sd);
+  md5("", 0, e1);
+  md5(e1, 16, ed);
+  unsigned char b[12];
+  unsigned char *p = b + 2;
+  p[0] = (unsigned char)(counter & 0x3F);
+  p[1] = 0;
+  p[2] = 1;
+  p[3] = 14;
+  p[4] = ed[14];
+  p[5] = ed[15];
+  p[6] = sd[14];
+  p[7] = sd[15];
+  p[8] = (unsigned char)r1;
+  p[9] = 0;
+  for (int i = 0; i < 9; i++) p[9] ^= p[i];
+  unsigned char k = (unsigned char)key;
+  rc4(&k, 1, p, 10);
+  b[0] = (unsigned char)(0x40 | (flag_bit ? 0x10 : 0));
+  b[1] = k;
+  for (int i = 0, o = 0; i < 12; i += 3) {
+    unsigned v = (unsigned)b[i] << 16 | (unsigned)b[i + 1] << 8 | b[i + 2];
+    out[o++] = sign_alphabet[(v >> 18) & 63];
+    out[o++] = sign_alphabet[(v >> 12) & 63];
+    out[o++] = sign_alphabet[(v >> 6) & 63];
+    out[o++] = sign_alphabet[v & 63];
+  }
+  out[DL_SIGN_LEN] = 0;
+  return 0;
+}
+
+static uint64_t xorshift(uint64_t *s) {
+  uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ULL;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *s = x;
+}
+
+void dl_signer_init(dl_signer *s, uint64_t seed) {
+  s->counter = 0;
+  s->rng = seed ? seed : 0x2545F4914F6CDD1DULL;
+}
+
+int dl_signer_sign(dl_signer *s, const char *stub_hex, char out[DL_SIGN_LEN + 1]) {
+  s->counter++;
+  uint64_t r = xorshift(&s->rng);
+  return dl_sign_with(stub_hex, s->counter, (int)(r & 1), (unsigned)((r >> 8) % 255),
+                      (unsigned)((r >> 16) % 255), out);
+}
+
+/* Appends s with spaces as %20 and everything else raw (what the browser and public clients
+ * send for browser_version). */
+static size_t put_raw20(char *out, size_t cap, size_t at, const char *s) {
+  for (; s && *s; s++) {
+    if (*s == ' ') {
+      if (at + 3 >= cap) return cap;
+      memcpy(out + at, "%20", 3);
+      at += 3;
+    } else {
+      if (at + 1 >= cap) return cap;
+      out[at++] = *s;
+    }
+  }
+  return at;
+}
+
+size_t dl_wsurl_build(char *out, size_t cap, const char *ws_base, const char *room_id, const char *uid,
+                      const char *ua, const char *cursor, const char *internal_ext, const char *signature,
+                      int64_t now_ms) {
+  char def_cursor[128], def_ext[512];
+  if (!cursor || !*cursor) {
+    snprintf(def_cursor, sizeof def_cursor, "d-1_u-1_fh-%s_t-%lld_r-1", room_id, (long long)now_ms);
+    cursor = def_cursor;
+  }
+  if (!internal_ext || !*internal_ext) {
+    snprintf(def_ext, sizeof def_ext,
+             "internal_src:dim|wss_push_room_id:%s|wss_push_did:%s|first_req_ms:%lld|fetch_time:%lld|seq:1|"
+             "wss_info:0-%lld-0-0|wrds_v:7382620942951772256",
+             room_id, uid, (long long)now_ms - 100, (long long)now_ms, (long long)now_ms);
+    internal_ext = def_ext;
+  }
+  const char *bv = ua && !strncmp(ua, "Mozilla/", 8) ? ua + 8 : (ua ? ua : "");
+  size_t blen = strlen(ws_base);
+  while (blen && ws_base[blen - 1] == '/') blen--;
+  int n = snprintf(out, cap,
+                   "%.*s/webcast/im/push/v2/?app_name=douyin_web&version_code=180800&webcast_sdk_version=%s"
+                   "&update_version_code=%s&compress=gzip&device_platform=web&cookie_enabled=true"
+                   "&screen_width=1920&screen_height=1080&browser_language=zh-CN&browser_platform=Win32"
+                   "&browser_name=Mozilla&browser_version=",
+                   (int)blen, ws_base, DL_SDK_VERSION, DL_SDK_VERSION);
+  if (n < 0 || (size_t)n >= cap) return 0;
+  size_t at = put_raw20(out, cap, (size_t)n, bv);
+  if (at >= cap) return 0;
+  n = snprintf(out + at, cap - at, "&browser_online=true&tz_name=Asia/Shanghai&cursor=");
+  if (n < 0 || (size_t)n >= cap - at) return 0;
+  at = put_raw20(out, cap, at + (size_t)n, cursor);
+  if (at >= cap) return 0;
+  n = snprintf(out + at, cap - at, "&internal_ext=");
+  if (n < 0 || (size_t)n >= cap - at) return 0;
+  at = put_raw20(out, cap, at + (size_t)n, internal_ext);
+  if (at >= cap) return 0;
+  n = snprintf(out + at, cap - at,
+               "&host=https://live.douyin.com&aid=6383&live_id=1&did_rule=3&endpoint=live_pc&support_wrds=1"
+               "&user_unique_id=%s&im_path=/webcast/im/fetch/&identity=audience&need_persist_msg_count=15"
+               "&insert_task_id=&live_reason=&room_id=%s&heartbeatDuration=0&signature=%s",
+               uid, room_id, signature ? signature : "");
+  if (n < 0 || (size_t)n >= cap - at) return 0;
+  return at + (size_t)n;
+}

@@ -1,0 +1,999 @@
+#include "dl_worker.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/buffer.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "dl_ingest.h"
+#include "dl_log.h"
+#include "dl_resolve.h"
+
+#ifndef DYLIVE_VERSION
+#define DYLIVE_VERSION "0.1.0"
+#endif
+
+/* Commands waiting for Redis (writes are retried until acknowledged, in order). Past this many,
+ * the control thread stops taking frames from ingest, whose queue then fills and pauses the
+ * sockets: back-pressure instead of memory growth. */
+#define DL_OUTBOX_MAX 4096
+/* Redis reconnect period after a failure. */
+#define DL_REDIS_RETRY_MS 1000
+/* Frames taken from the ingest queue per wake-up (keeps the loop responsive). */
+#define DL_DRAIN_BATCH 256
+/* A room whose HTTP resolution failed is retried with this backoff (doubling, capped). */
+#define DL_RESOLVE_RETRY_MS 2000
+#define DL_RESOLVE_RETRY_MAX_MS 60000
+/* Drain must end within CONTRACT's 10 s; we give ourselves 8. */
+#define DL_DRAIN_DEADLINE_MS 8000
+/* Worker heartbeat key lifetime: a dead worker disappears within this. */
+#define DL_WORKER_TTL_MS 30000
+
+/* The room write: dedupe by msg_id against a bounded recent set, then XADD. One call per batch;
+ * KEYS share the {live_id} hash tag. */
+static const char write_script[] =
+    "local written, dups = 0, 0\n"
+    "local now = tonumber(ARGV[3])\n"
+    "for i = 4, #ARGV, 4 do\n"
+    "  local id = ARGV[i+1]\n"
+    "  local fresh = 1\n"
+    "  if id ~= '0' then fresh = redis.call('ZADD', KEYS[3], 'NX', now, id) end\n"
+    "  if fresh == 1 then\n"
+    "    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[i], 'msg_id', id,\n"
+    "               'ts_ms', ARGV[i+2], 'json', ARGV[i+3])\n"
+    "    written = written + 1\n"
+    "    if ARGV[i] == 'viewers' then\n"
+    "      local ok, e = pcall(cjson.decode, ARGV[i+3])\n"
+    "      if ok and type(e) == 'table' and type(e.online) == 'number' then\n"
+    "        redis.call('HSET', KEYS[2], 'viewers', string.format('%d', e.online))\n"
+    "      end\n"
+    "    end\n"
+    "  else\n"
+    "    dups = dups + 1\n"
+    "  end\n"
+    "end\n"
+    "if written > 0 then\n"
+    "  redis.call('HINCRBY', KEYS[2], 'events', written)\n"
+    "  redis.call('HSET', KEYS[2], 'last_event_ms', ARGV[3])\n"
+    "end\n"
+    "if dups > 0 then redis.call('HINCRBY', KEYS[2], 'duplicates', dups) end\n"
+    "local n = redis.call('ZCARD', KEYS[3])\n"
+    "local max = tonumber(ARGV[2])\n"
+    "if n > max then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, n - max - 1) end\n"
+    "return {written, dups}\n";
+
+typedef enum { C_RESOLVING, C_CONNECTING, C_LIVE, C_RECONNECTING, C_CLOSING } croom_state;
+
+typedef struct croom {
+  struct croom *next;
+  char live_id[DL_LIVE_ID_MAX];
+  char room_id[DL_ROOM_ID_MAX];
+  croom_state st;
+  int stop_requested;   /* unassigned: state stopped once closed */
+  int handing_back;     /* drain: back to the assignment list once closed */
+  int resolve_failures;
+  struct event *retry_ev;
+  uint64_t events, dups;
+  int64_t started_ms;
+} croom;
+
+typedef struct cmd {
+  struct cmd *next;
+  int argc;
+  char **argv;
+  size_t *argvlen;
+  int sent;
+  int is_batch;
+  char live_id[DL_LIVE_ID_MAX];
+} cmd;
+
+typedef struct worker {
+  const dl_config *cfg;
+  struct event_base *base;
+  dl_redis_addr raddr;
+  redisAsyncContext *w, *b; /* writes; blocking claims */
+  int w_ready, b_ready;
+  struct event *w_retry, *b_retry, *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev;
+  char script_sha[41];
+  cmd *out_head, *out_tail;
+  size_t out_len;
+  int claim_inflight;
+  long long b_client_id; /* CLIENT ID of the claims connection, to unblock it on drain */
+  croom *rooms;
+  size_t nrooms;
+  dl_queue *inq, *resq;
+  int wake_fd;
+  dl_ingest *ingest;
+  dl_resolver *resolver;
+  int draining;
+  int64_t drain_deadline;
+  struct evhttp *http;
+  char key_assign[160], key_claims[400], key_worker[300], key_workers[160];
+  int64_t started_ms;
+  /* counters (control thread only) */
+  uint64_t events_written, events_dup, redis_errors, redis_reconnects, claims, bad_assignments,
+      resolve_errors, batches;
+  int exit_code;
+} worker;
+
+/* ---------- small helpers ---------- */
+
+static void sha1_hex(const char *s, char out[41]) {
+  unsigned char d[20];
+  unsigned int n = 20;
+  EVP_Digest(s, strlen(s), d, &n, EVP_sha1(), NULL);
+  for (int i = 0; i < 20; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static croom *find_room(worker *wk, const char *live_id) {
+  for (croom *r = wk->rooms; r; r = r->next)
+    if (!strcmp(r->live_id, live_id)) return r;
+  return NULL;
+}
+
+static void room_key(const worker *wk, char *out, size_t cap, const char *live_id, const char *what) {
+  snprintf(out, cap, "%s:{%s}:%s", wk->cfg->prefix, live_id, what);
+}
+
+/* ---------- the outbox: every write, retried in order until Redis acknowledges it ---------- */
+
+static void cmd_free(cmd *c) {
+  if (!c) return;
+  for (int i = 0; i < c->argc; i++) free(c->argv[i]);
+  free(c->argv);
+  free(c->argvlen);
+  free(c);
+}
+
+static cmd *cmd_new(int argc) {
+  cmd *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->argv = calloc((size_t)argc, sizeof *c->argv);
+  c->argvlen = calloc((size_t)argc, sizeof *c->argvlen);
+  if (!c->argv || !c->argvlen) {
+    free(c->argv);
+    free(c->argvlen);
+    free(c);
+    return NULL;
+  }
+  return c;
+}
+
+static int cmd_set(cmd *c, int i, const char *s, size_t len) {
+  c->argv[i] = malloc(len + 1);
+  if (!c->argv[i]) return -1;
+  memcpy(c->argv[i], s, len);
+  c->argv[i][len] = 0;
+  c->argvlen[i] = len;
+  if (i + 1 > c->argc) c->argc = i + 1;
+  return 0;
+}
+
+static void on_write_reply(redisAsyncContext *ac, void *r, void *priv);
+static void w_reset(worker *wk, const char *why);
+
+static void outbox_send(worker *wk, cmd *c) {
+  if (!wk->w_ready || c->sent) return;
+  if (redisAsyncCommandArgv(wk->w, on_write_reply, c, c->argc, (const char **)c->argv, c->argvlen) == REDIS_OK)
+    c->sent = 1;
+}
+
+static void outbox_push(worker *wk, cmd *c) {
+  if (!c) return;
+  if (wk->out_tail) wk->out_tail->next = c;
+  else wk->out_head = c;
+  wk->out_tail = c;
+  wk->out_len++;
+  outbox_send(wk, c);
+}
+
+static void outbox_flush_all(worker *wk) {
+  for (cmd *c = wk->out_head; c; c = c->next) outbox_send(wk, c);
+}
+
+/* Builds a command from a NULL-terminated list of strings. */
+static cmd *cmd_of(const char *first, ...) {
+  va_list ap;
+  int n = 0;
+  va_start(ap, first);
+  for (const char *s = first; s; s = va_arg(ap, const char *)) n++;
+  va_end(ap);
+  cmd *c = cmd_new(n);
+  if (!c) return NULL;
+  va_start(ap, first);
+  int i = 0;
+  for (const char *s = first; s; s = va_arg(ap, const char *)) {
+    if (cmd_set(c, i++, s, strlen(s)) != 0) {
+      va_end(ap);
+      cmd_free(c);
+      return NULL;
+    }
+  }
+  va_end(ap);
+  return c;
+}
+
+static void maybe_finish_drain(worker *wk);
+static void drain_ingest(worker *wk);
+
+static void on_write_reply(redisAsyncContext *ac, void *rp, void *priv) {
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  cmd *c = priv;
+  if (!wk) return;
+  if (!reply) return; /* disconnected: the command stays in the outbox and is sent again */
+  if (c != wk->out_head) {
+    /* replies arrive in order; anything else is a stale reply from an old connection */
+    return;
+  }
+  if (reply->type == REDIS_REPLY_ERROR) {
+    wk->redis_errors++;
+    dl_log(DL_LOG_WARN, "redis_error", c->live_id, "write failed: %.200s; will retry", reply->str);
+    w_reset(wk, reply->str);
+    return;
+  }
+  if (c->is_batch && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+    wk->events_written += (uint64_t)reply->element[0]->integer;
+    wk->events_dup += (uint64_t)reply->element[1]->integer;
+    croom *r = find_room(wk, c->live_id);
+    if (r) {
+      r->events += (uint64_t)reply->element[0]->integer;
+      r->dups += (uint64_t)reply->element[1]->integer;
+    }
+  }
+  wk->out_head = c->next;
+  if (!wk->out_head) wk->out_tail = NULL;
+  wk->out_len--;
+  cmd_free(c);
+  if (wk->out_len < DL_OUTBOX_MAX / 2) drain_ingest(wk);
+  if (wk->draining) maybe_finish_drain(wk);
+}
+
+/* ---------- status ---------- */
+
+static void set_status(worker *wk, const char *live_id, const char *state, const char *room_id, const char *error) {
+  char key[256], now[32];
+  room_key(wk, key, sizeof key, live_id, "status");
+  snprintf(now, sizeof now, "%lld", (long long)dl_now_ms());
+  cmd *c;
+  if (error)
+    c = cmd_of("HSET", key, "state", state, "worker", wk->cfg->worker_id, "updated_ms", now, "room_id",
+               room_id ? room_id : "", "error", error, NULL);
+  else
+    c = cmd_of("HSET", key, "state", state, "worker", wk->cfg->worker_id, "updated_ms", now, "room_id",
+               room_id ? room_id : "", NULL);
+  if (c) snprintf(c->live_id, sizeof c->live_id, "%s", live_id);
+  outbox_push(wk, c);
+}
+
+static void set_status_field(worker *wk, const char *live_id, const char *field, const char *value) {
+  char key[256];
+  room_key(wk, key, sizeof key, live_id, "status");
+  outbox_push(wk, cmd_of("HSET", key, field, value, NULL));
+}
+
+/* ---------- rooms ---------- */
+
+static void room_remove(worker *wk, croom *r) {
+  for (croom **pp = &wk->rooms; *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      wk->nrooms--;
+      break;
+    }
+  if (r->retry_ev) event_free(r->retry_ev);
+  free(r);
+}
+
+static void release_claim(worker *wk, const char *live_id) {
+  outbox_push(wk, cmd_of("LREM", wk->key_claims, "0", live_id, NULL));
+}
+
+static void claim_next(worker *wk);
+
+static worker *g_wk; /* signal and retry callbacks need the worker; there is one per process */
+
+static void resolve_retry(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  croom *r = arg;
+  if (r->st == C_RESOLVING && !r->stop_requested && !g_wk->draining) dl_resolver_submit(g_wk->resolver, r->live_id);
+}
+
+static void start_room(worker *wk, const char *live_id) {
+  croom *r = calloc(1, sizeof *r);
+  if (!r) return;
+  snprintf(r->live_id, sizeof r->live_id, "%s", live_id);
+  r->st = C_RESOLVING;
+  r->started_ms = dl_now_ms();
+  r->next = wk->rooms;
+  wk->rooms = r;
+  wk->nrooms++;
+  char key[256];
+  room_key(wk, key, sizeof key, live_id, "status");
+  /* a claim is an assignment: it clears an earlier unassign */
+  outbox_push(wk, cmd_of("HDEL", key, "desired", "error", NULL));
+  set_status(wk, live_id, "starting", NULL, NULL);
+  dl_log(DL_LOG_INFO, "room_claimed", live_id, "claimed; resolving the live page");
+  dl_resolver_submit(wk->resolver, live_id);
+}
+
+/* The room is no longer ours (closed, ended, stopped or handed back). */
+static void finish_room(worker *wk, croom *r, const char *state, const char *why) {
+  if (r->handing_back) {
+    /* head of the queue: BLMOVE pops from the right */
+    outbox_push(wk, cmd_of("RPUSH", wk->key_assign, r->live_id, NULL));
+    char msg[200];
+    snprintf(msg, sizeof msg, "handed back by draining worker %s", wk->cfg->worker_id);
+    set_status(wk, r->live_id, "reconnecting", r->room_id, msg);
+  } else {
+    set_status(wk, r->live_id, state, r->room_id, why);
+  }
+  release_claim(wk, r->live_id);
+  dl_log(DL_LOG_INFO, "room_released", r->live_id, "%s%s%s", r->handing_back ? "handed back" : state,
+         why ? ": " : "", why ? why : "");
+  room_remove(wk, r);
+  claim_next(wk);
+  if (wk->draining) maybe_finish_drain(wk);
+}
+
+static void close_room(worker *wk, croom *r) {
+  if (r->st == C_CLOSING) return;
+  if (r->st == C_RESOLVING) {
+    /* not in ingest yet: done now (a resolve result may still arrive and is ignored) */
+    r->st = C_CLOSING;
+    finish_room(wk, r, "stopped", NULL);
+    return;
+  }
+  r->st = C_CLOSING;
+  dl_ingest_close(wk->ingest, r->live_id);
+}
+
+/* ---------- messages from ingest and the resolver ---------- */
+
+static cmd *batch_begin(worker *wk, const char *live_id, int nevents) {
+  cmd *c = cmd_new(10 + 4 * nevents);
+  if (!c) return NULL;
+  char k[256], num[32];
+  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->script_sha, 40) == 0 && cmd_set(c, 2, "3", 1) == 0;
+  room_key(wk, k, sizeof k, live_id, "events");
+  ok = ok && cmd_set(c, 3, k, strlen(k)) == 0;
+  room_key(wk, k, sizeof k, live_id, "status");
+  ok = ok && cmd_set(c, 4, k, strlen(k)) == 0;
+  room_key(wk, k, sizeof k, live_id, "seen");
+  ok = ok && cmd_set(c, 5, k, strlen(k)) == 0;
+  snprintf(num, sizeof num, "%lld", wk->cfg->stream_maxlen);
+  ok = ok && cmd_set(c, 6, num, strlen(num)) == 0;
+  snprintf(num, sizeof num, "%lld", wk->cfg->seen_max);
+  ok = ok && cmd_set(c, 7, num, strlen(num)) == 0;
+  snprintf(num, sizeof num, "%lld", (long long)dl_now_ms());
+  ok = ok && cmd_set(c, 8, num, strlen(num)) == 0;
+  if (!ok) {
+    cmd_free(c);
+    return NULL;
+  }
+  c->argc = 9;
+  c->is_batch = 1;
+  snprintf(c->live_id, sizeof c->live_id, "%s", live_id);
+  return c;
+}
+
+static void write_frame(worker *wk, const dl_in_msg *m) {
+  const dl_frame *f = &m->frame;
+  size_t i = 0;
+  while (i < f->n_events) {
+    size_t n = f->n_events - i;
+    if (n > (size_t)wk->cfg->batch_max) n = (size_t)wk->cfg->batch_max;
+    cmd *c = batch_begin(wk, m->live_id, (int)n);
+    if (!c) return;
+    for (size_t k = 0; k < n; k++, i++) {
+      const dl_event *e = &f->events[i];
+      char ts[32];
+      snprintf(ts, sizeof ts, "%lld", (long long)e->ts_ms);
+      int a = c->argc;
+      if (cmd_set(c, a, e->type, strlen(e->type)) || cmd_set(c, a + 1, e->msg_id, strlen(e->msg_id)) ||
+          cmd_set(c, a + 2, ts, strlen(ts)) || cmd_set(c, a + 3, e->json, e->json_len)) {
+        cmd_free(c);
+        return;
+      }
+    }
+    wk->batches++;
+    outbox_push(wk, c);
+  }
+}
+
+static void on_ingest_msg(worker *wk, dl_in_msg *m) {
+  croom *r = find_room(wk, m->live_id);
+  switch (m->kind) {
+  case DL_IN_FRAME:
+    /* events of a room we are closing still get written: they were received */
+    write_frame(wk, m);
+    break;
+  case DL_IN_CONNECTED:
+    if (r && r->st != C_CLOSING) {
+      r->st = C_LIVE;
+      set_status(wk, r->live_id, "live", r->room_id, NULL);
+    }
+    break;
+  case DL_IN_DISCONNECTED:
+    if (r && r->st != C_CLOSING) {
+      r->st = C_RECONNECTING;
+      set_status(wk, r->live_id, "reconnecting", r->room_id, m->reason);
+    }
+    break;
+  case DL_IN_BAD_FRAME:
+    dl_log(DL_LOG_WARN, "bad_frame", m->live_id, "%s", m->reason);
+    if (r) set_status_field(wk, r->live_id, "last_bad_frame", m->reason);
+    break;
+  case DL_IN_ENDED:
+    if (r) {
+      r->stop_requested = 0;
+      r->handing_back = 0;
+      finish_room(wk, r, "ended", "live ended (ControlMessage status 3)");
+    }
+    break;
+  case DL_IN_CLOSED:
+    if (r) finish_room(wk, r, "stopped", r->stop_requested ? "unassigned" : NULL);
+    break;
+  }
+}
+
+static void on_resolved(worker *wk, dl_resolve_result *res) {
+  croom *r = find_room(wk, res->live_id);
+  if (!r || r->st != C_RESOLVING) return;
+  if (r->stop_requested || wk->draining) {
+    close_room(wk, r);
+    return;
+  }
+  if (res->err == DL_ENOTLIVE || res->err == DL_ENOTFOUND) {
+    dl_log(DL_LOG_INFO, "room_offline", r->live_id, "%s", res->error);
+    snprintf(r->room_id, sizeof r->room_id, "%s", res->page.room_id);
+    finish_room(wk, r, res->err == DL_ENOTLIVE ? "ended" : "error", res->error);
+    return;
+  }
+  if (res->err != DL_EOK) {
+    wk->resolve_errors++;
+    r->resolve_failures++;
+    int64_t wait = DL_RESOLVE_RETRY_MS << (r->resolve_failures > 5 ? 5 : r->resolve_failures - 1);
+    if (wait > DL_RESOLVE_RETRY_MAX_MS) wait = DL_RESOLVE_RETRY_MAX_MS;
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s; retrying in %lld ms", res->error, (long long)wait);
+    dl_log(DL_LOG_WARN, "resolve_failed", r->live_id, "%s", msg);
+    set_status(wk, r->live_id, "error", NULL, msg);
+    if (!r->retry_ev) r->retry_ev = evtimer_new(wk->base, resolve_retry, r);
+    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)((wait % 1000) * 1000)};
+    if (r->retry_ev) evtimer_add(r->retry_ev, &tv);
+    return;
+  }
+  snprintf(r->room_id, sizeof r->room_id, "%s", res->page.room_id);
+  r->st = C_CONNECTING;
+  char key[256];
+  room_key(wk, key, sizeof key, r->live_id, "status");
+  outbox_push(wk, cmd_of("HSET", key, "title", res->page.title, "anchor", res->page.anchor, NULL));
+  set_status(wk, r->live_id, "starting", r->room_id, NULL);
+  dl_room_spec spec;
+  memset(&spec, 0, sizeof spec);
+  snprintf(spec.live_id, sizeof spec.live_id, "%s", r->live_id);
+  snprintf(spec.room_id, sizeof spec.room_id, "%s", r->room_id);
+  if (res->page.user_unique_id[0]) {
+    snprintf(spec.user_unique_id, sizeof spec.user_unique_id, "%s", res->page.user_unique_id);
+  } else { /* a random 19-digit id, as public clients do (PROTOCOL §1.2) */
+    unsigned long long v = 7300000000000000000ULL + ((unsigned long long)random() << 20 ^ (unsigned long long)random()) % 699999999999999999ULL;
+    snprintf(spec.user_unique_id, sizeof spec.user_unique_id, "%llu", v);
+  }
+  spec.cookie = res->cookie;
+  dl_log(DL_LOG_INFO, "room_resolved", r->live_id, "room_id=%s title=\"%s\"", r->room_id, res->page.title);
+  dl_ingest_open(wk->ingest, &spec);
+}
+
+static void drain_ingest(worker *wk) {
+  void *items[DL_DRAIN_BATCH];
+  size_t n;
+  while ((n = dl_queue_pop(wk->resq, items, DL_DRAIN_BATCH)) > 0)
+    for (size_t i = 0; i < n; i++) {
+      on_resolved(wk, items[i]);
+      dl_resolve_result_free(items[i]);
+    }
+  /* stop taking frames while the outbox is full: ingest's queue then pauses the sockets */
+  while (wk->out_len < DL_OUTBOX_MAX && (n = dl_queue_pop(wk->inq, items, DL_DRAIN_BATCH)) > 0)
+    for (size_t i = 0; i < n; i++) {
+      on_ingest_msg(wk, items[i]);
+      dl_in_msg_free(items[i]);
+    }
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  uint64_t v;
+  ssize_t rd = read(fd, &v, sizeof v);
+  (void)rd;
+  drain_ingest(arg);
+}
+
+/* ---------- claims ---------- */
+
+static void on_claim(redisAsyncContext *ac, void *rp, void *priv) {
+  (void)priv;
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  if (!wk) return;
+  wk->claim_inflight = 0;
+  if (!reply) return;
+  if (wk->draining && reply->type != REDIS_REPLY_STRING) {
+    maybe_finish_drain(wk);
+    return;
+  }
+  if (reply->type == REDIS_REPLY_STRING) {
+    char raw[512], live_id[DL_LIVE_ID_MAX];
+    snprintf(raw, sizeof raw, "%.*s", (int)(reply->len < 500 ? reply->len : 500), reply->str);
+    wk->claims++;
+    if (wk->draining) {
+      outbox_push(wk, cmd_of("RPUSH", wk->key_assign, raw, NULL));
+      outbox_push(wk, cmd_of("LREM", wk->key_claims, "1", raw, NULL));
+      maybe_finish_drain(wk);
+    } else if (dl_live_id_normalize(raw, live_id, sizeof live_id) != 0) {
+      wk->bad_assignments++;
+      dl_log(DL_LOG_WARN, "bad_assignment", NULL, "ignoring assignment \"%s\": not a live_id or live URL", raw);
+      outbox_push(wk, cmd_of("LREM", wk->key_claims, "1", raw, NULL));
+    } else if (find_room(wk, live_id)) {
+      dl_log(DL_LOG_INFO, "assign_dup", live_id, "already captured here; ignoring the repeated assignment");
+      outbox_push(wk, cmd_of("LREM", wk->key_claims, "1", raw, NULL));
+    } else {
+      if (strcmp(raw, live_id)) { /* keep the normalized id in the claims list */
+        outbox_push(wk, cmd_of("LREM", wk->key_claims, "1", raw, NULL));
+        outbox_push(wk, cmd_of("LPUSH", wk->key_claims, live_id, NULL));
+      }
+      start_room(wk, live_id);
+    }
+  } else if (reply->type == REDIS_REPLY_ERROR) {
+    wk->redis_errors++;
+    dl_log(DL_LOG_WARN, "claim_error", NULL, "%.200s", reply->str);
+  }
+  claim_next(wk);
+}
+
+static void claim_next(worker *wk) {
+  if (!wk->b_ready || wk->claim_inflight || wk->draining) return;
+  if (wk->nrooms >= (size_t)wk->cfg->max_rooms) return;
+  const char *argv[] = {"BLMOVE", wk->key_assign, wk->key_claims, "RIGHT", "LEFT", "1"};
+  if (redisAsyncCommandArgv(wk->b, on_claim, NULL, 6, argv, NULL) == REDIS_OK) wk->claim_inflight = 1;
+}
+
+/* ---------- Redis connections ---------- */
+
+static void w_connect(worker *wk);
+static void b_connect(worker *wk);
+
+static void retry_w(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  w_connect(arg);
+}
+static void retry_b(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  b_connect(arg);
+}
+
+static void schedule(struct event *ev, int ms) {
+  struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+  evtimer_add(ev, &tv);
+}
+
+static void on_w_connect(const redisAsyncContext *ac, int status) {
+  worker *wk = ac->data;
+  if (status != REDIS_OK) {
+    dl_log(DL_LOG_WARN, "redis_connect", NULL, "write connection failed: %s", ac->errstr);
+    wk->w = NULL;
+    schedule(wk->w_retry, DL_REDIS_RETRY_MS);
+    return;
+  }
+  dl_log(DL_LOG_INFO, "redis_connected", NULL, "write connection up");
+}
+
+static void on_b_connect(const redisAsyncContext *ac, int status) {
+  worker *wk = ac->data;
+  if (status != REDIS_OK) {
+    wk->b = NULL;
+    schedule(wk->b_retry, DL_REDIS_RETRY_MS);
+    return;
+  }
+}
+
+static void on_w_disconnect(const redisAsyncContext *ac, int status) {
+  worker *wk = ac->data;
+  (void)status;
+  if (!wk) return;
+  wk->w = NULL;
+  wk->w_ready = 0;
+  for (cmd *c = wk->out_head; c; c = c->next) c->sent = 0;
+  wk->redis_reconnects++;
+  schedule(wk->w_retry, DL_REDIS_RETRY_MS);
+}
+
+static void on_b_disconnect(const redisAsyncContext *ac, int status) {
+  worker *wk = ac->data;
+  (void)status;
+  if (!wk) return;
+  wk->b = NULL;
+  wk->b_ready = 0;
+  wk->claim_inflight = 0;
+  if (!wk->draining) schedule(wk->b_retry, DL_REDIS_RETRY_MS);
+}
+
+static void on_client_id(redisAsyncContext *ac, void *rp, void *priv) {
+  (void)priv;
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  if (wk && reply && reply->type == REDIS_REPLY_INTEGER) wk->b_client_id = reply->integer;
+}
+
+/* Sent first on every connection; a failure here fails the connection. */
+static void on_setup_reply(redisAsyncContext *ac, void *rp, void *priv) {
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  int is_w = priv == (void *)1;
+  if (!wk || !reply) return;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    dl_log(DL_LOG_ERROR, "redis_setup", NULL, "connection setup failed: %.200s", reply->str);
+    redisAsyncDisconnect(ac);
+    return;
+  }
+  if (is_w) {
+    wk->w_ready = 1;
+    outbox_flush_all(wk);
+  } else {
+    wk->b_ready = 1;
+    claim_next(wk);
+  }
+}
+
+static redisAsyncContext *redis_open(worker *wk, int is_w) {
+  redisAsyncContext *ac = wk->raddr.unix_path[0] ? redisAsyncConnectUnix(wk->raddr.unix_path)
+                                                 : redisAsyncConnect(wk->raddr.host, wk->raddr.port);
+  if (!ac) return NULL;
+  if (ac->err) {
+    dl_log(DL_LOG_WARN, "redis_connect", NULL, "%s", ac->errstr);
+    redisAsyncFree(ac);
+    return NULL;
+  }
+  ac->data = wk;
+  redisLibeventAttach(ac, wk->base);
+  redisAsyncSetConnectCallback(ac, is_w ? on_w_connect : on_b_connect);
+  redisAsyncSetDisconnectCallback(ac, is_w ? on_w_disconnect : on_b_disconnect);
+  /* setup commands are queued before anything else on the connection */
+  if (wk->raddr.password[0]) {
+    if (wk->raddr.user[0]) {
+      const char *a[] = {"AUTH", wk->raddr.user, wk->raddr.password};
+      redisAsyncCommandArgv(ac, NULL, NULL, 3, a, NULL);
+    } else {
+      const char *a[] = {"AUTH", wk->raddr.password};
+      redisAsyncCommandArgv(ac, NULL, NULL, 2, a, NULL);
+    }
+  }
+  char db[16];
+  snprintf(db, sizeof db, "%d", wk->raddr.db);
+  const char *sel[] = {"SELECT", db};
+  if (is_w) {
+    redisAsyncCommandArgv(ac, NULL, NULL, 2, sel, NULL);
+    const char *load[] = {"SCRIPT", "LOAD", write_script};
+    redisAsyncCommandArgv(ac, on_setup_reply, (void *)1, 3, load, NULL);
+  } else {
+    redisAsyncCommandArgv(ac, on_setup_reply, (void *)0, 2, sel, NULL);
+    const char *cid[] = {"CLIENT", "ID"};
+    redisAsyncCommandArgv(ac, on_client_id, NULL, 2, cid, NULL);
+  }
+  return ac;
+}
+
+static void w_connect(worker *wk) {
+  if (wk->w) return;
+  wk->w = redis_open(wk, 1);
+  if (!wk->w) schedule(wk->w_retry, DL_REDIS_RETRY_MS);
+}
+
+static void b_connect(worker *wk) {
+  if (wk->b || wk->draining) return;
+  wk->b = redis_open(wk, 0);
+  if (!wk->b) schedule(wk->b_retry, DL_REDIS_RETRY_MS);
+}
+
+static void w_reset(worker *wk, const char *why) {
+  (void)why;
+  if (wk->w) redisAsyncDisconnect(wk->w); /* disconnect callback marks everything unsent */
+}
+
+/* ---------- periodic checks ---------- */
+
+static void on_desired(redisAsyncContext *ac, void *rp, void *priv) {
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  char *live_id = priv;
+  if (wk && reply && reply->type == REDIS_REPLY_STRING && !strcmp(reply->str, "stopped")) {
+    croom *r = find_room(wk, live_id);
+    if (r && !r->stop_requested && r->st != C_CLOSING) {
+      dl_log(DL_LOG_INFO, "room_unassign", live_id, "unassigned; closing");
+      r->stop_requested = 1;
+      close_room(wk, r);
+    }
+  }
+  free(live_id);
+}
+
+static void write_worker_status(worker *wk) {
+  char now[32], rooms[32], cap[32], pid[32], started[32], host[256] = "";
+  snprintf(now, sizeof now, "%lld", (long long)dl_now_ms());
+  snprintf(rooms, sizeof rooms, "%zu", wk->nrooms);
+  snprintf(cap, sizeof cap, "%lld", wk->cfg->max_rooms);
+  snprintf(pid, sizeof pid, "%ld", (long)getpid());
+  snprintf(started, sizeof started, "%lld", (long long)wk->started_ms);
+  gethostname(host, sizeof host - 1);
+  if (!wk->w_ready) return; /* liveness data: not worth queueing */
+  const char *h[] = {"HSET", wk->key_worker, "worker", wk->cfg->worker_id, "host", host, "pid", pid, "version",
+                     DYLIVE_VERSION, "rooms", rooms, "capacity", cap, "started_ms", started, "heartbeat_ms", now,
+                     "state", wk->draining ? "draining" : "running"};
+  redisAsyncCommandArgv(wk->w, NULL, NULL, (int)(sizeof h / sizeof *h), h, NULL);
+  char ttl[32];
+  snprintf(ttl, sizeof ttl, "%d", DL_WORKER_TTL_MS);
+  const char *e[] = {"PEXPIRE", wk->key_worker, ttl};
+  redisAsyncCommandArgv(wk->w, NULL, NULL, 3, e, NULL);
+  const char *z[] = {"ZADD", wk->key_workers, now, wk->cfg->worker_id};
+  redisAsyncCommandArgv(wk->w, NULL, NULL, 4, z, NULL);
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  worker *wk = arg;
+  if (wk->w_ready) {
+    for (croom *r = wk->rooms; r; r = r->next) {
+      if (r->st == C_CLOSING) continue;
+      char key[256];
+      room_key(wk, key, sizeof key, r->live_id, "status");
+      const char *argv[] = {"HGET", key, "desired"};
+      char *id = strdup(r->live_id);
+      if (id && redisAsyncCommandArgv(wk->w, on_desired, id, 3, argv, NULL) != REDIS_OK) free(id);
+    }
+    write_worker_status(wk);
+  }
+  if (!wk->draining) claim_next(wk);
+}
+
+/* ---------- drain ---------- */
+
+static void maybe_finish_drain(worker *wk) {
+  if (!wk->draining) return;
+  /* a claim still blocked could take a room we hand back: wait for its (unblocked) reply */
+  if ((wk->nrooms == 0 && wk->out_len == 0 && !wk->claim_inflight) || dl_mono_ms() > wk->drain_deadline) {
+    if (wk->nrooms || wk->out_len)
+      dl_log(DL_LOG_ERROR, "drain_timeout", NULL, "drain deadline passed with %zu rooms and %zu writes pending",
+             wk->nrooms, wk->out_len);
+    else
+      dl_log(DL_LOG_INFO, "drained", NULL, "every room handed back and every event written");
+    event_base_loopbreak(wk->base);
+  }
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  maybe_finish_drain(arg);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+  (void)what;
+  worker *wk = arg;
+  if (wk->draining) return;
+  dl_log(DL_LOG_INFO, "draining", NULL, "signal %d: handing rooms back and flushing", (int)sig);
+  wk->draining = 1;
+  wk->drain_deadline = dl_mono_ms() + DL_DRAIN_DEADLINE_MS;
+  if (wk->claim_inflight && wk->b_client_id) {
+    /* ordered before every hand-back on the write connection */
+    char id[32];
+    snprintf(id, sizeof id, "%lld", wk->b_client_id);
+    outbox_push(wk, cmd_of("CLIENT", "UNBLOCK", id, NULL));
+  }
+  croom *next;
+  for (croom *r = wk->rooms; r; r = next) {
+    next = r->next;
+    r->handing_back = 1;
+    close_room(wk, r);
+  }
+  write_worker_status(wk);
+  wk->drain_ev = event_new(wk->base, -1, EV_PERSIST, on_drain_tick, wk);
+  struct timeval tv = {0, 100 * 1000};
+  event_add(wk->drain_ev, &tv);
+  maybe_finish_drain(wk);
+}
+
+/* ---------- admin HTTP ---------- */
+
+static void admin_metrics(struct evhttp_request *req, void *arg) {
+  worker *wk = arg;
+  dl_ingest_stats st;
+  dl_ingest_stats_get(wk->ingest, &st);
+  struct evbuffer *b = evbuffer_new();
+  size_t live = 0;
+  for (croom *r = wk->rooms; r; r = r->next) live += r->st == C_LIVE;
+#define M(name, type, help, val)                                                                   \
+  evbuffer_add_printf(b, "# HELP dylive_" name " " help "\n# TYPE dylive_" name " " type "\ndylive_" name " %llu\n", \
+                      (unsigned long long)(val))
+  M("rooms", "gauge", "Rooms held by this worker.", wk->nrooms);
+  M("rooms_live", "gauge", "Rooms with an open WebSocket.", live);
+  M("frames_total", "counter", "WebSocket frames received.", st.frames);
+  M("frame_bytes_total", "counter", "Bytes of WebSocket frames received.", st.bytes);
+  M("messages_total", "counter", "Messages decoded into events.", st.messages);
+  M("bad_frames_total", "counter", "Frames that did not decode (malformed, over a limit).", st.bad_frames);
+  M("bad_messages_total", "counter", "Messages whose payload did not parse (kept as raw).", st.bad_messages);
+  M("gzip_bombs_total", "counter", "Frames refused at the inflate cap.", st.bombs);
+  M("acks_sent_total", "counter", "Acks sent for need_ack frames.", st.acks_sent);
+  M("heartbeats_sent_total", "counter", "Heartbeat frames sent.", st.hb_sent);
+  M("ws_connects_total", "counter", "WebSocket connection attempts.", st.connects);
+  M("ws_disconnects_total", "counter", "Established WebSockets lost.", st.disconnects);
+  M("ingest_pauses_total", "counter", "Times socket reads paused for back-pressure.", st.pauses);
+  M("ingest_paused", "gauge", "1 while socket reads are paused.", dl_ingest_paused(wk->ingest));
+  M("queue_depth", "gauge", "Frames waiting between ingest and Redis.", dl_queue_len(wk->inq));
+  M("events_written_total", "counter", "Events appended to room streams.", wk->events_written);
+  M("events_duplicate_total", "counter", "Events skipped as duplicates by msg_id.", wk->events_dup);
+  M("redis_pending", "gauge", "Writes waiting for Redis.", wk->out_len);
+  M("redis_errors_total", "counter", "Redis error replies.", wk->redis_errors);
+  M("redis_reconnects_total", "counter", "Redis write connection losses.", wk->redis_reconnects);
+  M("claims_total", "counter", "Assignments taken from the list.", wk->claims);
+  M("bad_assignments_total", "counter", "Assignments that were not a live_id.", wk->bad_assignments);
+  M("resolve_errors_total", "counter", "Live page resolutions that failed.", wk->resolve_errors);
+#undef M
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
+  evhttp_send_reply(req, 200, "OK", b);
+  evbuffer_free(b);
+}
+
+static void admin_health(struct evhttp_request *req, void *arg) {
+  (void)arg;
+  struct evbuffer *b = evbuffer_new();
+  evbuffer_add_printf(b, "ok\n");
+  evhttp_send_reply(req, 200, "OK", b);
+  evbuffer_free(b);
+}
+
+static void admin_ready(struct evhttp_request *req, void *arg) {
+  worker *wk = arg;
+  struct evbuffer *b = evbuffer_new();
+  int ok = wk->w_ready && !wk->draining;
+  evbuffer_add_printf(b, "%s\n", ok ? "ready" : wk->draining ? "draining" : "redis not connected");
+  evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", b);
+  evbuffer_free(b);
+}
+
+static int admin_start(worker *wk) {
+  if (!strcmp(wk->cfg->admin, "off")) return 0;
+  char host[256];
+  int port;
+  dl_parse_hostport(wk->cfg->admin, host, sizeof host, &port);
+  wk->http = evhttp_new(wk->base);
+  if (!wk->http || evhttp_bind_socket(wk->http, host, (ev_uint16_t)port) != 0) {
+    dl_log(DL_LOG_ERROR, "admin_bind", NULL, "cannot listen on %s (use --admin HOST:PORT or --admin off)",
+           wk->cfg->admin);
+    return -1;
+  }
+  evhttp_set_cb(wk->http, "/metrics", admin_metrics, wk);
+  evhttp_set_cb(wk->http, "/healthz", admin_health, wk);
+  evhttp_set_cb(wk->http, "/readyz", admin_ready, wk);
+  dl_log(DL_LOG_INFO, "admin_listen", NULL, "admin on http://%s/metrics", wk->cfg->admin);
+  return 0;
+}
+
+/* ---------- run ---------- */
+
+int dl_worker_run(const dl_config *cfg) {
+  worker wk_s, *wk = &wk_s;
+  memset(wk, 0, sizeof *wk);
+  g_wk = wk;
+  wk->cfg = cfg;
+  wk->exit_code = 0;
+  wk->started_ms = dl_now_ms();
+  char why[200];
+  if (dl_redis_parse_url(cfg->redis_url, &wk->raddr, why, sizeof why) != 0) return 2;
+  sha1_hex(write_script, wk->script_sha);
+  snprintf(wk->key_assign, sizeof wk->key_assign, "%.64s:assign", cfg->prefix);
+  /* same hash slot as P:assign (its tag is the whole assign key) so BLMOVE is cluster-safe */
+  snprintf(wk->key_claims, sizeof wk->key_claims, "%.64s:claims:%.100s:{%.80s}", cfg->prefix, cfg->worker_id,
+           wk->key_assign);
+  snprintf(wk->key_worker, sizeof wk->key_worker, "%.64s:worker:%.100s", cfg->prefix, cfg->worker_id);
+  snprintf(wk->key_workers, sizeof wk->key_workers, "%.64s:workers", cfg->prefix);
+  srandom((unsigned)(dl_now_ms() ^ getpid()));
+
+  char *user_cookie = NULL;
+  if (cfg->cookie_file && *cfg->cookie_file) {
+    user_cookie = dl_cookie_file_load(cfg->cookie_file, why, sizeof why);
+    if (!user_cookie) {
+      fprintf(stderr, "dylive-connector: --cookie-file: %s\n", why);
+      return 2;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  wk->base = event_base_new();
+  wk->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  wk->inq = dl_queue_new((size_t)cfg->queue_max);
+  wk->resq = dl_queue_new(1024);
+  if (!wk->base || wk->wake_fd < 0 || !wk->inq || !wk->resq) {
+    dl_log(DL_LOG_ERROR, "startup", NULL, "cannot allocate the event loop or queues");
+    return 1;
+  }
+  dl_ingest_opts io;
+  memset(&io, 0, sizeof io);
+  io.ws_base = cfg->douyin_ws;
+  io.ca_file = cfg->ca_file && *cfg->ca_file ? cfg->ca_file : NULL;
+  io.user_agent = cfg->user_agent;
+  io.sign = strcmp(cfg->signer, "none") != 0;
+  io.heartbeat_ms = cfg->heartbeat_ms;
+  io.max_frame_bytes = (size_t)cfg->max_frame_bytes;
+  dl_decode_limits_default(&io.limits);
+  io.limits.max_frame_bytes = (size_t)cfg->max_frame_bytes;
+  io.limits.max_inflated_bytes = (size_t)cfg->max_inflated_bytes;
+  wk->ingest = dl_ingest_new(&io, wk->inq, wk->wake_fd);
+  dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie};
+  wk->resolver = dl_resolver_new(&ro, wk->resq, wk->wake_fd);
+  free(user_cookie);
+  if (!wk->ingest || !wk->resolver || dl_ingest_start(wk->ingest) != 0) {
+    dl_log(DL_LOG_ERROR, "startup", NULL, "cannot start the WebSocket or HTTP thread");
+    return 1;
+  }
+  if (admin_start(wk) != 0) {
+    wk->exit_code = 1;
+    goto cleanup;
+  }
+  wk->wake_ev = event_new(wk->base, wk->wake_fd, EV_READ | EV_PERSIST, on_wake, wk);
+  event_add(wk->wake_ev, NULL);
+  wk->w_retry = evtimer_new(wk->base, retry_w, wk);
+  wk->b_retry = evtimer_new(wk->base, retry_b, wk);
+  wk->poll_ev = event_new(wk->base, -1, EV_PERSIST, on_poll, wk);
+  struct timeval ptv = {(time_t)(cfg->poll_ms / 1000), (suseconds_t)((cfg->poll_ms % 1000) * 1000)};
+  event_add(wk->poll_ev, &ptv);
+  wk->sig_term = evsignal_new(wk->base, SIGTERM, on_signal, wk);
+  wk->sig_int = evsignal_new(wk->base, SIGINT, on_signal, wk);
+  event_add(wk->sig_term, NULL);
+  event_add(wk->sig_int, NULL);
+  dl_log(DL_LOG_INFO, "worker_start", NULL, "dylive %s: redis=%s prefix=%s max_rooms=%lld ws=%s", DYLIVE_VERSION,
+         wk->raddr.unix_path[0] ? wk->raddr.unix_path : wk->raddr.host, cfg->prefix, cfg->max_rooms, cfg->douyin_ws);
+  w_connect(wk);
+  b_connect(wk);
+  event_base_dispatch(wk->base);
+
+cleanup:
+  dl_ingest_free(wk->ingest);
+  dl_resolver_free(wk->resolver);
+  if (wk->w) {
+    wk->w->data = NULL;
+    redisAsyncFree(wk->w);
+  }
+  if (wk->b) {
+    wk->b->data = NULL;
+    redisAsyncFree(wk->b);
+  }
+  while (wk->out_head) {
+    cmd *n = wk->out_head->next;
+    cmd_free(wk->out_head);
+    wk->out_head = n;
+  }
+  while (wk->rooms) room_remove(wk, wk->rooms);
+  struct event *evs[] = {wk->wake_ev, wk->w_retry, wk->b_retry, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev};
+  for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
+    if (evs[i]) event_free(evs[i]);
+  if (wk->http) evhttp_free(wk->http);
+  dl_queue_free(wk->inq, dl_in_msg_free);
+  dl_queue_free(wk->resq, dl_resolve_result_free);
+  close(wk->wake_fd);
+  event_base_free(wk->base);
+  return wk->exit_code;
+}

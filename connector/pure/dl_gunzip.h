@@ -1,0 +1,27 @@
+/* dl_gunzip — bounded gunzip of one in-memory gzip member (curl content_encoding.c style).
+ *
+ * zlib inflates through a fixed window on the stack; bytes are appended to the output only after
+ * the caps are checked, so a bomb is refused the moment it crosses a cap and the output buffer
+ * never grows past min(max_out, max_ratio × in_len). */
+#ifndef DL_GUNZIP_H
+#define DL_GUNZIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dl_err.h"
+
+/* Inflate window: big enough that zlib's per-call overhead is negligible, small enough for the
+ * stack of any thread. */
+#define DL_GUNZIP_WINDOW 16384
+
+/* Inflates the gzip member in in[0..in_len) into a malloc'd buffer (*out, *out_len; *out is
+ * NUL-terminated for convenience, the NUL is not counted). The caller frees *out.
+ * max_out: cap on the inflated size; max_ratio: cap on inflated / in_len (0 = no ratio cap).
+ * Errors (nothing to free): DL_EEMPTY (in_len 0), DL_EGZIP (not gzip, corrupt, truncated, CRC or
+ * length mismatch), DL_EBOMB (a cap was crossed), DL_ENOMEM. Bytes after the end of the first
+ * member are ignored. */
+dl_err dl_gunzip(const uint8_t *in, size_t in_len, size_t max_out, size_t max_ratio,
+                 uint8_t **out, size_t *out_len);
+
+#endif

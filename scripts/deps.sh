@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dylive needs, only when some are missing.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config ca-certificates python3
+      libhiredis-dev libevent-dev libwebsockets-dev libprotobuf-c-dev protobuf-c-compiler
+      libcjson-dev libcurl4-openssl-dev zlib1g-dev libssl-dev
+      redis-server redis-tools clang libclang-rt-14-dev openssl)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# the redis-server package starts a system instance; dylive's scripts use their own
+$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true

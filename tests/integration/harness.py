@@ -1,0 +1,269 @@
+"""Integration harness: a real redis-server, the Douyin simulator and real worker processes,
+each on a free port in a private temp dir, all cleaned up. Python stdlib only (/usr/bin/python3).
+
+Waits are event-driven (poll with a deadline), never fixed sleeps."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BUILD = os.environ.get("DYLIVE_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+class RespError(Exception):
+    pass
+
+
+class Redis:
+    """A tiny RESP2 client: enough for tests, no dependency."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(max(65536, n))
+            if not chunk:
+                raise ConnectionError("redis closed")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _reply(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise RespError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n).decode("utf-8", "surrogateescape")
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RespError("bad reply %r" % line)
+
+    def __call__(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+    def hgetall(self, key):
+        r = self(("HGETALL"), key) or []
+        return dict(zip(r[0::2], r[1::2]))
+
+    def xrange_all(self, key):
+        """Every entry of a stream as (id, {field: value})."""
+        out, start = [], "-"
+        while True:
+            batch = self("XRANGE", key, start, "+", "COUNT", 5000)
+            if not batch:
+                return out
+            for eid, fields in batch:
+                out.append((eid, dict(zip(fields[0::2], fields[1::2]))))
+            ms, seq = batch[-1][0].split("-")
+            start = "%s-%d" % (ms, int(seq) + 1)
+
+
+class Env:
+    """One test's world. Use as a context manager."""
+
+    def __init__(self, name):
+        self.name = name
+        self.tmp = tempfile.mkdtemp(prefix="dylive-%s-" % name)
+        self.procs = []
+        self.redis_port = None
+        self.sim_port = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            for f in (p.stdout, p.stderr):
+                if f:
+                    f.close()
+        if exc[0] is not None:
+            self.dump_logs()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
+
+    def dump_logs(self):
+        for fn in sorted(os.listdir(self.tmp)):
+            if fn.endswith(".log"):
+                path = os.path.join(self.tmp, fn)
+                with open(path, "rb") as f:
+                    data = f.read()[-6000:]
+                sys.stderr.write("---- %s (tail) ----\n%s\n" % (fn, data.decode("utf-8", "replace")))
+
+    def spawn(self, args, log, env=None, stdout=None):
+        logf = open(os.path.join(self.tmp, log), "ab")
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        p = subprocess.Popen(args, stdout=stdout or logf, stderr=logf, env=e, cwd=self.tmp)
+        logf.close()
+        self.procs.append(p)
+        return p
+
+    def start_redis(self, extra=()):
+        self.redis_port = free_port()
+        d = os.path.join(self.tmp, "redis")
+        os.makedirs(d, exist_ok=True)
+        self.redis_proc = self.spawn(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", d] + list(extra), "redis.log")
+        wait_until(self._redis_up, 10, "redis-server to accept connections")
+        return Redis(self.redis_port)
+
+    def _redis_up(self):
+        try:
+            r = Redis(self.redis_port)
+            ok = r("PING") == "PONG"
+            r.close()
+            return ok
+        except OSError:
+            return False
+
+    def start_sim(self, rooms, extra=()):
+        args = [os.path.join(BUILD, "dylive-sim"), "--port", "0"]
+        for spec in rooms:
+            args += ["--room", spec]
+        args += list(extra)
+        p = self.spawn(args, "sim.log", stdout=subprocess.PIPE)
+        line = p.stdout.readline().decode()
+        assert line.startswith("listening "), "simulator did not start: %r" % line
+        self.sim_port = int(line.split()[1])
+        return p
+
+    def sim_url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.sim_port, path)
+
+    def sim_stats(self, live_id):
+        with urllib.request.urlopen(self.sim_url("/_sim/stats?live_id=%s" % live_id), timeout=10) as r:
+            return json.loads(r.read())
+
+    def sim_post(self, path):
+        req = urllib.request.Request(self.sim_url(path), data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read()
+
+    def worker(self, *extra, worker_id=None, admin="off", env=None):
+        args = [os.path.join(BUILD, "dylive-connector"),
+                "--redis", "redis://127.0.0.1:%d/0" % self.redis_port,
+                "--douyin-http", "http://127.0.0.1:%d" % self.sim_port,
+                "--douyin-ws", "ws://127.0.0.1:%d" % self.sim_port,
+                "--admin", admin, "--log-format", "json", "--poll-ms", "200"]
+        if worker_id:
+            args += ["--worker-id", worker_id]
+        args += list(extra)
+        n = sum(1 for p in self.procs if p.args and p.args[0].endswith("dylive-connector"))
+        return self.spawn(args, "worker%d.log" % n, env=env)
+
+    def fixture(self, name, live_id, room_id, *extra):
+        out = os.path.join(self.tmp, name + ".frames")
+        man = os.path.join(self.tmp, name + ".json")
+        subprocess.run([os.path.join(BUILD, "dylive-fixture"), "--out", out, "--live-id", str(live_id),
+                        "--room-id", str(room_id), "--manifest", man] + list(extra), check=True)
+        with open(man) as f:
+            return out, json.load(f)
+
+
+def default_room_id(live_id):
+    return str(7000000000000000000 + int(live_id) % 10 ** 18)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def metric(port, name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
+
+
+def check(cond, msg, *args):
+    if not cond:
+        raise AssertionError(msg % args if args else msg)
+
+
+def check_eq(a, b, what):
+    if a != b:
+        raise AssertionError("%s: %r != %r" % (what, a, b))
+
+
+def run(tests):
+    """Runs the named test functions; prints 'N passed, N failed'."""
+    only = sys.argv[1:]
+    passed = failed = 0
+    for fn in tests:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0), flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure the same way
+            failed += 1
+            print("FAIL %s: %s" % (fn.__name__, e), flush=True)
+            import traceback
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed or not passed else 0)

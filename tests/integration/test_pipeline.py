@@ -1,0 +1,214 @@
+"""The single-room pipeline end to end: simulator → worker → real Redis."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import (BUILD, Env, check, check_eq, default_room_id, free_port, metric, rss_kb, run,
+                     wait_until)
+
+LIVE = "777000111"
+
+
+def stream_events(r, live_id, prefix="dylive"):
+    return r.xrange_all("%s:{%s}:events" % (prefix, live_id))
+
+
+def status(r, live_id, prefix="dylive"):
+    return r.hgetall("%s:{%s}:status" % (prefix, live_id))
+
+
+def assert_event_shape(ev, fields, live_id, room_id):
+    check(set(("type", "msg_id", "ts_ms", "json")) <= set(fields), "stream fields %r", sorted(fields))
+    check_eq(ev["v"], 1, "v")
+    check_eq(ev["type"], fields["type"], "type field vs json")
+    check_eq(ev["msg_id"], fields["msg_id"], "msg_id field vs json")
+    check_eq(str(ev["ts_ms"]), fields["ts_ms"], "ts_ms field vs json")
+    check_eq(ev["live_id"], live_id, "live_id")
+    check_eq(ev["room_id"], room_id, "room_id")
+    check(isinstance(ev["ts_ms"], int) and ev["ts_ms"] > 1500000000000, "ts_ms %r", ev["ts_ms"])
+    check(isinstance(ev["recv_ms"], int) and ev["recv_ms"] > 1500000000000, "recv_ms %r", ev["recv_ms"])
+    check(ev["msg_id"].isdigit(), "msg_id %r", ev["msg_id"])
+    if "user" in ev:
+        check(isinstance(ev["user"]["id"], str), "user.id must be a string: %r", ev["user"])
+
+
+def test_fixture_room_complete_exact_once():
+    """A 400-frame fixture room arrives complete, exact, once, in order; acks; state ended."""
+    with Env("e2e") as env:
+        r = env.start_redis()
+        room_id = default_room_id(LIVE)
+        frames, man = env.fixture("room", LIVE, room_id, "--frames", "400", "--seed", "7")
+        env.start_sim(["%s:%s" % (LIVE, frames)])
+        w = env.worker(admin="127.0.0.1:%d" % free_port())
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: status(r, LIVE).get("state") == "ended", 60, "state ended")
+        entries = stream_events(r, LIVE)
+        ids = [f["msg_id"] for _, f in entries]
+        check_eq(len(ids), len(set(ids)), "no duplicate msg_id in the stream")
+        check_eq(ids, man["msg_ids"], "every message once, in arrival order")
+        by_type = {}
+        delta = 0
+        for _, f in entries:
+            ev = json.loads(f["json"])
+            assert_event_shape(ev, f, LIVE, room_id)
+            by_type[ev["type"]] = by_type.get(ev["type"], 0) + 1
+            if ev["type"] == "gift":
+                delta += ev["gift"]["delta"]
+        check_eq(by_type, man["by_type"], "events by type")
+        check_eq(delta, man["gift_units_total"], "sum of gift.delta counts each gift exactly once")
+        st = status(r, LIVE)
+        check_eq(st["state"], "ended", "state")
+        check_eq(st["room_id"], room_id, "status room_id")
+        check_eq(int(st["events"]), len(ids), "status events")
+        sim = env.sim_stats(LIVE)
+        check_eq(sim["acks_expected"], man["need_ack_frames"], "frames needing an ack were all sent")
+        check_eq(sim["acks_ok"], sim["acks_expected"], "one correct ack per need_ack frame")
+        check_eq(sim["acks_bad"], 0, "bad acks")
+        check(sim["hb"] >= 1, "heartbeat sent on connect")
+        check_eq(sim["connections"], 1, "one connection for the whole room")
+        # the worker says what it did
+        w.send_signal(signal.SIGTERM)
+        check_eq(w.wait(timeout=10), 0, "exit status after SIGTERM")
+
+
+def test_quiet_room_heartbeat():
+    """A quiet room keeps its one connection and sends hb at the configured period."""
+    with Env("quiet") as env:
+        r = env.start_redis()
+        env.start_sim([LIVE], extra=["--ping-ms", "500"])
+        env.worker("--heartbeat-ms", "1000")
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: status(r, LIVE).get("state") == "live", 15, "state live")
+        t0 = time.monotonic()
+        wait_until(lambda: env.sim_stats(LIVE)["hb"] >= 5, 15, "5 heartbeats")
+        elapsed = time.monotonic() - t0
+        st = env.sim_stats(LIVE)
+        check(elapsed < 6.5, "5 heartbeats took %.1fs at a 1 s period", elapsed)
+        check_eq(st["connections"], 1, "still the first connection")
+        check(st["pongs"] >= 1, "pongs answered to server pings: %r", st["pongs"])
+        check_eq(status(r, LIVE)["state"], "live", "state")
+
+
+def test_reconnect_no_duplicates():
+    """Connection dropped without a close frame: reconnect, Douyin's re-push is deduped."""
+    with Env("reconnect") as env:
+        r = env.start_redis()
+        room_id = default_room_id(LIVE)
+        frames, man = env.fixture("room", LIVE, room_id, "--frames", "120", "--seed", "3")
+        env.start_sim(["%s:%s,fps=40" % (LIVE, frames)])
+        env.worker()
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: int(status(r, LIVE).get("events", "0")) >= 20, 20, "first events")
+        env.sim_post("/_sim/drop?live_id=%s" % LIVE)
+        wait_until(lambda: env.sim_stats(LIVE)["connections"] >= 2, 20, "a second connection")
+        wait_until(lambda: status(r, LIVE).get("state") == "ended", 60, "state ended")
+        ids = [f["msg_id"] for _, f in stream_events(r, LIVE)]
+        check_eq(len(ids), len(set(ids)), "no duplicates across the reconnect")
+        check_eq(ids, man["msg_ids"], "complete and in order across the reconnect")
+        check(int(status(r, LIVE).get("duplicates", "0")) >= 1, "the re-pushed messages were seen and skipped")
+
+
+def test_malformed_frames_and_bomb():
+    """Malformed frames and a gzip bomb cost a counter each; the room goes on; RSS stays flat."""
+    with Env("hostile") as env:
+        r = env.start_redis()
+        room_id = default_room_id(LIVE)
+        frames, man = env.fixture("room", LIVE, room_id, "--frames", "60", "--seed", "5")
+        env.start_sim(["%s:%s,fps=20" % (LIVE, frames)])
+        admin = free_port()
+        w = env.worker(admin="127.0.0.1:%d" % admin)
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: status(r, LIVE).get("state") == "live", 15, "state live")
+        rss0 = rss_kb(w.pid)
+        for kind in ("garbage", "truncated", "badgzip", "bomb", "badwire", "bomb"):
+            env.sim_post("/_sim/inject?live_id=%s&kind=%s" % (LIVE, kind))
+        wait_until(lambda: (metric(admin, "dylive_gzip_bombs_total") or 0) >= 2, 20, "bombs refused")
+        wait_until(lambda: status(r, LIVE).get("state") == "ended", 60, "state ended")
+        rss1 = rss_kb(w.pid)
+        check(rss1 - rss0 < 64 * 1024, "RSS grew by %d KiB across two 256 MiB bombs", rss1 - rss0)
+        bad = metric(admin, "dylive_bad_frames_total")
+        check(bad >= 5, "bad frames counted: %r", bad)
+        ids = [f["msg_id"] for _, f in stream_events(r, LIVE)]
+        fixture_ids = set(man["msg_ids"])
+        good = [i for i in ids if i in fixture_ids]
+        check_eq(good, man["msg_ids"], "every good message still arrived, in order")
+        check(w.poll() is None, "worker still running")
+
+
+def test_unassign_and_repeat_assign():
+    with Env("unassign") as env:
+        r = env.start_redis()
+        env.start_sim([LIVE])
+        env.worker()
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: status(r, LIVE).get("state") == "live", 15, "state live")
+        r("LPUSH", "dylive:assign", LIVE)  # harmless: never two connections
+        wait_until(lambda: r("LLEN", "dylive:assign") == 0, 10, "repeat assignment taken")
+        check_eq(env.sim_stats(LIVE)["open"], 1, "one open connection after a repeated assign")
+        t0 = time.monotonic()
+        subprocess.run([os.path.join(BUILD, "dylivectl"), "--redis", "redis://127.0.0.1:%d/0" % env.redis_port,
+                        "unassign", LIVE], check=True, stdout=subprocess.DEVNULL)
+        wait_until(lambda: status(r, LIVE).get("state") == "stopped", 5, "state stopped within 5 s")
+        wait_until(lambda: env.sim_stats(LIVE)["open"] == 0, 5, "connection closed")
+        dt = time.monotonic() - t0
+        check(dt < 5, "unassign took %.1fs", dt)
+
+
+def test_drain_hands_rooms_back():
+    with Env("drain") as env:
+        r = env.start_redis()
+        env.start_sim([LIVE])
+        w = env.worker()
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: status(r, LIVE).get("state") == "live", 15, "state live")
+        t0 = time.monotonic()
+        w.send_signal(signal.SIGTERM)
+        check_eq(w.wait(timeout=10), 0, "exit status")
+        check(time.monotonic() - t0 < 10, "drained within 10 s")
+        check_eq(r("LRANGE", "dylive:assign", 0, -1), [LIVE], "room back in the assignment list")
+        w2 = env.worker()
+        wait_until(lambda: status(r, LIVE).get("state") == "live" and env.sim_stats(LIVE)["open"] == 1, 15,
+                   "another worker took it")
+        w2.send_signal(signal.SIGTERM)
+        check_eq(w2.wait(timeout=10), 0, "second worker exit status")
+
+
+def test_not_live_and_missing_rooms():
+    with Env("offline") as env:
+        r = env.start_redis()
+        env.start_sim(["5001,status=4", "5002,page=gone"])
+        env.worker()
+        r("LPUSH", "dylive:assign", "5001", "https://live.douyin.com/5002?from=share", "not-a-room")
+        wait_until(lambda: status(r, "5001").get("state") == "ended", 15, "not-live room ended")
+        wait_until(lambda: status(r, "5002").get("state") == "error", 15, "missing room error")
+        check("not live" in status(r, "5001").get("error", ""), "reason given: %r", status(r, "5001"))
+        check(env.sim_stats("5001")["connections"] == 0, "never a connect to a room that is off the air")
+
+
+def test_bad_options_exit_2():
+    exe = os.path.join(BUILD, "dylive-connector")
+    cases = [(["--max-rooms", "0"], "--max-rooms"), (["--redis", "http://x"], "--redis"),
+             (["--log-level", "loud"], "--log-level"), (["--admin", "nope"], "--admin"),
+             (["--signer", "magic"], "--signer"), (["--stream-maxlen", "x"], "--stream-maxlen"),
+             (["--bogus"], "--bogus")]
+    for args, name in cases:
+        p = subprocess.run([exe] + args, capture_output=True, text=True, timeout=10)
+        check_eq(p.returncode, 2, "exit status for %r" % args)
+        lines = p.stderr.strip().splitlines()
+        check_eq(len(lines), 1, "one line for %r" % args)
+        check(name in lines[0], "line names the option: %r", lines[0])
+    env = dict(os.environ, DYLIVE_MAX_ROOMS="-5")
+    p = subprocess.run([exe], capture_output=True, text=True, timeout=10, env=env)
+    check_eq(p.returncode, 2, "bad env value")
+    check("DYLIVE_MAX_ROOMS" in p.stderr, "env var named: %r", p.stderr)
+    p = subprocess.run([exe, "--max-rooms", "3", "--check-config"], capture_output=True, text=True, timeout=10,
+                       env=env)
+    check_eq(p.returncode, 0, "flags win over env")
+
+
+if __name__ == "__main__":
+    run([test_bad_options_exit_2, test_fixture_room_complete_exact_once, test_quiet_room_heartbeat,
+         test_reconnect_no_duplicates, test_malformed_frames_and_bomb, test_unassign_and_repeat_assign,
+         test_drain_hands_rooms_back, test_not_live_and_missing_rooms])

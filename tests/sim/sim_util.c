@@ -1,0 +1,193 @@
+#include "sim_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+void sb_reserve(sbuf_t *b, size_t extra) {
+  if (b->len + extra <= b->cap) return;
+  size_t nc = b->cap ? b->cap : 256;
+  while (nc < b->len + extra) nc *= 2;
+  uint8_t *np = realloc(b->p, nc);
+  if (!np) {
+    fprintf(stderr, "dylive-sim: out of memory\n");
+    abort();
+  }
+  b->p = np;
+  b->cap = nc;
+}
+
+void sb_add(sbuf_t *b, const void *d, size_t n) {
+  if (!n) return;
+  sb_reserve(b, n);
+  memcpy(b->p + b->len, d, n);
+  b->len += n;
+}
+
+void sb_adds(sbuf_t *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+void sb_addf(sbuf_t *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char tmp[512];
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n < sizeof tmp) {
+    sb_add(b, tmp, (size_t)n);
+    return;
+  }
+  sb_reserve(b, (size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+void sb_add_json_str(sbuf_t *b, const char *s, size_t n) {
+  sb_add(b, "\"", 1);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      char e[2] = {'\\', (char)c};
+      sb_add(b, e, 2);
+    } else if (c < 0x20 || c == 0x7f) {
+      sb_addf(b, "\\u%04x", c);
+    } else {
+      sb_add(b, &s[i], 1);
+    }
+  }
+  sb_add(b, "\"", 1);
+}
+
+void sb_free(sbuf_t *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+void pb_put_varint(sbuf_t *b, uint64_t v) {
+  uint8_t tmp[10];
+  size_t n = 0;
+  do {
+    uint8_t c = v & 0x7f;
+    v >>= 7;
+    if (v) c |= 0x80;
+    tmp[n++] = c;
+  } while (v);
+  sb_add(b, tmp, n);
+}
+
+void pb_put_tag(sbuf_t *b, uint32_t field, uint32_t wt) { pb_put_varint(b, ((uint64_t)field << 3) | wt); }
+
+void pb_put_uint(sbuf_t *b, uint32_t field, uint64_t v) {
+  pb_put_tag(b, field, 0);
+  pb_put_varint(b, v);
+}
+
+void pb_put_bytes(sbuf_t *b, uint32_t field, const void *d, size_t n) {
+  pb_put_tag(b, field, 2);
+  pb_put_varint(b, n);
+  sb_add(b, d, n);
+}
+
+static int rd_varint(pbr_t *r, uint64_t *v) {
+  uint64_t x = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (r->p >= r->end) return -1;
+    uint8_t c = *r->p++;
+    x |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) {
+      *v = x;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+int pb_next(pbr_t *r, pbf_t *f) {
+  if (r->p >= r->end) return 0;
+  uint64_t key;
+  if (rd_varint(r, &key) < 0) return -1;
+  f->field = (uint32_t)(key >> 3);
+  f->wt = (uint32_t)(key & 7);
+  f->v = 0;
+  f->d = NULL;
+  f->len = 0;
+  if (f->field == 0) return -1;
+  switch (f->wt) {
+    case 0:
+      return rd_varint(r, &f->v) < 0 ? -1 : 1;
+    case 1:
+      if (r->end - r->p < 8) return -1;
+      memcpy(&f->v, r->p, 8);
+      r->p += 8;
+      return 1;
+    case 5:
+      if (r->end - r->p < 4) return -1;
+      {
+        uint32_t v32;
+        memcpy(&v32, r->p, 4);
+        f->v = v32;
+      }
+      r->p += 4;
+      return 1;
+    case 2: {
+      uint64_t n;
+      if (rd_varint(r, &n) < 0) return -1;
+      if (n > (uint64_t)(r->end - r->p)) return -1;
+      f->d = r->p;
+      f->len = (size_t)n;
+      r->p += n;
+      return 1;
+    }
+    default:
+      return -1;
+  }
+}
+
+int sim_gunzip(const uint8_t *in, size_t n, size_t limit, uint8_t **out, size_t *outlen) {
+  z_stream zs;
+  memset(&zs, 0, sizeof zs);
+  if (inflateInit2(&zs, 15 + 32) != Z_OK) return -1;
+  sbuf_t b = {0};
+  zs.next_in = (Bytef *)(uintptr_t)in;
+  zs.avail_in = (uInt)n;
+  for (;;) {
+    sb_reserve(&b, 16384);
+    zs.next_out = b.p + b.len;
+    zs.avail_out = (uInt)(b.cap - b.len);
+    int rc = inflate(&zs, Z_NO_FLUSH);
+    b.len = b.cap - zs.avail_out;
+    if (rc == Z_STREAM_END) break;
+    if (b.len > limit || (rc != Z_OK && rc != Z_BUF_ERROR) || (zs.avail_in == 0 && zs.avail_out != 0)) {
+      inflateEnd(&zs);
+      sb_free(&b);
+      return -1;
+    }
+  }
+  inflateEnd(&zs);
+  *out = b.p;
+  *outlen = b.len;
+  return 0;
+}
+
+int sim_gzip(const uint8_t *in, size_t n, sbuf_t *out) {
+  z_stream zs;
+  memset(&zs, 0, sizeof zs);
+  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
+  zs.next_in = (Bytef *)(uintptr_t)in;
+  zs.avail_in = (uInt)n;
+  int rc;
+  do {
+    sb_reserve(out, 4096 + n / 2);
+    zs.next_out = out->p + out->len;
+    zs.avail_out = (uInt)(out->cap - out->len);
+    rc = deflate(&zs, Z_FINISH);
+    out->len = out->cap - zs.avail_out;
+  } while (rc == Z_OK || rc == Z_BUF_ERROR);
+  deflateEnd(&zs);
+  return rc == Z_STREAM_END ? 0 : -1;
+}

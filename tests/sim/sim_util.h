@@ -1,0 +1,49 @@
+/* dylive-sim: small shared helpers (growable buffer, protobuf walker, gzip). */
+#ifndef DYLIVE_SIM_UTIL_H
+#define DYLIVE_SIM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  uint8_t *p;
+  size_t len;
+  size_t cap;
+} sbuf_t;
+
+void sb_reserve(sbuf_t *b, size_t extra);
+void sb_add(sbuf_t *b, const void *d, size_t n);
+void sb_adds(sbuf_t *b, const char *s);
+void sb_addf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_add_json_str(sbuf_t *b, const char *s, size_t n); /* "..." with JSON escaping */
+void sb_free(sbuf_t *b);
+
+/* protobuf writer */
+void pb_put_varint(sbuf_t *b, uint64_t v);
+void pb_put_tag(sbuf_t *b, uint32_t field, uint32_t wt);
+void pb_put_uint(sbuf_t *b, uint32_t field, uint64_t v);
+void pb_put_bytes(sbuf_t *b, uint32_t field, const void *d, size_t n);
+
+/* protobuf reader: one field at a time */
+typedef struct {
+  const uint8_t *p;
+  const uint8_t *end;
+} pbr_t;
+
+typedef struct {
+  uint32_t field;
+  uint32_t wt;
+  uint64_t v;         /* wt 0, 1, 5 */
+  const uint8_t *d;   /* wt 2 */
+  size_t len;         /* wt 2 */
+} pbf_t;
+
+/* returns 1 = got a field, 0 = clean end, -1 = malformed */
+int pb_next(pbr_t *r, pbf_t *f);
+
+/* gunzip (gzip or zlib header auto-detected); returns 0 ok; out must be freed; limit bounds output */
+int sim_gunzip(const uint8_t *in, size_t n, size_t limit, uint8_t **out, size_t *outlen);
+/* gzip; returns 0 ok */
+int sim_gzip(const uint8_t *in, size_t n, sbuf_t *out);
+
+#endif
