@@ -302,6 +302,7 @@ static void enqueue_ack(room *r, const dl_frame *f) {
     return;
   }
   if (r->ack_len == DL_ACK_QUEUE_MAX) { /* drop the oldest */
+    STAT_ADD(r->in, acks_dropped, 1);
     free(r->acks[r->ack_head].data);
     r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
     r->ack_len--;

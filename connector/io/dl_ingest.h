@@ -54,7 +54,7 @@ void dl_in_msg_free(void *m);
 /* Counters read by the control thread for /metrics (relaxed atomics). */
 typedef struct dl_ingest_stats {
   uint64_t frames, bytes, messages, bad_frames, bad_messages, acks_sent, hb_sent, connects,
-      disconnects, pauses, bombs;
+      disconnects, pauses, bombs, acks_dropped;
 } dl_ingest_stats;
 
 /* out: the queue to the control thread; wake_fd: an eventfd written after a push. */

@@ -37,15 +37,78 @@
 #define DL_RESOLVE_RETRY_MAX_MS 60000
 /* Drain must end within CONTRACT's 10 s; we give ourselves 8. */
 #define DL_DRAIN_DEADLINE_MS 8000
-/* Worker heartbeat key lifetime: a dead worker disappears within this. */
-#define DL_WORKER_TTL_MS 30000
+/* Liveness (DESIGN §3). A worker refreshes its registry key and its room leases every
+ * --poll-ms; the lease outlives two missed refreshes, and the worker key outlives the lease, so
+ * by the time a dead worker's rooms are requeued their leases have expired and the next owner
+ * takes them at once. */
+#define DL_LEASE_MS 4000
+#define DL_WORKER_TTL_MS 5000
+/* How often a worker looks for dead workers' claims to requeue. */
+#define DL_RECONCILE_MS 1000
+/* Retry period while a dead worker's lease still blocks a claimed room. */
+#define DL_ACQUIRE_RETRY_MS 250
 
-/* The room write: dedupe by msg_id against a bounded recent set, then XADD. One call per batch;
- * KEYS share the {live_id} hash tag. */
-static const char write_script[] =
+/* Fencing (DESIGN §3): the lease value is "<worker> <epoch>"; the epoch comes from INCR on a
+ * per-room key, so it only grows. Every write checks the lease inside Redis. A lease that
+ * expired while Redis was unreachable is taken back only if nobody else took the room since
+ * (the epoch is still ours). Release deletes the lease and bumps the epoch, so nothing sent
+ * after a release can re-take it. */
+#define FENCE_FN                                                                              \
+  "local function owns(kl, ke, tok, ttl)\n"                                                   \
+  "  local cur = redis.call('GET', kl)\n"                                                     \
+  "  if cur == tok then return true end\n"                                                    \
+  "  if not cur and redis.call('GET', ke) == string.match(tok, ' (%d+)$') then\n"             \
+  "    redis.call('SET', kl, tok, 'PX', ttl)\n"                                               \
+  "    return true\n"                                                                         \
+  "  end\n"                                                                                   \
+  "  return false\n"                                                                          \
+  "end\n"
+
+/* KEYS lease, epoch; ARGV worker, ttl → {1, token} taken (or already ours), {0, holder} */
+static const char acquire_script[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur then\n"
+    "  if string.sub(cur, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then\n"
+    "    redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "    return {1, cur}\n"
+    "  end\n"
+    "  return {0, cur}\n"
+    "end\n"
+    "local tok = ARGV[1] .. ' ' .. redis.call('INCR', KEYS[2])\n"
+    "redis.call('SET', KEYS[1], tok, 'PX', ARGV[2])\n"
+    "return {1, tok}\n";
+
+/* KEYS lease, epoch; ARGV token, ttl → 1 renewed, 0 lost */
+static const char renew_script[] = FENCE_FN
+    "if not owns(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return 0 end\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "return 1\n";
+
+/* KEYS status, lease, epoch; ARGV token, ttl, release, field, value, … → 1 written, -1 fenced */
+static const char status_script[] = FENCE_FN
+    "if not owns(KEYS[2], KEYS[3], ARGV[1], ARGV[2]) then return -1 end\n"
+    "if #ARGV > 3 then redis.call('HSET', KEYS[1], unpack(ARGV, 4)) end\n"
+    "if ARGV[3] == '1' then\n"
+    "  redis.call('DEL', KEYS[2])\n"
+    "  redis.call('INCR', KEYS[3])\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS claims of a dead worker, assign → rooms moved back to the head of the queue */
+static const char requeue_script[] =
+    "local n = 0\n"
+    "while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'RIGHT') do n = n + 1 end\n"
+    "return n\n";
+
+/* The room write: fence, dedupe by msg_id against a bounded recent set, then XADD. One call
+ * per batch; KEYS share the {live_id} hash tag.
+ * KEYS events, status, seen, lease, epoch; ARGV maxlen, seen_max, now, token, ttl, then
+ * (type, msg_id, ts_ms, json) per event → {written, duplicates}, or {-1, 0} when fenced. */
+static const char write_script[] = FENCE_FN
+    "if not owns(KEYS[4], KEYS[5], ARGV[4], ARGV[5]) then return {-1, 0} end\n"
     "local written, dups = 0, 0\n"
     "local now = tonumber(ARGV[3])\n"
-    "for i = 4, #ARGV, 4 do\n"
+    "for i = 6, #ARGV, 4 do\n"
     "  local id = ARGV[i+1]\n"
     "  local fresh = 1\n"
     "  if id ~= '0' then fresh = redis.call('ZADD', KEYS[3], 'NX', now, id) end\n"
@@ -73,7 +136,11 @@ static const char write_script[] =
     "if n > max then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, n - max - 1) end\n"
     "return {written, dups}\n";
 
-typedef enum { C_RESOLVING, C_CONNECTING, C_LIVE, C_RECONNECTING, C_CLOSING } croom_state;
+enum { S_ACQUIRE, S_RENEW, S_STATUS, S_REQUEUE, S_WRITE, S__COUNT };
+static const char *const scripts[S__COUNT] = {acquire_script, renew_script, status_script, requeue_script,
+                                              write_script};
+
+typedef enum { C_CLAIMING, C_RESOLVING, C_CONNECTING, C_LIVE, C_RECONNECTING, C_CLOSING } croom_state;
 
 typedef struct croom {
   struct croom *next;
@@ -83,10 +150,14 @@ typedef struct croom {
   int stop_requested;   /* unassigned: state stopped once closed */
   int handing_back;     /* drain: back to the assignment list once closed */
   int resolve_failures;
+  int lost;             /* the lease moved to another worker: give up without writing */
+  char token[160];      /* "<worker> <epoch>": the fencing token of our lease */
   struct event *retry_ev;
   uint64_t events, dups;
   int64_t started_ms;
 } croom;
+
+enum { K_PLAIN, K_BATCH, K_STATUS };
 
 typedef struct cmd {
   struct cmd *next;
@@ -94,7 +165,7 @@ typedef struct cmd {
   char **argv;
   size_t *argvlen;
   int sent;
-  int is_batch;
+  int kind;             /* what the reply means: K_PLAIN, K_BATCH, K_STATUS */
   char live_id[DL_LIVE_ID_MAX];
 } cmd;
 
@@ -105,7 +176,8 @@ typedef struct worker {
   redisAsyncContext *w, *b; /* writes; blocking claims */
   int w_ready, b_ready;
   struct event *w_retry, *b_retry, *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev;
-  char script_sha[41];
+  char sha[S__COUNT][41];
+  int64_t last_reconcile_ms;
   cmd *out_head, *out_tail;
   size_t out_len;
   int claim_inflight;
@@ -123,7 +195,7 @@ typedef struct worker {
   int64_t started_ms;
   /* counters (control thread only) */
   uint64_t events_written, events_dup, redis_errors, redis_reconnects, claims, bad_assignments,
-      resolve_errors, batches;
+      resolve_errors, batches, fenced, lost_rooms, requeued;
   int exit_code;
 } worker;
 
@@ -226,6 +298,7 @@ static cmd *cmd_of(const char *first, ...) {
 
 static void maybe_finish_drain(worker *wk);
 static void drain_ingest(worker *wk);
+static void give_up(worker *wk, croom *r);
 
 static void on_write_reply(redisAsyncContext *ac, void *rp, void *priv) {
   worker *wk = ac->data;
@@ -243,7 +316,14 @@ static void on_write_reply(redisAsyncContext *ac, void *rp, void *priv) {
     w_reset(wk, reply->str);
     return;
   }
-  if (c->is_batch && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+  int fenced = (c->kind == K_BATCH && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+                reply->element[0]->integer < 0) ||
+               (c->kind == K_STATUS && reply->type == REDIS_REPLY_INTEGER && reply->integer < 0);
+  if (fenced) {
+    wk->fenced++;
+    croom *r = find_room(wk, c->live_id);
+    if (r) give_up(wk, r);
+  } else if (c->kind == K_BATCH && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
     wk->events_written += (uint64_t)reply->element[0]->integer;
     wk->events_dup += (uint64_t)reply->element[1]->integer;
     croom *r = find_room(wk, c->live_id);
@@ -260,27 +340,43 @@ static void on_write_reply(redisAsyncContext *ac, void *rp, void *priv) {
   if (wk->draining) maybe_finish_drain(wk);
 }
 
-/* ---------- status ---------- */
+/* ---------- status: every write fenced by the room's lease ---------- */
 
-static void set_status(worker *wk, const char *live_id, const char *state, const char *room_id, const char *error) {
-  char key[256], now[32];
-  room_key(wk, key, sizeof key, live_id, "status");
-  snprintf(now, sizeof now, "%lld", (long long)dl_now_ms());
-  cmd *c;
-  if (error)
-    c = cmd_of("HSET", key, "state", state, "worker", wk->cfg->worker_id, "updated_ms", now, "room_id",
-               room_id ? room_id : "", "error", error, NULL);
-  else
-    c = cmd_of("HSET", key, "state", state, "worker", wk->cfg->worker_id, "updated_ms", now, "room_id",
-               room_id ? room_id : "", NULL);
-  if (c) snprintf(c->live_id, sizeof c->live_id, "%s", live_id);
+/* A fenced status write: HSET the pairs if we still own the room; release=1 also gives the lease
+ * up. pairs is a NULL-terminated field, value, … list. */
+static void status_write(worker *wk, croom *r, int release, const char *const *pairs) {
+  if (!r->token[0]) return; /* never owned: nothing may be written */
+  int n = 0;
+  while (pairs[n]) n++;
+  cmd *c = cmd_new(10 + n);
+  if (!c) return;
+  char k[256], ttl[16];
+  snprintf(ttl, sizeof ttl, "%d", DL_LEASE_MS);
+  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->sha[S_STATUS], 40) == 0 && cmd_set(c, 2, "3", 1) == 0;
+  room_key(wk, k, sizeof k, r->live_id, "status");
+  ok = ok && cmd_set(c, 3, k, strlen(k)) == 0;
+  room_key(wk, k, sizeof k, r->live_id, "lease");
+  ok = ok && cmd_set(c, 4, k, strlen(k)) == 0;
+  room_key(wk, k, sizeof k, r->live_id, "epoch");
+  ok = ok && cmd_set(c, 5, k, strlen(k)) == 0;
+  ok = ok && cmd_set(c, 6, r->token, strlen(r->token)) == 0 && cmd_set(c, 7, ttl, strlen(ttl)) == 0 &&
+       cmd_set(c, 8, release ? "1" : "0", 1) == 0;
+  for (int i = 0; ok && i < n; i++) ok = cmd_set(c, 9 + i, pairs[i], strlen(pairs[i])) == 0;
+  if (!ok) {
+    cmd_free(c);
+    return;
+  }
+  c->kind = K_STATUS;
+  snprintf(c->live_id, sizeof c->live_id, "%s", r->live_id);
   outbox_push(wk, c);
 }
 
-static void set_status_field(worker *wk, const char *live_id, const char *field, const char *value) {
-  char key[256];
-  room_key(wk, key, sizeof key, live_id, "status");
-  outbox_push(wk, cmd_of("HSET", key, field, value, NULL));
+static void set_status(worker *wk, croom *r, const char *state, const char *error, int release) {
+  char now[32];
+  snprintf(now, sizeof now, "%lld", (long long)dl_now_ms());
+  const char *pairs[] = {"state", state, "worker", wk->cfg->worker_id, "updated_ms", now, "room_id", r->room_id,
+                         error ? "error" : NULL, error, NULL};
+  status_write(wk, r, release, pairs);
 }
 
 /* ---------- rooms ---------- */
@@ -301,48 +397,131 @@ static void release_claim(worker *wk, const char *live_id) {
 }
 
 static void claim_next(worker *wk);
+static void acquire(worker *wk, croom *r);
 
-static worker *g_wk; /* signal and retry callbacks need the worker; there is one per process */
+static worker *g_wk; /* timer callbacks need the worker; there is one per process */
 
-static void resolve_retry(evutil_socket_t fd, short what, void *arg) {
+static void room_retry(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   croom *r = arg;
-  if (r->st == C_RESOLVING && !r->stop_requested && !g_wk->draining) dl_resolver_submit(g_wk->resolver, r->live_id);
+  if (r->stop_requested || g_wk->draining) return;
+  if (r->st == C_CLAIMING) acquire(g_wk, r);
+  else if (r->st == C_RESOLVING) dl_resolver_submit(g_wk->resolver, r->live_id);
+}
+
+static void room_retry_in(worker *wk, croom *r, int64_t ms) {
+  if (!r->retry_ev) r->retry_ev = evtimer_new(wk->base, room_retry, r);
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+  if (r->retry_ev) evtimer_add(r->retry_ev, &tv);
+}
+
+/* Per-room replies carry a strdup'd live_id (the room may be gone by the time they arrive). */
+static croom *room_of_reply(redisAsyncContext *ac, void *priv) {
+  worker *wk = ac->data;
+  croom *r = wk ? find_room(wk, priv) : NULL;
+  free(priv);
+  return r;
+}
+
+static void on_owner_alive(redisAsyncContext *ac, void *rp, void *priv) {
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  croom *r = room_of_reply(ac, priv);
+  if (!r || r->st != C_CLAIMING) return;
+  if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+    /* a repeated assignment of a room another live worker captures: nothing to do */
+    dl_log(DL_LOG_INFO, "assign_dup", r->live_id, "already captured by a live worker; dropping this claim");
+    release_claim(wk, r->live_id);
+    room_remove(wk, r);
+    claim_next(wk);
+    return;
+  }
+  room_retry_in(wk, r, DL_ACQUIRE_RETRY_MS); /* a dead worker's lease: it expires soon */
+}
+
+static void on_acquire(redisAsyncContext *ac, void *rp, void *priv) {
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  croom *r = room_of_reply(ac, priv);
+  if (!r || r->st != C_CLAIMING) return;
+  if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+      reply->element[1]->type != REDIS_REPLY_STRING) {
+    room_retry_in(wk, r, DL_REDIS_RETRY_MS);
+    return;
+  }
+  if (reply->element[0]->integer != 1) {
+    char owner[160];
+    snprintf(owner, sizeof owner, "%s", reply->element[1]->str);
+    char *sp = strchr(owner, ' ');
+    if (sp) *sp = 0;
+    char key[300];
+    snprintf(key, sizeof key, "%.64s:worker:%.100s", wk->cfg->prefix, owner);
+    const char *argv[] = {"EXISTS", key};
+    char *id = strdup(r->live_id);
+    if (!id || redisAsyncCommandArgv(wk->w, on_owner_alive, id, 2, argv, NULL) != REDIS_OK) {
+      free(id);
+      room_retry_in(wk, r, DL_ACQUIRE_RETRY_MS);
+    }
+    return;
+  }
+  snprintf(r->token, sizeof r->token, "%s", reply->element[1]->str);
+  r->st = C_RESOLVING;
+  /* a claim is an assignment: it clears an earlier unassign */
+  char key[256];
+  room_key(wk, key, sizeof key, r->live_id, "status");
+  outbox_push(wk, cmd_of("HDEL", key, "desired", "error", NULL));
+  set_status(wk, r, "starting", NULL, 0);
+  dl_log(DL_LOG_INFO, "room_owned", r->live_id, "lease taken (%s); resolving the live page", r->token);
+  dl_resolver_submit(wk->resolver, r->live_id);
+}
+
+static void acquire(worker *wk, croom *r) {
+  if (!wk->w_ready) {
+    room_retry_in(wk, r, DL_ACQUIRE_RETRY_MS);
+    return;
+  }
+  char kl[256], ke[256], ttl[16];
+  room_key(wk, kl, sizeof kl, r->live_id, "lease");
+  room_key(wk, ke, sizeof ke, r->live_id, "epoch");
+  snprintf(ttl, sizeof ttl, "%d", DL_LEASE_MS);
+  const char *argv[] = {"EVALSHA", wk->sha[S_ACQUIRE], "2", kl, ke, wk->cfg->worker_id, ttl};
+  char *id = strdup(r->live_id);
+  if (!id || redisAsyncCommandArgv(wk->w, on_acquire, id, 7, argv, NULL) != REDIS_OK) {
+    free(id);
+    room_retry_in(wk, r, DL_ACQUIRE_RETRY_MS);
+  }
 }
 
 static void start_room(worker *wk, const char *live_id) {
   croom *r = calloc(1, sizeof *r);
   if (!r) return;
   snprintf(r->live_id, sizeof r->live_id, "%s", live_id);
-  r->st = C_RESOLVING;
+  r->st = C_CLAIMING;
   r->started_ms = dl_now_ms();
   r->next = wk->rooms;
   wk->rooms = r;
   wk->nrooms++;
-  char key[256];
-  room_key(wk, key, sizeof key, live_id, "status");
-  /* a claim is an assignment: it clears an earlier unassign */
-  outbox_push(wk, cmd_of("HDEL", key, "desired", "error", NULL));
-  set_status(wk, live_id, "starting", NULL, NULL);
-  dl_log(DL_LOG_INFO, "room_claimed", live_id, "claimed; resolving the live page");
-  dl_resolver_submit(wk->resolver, live_id);
+  dl_log(DL_LOG_INFO, "room_claimed", live_id, "claimed; taking the lease");
+  acquire(wk, r);
 }
 
-/* The room is no longer ours (closed, ended, stopped or handed back). */
+/* The room is no longer ours (closed, ended, stopped, handed back or moved). */
 static void finish_room(worker *wk, croom *r, const char *state, const char *why) {
-  if (r->handing_back) {
-    /* head of the queue: BLMOVE pops from the right */
-    outbox_push(wk, cmd_of("RPUSH", wk->key_assign, r->live_id, NULL));
+  if (r->lost) {
+    /* another worker owns it now: write nothing */
+  } else if (r->handing_back) {
     char msg[200];
     snprintf(msg, sizeof msg, "handed back by draining worker %s", wk->cfg->worker_id);
-    set_status(wk, r->live_id, "reconnecting", r->room_id, msg);
+    set_status(wk, r, "reconnecting", msg, 1);
+    /* head of the queue (BLMOVE pops from the right), after the lease is released */
+    outbox_push(wk, cmd_of("RPUSH", wk->key_assign, r->live_id, NULL));
   } else {
-    set_status(wk, r->live_id, state, r->room_id, why);
+    set_status(wk, r, state, why, 1);
   }
   release_claim(wk, r->live_id);
-  dl_log(DL_LOG_INFO, "room_released", r->live_id, "%s%s%s", r->handing_back ? "handed back" : state,
-         why ? ": " : "", why ? why : "");
+  dl_log(DL_LOG_INFO, "room_released", r->live_id, "%s%s%s", r->lost ? "moved to another worker" :
+         r->handing_back ? "handed back" : state, why ? ": " : "", why ? why : "");
   room_remove(wk, r);
   claim_next(wk);
   if (wk->draining) maybe_finish_drain(wk);
@@ -350,52 +529,68 @@ static void finish_room(worker *wk, croom *r, const char *state, const char *why
 
 static void close_room(worker *wk, croom *r) {
   if (r->st == C_CLOSING) return;
-  if (r->st == C_RESOLVING) {
+  if (r->st == C_RESOLVING || r->st == C_CLAIMING) {
     /* not in ingest yet: done now (a resolve result may still arrive and is ignored) */
     r->st = C_CLOSING;
-    finish_room(wk, r, "stopped", NULL);
+    finish_room(wk, r, "stopped", r->stop_requested ? "unassigned" : NULL);
     return;
   }
   r->st = C_CLOSING;
   dl_ingest_close(wk->ingest, r->live_id);
 }
 
+/* Our lease is gone (a write or a renewal was fenced): the room belongs to another worker. */
+static void give_up(worker *wk, croom *r) {
+  if (r->lost) return;
+  r->lost = 1;
+  wk->lost_rooms++;
+  dl_log(DL_LOG_WARN, "lease_lost", r->live_id, "lease taken by another worker; giving the room up");
+  close_room(wk, r);
+}
+
 /* ---------- messages from ingest and the resolver ---------- */
 
-static cmd *batch_begin(worker *wk, const char *live_id, int nevents) {
-  cmd *c = cmd_new(10 + 4 * nevents);
+static cmd *batch_begin(worker *wk, const char *live_id, const char *token, int nevents) {
+  cmd *c = cmd_new(14 + 4 * nevents);
   if (!c) return NULL;
   char k[256], num[32];
-  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->script_sha, 40) == 0 && cmd_set(c, 2, "3", 1) == 0;
+  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->sha[S_WRITE], 40) == 0 && cmd_set(c, 2, "5", 1) == 0;
   room_key(wk, k, sizeof k, live_id, "events");
   ok = ok && cmd_set(c, 3, k, strlen(k)) == 0;
   room_key(wk, k, sizeof k, live_id, "status");
   ok = ok && cmd_set(c, 4, k, strlen(k)) == 0;
   room_key(wk, k, sizeof k, live_id, "seen");
   ok = ok && cmd_set(c, 5, k, strlen(k)) == 0;
+  room_key(wk, k, sizeof k, live_id, "lease");
+  ok = ok && cmd_set(c, 6, k, strlen(k)) == 0;
+  room_key(wk, k, sizeof k, live_id, "epoch");
+  ok = ok && cmd_set(c, 7, k, strlen(k)) == 0;
   snprintf(num, sizeof num, "%lld", wk->cfg->stream_maxlen);
-  ok = ok && cmd_set(c, 6, num, strlen(num)) == 0;
-  snprintf(num, sizeof num, "%lld", wk->cfg->seen_max);
-  ok = ok && cmd_set(c, 7, num, strlen(num)) == 0;
-  snprintf(num, sizeof num, "%lld", (long long)dl_now_ms());
   ok = ok && cmd_set(c, 8, num, strlen(num)) == 0;
+  snprintf(num, sizeof num, "%lld", wk->cfg->seen_max);
+  ok = ok && cmd_set(c, 9, num, strlen(num)) == 0;
+  snprintf(num, sizeof num, "%lld", (long long)dl_now_ms());
+  ok = ok && cmd_set(c, 10, num, strlen(num)) == 0;
+  ok = ok && cmd_set(c, 11, token, strlen(token)) == 0;
+  snprintf(num, sizeof num, "%d", DL_LEASE_MS);
+  ok = ok && cmd_set(c, 12, num, strlen(num)) == 0;
   if (!ok) {
     cmd_free(c);
     return NULL;
   }
-  c->argc = 9;
-  c->is_batch = 1;
+  c->argc = 13;
+  c->kind = K_BATCH;
   snprintf(c->live_id, sizeof c->live_id, "%s", live_id);
   return c;
 }
 
-static void write_frame(worker *wk, const dl_in_msg *m) {
+static void write_frame(worker *wk, const croom *r, const dl_in_msg *m) {
   const dl_frame *f = &m->frame;
   size_t i = 0;
   while (i < f->n_events) {
     size_t n = f->n_events - i;
     if (n > (size_t)wk->cfg->batch_max) n = (size_t)wk->cfg->batch_max;
-    cmd *c = batch_begin(wk, m->live_id, (int)n);
+    cmd *c = batch_begin(wk, m->live_id, r->token, (int)n);
     if (!c) return;
     for (size_t k = 0; k < n; k++, i++) {
       const dl_event *e = &f->events[i];
@@ -417,24 +612,28 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
   croom *r = find_room(wk, m->live_id);
   switch (m->kind) {
   case DL_IN_FRAME:
-    /* events of a room we are closing still get written: they were received */
-    write_frame(wk, m);
+    /* events of a room we are closing still get written: they were received; a room we lost
+     * belongs to its new owner, who gets Douyin's re-push */
+    if (r && !r->lost && r->token[0]) write_frame(wk, r, m);
     break;
   case DL_IN_CONNECTED:
     if (r && r->st != C_CLOSING) {
       r->st = C_LIVE;
-      set_status(wk, r->live_id, "live", r->room_id, NULL);
+      set_status(wk, r, "live", NULL, 0);
     }
     break;
   case DL_IN_DISCONNECTED:
     if (r && r->st != C_CLOSING) {
       r->st = C_RECONNECTING;
-      set_status(wk, r->live_id, "reconnecting", r->room_id, m->reason);
+      set_status(wk, r, "reconnecting", m->reason, 0);
     }
     break;
   case DL_IN_BAD_FRAME:
     dl_log(DL_LOG_WARN, "bad_frame", m->live_id, "%s", m->reason);
-    if (r) set_status_field(wk, r->live_id, "last_bad_frame", m->reason);
+    if (r) {
+      const char *pairs[] = {"last_bad_frame", m->reason, NULL};
+      status_write(wk, r, 0, pairs);
+    }
     break;
   case DL_IN_ENDED:
     if (r) {
@@ -470,18 +669,15 @@ static void on_resolved(worker *wk, dl_resolve_result *res) {
     char msg[300];
     snprintf(msg, sizeof msg, "%s; retrying in %lld ms", res->error, (long long)wait);
     dl_log(DL_LOG_WARN, "resolve_failed", r->live_id, "%s", msg);
-    set_status(wk, r->live_id, "error", NULL, msg);
-    if (!r->retry_ev) r->retry_ev = evtimer_new(wk->base, resolve_retry, r);
-    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)((wait % 1000) * 1000)};
-    if (r->retry_ev) evtimer_add(r->retry_ev, &tv);
+    set_status(wk, r, "error", msg, 0);
+    room_retry_in(wk, r, wait);
     return;
   }
   snprintf(r->room_id, sizeof r->room_id, "%s", res->page.room_id);
   r->st = C_CONNECTING;
-  char key[256];
-  room_key(wk, key, sizeof key, r->live_id, "status");
-  outbox_push(wk, cmd_of("HSET", key, "title", res->page.title, "anchor", res->page.anchor, NULL));
-  set_status(wk, r->live_id, "starting", r->room_id, NULL);
+  const char *facts[] = {"title", res->page.title, "anchor", res->page.anchor, NULL};
+  status_write(wk, r, 0, facts);
+  set_status(wk, r, "starting", NULL, 0);
   dl_room_spec spec;
   memset(&spec, 0, sizeof spec);
   snprintf(spec.live_id, sizeof spec.live_id, "%s", r->live_id);
@@ -687,8 +883,10 @@ static redisAsyncContext *redis_open(worker *wk, int is_w) {
   const char *sel[] = {"SELECT", db};
   if (is_w) {
     redisAsyncCommandArgv(ac, NULL, NULL, 2, sel, NULL);
-    const char *load[] = {"SCRIPT", "LOAD", write_script};
-    redisAsyncCommandArgv(ac, on_setup_reply, (void *)1, 3, load, NULL);
+    for (int i = 0; i < S__COUNT; i++) {
+      const char *load[] = {"SCRIPT", "LOAD", scripts[i]};
+      redisAsyncCommandArgv(ac, i == S__COUNT - 1 ? on_setup_reply : NULL, (void *)1, 3, load, NULL);
+    }
   } else {
     redisAsyncCommandArgv(ac, on_setup_reply, (void *)0, 2, sel, NULL);
     const char *cid[] = {"CLIENT", "ID"};
@@ -719,16 +917,13 @@ static void w_reset(worker *wk, const char *why) {
 static void on_desired(redisAsyncContext *ac, void *rp, void *priv) {
   worker *wk = ac->data;
   redisReply *reply = rp;
-  char *live_id = priv;
-  if (wk && reply && reply->type == REDIS_REPLY_STRING && !strcmp(reply->str, "stopped")) {
-    croom *r = find_room(wk, live_id);
-    if (r && !r->stop_requested && r->st != C_CLOSING) {
-      dl_log(DL_LOG_INFO, "room_unassign", live_id, "unassigned; closing");
-      r->stop_requested = 1;
-      close_room(wk, r);
-    }
+  croom *r = room_of_reply(ac, priv);
+  if (r && reply && reply->type == REDIS_REPLY_STRING && !strcmp(reply->str, "stopped") && !r->stop_requested &&
+      r->st != C_CLOSING) {
+    dl_log(DL_LOG_INFO, "room_unassign", r->live_id, "unassigned; closing");
+    r->stop_requested = 1;
+    close_room(wk, r);
   }
-  free(live_id);
 }
 
 static void write_worker_status(worker *wk) {
@@ -752,13 +947,80 @@ static void write_worker_status(worker *wk) {
   redisAsyncCommandArgv(wk->w, NULL, NULL, 4, z, NULL);
 }
 
+static void on_renew(redisAsyncContext *ac, void *rp, void *priv) {
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  croom *r = room_of_reply(ac, priv);
+  if (r && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) give_up(wk, r);
+}
+
+static void renew_leases(worker *wk) {
+  char ttl[16];
+  snprintf(ttl, sizeof ttl, "%d", DL_LEASE_MS);
+  for (croom *r = wk->rooms; r; r = r->next) {
+    if (!r->token[0] || r->lost) continue;
+    char kl[256], ke[256];
+    room_key(wk, kl, sizeof kl, r->live_id, "lease");
+    room_key(wk, ke, sizeof ke, r->live_id, "epoch");
+    const char *argv[] = {"EVALSHA", wk->sha[S_RENEW], "2", kl, ke, r->token, ttl};
+    char *id = strdup(r->live_id);
+    if (id && redisAsyncCommandArgv(wk->w, on_renew, id, 7, argv, NULL) != REDIS_OK) free(id);
+  }
+}
+
+/* Workers whose registry key expired are dead: their claims go back to the head of the queue.
+ * Every worker does this; it is idempotent (LMOVE is atomic per element). */
+static void on_dead_check(redisAsyncContext *ac, void *rp, void *priv) {
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  char *id = priv;
+  if (wk && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && wk->w_ready) {
+    char claims[400];
+    snprintf(claims, sizeof claims, "%.64s:claims:%.100s:{%.80s}", wk->cfg->prefix, id, wk->key_assign);
+    const char *rq[] = {"EVALSHA", wk->sha[S_REQUEUE], "2", claims, wk->key_assign};
+    redisAsyncCommandArgv(wk->w, NULL, NULL, 5, rq, NULL);
+    const char *zr[] = {"ZREM", wk->key_workers, id};
+    redisAsyncCommandArgv(wk->w, NULL, NULL, 3, zr, NULL);
+    wk->requeued++;
+    dl_log(DL_LOG_WARN, "worker_dead", NULL, "worker %s stopped heartbeating; its rooms go back to %s", id,
+           wk->key_assign);
+  }
+  free(id);
+}
+
+static void on_workers(redisAsyncContext *ac, void *rp, void *priv) {
+  (void)priv;
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  if (!wk || !reply || reply->type != REDIS_REPLY_ARRAY) return;
+  for (size_t i = 0; i < reply->elements; i++) {
+    const char *id = reply->element[i]->str;
+    if (!id || !strcmp(id, wk->cfg->worker_id)) continue;
+    char key[300];
+    snprintf(key, sizeof key, "%.64s:worker:%.100s", wk->cfg->prefix, id);
+    const char *argv[] = {"EXISTS", key};
+    char *dup = strdup(id);
+    if (dup && redisAsyncCommandArgv(wk->w, on_dead_check, dup, 2, argv, NULL) != REDIS_OK) free(dup);
+  }
+}
+
+static void reconcile(worker *wk) {
+  int64_t now = dl_now_ms();
+  if (now - wk->last_reconcile_ms < DL_RECONCILE_MS) return;
+  wk->last_reconcile_ms = now;
+  char stale[32];
+  snprintf(stale, sizeof stale, "(%lld", (long long)(now - DL_WORKER_TTL_MS));
+  const char *argv[] = {"ZRANGEBYSCORE", wk->key_workers, "-inf", stale};
+  redisAsyncCommandArgv(wk->w, on_workers, NULL, 4, argv, NULL);
+}
+
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   worker *wk = arg;
   if (wk->w_ready) {
     for (croom *r = wk->rooms; r; r = r->next) {
-      if (r->st == C_CLOSING) continue;
+      if (r->st == C_CLOSING || r->st == C_CLAIMING) continue;
       char key[256];
       room_key(wk, key, sizeof key, r->live_id, "status");
       const char *argv[] = {"HGET", key, "desired"};
@@ -766,6 +1028,8 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
       if (id && redisAsyncCommandArgv(wk->w, on_desired, id, 3, argv, NULL) != REDIS_OK) free(id);
     }
     write_worker_status(wk);
+    renew_leases(wk);
+    reconcile(wk);
   }
   if (!wk->draining) claim_next(wk);
 }
@@ -838,6 +1102,7 @@ static void admin_metrics(struct evhttp_request *req, void *arg) {
   M("bad_messages_total", "counter", "Messages whose payload did not parse (kept as raw).", st.bad_messages);
   M("gzip_bombs_total", "counter", "Frames refused at the inflate cap.", st.bombs);
   M("acks_sent_total", "counter", "Acks sent for need_ack frames.", st.acks_sent);
+  M("acks_dropped_total", "counter", "Acks dropped because the socket could not take them.", st.acks_dropped);
   M("heartbeats_sent_total", "counter", "Heartbeat frames sent.", st.hb_sent);
   M("ws_connects_total", "counter", "WebSocket connection attempts.", st.connects);
   M("ws_disconnects_total", "counter", "Established WebSockets lost.", st.disconnects);
@@ -849,6 +1114,9 @@ static void admin_metrics(struct evhttp_request *req, void *arg) {
   M("redis_pending", "gauge", "Writes waiting for Redis.", wk->out_len);
   M("redis_errors_total", "counter", "Redis error replies.", wk->redis_errors);
   M("redis_reconnects_total", "counter", "Redis write connection losses.", wk->redis_reconnects);
+  M("leases_lost_total", "counter", "Rooms given up because their lease moved (fencing).", wk->lost_rooms);
+  M("fenced_writes_total", "counter", "Writes refused by Redis because the lease moved.", wk->fenced);
+  M("dead_workers_requeued_total", "counter", "Dead workers whose claims were put back.", wk->requeued);
   M("claims_total", "counter", "Assignments taken from the list.", wk->claims);
   M("bad_assignments_total", "counter", "Assignments that were not a live_id.", wk->bad_assignments);
   M("resolve_errors_total", "counter", "Live page resolutions that failed.", wk->resolve_errors);
@@ -904,7 +1172,7 @@ int dl_worker_run(const dl_config *cfg) {
   wk->started_ms = dl_now_ms();
   char why[200];
   if (dl_redis_parse_url(cfg->redis_url, &wk->raddr, why, sizeof why) != 0) return 2;
-  sha1_hex(write_script, wk->script_sha);
+  for (int i = 0; i < S__COUNT; i++) sha1_hex(scripts[i], wk->sha[i]);
   snprintf(wk->key_assign, sizeof wk->key_assign, "%.64s:assign", cfg->prefix);
   /* same hash slot as P:assign (its tag is the whole assign key) so BLMOVE is cluster-safe */
   snprintf(wk->key_claims, sizeof wk->key_claims, "%.64s:claims:%.100s:{%.80s}", cfg->prefix, cfg->worker_id,

@@ -610,13 +610,10 @@ size_t dl_frame_build_heartbeat(uint8_t *buf, size_t cap) {
 size_t dl_frame_build_ack(uint64_t log_id, const char *ext, uint8_t *buf, size_t cap) {
   static const uint8_t ack_type[] = {0x3a, 0x03, 'a', 'c', 'k'}; /* field 7 "ack" */
   size_t elen = ext ? strlen(ext) : 0;
-  /* tag + varint(log_id) + payload_type + tag + varint(len) + ext */
-  if (elen > cap || cap - elen < 1 + 10 + sizeof ack_type + 1 + 10) {
-    /* maybe it still fits exactly: compute precisely */
-    uint8_t tmp[10];
-    size_t need = 1 + put_varint(tmp, log_id) + sizeof ack_type + 1 + put_varint(tmp, elen);
-    if (elen > cap || cap - elen < need) return 0;
-  }
+  uint8_t tmp[10];
+  /* tag + varint(log_id) + "ack" field + tag + varint(len) + ext */
+  size_t head = 1 + put_varint(tmp, log_id) + sizeof ack_type + 1 + put_varint(tmp, elen);
+  if (elen > cap || cap - elen < head) return 0;
   size_t n = 0;
   buf[n++] = 0x10; /* field 2 log_id, varint */
   n += put_varint(buf + n, log_id);

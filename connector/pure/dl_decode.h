@@ -27,7 +27,9 @@ typedef struct dl_decode_limits {
   int64_t gift_streak_ttl_ms;    /* idle streak forgotten after (default 600000) */
 } dl_decode_limits;
 
-/* Fills the defaults above. */
+/* Fills the defaults above. In a dl_decode_limits given to dl_decoder_new, a size field of 0
+ * means its default, except max_inflate_ratio (0 = no ratio cap) and gift_streak_ttl_ms
+ * (<= 0 = streaks expire only by LRU). */
 void dl_decode_limits_default(dl_decode_limits *lim);
 
 typedef struct dl_decoder dl_decoder;
@@ -45,7 +47,15 @@ const char *dl_decoder_room_id(const dl_decoder *d);
 struct dl_gift_tracker;
 struct dl_gift_tracker *dl_decoder_gifts(dl_decoder *d);
 
-/* One normalized event. */
+/* One normalized event. JSON shape (CONTRACT §4), decisions the contract leaves open:
+ *  - "method" is always present; "room_id" is "0" when neither the decoder nor the message knows
+ *    it; "msg_id" is "0" when the message has none.
+ *  - "user"/"to_user" objects always have every key (id, nickname, sec_uid, display_id, gender,
+ *    pay_level, fans_club_level, avatar), "" / 0 when absent, for a stable shape.
+ *  - WebcastSocialMessage with an action other than 1/3 has type "social" (with "action").
+ *  - a known method whose payload does not parse even after the §8 scrub becomes type "raw" with
+ *    "error" (and counts in dl_frame.bad_messages), never nothing.
+ *  - integers are exact JSON integers (also above 2^53); ids are decimal strings. */
 typedef struct dl_event {
   char type[24];       /* "chat", "gift", … "raw" */
   char msg_id[24];     /* decimal; "0" when the message has none */

@@ -18,6 +18,7 @@ struct dl_pballoc {
   size_t in_use;
   size_t peak;
   int exceeded;
+  size_t refusals;
 };
 
 static void *pballoc_alloc(void *data, size_t size) {
@@ -33,6 +34,7 @@ static void *pballoc_alloc(void *data, size_t size) {
   return h + 1;
 refuse:
   a->exceeded = 1;
+  a->refusals++;
   return NULL;
 }
 
@@ -64,5 +66,6 @@ void dl_pballoc_reset(dl_pballoc *a) {
 }
 
 int dl_pballoc_exceeded(const dl_pballoc *a) { return a->exceeded; }
+size_t dl_pballoc_refusals(const dl_pballoc *a) { return a->refusals; }
 size_t dl_pballoc_in_use(const dl_pballoc *a) { return a->in_use; }
 size_t dl_pballoc_peak(const dl_pballoc *a) { return a->peak; }

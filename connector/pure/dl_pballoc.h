@@ -25,6 +25,8 @@ ProtobufCAllocator *dl_pballoc_allocator(dl_pballoc *a);
 void dl_pballoc_reset(dl_pballoc *a);
 /* 1 when an allocation was refused since the last reset. */
 int dl_pballoc_exceeded(const dl_pballoc *a);
+/* Allocations refused since creation (monotonic: compare before/after one unpack). */
+size_t dl_pballoc_refusals(const dl_pballoc *a);
 size_t dl_pballoc_in_use(const dl_pballoc *a);
 size_t dl_pballoc_peak(const dl_pballoc *a);
 

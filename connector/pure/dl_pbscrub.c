@@ -216,12 +216,13 @@ dl_err dl_pb_unpack(const ProtobufCMessageDescriptor *desc, dl_pballoc *a, const
   ProtobufCAllocator *pa = dl_pballoc_allocator(a);
   uint8_t *clean = NULL;
   size_t clean_len = 0, dropped = 0;
+  const size_t refusals = dl_pballoc_refusals(a); /* to tell a budget failure of this call */
   dl_err rc;
 
   if (scrubbed) *scrubbed = 0;
   *out = protobuf_c_message_unpack(desc, pa, len, buf);
   if (*out) return DL_EOK;
-  if (dl_pballoc_exceeded(a)) return DL_ELIMIT;
+  if (dl_pballoc_refusals(a) != refusals) return DL_ELIMIT;
 
   rc = dl_pbscrub(desc, buf, len, &clean, &clean_len, &dropped);
   if (rc != DL_EOK) return rc;
@@ -231,7 +232,7 @@ dl_err dl_pb_unpack(const ProtobufCMessageDescriptor *desc, dl_pballoc *a, const
   }
   *out = protobuf_c_message_unpack(desc, pa, clean_len, clean);
   if (!*out) {
-    rc = dl_pballoc_exceeded(a) ? DL_ELIMIT : DL_EPROTO;
+    rc = dl_pballoc_refusals(a) != refusals ? DL_ELIMIT : DL_EPROTO;
     goto cleanup;
   }
   if (scrubbed) *scrubbed = 1;

@@ -127,7 +127,9 @@ def test_malformed_frames_and_bomb():
         wait_until(lambda: (metric(admin, "dylive_gzip_bombs_total") or 0) >= 2, 20, "bombs refused")
         wait_until(lambda: status(r, LIVE).get("state") == "ended", 60, "state ended")
         rss1 = rss_kb(w.pid)
-        check(rss1 - rss0 < 64 * 1024, "RSS grew by %d KiB across two 256 MiB bombs", rss1 - rss0)
+        print("worker RSS %d KiB before, %d KiB after two 256 MiB gzip bombs" % (rss0, rss1))
+        if not os.environ.get("DYLIVE_SANITIZED"):  # ASan's quarantine keeps freed memory resident
+            check(rss1 - rss0 < 32 * 1024, "RSS grew by %d KiB across two 256 MiB bombs", rss1 - rss0)
         bad = metric(admin, "dylive_bad_frames_total")
         check(bad >= 5, "bad frames counted: %r", bad)
         ids = [f["msg_id"] for _, f in stream_events(r, LIVE)]

@@ -54,6 +54,8 @@ typedef struct {
 
 enum { PAGE_NORMAL, PAGE_CHALLENGE, PAGE_GONE };
 enum { ENTER_OK, ENTER_EMPTY, ENTER_ERROR };
+enum { SIG_DEFAULT, SIG_CHECK, SIG_OFF }; /* SIG_DEFAULT follows --check-signature */
+#define SIG_RECENT 64
 
 struct conn;
 
@@ -69,6 +71,9 @@ typedef struct room {
   int page;
   int enter;
   bool ws_reject;
+  int sig;
+  char recent_sigs[SIG_RECENT][17]; /* ring of the last accepted signatures (decoded) */
+  size_t recent_next;
   frame_t *frames;
   size_t nframes;
   uint32_t *log_tab; /* open addressing: frame index + 1, 0 = empty */
@@ -81,6 +86,9 @@ typedef struct room {
   /* stats */
   uint64_t connections, frames_sent, messages_sent, acks_expected, acks_ok, acks_bad, hb, pongs, pings_sent,
       other_client_frames, injected, client_closes, protocol_errors, ws_rejected;
+  uint64_t sig_ok, sig_bad, sig_missing, sig_reused;
+  char last_reject[24];
+  char last_reject_detail[160];
   char *last_query;
   sbuf_t last_headers; /* JSON object text */
 } room_t;
@@ -135,6 +143,7 @@ static struct {
   const char *cookie_domain;
   SSL_CTX *tls_ctx;
   bool verbose;
+  bool check_sig;
   sbuf_t bomb;
   volatile sig_atomic_t stop;
 } G;
@@ -402,6 +411,10 @@ static room_t *parse_room(const char *spec) {
       r->ws_reject = true;
     else if (!strcmp(opt, "ws") && val && !strcmp(val, "ok"))
       r->ws_reject = false;
+    else if (!strcmp(opt, "sig") && val && !strcmp(val, "check"))
+      r->sig = SIG_CHECK;
+    else if (!strcmp(opt, "sig") && val && !strcmp(val, "off"))
+      r->sig = SIG_OFF;
     else if (!strcmp(opt, "title") && val)
       r->title = xstrdup(val);
     else if (!strcmp(opt, "nick") && val)
@@ -752,16 +765,21 @@ static char *query_param(const char *query, const char *name) {
   return NULL;
 }
 
-static void http_respond(conn_t *c, int code, const char *reason, const char *ctype, const char *extra,
-                         const void *body, size_t blen) {
+static void http_respond_srv(conn_t *c, const char *server, int code, const char *reason, const char *ctype,
+                             const char *extra, const void *body, size_t blen) {
   sbuf_t b = {0};
-  sb_addf(&b, "HTTP/1.1 %d %s\r\nServer: dylive-sim\r\nContent-Length: %zu\r\n", code, reason, blen);
+  sb_addf(&b, "HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Length: %zu\r\n", code, reason, server, blen);
   if (ctype) sb_addf(&b, "Content-Type: %s\r\n", ctype);
   if (extra) sb_adds(&b, extra);
   sb_adds(&b, c->http_close ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
   if (!c->http_head) sb_add(&b, body, blen);
   q_push(c, b.p, b.len, b.p, -1, false);
   if (c->http_close) c->close_after_flush = true;
+}
+
+static void http_respond(conn_t *c, int code, const char *reason, const char *ctype, const char *extra,
+                         const void *body, size_t blen) {
+  http_respond_srv(c, "dylive-sim", code, reason, ctype, extra, body, blen);
 }
 
 static void http_text(conn_t *c, int code, const char *reason, const char *text) {
@@ -942,6 +960,8 @@ static void handle_enter(conn_t *c, const req_t *q) {
   sb_free(&b);
 }
 
+static bool room_checks_sig(const room_t *r) { return r->sig == SIG_CHECK || (r->sig == SIG_DEFAULT && G.check_sig); }
+
 static void room_stats_json(sbuf_t *b, room_t *r) {
   uint64_t open = 0;
   for (conn_t *c = r->conns; c; c = c->rnext) open++;
@@ -951,12 +971,19 @@ static void room_stats_json(sbuf_t *b, room_t *r) {
           ",\"acks_ok\":%" PRIu64 ",\"acks_bad\":%" PRIu64 ",\"hb\":%" PRIu64 ",\"pongs\":%" PRIu64
           ",\"pings_sent\":%" PRIu64 ",\"other_client_frames\":%" PRIu64 ",\"injected\":%" PRIu64
           ",\"client_closes\":%" PRIu64 ",\"protocol_errors\":%" PRIu64 ",\"ws_rejected\":%" PRIu64
+          ",\"sig_check\":%s,\"sig_ok\":%" PRIu64 ",\"sig_bad\":%" PRIu64 ",\"sig_missing\":%" PRIu64
+          ",\"sig_reused\":%" PRIu64
           ",\"paused\":%s,\"position\":%zu,\"total_frames\":%zu,\"done\":%s,\"last_query\":",
           r->live_id, r->room_id, r->connections, open, r->frames_sent, r->messages_sent, r->acks_expected,
           r->acks_ok, r->acks_bad, r->hb, r->pongs, r->pings_sent, r->other_client_frames, r->injected,
-          r->client_closes, r->protocol_errors, r->ws_rejected, r->paused ? "true" : "false", r->position,
+          r->client_closes, r->protocol_errors, r->ws_rejected, room_checks_sig(r) ? "true" : "false", r->sig_ok,
+          r->sig_bad, r->sig_missing, r->sig_reused, r->paused ? "true" : "false", r->position,
           r->nframes, r->distinct_sent == r->nframes ? "true" : "false");
   sb_add_json_str(b, r->last_query, strlen(r->last_query));
+  sb_adds(b, ",\"last_reject\":");
+  sb_add_json_str(b, r->last_reject, strlen(r->last_reject));
+  sb_adds(b, ",\"last_reject_detail\":");
+  sb_add_json_str(b, r->last_reject_detail, strlen(r->last_reject_detail));
   sb_adds(b, ",\"last_headers\":");
   sb_add(b, r->last_headers.p, r->last_headers.len);
   sb_adds(b, "}");
@@ -1178,6 +1205,62 @@ static bool header_has_token(const char *v, const char *tok) {
   return false;
 }
 
+/* Signature check (PROTOCOL §2.3-2.4). Returns NULL = accept, else the reject reason
+ * ("sig_missing", "sig_bad", "sig_reused") with a human-readable detail. Counts the outcome. */
+static const char *check_signature(room_t *r, const char *query, char *detail, size_t dn) {
+  detail[0] = 0;
+  if (!room_checks_sig(r)) return NULL;
+  char *sig = query_param(query, "signature"); /* %2B/%2F decoded; a literal '+' stays '+' */
+  if (!sig || !*sig) {
+    free(sig);
+    r->sig_missing++;
+    snprintf(detail, dn, "no signature in the query");
+    return "sig_missing";
+  }
+  /* X-MS-STUB from the URL's own values: the 13 fields in order */
+  static const struct {
+    const char *name, *def;
+    bool from_query;
+  } F[13] = {
+      {"live_id", "1", true},          {"aid", "6383", true},        {"version_code", "180800", true},
+      {"webcast_sdk_version", "", true}, {"room_id", "", true},        {"sub_room_id", "", false},
+      {"sub_channel_id", "", false},   {"did_rule", "3", true},      {"user_unique_id", "", true},
+      {"device_platform", "web", true}, {"device_type", "", false},   {"ac", "", false},
+      {"identity", "audience", true},
+  };
+  sbuf_t in = {0};
+  for (int i = 0; i < 13; i++) {
+    char *v = F[i].from_query ? query_param(query, F[i].name) : NULL;
+    sb_addf(&in, "%s%s=%s", i ? "," : "", F[i].name, v ? v : F[i].def);
+    free(v);
+  }
+  sb_add(&in, "", 1);
+  char stub[33];
+  sim_md5_hex((const char *)in.p, stub);
+  int rc = sim_sig_verify(stub, sig);
+  const char *why = NULL;
+  if (rc != SIM_SIG_OK) {
+    r->sig_bad++;
+    snprintf(detail, dn, "%s (stub %s)", sim_sig_why(rc), stub);
+    why = "sig_bad";
+  } else {
+    for (size_t i = 0; i < SIG_RECENT && !why; i++)
+      if (!strcmp(r->recent_sigs[i], sig)) why = "sig_reused";
+    if (why) {
+      r->sig_reused++;
+      snprintf(detail, dn, "signature %s was already used by an earlier connection", sig);
+    } else {
+      r->sig_ok++;
+      memcpy(r->recent_sigs[r->recent_next], sig, 17);
+      r->recent_next = (r->recent_next + 1) % SIG_RECENT;
+    }
+  }
+  if (G.verbose) logf_("room %s: signature %s stub input %s -> %s", r->live_id, sig, (const char *)in.p, sim_sig_why(rc));
+  sb_free(&in);
+  free(sig);
+  return why;
+}
+
 static void handle_ws_upgrade(conn_t *c, const req_t *q) {
   const char *key = req_header(q, "Sec-WebSocket-Key");
   const char *ver = req_header(q, "Sec-WebSocket-Version");
@@ -1196,14 +1279,19 @@ static void handle_ws_upgrade(conn_t *c, const req_t *q) {
     return;
   }
   record_request(r, q);
-  if (r->ws_reject) {
-    /* what Douyin does on a bad signature / blocked device */
+  char detail[sizeof r->last_reject_detail];
+  const char *why = r->ws_reject ? "ws=reject" : check_signature(r, q->query, detail, sizeof detail);
+  if (why) {
+    /* what Douyin does on a missing/bad/reused signature or a blocked device (PROTOCOL §2.2) */
     r->ws_rejected++;
+    snprintf(r->last_reject, sizeof r->last_reject, "%s", why);
+    snprintf(r->last_reject_detail, sizeof r->last_reject_detail, "%s", r->ws_reject ? "room option ws=reject" : detail);
+    logf_("room %s: ws upgrade rejected (%s: %s)", r->live_id, r->last_reject, r->last_reject_detail);
     c->http_close = true;
     char hdr[160];
-    snprintf(hdr, sizeof hdr, "handshake-status: 415\r\nhandshake-msg: DEVICE_BLOCKED\r\nx-tt-logid: %016" PRIx64 "\r\n",
-             rnd64());
-    http_respond(c, 200, "OK", NULL, hdr, "", 0);
+    snprintf(hdr, sizeof hdr, "handshake-status: 415\r\nhandshake-msg: DEVICE_BLOCKED\r\nx-tt-logid: %016" PRIx64 "%016" PRIx64 "\r\n",
+             rnd64(), rnd64());
+    http_respond_srv(c, "Tengine", 200, "OK", NULL, hdr, "", 0);
     return;
   }
   unsigned char sha[SHA_DIGEST_LENGTH];
@@ -1639,9 +1727,10 @@ static void usage(void) {
   fprintf(stderr,
           "usage: dylive-sim [--port N] [--port-file PATH] --room SPEC [--room SPEC ...]\n"
           "                  [--ping-ms N] [--repush N] [--ttwid VALUE] [--cookie-domain D]\n"
-          "                  [--hwm-kb N] [--tls-cert PEM --tls-key PEM] [--verbose]\n"
+          "                  [--hwm-kb N] [--tls-cert PEM --tls-key PEM] [--check-signature] [--verbose]\n"
           "  SPEC = LIVE_ID[:FRAMES_FILE][,room_id=N][,fps=N][,status=2|4][,loop]\n"
-          "         [,page=normal|challenge|gone][,enter=ok|empty|error][,ws=ok|reject][,title=T][,nick=N]\n");
+          "         [,page=normal|challenge|gone][,enter=ok|empty|error][,ws=ok|reject][,sig=check|off]\n"
+          "         [,title=T][,nick=N]\n");
   exit(2);
 }
 
@@ -1693,6 +1782,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--tls-key")) {
       NEEDV();
       keyf = v;
+    } else if (!strcmp(a, "--check-signature")) {
+      G.check_sig = true;
     } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
       G.verbose = true;
     } else {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 #include <zlib.h>
 
 void sb_reserve(sbuf_t *b, size_t extra) {
@@ -190,4 +191,94 @@ int sim_gzip(const uint8_t *in, size_t n, sbuf_t *out) {
   } while (rc == Z_OK || rc == Z_BUF_ERROR);
   deflateEnd(&zs);
   return rc == Z_STREAM_END ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- signature (PROTOCOL §2.3-2.4) */
+
+static void md5_raw(const void *d, size_t n, uint8_t out[16]) {
+  unsigned int ol = 16;
+  if (!EVP_Digest(d, n, out, &ol, EVP_md5(), NULL) || ol != 16) {
+    fprintf(stderr, "dylive-sim: md5 failed\n");
+    abort();
+  }
+}
+
+void sim_md5_hex(const char *s, char hex[33]) {
+  uint8_t d[16];
+  md5_raw(s, strlen(s), d);
+  for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+static const char SIG_ALPHA[] = "Dkdpgh4ZKsQB80/Mfvw36XI1R25+WUAlEi7NLboqYTOPuzmFjJnryx9HVGcaStCe";
+
+static int hex_nib(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+int sim_sig_verify(const char *stub_hex, const char *sig) {
+  if (strlen(sig) != 16) return SIM_SIG_LEN;
+  uint8_t b[12];
+  for (int k = 0; k < 4; k++) {
+    uint32_t n = 0;
+    for (int j = 0; j < 4; j++) {
+      const char *pos = sig[4 * k + j] ? strchr(SIG_ALPHA, sig[4 * k + j]) : NULL;
+      if (!pos) return SIM_SIG_CHAR;
+      n = (n << 6) | (uint32_t)(pos - SIG_ALPHA);
+    }
+    b[3 * k] = (uint8_t)(n >> 16);
+    b[3 * k + 1] = (uint8_t)(n >> 8);
+    b[3 * k + 2] = (uint8_t)n;
+  }
+  if (!(b[0] & 0x40)) return SIM_SIG_FLAG;
+  /* RC4 with the 1-byte key b[1] over b[2..11] */
+  uint8_t S[256], p[10];
+  for (int i = 0; i < 256; i++) S[i] = (uint8_t)i;
+  for (int i = 0, j = 0; i < 256; i++) {
+    j = (j + S[i] + b[1]) & 255;
+    uint8_t t = S[i];
+    S[i] = S[j];
+    S[j] = t;
+  }
+  for (int k = 0, i = 0, j = 0; k < 10; k++) {
+    i = (i + 1) & 255;
+    j = (j + S[i]) & 255;
+    uint8_t t = S[i];
+    S[i] = S[j];
+    S[j] = t;
+    p[k] = b[2 + k] ^ S[(S[i] + S[j]) & 255];
+  }
+  if (p[1] != 0 || p[2] != 1 || p[3] != 14) return SIM_SIG_CONST;
+  uint8_t e0[16], ed[16], stub[16], sd[16];
+  md5_raw("", 0, e0);
+  md5_raw(e0, 16, ed);
+  if (p[4] != ed[14] || p[5] != ed[15]) return SIM_SIG_EMPTY;
+  if (strlen(stub_hex) != 32) return SIM_SIG_STUB;
+  for (int i = 0; i < 16; i++) {
+    int hi = hex_nib(stub_hex[2 * i]), lo = hex_nib(stub_hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return SIM_SIG_STUB;
+    stub[i] = (uint8_t)(hi * 16 + lo);
+  }
+  md5_raw(stub, 16, sd);
+  if (p[6] != sd[14] || p[7] != sd[15]) return SIM_SIG_STUB;
+  uint8_t x = 0;
+  for (int i = 0; i < 9; i++) x ^= p[i];
+  if (p[9] != x) return SIM_SIG_XOR;
+  return SIM_SIG_OK;
+}
+
+const char *sim_sig_why(int code) {
+  switch (code) {
+  case SIM_SIG_OK: return "ok";
+  case SIM_SIG_LEN: return "not 16 characters";
+  case SIM_SIG_CHAR: return "character outside the signature alphabet";
+  case SIM_SIG_FLAG: return "flag byte lacks 0x40";
+  case SIM_SIG_CONST: return "payload constants are not 0,1,14";
+  case SIM_SIG_EMPTY: return "md5(md5(\"\")) bytes do not match";
+  case SIM_SIG_STUB: return "X-MS-STUB digest bytes do not match the URL (room_id/user_unique_id/sdk)";
+  case SIM_SIG_XOR: return "xor checksum does not match";
+  default: return "?";
+  }
 }

@@ -46,4 +46,25 @@ int sim_gunzip(const uint8_t *in, size_t n, size_t limit, uint8_t **out, size_t 
 /* gzip; returns 0 ok */
 int sim_gzip(const uint8_t *in, size_t n, sbuf_t *out);
 
+/* ---- WebSocket signature (PROTOCOL §2.3-2.4) */
+
+/* lower-case hex md5 of s into hex[33] */
+void sim_md5_hex(const char *s, char hex[33]);
+
+enum {
+  SIM_SIG_OK = 0,
+  SIM_SIG_LEN,   /* not 16 characters */
+  SIM_SIG_CHAR,  /* a character outside the custom alphabet */
+  SIM_SIG_FLAG,  /* byte 0 lacks 0x40 */
+  SIM_SIG_CONST, /* p[1..3] != 0,1,14 */
+  SIM_SIG_EMPTY, /* p[4..5] != md5(md5(""))[14..15] */
+  SIM_SIG_STUB,  /* p[6..7] != md5(stub)[14..15]: signed for another room/uid/sdk */
+  SIM_SIG_XOR,   /* p[9] != XOR(p[0..8]) */
+};
+
+/* Checks a frontierSign signature (16 chars, custom base64 alphabet) against the X-MS-STUB
+ * (32 lower/upper hex chars). Returns SIM_SIG_OK or the first failed check. */
+int sim_sig_verify(const char *stub_hex, const char *sig);
+const char *sim_sig_why(int code);
+
 #endif

@@ -301,17 +301,66 @@ class WS:
             pass
 
 
-def ws_query(room_id, signature="aB+c/dE+fG/hI+jK"):
-    # browser-like order (PROTOCOL §2.1), signature last and raw
-    return ("app_name=douyin_web&version_code=180800&webcast_sdk_version=1.0.15&update_version_code=1.0.15"
+UID = "7319483754668557238"
+SDK = "1.0.15"
+
+
+def ws_query(room_id, signature="aB+c/dE+fG/hI+jK", sdk=SDK, uid=UID):
+    # browser-like order (PROTOCOL §2.1), signature last and raw; signature=None leaves it out
+    return ("app_name=douyin_web&version_code=180800&webcast_sdk_version=" + sdk + "&update_version_code=" + sdk +
             "&compress=gzip&device_platform=web&cookie_enabled=true&screen_width=1920&screen_height=1080"
             "&browser_language=zh-CN&browser_platform=Win32&browser_name=Mozilla"
             "&browser_version=5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)&browser_online=true&tz_name=Asia/Shanghai"
             "&cursor=d-1_u-1&internal_ext=internal_src:dim|wss_push_room_id:" + room_id +
             "&host=https://live.douyin.com&aid=6383&live_id=1&did_rule=3&endpoint=live_pc&support_wrds=1"
-            "&user_unique_id=7319483754668557238&im_path=/webcast/im/fetch/&identity=audience"
+            "&user_unique_id=" + uid + "&im_path=/webcast/im/fetch/&identity=audience"
             "&need_persist_msg_count=15&insert_task_id=&live_reason=&room_id=" + room_id +
-            "&heartbeatDuration=0&signature=" + signature)
+            "&heartbeatDuration=0" + ("" if signature is None else "&signature=" + signature))
+
+
+# ---------------------------------------------------------------- WS signature (PROTOCOL §2.3-2.4)
+
+SIG_ALPHA = "Dkdpgh4ZKsQB80/Mfvw36XI1R25+WUAlEi7NLboqYTOPuzmFjJnryx9HVGcaStCe"
+
+
+def rc4(key, data):
+    S = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + S[i] + key[i % len(key)]) & 255
+        S[i], S[j] = S[j], S[i]
+    i = j = 0
+    out = bytearray()
+    for b in data:
+        i = (i + 1) & 255
+        j = (j + S[i]) & 255
+        S[i], S[j] = S[j], S[i]
+        out.append(b ^ S[(S[i] + S[j]) & 255])
+    return bytes(out)
+
+
+def x_ms_stub(room_id, uid=UID, sdk=SDK):
+    s = ("live_id=1,aid=6383,version_code=180800,webcast_sdk_version=%s,room_id=%s,sub_room_id=,sub_channel_id=,"
+         "did_rule=3,user_unique_id=%s,device_platform=web,device_type=,ac=,identity=audience" % (sdk, room_id, uid))
+    return hashlib.md5(s.encode()).hexdigest()
+
+
+def sign(stub_hex, counter=1, flag=0, r1=None, key=None, flags_byte=None):
+    """frontierSign X-Bogus of the stub, as J's native signer computes it (random key/r1 by default)."""
+    r1 = os.urandom(1)[0] % 255 if r1 is None else r1
+    key = os.urandom(1)[0] % 255 if key is None else key
+    sd = hashlib.md5(bytes.fromhex(stub_hex)).digest()
+    ed = hashlib.md5(hashlib.md5(b"").digest()).digest()
+    p = [counter & 0x3F, 0, 1, 14, ed[14], ed[15], sd[14], sd[15], r1]
+    x = 0
+    for v in p:
+        x ^= v
+    raw = bytes([0x40 | (0x10 if flag else 0) if flags_byte is None else flags_byte, key]) + rc4(bytes([key]), bytes(p + [x]))
+    out = ""
+    for k in range(0, 12, 3):
+        n = (raw[k] << 16) | (raw[k + 1] << 8) | raw[k + 2]
+        out += "".join(SIG_ALPHA[(n >> sh) & 63] for sh in (18, 12, 6, 0))
+    return out
 
 
 def default_room_id(live_id):
@@ -664,6 +713,137 @@ class TestPacingLoop(SimCase):
         self.sim.post("/_sim/resume?live_id=125")
         w.sock.settimeout(5)
         self.assertEqual([w.recv_data()[1] for _ in range(5)], self.caps)
+
+
+class TestSignature(SimCase):
+    ROOMS = ["123:caps.frames", "77:caps.frames,room_id=7392091211001140287", "88,sig=off"]
+    EXTRA = ["--ping-ms", "60000", "--check-signature"]
+
+    def test_vectors(self):
+        stub = "704f436b2558b0d7a1c7e758527dd8f1"
+        self.assertEqual(sign(stub, counter=1, flag=1, r1=63, key=63), "6pt0VC0aRZDP7n07")
+        self.assertEqual(sign(stub, counter=0, flag=0, r1=0, key=6), "fD+evFuzasjOC8Uu")
+        self.assertEqual(x_ms_stub("7392091211001140287", sdk="1.0.14-beta.0"), "9b52de5b7772a58cf9bc09a17a06db92")
+
+    def connect(self, room_id, sig, **kw):
+        w = WS(self.sim.port, ws_query(room_id, sig, **kw))
+        self.socks.append(w)
+        return w
+
+    def assert_rejected(self, w):
+        self.assertEqual(w.status, 200)
+        self.assertEqual(w.headers.get("content-length"), "0")
+        self.assertEqual(w.headers.get("handshake-status"), "415")
+        self.assertEqual(w.headers.get("handshake-msg"), "DEVICE_BLOCKED")
+        self.assertEqual(w.headers.get("server"), "Tengine")
+        self.assertRegex(w.headers.get("x-tt-logid", ""), "^[0-9a-f]{16,}$")
+        self.assertNotIn("upgrade", w.headers)
+        self.assertEqual(w.buf, b"")
+        self.assertEqual(w.sock.recv(100), b"")  # closed, nothing after the head
+
+    def sig_with(self, stub, ch):
+        while True:  # a random signature holding the character ch
+            s = sign(stub, counter=1 + os.urandom(1)[0] % 63, flag=os.urandom(1)[0] & 1)
+            if ch in s:
+                return s
+
+    def test_good_signatures(self):
+        rid = default_room_id(123)
+        stub = x_ms_stub(rid)
+        # literal '+' (must not become a space) and literal '/'
+        for ch in "+/":
+            w = self.connect(rid, self.sig_with(stub, ch))
+            self.assertEqual(w.status, 101)
+            w.close()
+        # %2B / %2F percent-encoded forms
+        s = self.sig_with(stub, "+")
+        w = self.connect(rid, s.replace("+", "%2B").replace("/", "%2F"))
+        self.assertEqual(w.status, 101)
+        self.assertEqual([w.recv_data()[1] for _ in range(5)], self.caps)
+        st = self.sim.stats("123")
+        self.assertEqual((st["sig_ok"], st["sig_bad"], st["sig_missing"], st["sig_reused"], st["ws_rejected"]),
+                         (3, 0, 0, 0, 0))
+        self.assertTrue(st["sig_check"])
+        self.assertEqual(st["last_reject"], "")
+        # PROTOCOL §2.3 worked example: sdk 1.0.14-beta.0, room 7392091211001140287
+        stub = "9b52de5b7772a58cf9bc09a17a06db92"
+        w = self.connect("7392091211001140287", sign(stub), sdk="1.0.14-beta.0")
+        self.assertEqual(w.status, 101)
+        self.assertEqual(self.sim.stats("77")["sig_ok"], 1)
+
+    def test_bad_signatures(self):
+        rid = default_room_id(123)
+        stub = x_ms_stub(rid)
+        cases = [
+            (None, "sig_missing"),
+            ("", "sig_missing"),
+            ("aB+c/dE+fG/hI+jK", "sig_bad"),  # garbage
+            ("00000000", "sig_bad"),
+            (sign(stub)[:15], "sig_bad"),
+            (sign(stub) + "x", "sig_bad"),
+            ("!" + sign(stub)[1:], "sig_bad"),  # outside the alphabet
+            (sign(x_ms_stub(rid, uid="7319483754668557239")), "sig_bad"),  # another uid
+            (sign(x_ms_stub(default_room_id(124))), "sig_bad"),  # another room
+            (sign(x_ms_stub(rid, sdk="1.0.14-beta.0")), "sig_bad"),  # another sdk
+            (sign(stub, flags_byte=0x10), "sig_bad"),  # flag 0x40 missing
+        ]
+        for i, (sig, why) in enumerate(cases):
+            self.assert_rejected(self.connect(rid, sig))
+            st = self.sim.stats("123")
+            self.assertEqual(st["last_reject"], why, (sig, st["last_reject_detail"]))
+            self.assertEqual(st["ws_rejected"], i + 1)
+        # the sdk in the URL is what is hashed: signing with the URL's own sdk passes
+        self.assertEqual(self.connect(rid, sign(x_ms_stub(rid, sdk="1.0.14-beta.0")), sdk="1.0.14-beta.0").status, 101)
+        # reuse, raw and percent-encoded
+        s = self.sig_with(stub, "/")
+        self.assertEqual(self.connect(rid, s).status, 101)
+        self.assert_rejected(self.connect(rid, s))
+        self.assert_rejected(self.connect(rid, s.replace("+", "%2B").replace("/", "%2F")))
+        st = self.sim.stats("123")
+        self.assertEqual(st["last_reject"], "sig_reused")
+        self.assertEqual((st["sig_ok"], st["sig_bad"], st["sig_missing"], st["sig_reused"], st["ws_rejected"]),
+                         (2, 9, 2, 2, 13))
+        self.assertEqual(st["connections"], 2)
+        # the last 64 are remembered; older ones fall out
+        first = sign(stub, counter=5, r1=1, key=1)
+        self.assertEqual(self.connect(rid, first).status, 101)
+        seen = {first, s}
+        n = 0
+        while n < 64:
+            t = sign(stub)
+            if t in seen:
+                continue
+            seen.add(t)
+            w = self.connect(rid, t)
+            self.assertEqual(w.status, 101)
+            w.close()
+            n += 1
+        self.assertEqual(self.connect(rid, first).status, 101)
+
+    def test_sig_off_room(self):
+        rid = default_room_id(88)
+        for sig in ("aB+c/dE+fG/hI+jK", None, "", "aB+c/dE+fG/hI+jK"):
+            self.assertEqual(self.connect(rid, sig).status, 101)
+        st = self.sim.stats("88")
+        self.assertFalse(st["sig_check"])
+        self.assertEqual((st["connections"], st["ws_rejected"], st["sig_ok"]), (4, 0, 0))
+
+    def test_per_room_option_without_flag(self):
+        tmp = tempfile.mkdtemp(prefix="dylive-sim-test-")
+        sim = Sim(["55,sig=check", "66"], ["--ping-ms", "60000"], tmp)
+        try:
+            for live, expect in (("55", 200), ("66", 101)):
+                w = WS(sim.port, ws_query(default_room_id(live)))
+                self.assertEqual(w.status, expect)
+                w.close()
+            w = WS(sim.port, ws_query(default_room_id(55), sign(x_ms_stub(default_room_id(55)))))
+            self.assertEqual(w.status, 101)
+            w.close()
+            self.assertEqual(sim.stats("55")["last_reject"], "sig_bad")
+            self.assertEqual(sim.stats("66")["ws_rejected"], 0)
+        finally:
+            sim.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class TestTls(SimCase):

@@ -366,6 +366,42 @@ int test_limits(void) {
   free(blob);
   tu_msg_free(m);
 
+  /* a Message over the budget becomes a raw event with the error, and does not spoil the next
+   * Message's scrub (which must still happen) */
+  {
+    char *big = malloc(100001);
+    memset(big, 'b', 100000);
+    big[100000] = 0;
+    Webcast__ChatMessage cm = WEBCAST__CHAT_MESSAGE__INIT;
+    cm.content = big;
+    pbw w = {0};
+    pbw_str(&w, 3, "small");
+    pbw_str(&w, 15, "mistyped event_time");
+    Webcast__Message *two[2] = {tu_msg("WebcastChatMessage", &cm.base, 1),
+                                tu_msg_raw("WebcastChatMessage", w.buf, w.n, 2)};
+    f = tu_frame(two, 2, 0, &fl);
+    lim.max_alloc_bytes = 160000;
+    lim.max_inflate_ratio = 0;
+    d = dl_decoder_new("L", NULL, &lim);
+    ASSERT_EQ_ERR(dl_decode_frame(d, f, fl, 1, &fr), DL_EOK);
+    ASSERT_EQ_U64(fr.n_events, 2);
+    ASSERT_EQ_U64(fr.bad_messages, 1);
+    ASSERT_EQ_STR(fr.events[0].type, "raw");
+    cJSON *e = tu_parse_event(&fr.events[0]);
+    ASSERT_EQ_STR(tu_jstr(e, "error"), "input exceeds a configured limit");
+    cJSON_Delete(e);
+    ASSERT_EQ_STR(fr.events[1].type, "chat");
+    ASSERT_EQ_U64(fr.scrubbed, 1);
+    dl_frame_clear(&fr);
+    dl_decoder_free(d);
+    free(f);
+    free(big);
+    pbw_free(&w);
+    tu_msg_free(two[0]);
+    tu_msg_free(two[1]);
+    lim.max_inflate_ratio = 1000;
+  }
+
   /* inflate ratio through the decoder: 1 MiB of zeros with ratio cap 10 */
   blob = calloc(1, 1u << 20);
   m = tu_msg_raw("WebcastSomethingMessage", blob, 1u << 20, 9);
