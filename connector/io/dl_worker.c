@@ -41,8 +41,8 @@
  * --poll-ms; the lease outlives two missed refreshes, and the worker key outlives the lease, so
  * by the time a dead worker's rooms are requeued their leases have expired and the next owner
  * takes them at once. */
-#define DL_LEASE_MS 4000
-#define DL_WORKER_TTL_MS 5000
+#define DL_LEASE_MS 3500
+#define DL_WORKER_TTL_MS 4500
 /* How often a worker looks for dead workers' claims to requeue. */
 #define DL_RECONCILE_MS 1000
 /* Retry period while a dead worker's lease still blocks a claimed room. */
@@ -182,6 +182,7 @@ typedef struct worker {
   size_t out_len;
   int claim_inflight;
   long long b_client_id; /* CLIENT ID of the claims connection, to unblock it on drain */
+  int registered;        /* in the registry: only then may we hold claims (reconciliation finds them) */
   croom *rooms;
   size_t nrooms;
   dl_queue *inq, *resq;
@@ -397,6 +398,7 @@ static void release_claim(worker *wk, const char *live_id) {
 }
 
 static void claim_next(worker *wk);
+static void write_worker_status(worker *wk);
 static void acquire(worker *wk, croom *r);
 
 static worker *g_wk; /* timer callbacks need the worker; there is one per process */
@@ -760,7 +762,7 @@ static void on_claim(redisAsyncContext *ac, void *rp, void *priv) {
 }
 
 static void claim_next(worker *wk) {
-  if (!wk->b_ready || wk->claim_inflight || wk->draining) return;
+  if (!wk->b_ready || !wk->registered || wk->claim_inflight || wk->draining) return;
   if (wk->nrooms >= (size_t)wk->cfg->max_rooms) return;
   const char *argv[] = {"BLMOVE", wk->key_assign, wk->key_claims, "RIGHT", "LEFT", "1"};
   if (redisAsyncCommandArgv(wk->b, on_claim, NULL, 6, argv, NULL) == REDIS_OK) wk->claim_inflight = 1;
@@ -848,6 +850,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *rp, void *priv) {
   }
   if (is_w) {
     wk->w_ready = 1;
+    write_worker_status(wk);
     outbox_flush_all(wk);
   } else {
     wk->b_ready = 1;
@@ -926,6 +929,15 @@ static void on_desired(redisAsyncContext *ac, void *rp, void *priv) {
   }
 }
 
+static void on_registered(redisAsyncContext *ac, void *rp, void *priv) {
+  (void)priv;
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  if (!wk || !reply || reply->type != REDIS_REPLY_INTEGER || wk->registered) return;
+  wk->registered = 1;
+  claim_next(wk);
+}
+
 static void write_worker_status(worker *wk) {
   char now[32], rooms[32], cap[32], pid[32], started[32], host[256] = "";
   snprintf(now, sizeof now, "%lld", (long long)dl_now_ms());
@@ -944,7 +956,7 @@ static void write_worker_status(worker *wk) {
   const char *e[] = {"PEXPIRE", wk->key_worker, ttl};
   redisAsyncCommandArgv(wk->w, NULL, NULL, 3, e, NULL);
   const char *z[] = {"ZADD", wk->key_workers, now, wk->cfg->worker_id};
-  redisAsyncCommandArgv(wk->w, NULL, NULL, 4, z, NULL);
+  redisAsyncCommandArgv(wk->w, on_registered, NULL, 4, z, NULL);
 }
 
 static void on_renew(redisAsyncContext *ac, void *rp, void *priv) {
