@@ -1,6 +1,7 @@
 #include "dl_ingest.h"
 
 #include <libwebsockets.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,9 @@ typedef struct room {
   int got_data;       /* this connection delivered a frame: reset backoff */
   int ack_paused;     /* reads paused until acks drain */
   int rx_on;          /* what we last told lws_rx_flow_control */
+  int rejected;       /* the last attempt's handshake was refused (bad signature, blocked device) */
+  char tls_error[160];/* why the server certificate was refused, from the verify callback */
+  int64_t reject_wait_ms;
   dl_in_msg *stalled; /* a frame the queue had no room for; reads paused until it goes */
   lws_sorted_usec_list_t sul_hb;
   lws_sorted_usec_list_t sul_retry;
@@ -129,10 +133,11 @@ static int post(dl_ingest *in, dl_in_msg *m) {
 /* State messages must never be lost: if the queue is full they wait as the room's stalled
  * message would, but state changes are rare, so a short spin-free retry loop via the flow timer
  * is overkill; we block briefly instead (the control thread drains continuously). */
-static void post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason) {
+static void post_state_ex(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason, int rejected) {
   dl_in_msg *m = calloc(1, sizeof *m);
   if (!m) return;
   m->kind = kind;
+  m->rejected = rejected;
   snprintf(m->live_id, sizeof m->live_id, "%s", live_id);
   if (reason) snprintf(m->reason, sizeof m->reason, "%s", reason);
   for (int tries = 0; post(in, m) != 0; tries++) {
@@ -143,6 +148,10 @@ static void post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, cons
     }
     usleep(1000);
   }
+}
+
+static void post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason) {
+  post_state_ex(in, kind, live_id, reason, 0);
 }
 
 static room *find_room(dl_ingest *in, const char *live_id) {
@@ -228,7 +237,8 @@ static void room_lost(room *r, const char *why) {
   snprintf(reason, sizeof reason, "%s; reconnecting in %lld ms", why, (long long)wait);
   snprintf(r->last_error, sizeof r->last_error, "%s", why);
   dl_log(DL_LOG_WARN, "ws_lost", r->spec.live_id, "%s", reason);
-  post_state(in, DL_IN_DISCONNECTED, r->spec.live_id, reason);
+  post_state_ex(in, DL_IN_DISCONNECTED, r->spec.live_id, reason, r->rejected);
+  r->rejected = 0;
   lws_sul_schedule(in->ctx, 0, &r->sul_retry, retry_cb, wait * LWS_US_PER_MS);
 }
 
@@ -494,6 +504,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
     run_commands(in);
     break;
+  case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+    /* keep OpenSSL's reason so the status hash can say it in words; lws still fails closed */
+    if (r && !len) {
+      X509_STORE_CTX *xs = user;
+      snprintf(r->tls_error, sizeof r->tls_error, "TLS certificate verification failed: %s",
+               X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)));
+    }
+    break;
   case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
     /* --ca-file adds to the system store rather than replacing it */
     if (in->ca_file && *in->ca_file &&
@@ -520,6 +538,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (!r) break;
     r->conn = R_OPEN;
     r->rx_on = 1;
+    r->reject_wait_ms = 0;
     r->ack_paused = 0;
     r->last_rx_ms = dl_mono_ms();
     r->hb_due = 1; /* one heartbeat at once, then every period (J) */
@@ -583,7 +602,28 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
     if (!r) break;
     char why[240];
-    snprintf(why, sizeof why, "connect error: %s", inp ? (const char *)inp : "unknown");
+    char hs[32] = "", hm[96] = "";
+    /* Douyin refuses a bad signature or a blocked device with HTTP 200 instead of 101 and says
+     * why in two headers (PROTOCOL §2.2) */
+    int has_status = lws_hdr_custom_copy(wsi, hs, sizeof hs, "handshake-status:", 17) > 0;
+    int has_msg = lws_hdr_custom_copy(wsi, hm, sizeof hm, "handshake-msg:", 14) > 0;
+    if (has_status || has_msg) {
+      r->rejected = 1;
+      STAT_ADD(in, rejected, 1);
+      /* never hammer: 10 s, doubling to the backoff cap */
+      r->reject_wait_ms = r->reject_wait_ms ? r->reject_wait_ms * 2 : 10000;
+      if (r->reject_wait_ms > DL_BACKOFF_MAX_MS) r->reject_wait_ms = DL_BACKOFF_MAX_MS;
+      r->min_wait_ms = (int)r->reject_wait_ms;
+      snprintf(why, sizeof why, "handshake refused: HTTP %u, handshake-status %s, handshake-msg %s (signature or device rejected)",
+               lws_http_client_http_response(wsi), hs[0] ? hs : "-", hm[0] ? hm : "-");
+    } else if (r->tls_error[0]) {
+      r->rejected = 1; /* as final as a refused handshake: report it as an error and back off */
+      r->min_wait_ms = 30000;
+      snprintf(why, sizeof why, "%s", r->tls_error);
+      r->tls_error[0] = 0;
+    } else {
+      snprintf(why, sizeof why, "connect error: %s", inp ? (const char *)inp : "unknown");
+    }
     lws_set_opaque_user_data(wsi, NULL);
     room_lost(r, why);
     break;
@@ -630,6 +670,16 @@ static int parse_base(dl_ingest *in, const char *base) {
   return 0;
 }
 
+/* libwebsockets' own log lines, as our JSON records */
+static void lws_log_emit(int level, const char *line) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", line);
+  size_t n = strlen(buf);
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
+  const char *msg = strstr(buf, "] ");
+  dl_log(level == LLL_ERR ? DL_LOG_WARN : DL_LOG_INFO, "lws", NULL, "%s", msg ? msg + 2 : buf);
+}
+
 dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
   dl_ingest *in = calloc(1, sizeof *in);
   if (!in) return NULL;
@@ -646,7 +696,7 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
     dl_ingest_free(in);
     return NULL;
   }
-  lws_set_log_level(LLL_ERR, NULL);
+  lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
   info.port = CONTEXT_PORT_NO_LISTEN;

@@ -47,6 +47,7 @@ typedef struct dl_in_msg {
   char live_id[DL_LIVE_ID_MAX];
   dl_frame frame;             /* DL_IN_FRAME */
   char reason[256];
+  int rejected;               /* DL_IN_DISCONNECTED: the server refused the handshake */
 } dl_in_msg;
 
 void dl_in_msg_free(void *m);
@@ -54,7 +55,7 @@ void dl_in_msg_free(void *m);
 /* Counters read by the control thread for /metrics (relaxed atomics). */
 typedef struct dl_ingest_stats {
   uint64_t frames, bytes, messages, bad_frames, bad_messages, acks_sent, hb_sent, connects,
-      disconnects, pauses, bombs, acks_dropped;
+      disconnects, pauses, bombs, acks_dropped, rejected;
 } dl_ingest_stats;
 
 /* out: the queue to the control thread; wake_fd: an eventfd written after a push. */

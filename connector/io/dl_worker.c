@@ -183,6 +183,7 @@ typedef struct worker {
   int claim_inflight;
   long long b_client_id; /* CLIENT ID of the claims connection, to unblock it on drain */
   int registered;        /* in the registry: only then may we hold claims (reconciliation finds them) */
+  int deregistered;      /* drain: left the registry after the last room was handed back */
   croom *rooms;
   size_t nrooms;
   dl_queue *inq, *resq;
@@ -627,7 +628,7 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
   case DL_IN_DISCONNECTED:
     if (r && r->st != C_CLOSING) {
       r->st = C_RECONNECTING;
-      set_status(wk, r, "reconnecting", m->reason, 0);
+      set_status(wk, r, m->rejected ? "error" : "reconnecting", m->reason, 0);
     }
     break;
   case DL_IN_BAD_FRAME:
@@ -946,7 +947,7 @@ static void write_worker_status(worker *wk) {
   snprintf(pid, sizeof pid, "%ld", (long)getpid());
   snprintf(started, sizeof started, "%lld", (long long)wk->started_ms);
   gethostname(host, sizeof host - 1);
-  if (!wk->w_ready) return; /* liveness data: not worth queueing */
+  if (!wk->w_ready || wk->deregistered) return; /* liveness data: not worth queueing */
   const char *h[] = {"HSET", wk->key_worker, "worker", wk->cfg->worker_id, "host", host, "pid", pid, "version",
                      DYLIVE_VERSION, "rooms", rooms, "capacity", cap, "started_ms", started, "heartbeat_ms", now,
                      "state", wk->draining ? "draining" : "running"};
@@ -1050,6 +1051,12 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
 
 static void maybe_finish_drain(worker *wk) {
   if (!wk->draining) return;
+  if (wk->nrooms == 0 && !wk->claim_inflight && !wk->deregistered) {
+    /* every room is back in the queue: leave the registry so nobody mistakes us for dead */
+    wk->deregistered = 1;
+    outbox_push(wk, cmd_of("DEL", wk->key_worker, NULL));
+    outbox_push(wk, cmd_of("ZREM", wk->key_workers, wk->cfg->worker_id, NULL));
+  }
   /* a claim still blocked could take a room we hand back: wait for its (unblocked) reply */
   if ((wk->nrooms == 0 && wk->out_len == 0 && !wk->claim_inflight) || dl_mono_ms() > wk->drain_deadline) {
     if (wk->nrooms || wk->out_len)
@@ -1117,6 +1124,7 @@ static void admin_metrics(struct evhttp_request *req, void *arg) {
   M("acks_dropped_total", "counter", "Acks dropped because the socket could not take them.", st.acks_dropped);
   M("heartbeats_sent_total", "counter", "Heartbeat frames sent.", st.hb_sent);
   M("ws_connects_total", "counter", "WebSocket connection attempts.", st.connects);
+  M("ws_rejected_total", "counter", "WebSocket handshakes refused by the server (HTTP 200 + handshake-status).", st.rejected);
   M("ws_disconnects_total", "counter", "Established WebSockets lost.", st.disconnects);
   M("ingest_pauses_total", "counter", "Times socket reads paused for back-pressure.", st.pauses);
   M("ingest_paused", "gauge", "1 while socket reads are paused.", dl_ingest_paused(wk->ingest));

@@ -62,6 +62,8 @@ def test_fixture_room_complete_exact_once():
         check_eq(st["state"], "ended", "state")
         check_eq(st["room_id"], room_id, "status room_id")
         check_eq(int(st["events"]), len(ids), "status events")
+        check_eq(r("EXISTS", "dylive:{%s}:lease" % LIVE), 0, "lease released when the live ended")
+        check_eq(r("LLEN", "dylive:assign"), 0, "an ended room is not claimed again")
         sim = env.sim_stats(LIVE)
         check_eq(sim["acks_expected"], man["need_ack_frames"], "frames needing an ack were all sent")
         check_eq(sim["acks_ok"], sim["acks_expected"], "one correct ack per need_ack frame")

@@ -1,0 +1,136 @@
+"""Douyin-side branches against the simulator: signatures, refused handshakes, TLS, challenge pages."""
+import os
+import subprocess
+import time
+
+from harness import Env, check, check_eq, default_room_id, free_port, metric, run, wait_until
+
+LIVE = "555000333"
+
+
+def status(r, live_id=LIVE):
+    return r.hgetall("dylive:{%s}:status" % live_id)
+
+
+def make_ca(env):
+    """A private CA and a server certificate for 127.0.0.1 / localhost, made with openssl."""
+    d = env.tmp
+
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, cwd=d, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=dylive test CA",
+         "-keyout", "ca.key", "-out", "ca.pem")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "srv.key", "-out", "srv.csr")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+         "-extfile", "ext.cnf", "-out", "srv.pem")
+    return [os.path.join(d, x) for x in ("ca.pem", "srv.pem", "srv.key")]
+
+
+def test_builtin_signature_accepted():
+    """Defaults (--signer builtin) against the signature-checking simulator: zero refused handshakes."""
+    with Env("sign") as env:
+        r = env.start_redis()
+        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "200", "--seed", "21")
+        env.start_sim(["%s:%s" % (LIVE, frames)], extra=["--check-signature"])
+        env.worker()
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: status(r).get("state") == "ended", 60, "state ended")
+        sim = env.sim_stats(LIVE)
+        check_eq(sim["ws_rejected"], 0, "refused handshakes")
+        check(sim["sig_ok"] >= 1, "signature checked and accepted: %r", sim)
+        ids = [f["msg_id"] for _, f in r.xrange_all("dylive:{%s}:events" % LIVE)]
+        check_eq(ids, man["msg_ids"], "the whole room, once")
+
+
+def test_builtin_signature_fresh_on_reconnect():
+    """Every reconnect signs again (a reused signature is refused by Douyin)."""
+    with Env("resign") as env:
+        r = env.start_redis()
+        env.start_sim([LIVE], extra=["--check-signature"])
+        env.worker()
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: status(r).get("state") == "live", 15, "live")
+        for n in (2, 3):
+            env.sim_post("/_sim/drop?live_id=%s" % LIVE)
+            wait_until(lambda: env.sim_stats(LIVE)["connections"] >= n and status(r).get("state") == "live", 20,
+                       "reconnect %d" % n)
+        sim = env.sim_stats(LIVE)
+        check_eq(sim["ws_rejected"], 0, "refused handshakes across reconnects")
+        check_eq(sim["sig_ok"], 3, "three distinct valid signatures")
+
+
+def test_refused_handshake_reported_and_paced():
+    """--signer none: Douyin answers 200 + handshake-status 415; the status says so and we back off."""
+    with Env("refused") as env:
+        r = env.start_redis()
+        env.start_sim([LIVE], extra=["--check-signature"])
+        admin = free_port()
+        env.worker("--signer", "none", admin="127.0.0.1:%d" % admin)
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: "DEVICE_BLOCKED" in status(r).get("error", ""), 15, "the refusal in the status hash")
+        st = status(r)
+        check_eq(st["state"], "error", "state")
+        check("415" in st["error"], "handshake-status in the error: %r", st["error"])
+        check(metric(admin, "dylive_ws_rejected_total") >= 1, "metric counts the refusal")
+        first = env.sim_stats(LIVE)["ws_rejected"]
+        time.sleep(5)  # what is measured is that nothing happens for a while: no hammering
+        check_eq(env.sim_stats(LIVE)["ws_rejected"], first, "no new attempt within 5 s of a refusal")
+        check_eq(r("XLEN", "dylive:{%s}:events" % LIVE), 0, "no events")
+
+
+def test_tls_private_ca():
+    """https + wss verified against --ca-file; without it the room fails closed with a clear error."""
+    with Env("tls") as env:
+        ca, cert, key = make_ca(env)
+        r = env.start_redis()
+        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "50", "--seed", "9")
+        env.start_sim(["%s:%s" % (LIVE, frames), "5150", "5151"], extra=["--tls-cert", cert, "--tls-key", key])
+        base = ["--douyin-http", "https://localhost:%d" % env.sim_port, "--douyin-ws", "wss://localhost:%d" % env.sim_port]
+        trusting = env.worker(*(base + ["--ca-file", ca]), worker_id="trusting")
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: status(r).get("state") == "ended", 60, "TLS room ended")
+        ids = [f["msg_id"] for _, f in r.xrange_all("dylive:{%s}:events" % LIVE)]
+        check_eq(ids, man["msg_ids"], "the whole room over TLS")
+
+        trusting.terminate()
+        check_eq(trusting.wait(timeout=10), 0, "trusting worker drained")
+        env.worker(*base, worker_id="untrusting")
+        r("LPUSH", "dylive:assign", "5150")
+        wait_until(lambda: status(r, "5150").get("state") == "error", 20, "untrusted certificate fails closed")
+        err = status(r, "5150").get("error", "")
+        check("certificate" in err.lower() or "ssl" in err.lower() or "tls" in err.lower(), "clear error: %r", err)
+        check_eq(r("XLEN", "dylive:{5150}:events"), 0, "no events without trust")
+        check_eq(env.sim_stats("5150")["connections"], 0, "never a WebSocket without trust")
+
+        # the page over plain http, the WebSocket over TLS without trust: wss itself fails closed
+        env.procs[-1].terminate()
+        env.procs[-1].wait(timeout=10)
+        env.worker("--douyin-http", "http://127.0.0.1:%d" % env.sim_port, "--douyin-ws",
+                   "wss://localhost:%d" % env.sim_port, worker_id="ws-untrusting")
+        r("LPUSH", "dylive:assign", "5151")
+        wait_until(lambda: "certificate" in status(r, "5151").get("error", "").lower(), 20,
+                   "wss refused for an untrusted certificate")
+        check_eq(status(r, "5151")["state"], "error", "state")
+        check_eq(env.sim_stats("5151")["connections"], 0, "no WebSocket session without trust")
+        check_eq(r("XLEN", "dylive:{5151}:events"), 0, "no events without trust")
+
+
+def test_challenge_page_is_not_not_found():
+    with Env("challenge") as env:
+        r = env.start_redis()
+        env.start_sim(["6100,page=challenge"])
+        env.worker()
+        r("LPUSH", "dylive:assign", "6100")
+        wait_until(lambda: "challenge" in status(r, "6100").get("error", ""), 15, "challenge reported")
+        st = status(r, "6100")
+        check_eq(st["state"], "error", "state while retrying")
+        check("retrying" in st["error"], "it retries rather than giving up: %r", st["error"])
+
+
+if __name__ == "__main__":
+    run([test_builtin_signature_accepted, test_builtin_signature_fresh_on_reconnect,
+         test_refused_handshake_reported_and_paced, test_tls_private_ca, test_challenge_page_is_not_not_found])
