@@ -72,6 +72,11 @@ static int check_readable(const char *v, char *why, size_t cap) {
   return 0;
 }
 
+static int check_dir(const char *v, char *why, size_t cap) {
+  if (access(v, W_OK | X_OK) != 0) return snprintf(why, cap, "not a writable directory: %s", strerror(errno)), -1;
+  return 0;
+}
+
 static int check_signer(const char *v, char *why, size_t cap) {
   if (!strcmp(v, "builtin") || !strcmp(v, "none") || !strncmp(v, "http://", 7) ||
       !strncmp(v, "https://", 8))
@@ -141,6 +146,12 @@ static const opt opts[] = {
      OFF(max_inflated_bytes), "largest gunzipped Response accepted (gzip bombs stop here)"},
     {"--poll-ms", "DYLIVE_POLL_MS", OPT_INT, "1000", 50, 60000, NULL, OFF(poll_ms),
      "period of the control-plane checks (unassign requests, status refresh)"},
+    {"--buffer-max-bytes", "DYLIVE_BUFFER_MAX_BYTES", OPT_INT, "67108864", 1048576, 17179869184LL, NULL,
+     OFF(buffer_max_bytes), "writes held in memory while Redis is unreachable or slow"},
+    {"--spool-dir", "DYLIVE_SPOOL_DIR", OPT_STR, "/tmp", 0, 0, check_dir, OFF(spool_dir),
+     "where writes past --buffer-max-bytes are spooled (an append-only file per worker)"},
+    {"--spool-max-bytes", "DYLIVE_SPOOL_MAX_BYTES", OPT_INT, "1073741824", 0, 1099511627776LL, NULL,
+     OFF(spool_max_bytes), "spool size cap; past it socket reads pause; 0 disables the spool"},
     {"--check-config", NULL, OPT_FLAG, "0", 0, 1, NULL, OFF(check_only), "validate the options and exit"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -28,6 +28,9 @@ typedef struct dl_config {
   long long max_frame_bytes;
   long long max_inflated_bytes;
   long long poll_ms;       /* control-plane poll period (unassign, status) */
+  long long buffer_max_bytes; /* writes held in memory while Redis is behind */
+  char *spool_dir;         /* then spooled here */
+  long long spool_max_bytes;  /* 0 disables the spool */
   int check_only;          /* --check-config: validate and exit */
 } dl_config;
 

@@ -19,6 +19,7 @@
 #include "dl_ingest.h"
 #include "dl_log.h"
 #include "dl_resolve.h"
+#include "dl_spool.h"
 
 #ifndef DYLIVE_VERSION
 #define DYLIVE_VERSION "0.1.0"
@@ -28,8 +29,9 @@
  * the control thread stops taking frames from ingest, whose queue then fills and pauses the
  * sockets: back-pressure instead of memory growth. */
 #define DL_OUTBOX_MAX 4096
-/* Redis reconnect period after a failure. */
+/* Redis reconnect period after a failure; after error replies it doubles up to the max. */
 #define DL_REDIS_RETRY_MS 1000
+#define DL_REDIS_BACKOFF_MAX_MS 8000
 /* Frames taken from the ingest queue per wake-up (keeps the loop responsive). */
 #define DL_DRAIN_BATCH 256
 /* A room whose HTTP resolution failed is retried with this backoff (doubling, capped). */
@@ -64,6 +66,27 @@
   "  return false\n"                                                                          \
   "end\n"
 
+/* Order (found by the outage tests): Redis runs every pipelined command even after one of them
+ * failed, so a later batch could land before an earlier refused one. Each fenced room write
+ * carries a per-lease sequence number; a write whose predecessor is missing is refused (and
+ * re-sent in order), one already applied is acknowledged without effect. */
+#define SEQ_FN                                                                                \
+  "local function seqcheck(k, tok, seq)\n"                                                   \
+  "  local cur = redis.call('GET', k)\n"                                                     \
+  "  local last = 0\n"                                                                       \
+  "  if cur then\n"                                                                          \
+  "    local t, n = string.match(cur, '^(.*)|(%d+)$')\n"                                     \
+  "    if t == tok then last = tonumber(n) end\n"                                            \
+  "  end\n"                                                                                  \
+  "  local force = string.sub(seq, 1, 1) == '!'\n"                                          \
+  "  if force then seq = string.sub(seq, 2) end\n"                                           \
+  "  seq = tonumber(seq)\n"                                                                  \
+  "  if seq <= last then return 1 end\n"                                                     \
+  "  if seq ~= last + 1 and not force then return 2 end\n"                                   \
+  "  redis.call('SET', k, tok .. '|' .. seq)\n"                                              \
+  "  return 0\n"                                                                             \
+  "end\n"
+
 /* KEYS lease, epoch; ARGV worker, ttl → {1, token} taken (or already ours), {0, holder} */
 static const char acquire_script[] =
     "local cur = redis.call('GET', KEYS[1])\n"
@@ -84,10 +107,14 @@ static const char renew_script[] = FENCE_FN
     "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
     "return 1\n";
 
-/* KEYS status, lease, epoch; ARGV token, ttl, release, field, value, … → 1 written, -1 fenced */
-static const char status_script[] = FENCE_FN
+/* KEYS status, lease, epoch, wseq; ARGV token, ttl, release, seq, field, value, …
+ * → 1 written, 0 applied before, -1 fenced, -2 out of order */
+static const char status_script[] = FENCE_FN SEQ_FN
     "if not owns(KEYS[2], KEYS[3], ARGV[1], ARGV[2]) then return -1 end\n"
-    "if #ARGV > 3 then redis.call('HSET', KEYS[1], unpack(ARGV, 4)) end\n"
+    "local sq = seqcheck(KEYS[4], ARGV[1], ARGV[4])\n"
+    "if sq == 1 then return 0 end\n"
+    "if sq == 2 then return -2 end\n"
+    "if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
     "if ARGV[3] == '1' then\n"
     "  redis.call('DEL', KEYS[2])\n"
     "  redis.call('INCR', KEYS[3])\n"
@@ -102,13 +129,17 @@ static const char requeue_script[] =
 
 /* The room write: fence, dedupe by msg_id against a bounded recent set, then XADD. One call
  * per batch; KEYS share the {live_id} hash tag.
- * KEYS events, status, seen, lease, epoch; ARGV maxlen, seen_max, now, token, ttl, then
- * (type, msg_id, ts_ms, json) per event → {written, duplicates}, or {-1, 0} when fenced. */
-static const char write_script[] = FENCE_FN
+ * KEYS events, status, seen, lease, epoch, wseq; ARGV maxlen, seen_max, now, token, ttl, seq,
+ * then (type, msg_id, ts_ms, json) per event → {written, duplicates}; {-1, 0} fenced; {-2, 0}
+ * out of order; {0, 0} applied before. */
+static const char write_script[] = FENCE_FN SEQ_FN
     "if not owns(KEYS[4], KEYS[5], ARGV[4], ARGV[5]) then return {-1, 0} end\n"
+    "local sq = seqcheck(KEYS[6], ARGV[4], ARGV[6])\n"
+    "if sq == 1 then return {0, 0} end\n"
+    "if sq == 2 then return {-2, 0} end\n"
     "local written, dups = 0, 0\n"
     "local now = tonumber(ARGV[3])\n"
-    "for i = 6, #ARGV, 4 do\n"
+    "for i = 7, #ARGV, 4 do\n"
     "  local id = ARGV[i+1]\n"
     "  local fresh = 1\n"
     "  if id ~= '0' then fresh = redis.call('ZADD', KEYS[3], 'NX', now, id) end\n"
@@ -152,6 +183,7 @@ typedef struct croom {
   int resolve_failures;
   int lost;             /* the lease moved to another worker: give up without writing */
   char token[160];      /* "<worker> <epoch>": the fencing token of our lease */
+  uint64_t wseq;        /* sequence of the last fenced write issued under this token */
   struct event *retry_ev;
   uint64_t events, dups;
   int64_t started_ms;
@@ -165,6 +197,8 @@ typedef struct cmd {
   char **argv;
   size_t *argvlen;
   int sent;
+  size_t bytes;         /* payload size, for the memory bound */
+  int seq_idx;          /* argv index of the room write sequence (0: none) */
   int kind;             /* what the reply means: K_PLAIN, K_BATCH, K_STATUS */
   char live_id[DL_LIVE_ID_MAX];
 } cmd;
@@ -178,8 +212,17 @@ typedef struct worker {
   struct event *w_retry, *b_retry, *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev;
   char sha[S__COUNT][41];
   int64_t last_reconcile_ms;
-  cmd *out_head, *out_tail;
-  size_t out_len;
+  int64_t w_up_since_ms;  /* when the write connection last became ready */
+  int probing;            /* an error reply: send only the head until it succeeds */
+  int w_backoff_ms;       /* reconnect delay after error replies (doubles, capped) */
+  struct event *claim_retry;
+  dl_ratelimit err_rl, claim_rl;
+  cmd *out_head, *out_tail;   /* in memory, sent or about to be: the oldest writes */
+  size_t out_len, out_bytes;
+  dl_spool *spool;            /* then on disk, in order, when memory is over its bound */
+  cmd *ovf_head, *ovf_tail;   /* then control writes that came while the spool was full */
+  size_t ovf_len;
+  uint64_t spooled, spool_errors;
   int claim_inflight;
   long long b_client_id; /* CLIENT ID of the claims connection, to unblock it on drain */
   int registered;        /* in the registry: only then may we hold claims (reconciliation finds them) */
@@ -197,7 +240,7 @@ typedef struct worker {
   int64_t started_ms;
   /* counters (control thread only) */
   uint64_t events_written, events_dup, redis_errors, redis_reconnects, claims, bad_assignments,
-      resolve_errors, batches, fenced, lost_rooms, requeued;
+      resolve_errors, batches, fenced, lost_rooms, requeued, gaps_forced;
   int exit_code;
 } worker;
 
@@ -250,6 +293,7 @@ static int cmd_set(cmd *c, int i, const char *s, size_t len) {
   memcpy(c->argv[i], s, len);
   c->argv[i][len] = 0;
   c->argvlen[i] = len;
+  c->bytes += len;
   if (i + 1 > c->argc) c->argc = i + 1;
   return 0;
 }
@@ -259,17 +303,137 @@ static void w_reset(worker *wk, const char *why);
 
 static void outbox_send(worker *wk, cmd *c) {
   if (!wk->w_ready || c->sent) return;
+  /* after an error reply only the oldest write goes out, as a probe, until Redis takes it */
+  if (wk->probing && c != wk->out_head) return;
   if (redisAsyncCommandArgv(wk->w, on_write_reply, c, c->argc, (const char **)c->argv, c->argvlen) == REDIS_OK)
     c->sent = 1;
 }
 
-static void outbox_push(worker *wk, cmd *c) {
-  if (!c) return;
+/* The write path is one FIFO in three tiers: memory (bounded by DL_OUTBOX_MAX commands and
+ * --buffer-max-bytes), then the spool file (--spool-max-bytes), then a short overflow list for
+ * control writes while the spool is full (frames stop being taken then, so it stays small).
+ * Order is kept across the tiers: once something is spooled, everything after it is too. */
+static int outbox_full(const worker *wk) {
+  return wk->out_len >= DL_OUTBOX_MAX || wk->out_bytes >= (size_t)wk->cfg->buffer_max_bytes;
+}
+
+static void outbox_append(worker *wk, cmd *c) {
+  c->next = NULL;
   if (wk->out_tail) wk->out_tail->next = c;
   else wk->out_head = c;
   wk->out_tail = c;
   wk->out_len++;
+  wk->out_bytes += c->bytes;
   outbox_send(wk, c);
+}
+
+/* record: kind u8, live_id len u8 + bytes, argc u32, then (len u32, bytes) per argument */
+static int spool_put(worker *wk, const cmd *c) {
+  size_t idl = strlen(c->live_id), n = 1 + 1 + idl + 4 + 4 * (size_t)c->argc + c->bytes;
+  unsigned char *b = malloc(n), *p = b;
+  if (!b) return -1;
+  *p++ = (unsigned char)c->kind;
+  *p++ = (unsigned char)idl;
+  memcpy(p, c->live_id, idl);
+  p += idl;
+  uint32_t v = (uint32_t)c->argc;
+  memcpy(p, &v, 4);
+  p += 4;
+  for (int i = 0; i < c->argc; i++) {
+    v = (uint32_t)c->argvlen[i];
+    memcpy(p, &v, 4);
+    memcpy(p + 4, c->argv[i], c->argvlen[i]);
+    p += 4 + c->argvlen[i];
+  }
+  dl_err e = dl_spool_append(wk->spool, b, (uint32_t)n);
+  free(b);
+  if (e == DL_EIO) wk->spool_errors++;
+  return e == DL_EOK ? 0 : -1;
+}
+
+static cmd *spool_get(worker *wk) {
+  void *rec;
+  uint32_t n;
+  if (dl_spool_next(wk->spool, &rec, &n) != DL_EOK) return NULL;
+  const unsigned char *p = rec, *end = p + n;
+  cmd *c = NULL;
+  if (n < 6 || 2 + (size_t)p[1] + 4 > n) goto bad;
+  int kind = p[0];
+  size_t idl = p[1];
+  char live_id[DL_LIVE_ID_MAX];
+  snprintf(live_id, sizeof live_id, "%.*s", (int)idl, (const char *)p + 2);
+  p += 2 + idl;
+  uint32_t argc;
+  memcpy(&argc, p, 4);
+  p += 4;
+  if (argc == 0 || argc > (uint32_t)(end - p) / 4) goto bad;
+  c = cmd_new((int)argc);
+  if (!c) goto bad;
+  for (uint32_t i = 0; i < argc; i++) {
+    uint32_t l;
+    if (end - p < 4) goto bad;
+    memcpy(&l, p, 4);
+    if ((size_t)(end - p - 4) < l || cmd_set(c, (int)i, (const char *)p + 4, l) != 0) goto bad;
+    p += 4 + l;
+  }
+  c->kind = kind;
+  snprintf(c->live_id, sizeof c->live_id, "%s", live_id);
+  free(rec);
+  return c;
+bad:
+  wk->spool_errors++;
+  cmd_free(c);
+  free(rec);
+  return NULL;
+}
+
+static int spool_has(const worker *wk) { return wk->spool && dl_spool_pending_records(wk->spool) > 0; }
+
+/* Moves spooled (then overflow) writes into memory while there is room. */
+static void outbox_refill(worker *wk) {
+  while (!outbox_full(wk) && (spool_has(wk) || wk->ovf_head)) {
+    cmd *c;
+    if (spool_has(wk)) {
+      c = spool_get(wk);
+      if (!c) continue;
+    } else {
+      c = wk->ovf_head;
+      wk->ovf_head = c->next;
+      if (!wk->ovf_head) wk->ovf_tail = NULL;
+      wk->ovf_len--;
+    }
+    outbox_append(wk, c);
+  }
+}
+
+static void outbox_push(worker *wk, cmd *c) {
+  if (!c) return;
+  if (!spool_has(wk) && !wk->ovf_head && !outbox_full(wk)) {
+    outbox_append(wk, c);
+    return;
+  }
+  if (wk->spool && !wk->ovf_head && spool_put(wk, c) == 0) {
+    wk->spooled++;
+    cmd_free(c);
+    return;
+  }
+  c->next = NULL;
+  if (wk->ovf_tail) wk->ovf_tail->next = c;
+  else wk->ovf_head = c;
+  wk->ovf_tail = c;
+  wk->ovf_len++;
+}
+
+/* May the control thread take more frames from ingest? Not when every tier is full. */
+static int outbox_accepting(const worker *wk) {
+  if (wk->ovf_head) return 0;
+  if (!spool_has(wk) && !outbox_full(wk)) return 1;
+  return wk->spool && dl_spool_pending_bytes(wk->spool) + 2 * (uint64_t)wk->cfg->max_frame_bytes * 2 <
+                          (uint64_t)wk->cfg->spool_max_bytes;
+}
+
+static size_t pending_writes(const worker *wk) {
+  return wk->out_len + wk->ovf_len + (wk->spool ? (size_t)dl_spool_pending_records(wk->spool) : 0);
 }
 
 static void outbox_flush_all(worker *wk) {
@@ -314,13 +478,44 @@ static void on_write_reply(redisAsyncContext *ac, void *rp, void *priv) {
   }
   if (reply->type == REDIS_REPLY_ERROR) {
     wk->redis_errors++;
-    dl_log(DL_LOG_WARN, "redis_error", c->live_id, "write failed: %.200s; will retry", reply->str);
+    /* OOM, READONLY, LOADING, MASTERDOWN…: keep everything, reconnect after a growing pause and
+     * probe with the oldest write before sending the rest (no hammering a sick Redis) */
+    wk->w_backoff_ms = wk->w_backoff_ms ? wk->w_backoff_ms * 2 : DL_REDIS_RETRY_MS;
+    if (wk->w_backoff_ms > DL_REDIS_BACKOFF_MAX_MS) wk->w_backoff_ms = DL_REDIS_BACKOFF_MAX_MS;
+    wk->probing = 1;
+    unsigned supp = 0;
+    if (dl_ratelimit_allow(&wk->err_rl, dl_mono_ms(), 1, &supp))
+      dl_log(DL_LOG_WARN, "redis_error", c->live_id, "write failed: %.200s; retrying in %d ms (%u similar suppressed)",
+             reply->str, wk->w_backoff_ms, supp);
     w_reset(wk, reply->str);
     return;
   }
-  int fenced = (c->kind == K_BATCH && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-                reply->element[0]->integer < 0) ||
-               (c->kind == K_STATUS && reply->type == REDIS_REPLY_INTEGER && reply->integer < 0);
+  wk->w_backoff_ms = 0;
+  if (wk->probing) {
+    wk->probing = 0;
+    for (cmd *x = c->next; x; x = x->next) outbox_send(wk, x);
+  }
+  long long code = c->kind == K_BATCH && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+                       ? reply->element[0]->integer
+                   : c->kind == K_STATUS && reply->type == REDIS_REPLY_INTEGER ? reply->integer
+                                                                               : 0;
+  if (code == -2) {
+    /* The oldest pending write says its predecessor never arrived, and nothing older is pending:
+     * that write was lost on our side (allocation or spool failure). Accept the gap rather than
+     * block the room forever; say so. */
+    wk->gaps_forced++;
+    dl_log(DL_LOG_ERROR, "write_gap", c->live_id, "a write before sequence %s was lost; continuing after it",
+           c->argv[c->seq_idx]);
+    char forced[32];
+    snprintf(forced, sizeof forced, "!%s", c->argv[c->seq_idx]);
+    free(c->argv[c->seq_idx]);
+    c->argv[c->seq_idx] = strdup(forced);
+    c->argvlen[c->seq_idx] = c->argv[c->seq_idx] ? strlen(forced) : 0;
+    wk->probing = 1;
+    w_reset(wk, "sequence gap");
+    return;
+  }
+  int fenced = code == -1;
   if (fenced) {
     wk->fenced++;
     croom *r = find_room(wk, c->live_id);
@@ -337,8 +532,10 @@ static void on_write_reply(redisAsyncContext *ac, void *rp, void *priv) {
   wk->out_head = c->next;
   if (!wk->out_head) wk->out_tail = NULL;
   wk->out_len--;
+  wk->out_bytes -= c->bytes;
   cmd_free(c);
-  if (wk->out_len < DL_OUTBOX_MAX / 2) drain_ingest(wk);
+  outbox_refill(wk);
+  if (!outbox_full(wk)) drain_ingest(wk);
   if (wk->draining) maybe_finish_drain(wk);
 }
 
@@ -350,20 +547,24 @@ static void status_write(worker *wk, croom *r, int release, const char *const *p
   if (!r->token[0]) return; /* never owned: nothing may be written */
   int n = 0;
   while (pairs[n]) n++;
-  cmd *c = cmd_new(10 + n);
+  cmd *c = cmd_new(12 + n);
   if (!c) return;
-  char k[256], ttl[16];
+  char k[256], ttl[16], seq[24];
   snprintf(ttl, sizeof ttl, "%d", DL_LEASE_MS);
-  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->sha[S_STATUS], 40) == 0 && cmd_set(c, 2, "3", 1) == 0;
+  snprintf(seq, sizeof seq, "%llu", (unsigned long long)++r->wseq);
+  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->sha[S_STATUS], 40) == 0 && cmd_set(c, 2, "4", 1) == 0;
   room_key(wk, k, sizeof k, r->live_id, "status");
   ok = ok && cmd_set(c, 3, k, strlen(k)) == 0;
   room_key(wk, k, sizeof k, r->live_id, "lease");
   ok = ok && cmd_set(c, 4, k, strlen(k)) == 0;
   room_key(wk, k, sizeof k, r->live_id, "epoch");
   ok = ok && cmd_set(c, 5, k, strlen(k)) == 0;
-  ok = ok && cmd_set(c, 6, r->token, strlen(r->token)) == 0 && cmd_set(c, 7, ttl, strlen(ttl)) == 0 &&
-       cmd_set(c, 8, release ? "1" : "0", 1) == 0;
-  for (int i = 0; ok && i < n; i++) ok = cmd_set(c, 9 + i, pairs[i], strlen(pairs[i])) == 0;
+  room_key(wk, k, sizeof k, r->live_id, "wseq");
+  ok = ok && cmd_set(c, 6, k, strlen(k)) == 0;
+  ok = ok && cmd_set(c, 7, r->token, strlen(r->token)) == 0 && cmd_set(c, 8, ttl, strlen(ttl)) == 0 &&
+       cmd_set(c, 9, release ? "1" : "0", 1) == 0 && cmd_set(c, 10, seq, strlen(seq)) == 0;
+  c->seq_idx = 10;
+  for (int i = 0; ok && i < n; i++) ok = cmd_set(c, 11 + i, pairs[i], strlen(pairs[i])) == 0;
   if (!ok) {
     cmd_free(c);
     return;
@@ -469,6 +670,7 @@ static void on_acquire(redisAsyncContext *ac, void *rp, void *priv) {
     return;
   }
   snprintf(r->token, sizeof r->token, "%s", reply->element[1]->str);
+  r->wseq = 0;
   r->st = C_RESOLVING;
   /* a claim is an assignment: it clears an earlier unassign */
   char key[256];
@@ -553,11 +755,12 @@ static void give_up(worker *wk, croom *r) {
 
 /* ---------- messages from ingest and the resolver ---------- */
 
-static cmd *batch_begin(worker *wk, const char *live_id, const char *token, int nevents) {
-  cmd *c = cmd_new(14 + 4 * nevents);
+static cmd *batch_begin(worker *wk, croom *r, int nevents) {
+  const char *live_id = r->live_id, *token = r->token;
+  cmd *c = cmd_new(16 + 4 * nevents);
   if (!c) return NULL;
   char k[256], num[32];
-  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->sha[S_WRITE], 40) == 0 && cmd_set(c, 2, "5", 1) == 0;
+  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->sha[S_WRITE], 40) == 0 && cmd_set(c, 2, "6", 1) == 0;
   room_key(wk, k, sizeof k, live_id, "events");
   ok = ok && cmd_set(c, 3, k, strlen(k)) == 0;
   room_key(wk, k, sizeof k, live_id, "status");
@@ -568,32 +771,37 @@ static cmd *batch_begin(worker *wk, const char *live_id, const char *token, int 
   ok = ok && cmd_set(c, 6, k, strlen(k)) == 0;
   room_key(wk, k, sizeof k, live_id, "epoch");
   ok = ok && cmd_set(c, 7, k, strlen(k)) == 0;
+  room_key(wk, k, sizeof k, live_id, "wseq");
+  ok = ok && cmd_set(c, 8, k, strlen(k)) == 0;
   snprintf(num, sizeof num, "%lld", wk->cfg->stream_maxlen);
-  ok = ok && cmd_set(c, 8, num, strlen(num)) == 0;
-  snprintf(num, sizeof num, "%lld", wk->cfg->seen_max);
   ok = ok && cmd_set(c, 9, num, strlen(num)) == 0;
-  snprintf(num, sizeof num, "%lld", (long long)dl_now_ms());
+  snprintf(num, sizeof num, "%lld", wk->cfg->seen_max);
   ok = ok && cmd_set(c, 10, num, strlen(num)) == 0;
-  ok = ok && cmd_set(c, 11, token, strlen(token)) == 0;
+  snprintf(num, sizeof num, "%lld", (long long)dl_now_ms());
+  ok = ok && cmd_set(c, 11, num, strlen(num)) == 0;
+  ok = ok && cmd_set(c, 12, token, strlen(token)) == 0;
   snprintf(num, sizeof num, "%d", DL_LEASE_MS);
-  ok = ok && cmd_set(c, 12, num, strlen(num)) == 0;
+  ok = ok && cmd_set(c, 13, num, strlen(num)) == 0;
+  snprintf(num, sizeof num, "%llu", (unsigned long long)++r->wseq);
+  ok = ok && cmd_set(c, 14, num, strlen(num)) == 0;
+  c->seq_idx = 14;
   if (!ok) {
     cmd_free(c);
     return NULL;
   }
-  c->argc = 13;
+  c->argc = 15;
   c->kind = K_BATCH;
   snprintf(c->live_id, sizeof c->live_id, "%s", live_id);
   return c;
 }
 
-static void write_frame(worker *wk, const croom *r, const dl_in_msg *m) {
+static void write_frame(worker *wk, croom *r, const dl_in_msg *m) {
   const dl_frame *f = &m->frame;
   size_t i = 0;
   while (i < f->n_events) {
     size_t n = f->n_events - i;
     if (n > (size_t)wk->cfg->batch_max) n = (size_t)wk->cfg->batch_max;
-    cmd *c = batch_begin(wk, m->live_id, r->token, (int)n);
+    cmd *c = batch_begin(wk, r, (int)n);
     if (!c) return;
     for (size_t k = 0; k < n; k++, i++) {
       const dl_event *e = &f->events[i];
@@ -705,7 +913,7 @@ static void drain_ingest(worker *wk) {
       dl_resolve_result_free(items[i]);
     }
   /* stop taking frames while the outbox is full: ingest's queue then pauses the sockets */
-  while (wk->out_len < DL_OUTBOX_MAX && (n = dl_queue_pop(wk->inq, items, DL_DRAIN_BATCH)) > 0)
+  while (outbox_accepting(wk) && (n = dl_queue_pop(wk->inq, items, DL_DRAIN_BATCH)) > 0)
     for (size_t i = 0; i < n; i++) {
       on_ingest_msg(wk, items[i]);
       dl_in_msg_free(items[i]);
@@ -722,6 +930,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
 
 /* ---------- claims ---------- */
 
+static void schedule(struct event *ev, int ms);
 static void on_claim(redisAsyncContext *ac, void *rp, void *priv) {
   (void)priv;
   worker *wk = ac->data;
@@ -756,10 +965,21 @@ static void on_claim(redisAsyncContext *ac, void *rp, void *priv) {
       start_room(wk, live_id);
     }
   } else if (reply->type == REDIS_REPLY_ERROR) {
+    /* e.g. OOM refuses BLMOVE at once: try again in a second, not in a loop */
     wk->redis_errors++;
-    dl_log(DL_LOG_WARN, "claim_error", NULL, "%.200s", reply->str);
+    unsigned supp = 0;
+    if (dl_ratelimit_allow(&wk->claim_rl, dl_mono_ms(), 1, &supp))
+      dl_log(DL_LOG_WARN, "claim_error", NULL, "%.200s (%u similar suppressed)", reply->str, supp);
+    schedule(wk->claim_retry, DL_REDIS_RETRY_MS);
+    return;
   }
   claim_next(wk);
+}
+
+static void on_claim_retry(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  claim_next(arg);
 }
 
 static void claim_next(worker *wk) {
@@ -818,7 +1038,7 @@ static void on_w_disconnect(const redisAsyncContext *ac, int status) {
   wk->w_ready = 0;
   for (cmd *c = wk->out_head; c; c = c->next) c->sent = 0;
   wk->redis_reconnects++;
-  schedule(wk->w_retry, DL_REDIS_RETRY_MS);
+  schedule(wk->w_retry, wk->w_backoff_ms ? wk->w_backoff_ms : DL_REDIS_RETRY_MS);
 }
 
 static void on_b_disconnect(const redisAsyncContext *ac, int status) {
@@ -851,6 +1071,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *rp, void *priv) {
   }
   if (is_w) {
     wk->w_ready = 1;
+    wk->w_up_since_ms = dl_mono_ms();
     write_worker_status(wk);
     outbox_flush_all(wk);
   } else {
@@ -1020,6 +1241,9 @@ static void on_workers(redisAsyncContext *ac, void *rp, void *priv) {
 static void reconcile(worker *wk) {
   int64_t now = dl_now_ms();
   if (now - wk->last_reconcile_ms < DL_RECONCILE_MS) return;
+  /* After a Redis outage every worker's key has expired; judge nobody dead until the live ones
+   * have had a full TTL to re-register (we may have been the one cut off). */
+  if (dl_mono_ms() - wk->w_up_since_ms < DL_WORKER_TTL_MS) return;
   wk->last_reconcile_ms = now;
   char stale[32];
   snprintf(stale, sizeof stale, "(%lld", (long long)(now - DL_WORKER_TTL_MS));
@@ -1058,10 +1282,10 @@ static void maybe_finish_drain(worker *wk) {
     outbox_push(wk, cmd_of("ZREM", wk->key_workers, wk->cfg->worker_id, NULL));
   }
   /* a claim still blocked could take a room we hand back: wait for its (unblocked) reply */
-  if ((wk->nrooms == 0 && wk->out_len == 0 && !wk->claim_inflight) || dl_mono_ms() > wk->drain_deadline) {
-    if (wk->nrooms || wk->out_len)
+  if ((wk->nrooms == 0 && pending_writes(wk) == 0 && !wk->claim_inflight) || dl_mono_ms() > wk->drain_deadline) {
+    if (wk->nrooms || pending_writes(wk))
       dl_log(DL_LOG_ERROR, "drain_timeout", NULL, "drain deadline passed with %zu rooms and %zu writes pending",
-             wk->nrooms, wk->out_len);
+             wk->nrooms, pending_writes(wk));
     else
       dl_log(DL_LOG_INFO, "drained", NULL, "every room handed back and every event written");
     event_base_loopbreak(wk->base);
@@ -1131,9 +1355,15 @@ static void admin_metrics(struct evhttp_request *req, void *arg) {
   M("queue_depth", "gauge", "Frames waiting between ingest and Redis.", dl_queue_len(wk->inq));
   M("events_written_total", "counter", "Events appended to room streams.", wk->events_written);
   M("events_duplicate_total", "counter", "Events skipped as duplicates by msg_id.", wk->events_dup);
-  M("redis_pending", "gauge", "Writes waiting for Redis.", wk->out_len);
+  M("redis_pending", "gauge", "Writes waiting for Redis (memory, spool and overflow).", pending_writes(wk));
+  M("buffer_bytes", "gauge", "Bytes of writes held in memory for Redis.", wk->out_bytes);
+  M("spool_bytes", "gauge", "Bytes of writes spooled to disk while Redis was behind.",
+    wk->spool ? dl_spool_pending_bytes(wk->spool) : 0);
+  M("spooled_total", "counter", "Writes that went through the spool file.", wk->spooled);
+  M("spool_errors_total", "counter", "Spool I/O or format errors (those writes are lost).", wk->spool_errors);
   M("redis_errors_total", "counter", "Redis error replies.", wk->redis_errors);
   M("redis_reconnects_total", "counter", "Redis write connection losses.", wk->redis_reconnects);
+  M("write_gaps_total", "counter", "Room writes lost before reaching Redis (their successors were accepted).", wk->gaps_forced);
   M("leases_lost_total", "counter", "Rooms given up because their lease moved (fencing).", wk->lost_rooms);
   M("fenced_writes_total", "counter", "Writes refused by Redis because the lease moved.", wk->fenced);
   M("dead_workers_requeued_total", "counter", "Dead workers whose claims were put back.", wk->requeued);
@@ -1229,6 +1459,13 @@ int dl_worker_run(const dl_config *cfg) {
   dl_decode_limits_default(&io.limits);
   io.limits.max_frame_bytes = (size_t)cfg->max_frame_bytes;
   io.limits.max_inflated_bytes = (size_t)cfg->max_inflated_bytes;
+  if (cfg->spool_max_bytes > 0) {
+    wk->spool = dl_spool_open(cfg->spool_dir, cfg->worker_id, (uint64_t)cfg->spool_max_bytes, why, sizeof why);
+    if (!wk->spool) {
+      fprintf(stderr, "dylive-connector: --spool-dir: %s\n", why);
+      return 2;
+    }
+  }
   wk->ingest = dl_ingest_new(&io, wk->inq, wk->wake_fd);
   dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie};
   wk->resolver = dl_resolver_new(&ro, wk->resq, wk->wake_fd);
@@ -1245,6 +1482,7 @@ int dl_worker_run(const dl_config *cfg) {
   event_add(wk->wake_ev, NULL);
   wk->w_retry = evtimer_new(wk->base, retry_w, wk);
   wk->b_retry = evtimer_new(wk->base, retry_b, wk);
+  wk->claim_retry = evtimer_new(wk->base, on_claim_retry, wk);
   wk->poll_ev = event_new(wk->base, -1, EV_PERSIST, on_poll, wk);
   struct timeval ptv = {(time_t)(cfg->poll_ms / 1000), (suseconds_t)((cfg->poll_ms % 1000) * 1000)};
   event_add(wk->poll_ev, &ptv);
@@ -1274,8 +1512,17 @@ cleanup:
     cmd_free(wk->out_head);
     wk->out_head = n;
   }
+  while (wk->ovf_head) {
+    cmd *n = wk->ovf_head->next;
+    cmd_free(wk->ovf_head);
+    wk->ovf_head = n;
+  }
+  if (wk->spool && dl_spool_pending_records(wk->spool))
+    dl_log(DL_LOG_ERROR, "spool_unsent", NULL, "%llu writes still spooled at exit are lost",
+           (unsigned long long)dl_spool_pending_records(wk->spool));
+  dl_spool_close(wk->spool);
   while (wk->rooms) room_remove(wk, wk->rooms);
-  struct event *evs[] = {wk->wake_ev, wk->w_retry, wk->b_retry, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev};
+  struct event *evs[] = {wk->claim_retry, wk->wake_ev, wk->w_retry, wk->b_retry, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev};
   for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
     if (evs[i]) event_free(evs[i]);
   if (wk->http) evhttp_free(wk->http);

@@ -267,3 +267,46 @@ def run(tests):
             traceback.print_exc()
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed or not passed else 0)
+
+
+# ---- appended helpers (outage tests) ----
+
+def metrics(port):
+    """Every sample of a worker's /metrics as {name: value} (None when the endpoint does not answer)."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, val = line.partition(" ")
+            try:
+                out[name] = float(val)
+            except ValueError:
+                pass
+    return out
+
+
+def redis_ready(port):
+    """True once a redis-server on port answers PING (False while down or still loading its AOF)."""
+    try:
+        r = Redis(port)
+    except OSError:
+        return False
+    try:
+        return r("PING") == "PONG"
+    except (OSError, RespError):
+        return False
+    finally:
+        r.close()
+
+
+def encode_command(*args):
+    """One RESP command, for sending without waiting for the reply (Redis.sock.sendall, then ._reply())."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
