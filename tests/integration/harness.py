@@ -206,7 +206,10 @@ class Env:
         if worker_id:
             args += ["--worker-id", worker_id]
         args += list(extra)
-        n = sum(1 for p in self.procs if p.args and p.args[0].endswith("dylive-connector"))
+        wrapper = os.environ.get("DYLIVE_WORKER_WRAPPER")  # e.g. valgrind for the memcheck run
+        if wrapper:
+            args = wrapper.split() + args
+        n = sum(1 for p in self.procs if p.args and any(str(a).endswith("dylive-connector") for a in p.args))
         return self.spawn(args, "worker%d.log" % n, env=env)
 
     def fixture(self, name, live_id, room_id, *extra):
