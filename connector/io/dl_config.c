@@ -152,6 +152,8 @@ static const opt opts[] = {
      "where writes past --buffer-max-bytes are spooled (an append-only file per worker)"},
     {"--spool-max-bytes", "DYLIVE_SPOOL_MAX_BYTES", OPT_INT, "1073741824", 0, 1099511627776LL, NULL,
      OFF(spool_max_bytes), "spool size cap; past it socket reads pause; 0 disables the spool"},
+    {"--watch-ended", "DYLIVE_WATCH_ENDED", OPT_INT, "0", 0, 86400, NULL, OFF(watch_ended),
+     "keep an ended room and check its live page every N seconds; capture again when live (0: off)"},
     {"--check-config", NULL, OPT_FLAG, "0", 0, 1, NULL, OFF(check_only), "validate the options and exit"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -31,6 +31,7 @@ typedef struct dl_config {
   long long buffer_max_bytes; /* writes held in memory while Redis is behind */
   char *spool_dir;         /* then spooled here */
   long long spool_max_bytes;  /* 0 disables the spool */
+  long long watch_ended;   /* seconds between checks of an ended room; 0: release it */
   int check_only;          /* --check-config: validate and exit */
 } dl_config;
 

@@ -171,7 +171,7 @@ enum { S_ACQUIRE, S_RENEW, S_STATUS, S_REQUEUE, S_WRITE, S__COUNT };
 static const char *const scripts[S__COUNT] = {acquire_script, renew_script, status_script, requeue_script,
                                               write_script};
 
-typedef enum { C_CLAIMING, C_RESOLVING, C_CONNECTING, C_LIVE, C_RECONNECTING, C_CLOSING } croom_state;
+typedef enum { C_CLAIMING, C_RESOLVING, C_CONNECTING, C_LIVE, C_RECONNECTING, C_WATCHING, C_CLOSING } croom_state;
 
 typedef struct croom {
   struct croom *next;
@@ -610,8 +610,14 @@ static void room_retry(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   croom *r = arg;
   if (r->stop_requested || g_wk->draining) return;
-  if (r->st == C_CLAIMING) acquire(g_wk, r);
-  else if (r->st == C_RESOLVING) dl_resolver_submit(g_wk->resolver, r->live_id);
+  if (r->st == C_CLAIMING) {
+    acquire(g_wk, r);
+  } else if (r->st == C_RESOLVING) {
+    dl_resolver_submit(g_wk->resolver, r->live_id);
+  } else if (r->st == C_WATCHING) { /* --watch-ended: is the anchor back? */
+    r->st = C_RESOLVING;
+    dl_resolver_submit(g_wk->resolver, r->live_id);
+  }
 }
 
 static void room_retry_in(worker *wk, croom *r, int64_t ms) {
@@ -713,6 +719,17 @@ static void start_room(worker *wk, const char *live_id) {
 
 /* The room is no longer ours (closed, ended, stopped, handed back or moved). */
 static void finish_room(worker *wk, croom *r, const char *state, const char *why) {
+  if (!strcmp(state, "ended") && wk->cfg->watch_ended > 0 && !r->lost && !r->handing_back && !r->stop_requested &&
+      !wk->draining) {
+    /* --watch-ended: keep the lease and the claim; look at the live page again later (paced by
+     * the resolver's one-request-at-a-time thread) */
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s; checking again every %lld s", why ? why : "live ended", wk->cfg->watch_ended);
+    set_status(wk, r, "ended", msg, 0);
+    r->st = C_WATCHING;
+    room_retry_in(wk, r, wk->cfg->watch_ended * 1000);
+    return;
+  }
   if (r->lost) {
     /* another worker owns it now: write nothing */
   } else if (r->handing_back) {
@@ -734,7 +751,7 @@ static void finish_room(worker *wk, croom *r, const char *state, const char *why
 
 static void close_room(worker *wk, croom *r) {
   if (r->st == C_CLOSING) return;
-  if (r->st == C_RESOLVING || r->st == C_CLAIMING) {
+  if (r->st == C_RESOLVING || r->st == C_CLAIMING || r->st == C_WATCHING) {
     /* not in ingest yet: done now (a resolve result may still arrive and is ignored) */
     r->st = C_CLOSING;
     finish_room(wk, r, "stopped", r->stop_requested ? "unassigned" : NULL);

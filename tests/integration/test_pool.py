@@ -154,6 +154,30 @@ def test_assign_twice_one_connection():
         check_eq(env.sim_stats(LIVE)["connections"], 1, "one connection for three assignments")
 
 
+def test_watch_ended_recaptures():
+    """--watch-ended: an off-air room is kept and checked; when the anchor goes live it is captured."""
+    with Env("watch") as env:
+        r = env.start_redis()
+        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "30", "--seed", "17")
+        env.start_sim(["7001,status=4", "%s:%s" % (LIVE, frames)])
+        env.worker("--watch-ended", "1")
+        r("LPUSH", "dylive:assign", "7001", LIVE)
+        wait_until(lambda: "checking again" in status(r, "7001").get("error", ""), 10, "off-air room watched")
+        check_eq(status(r, "7001")["state"], "ended", "state while off the air")
+        check_eq(env.sim_stats("7001")["connections"], 0, "no WebSocket while off the air")
+        env.sim_post("/_sim/status?live_id=7001&status=2")
+        wait_until(lambda: status(r, "7001").get("state") == "live", 10, "captured once live again")
+        # a live that ends (ControlMessage 3) stays claimed and leased while watched
+        wait_until(lambda: status(r, LIVE).get("state") == "ended", 30, "fixture room ended")
+        env.sim_post("/_sim/status?live_id=%s&status=4" % LIVE)
+        check(r("EXISTS", "dylive:{%s}:lease" % LIVE) == 1, "a watched room keeps its lease")
+        ids = [f["msg_id"] for _, f in r.xrange_all("dylive:{%s}:events" % LIVE)]
+        check_eq(ids, man["msg_ids"], "the ended room's events, once")
+        subprocess.run([os.path.join(BUILD, "dylivectl"), "--redis", "redis://127.0.0.1:%d/0" % env.redis_port,
+                        "unassign", LIVE], check=True, stdout=subprocess.DEVNULL)
+        wait_until(lambda: status(r, LIVE).get("state") == "stopped", 5, "a watched room can be unassigned")
+
+
 if __name__ == "__main__":
     run([test_failover_after_kill9, test_drain_handover, test_zombie_is_fenced, test_capacity_and_backlog,
-         test_assign_twice_one_connection])
+         test_assign_twice_one_connection, test_watch_ended_recaptures])

@@ -1151,6 +1151,17 @@ static void handle_sim(conn_t *c, const req_t *q) {
       conn_flush(x);
     }
     logf_("room %s: sent close %u to %u connection(s)", r->live_id, cd, n);
+  } else if (!strcmp(what, "status")) {
+    /* the anchor goes live again (2) or off the air (4): what the live page and web/enter say */
+    char *st = query_param(q->query, "status");
+    int v = st ? atoi(st) : 0;
+    free(st);
+    if (v != 2 && v != 4) {
+      http_text(c, 400, "Bad Request", "status must be 2 or 4\n");
+      goto out;
+    }
+    r->status = v;
+    logf_("room %s: status now %d", r->live_id, v);
   } else if (!strcmp(what, "pause")) {
     r->paused = true;
   } else if (!strcmp(what, "resume")) {
