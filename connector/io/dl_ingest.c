@@ -126,7 +126,10 @@ static void wake_control(dl_ingest *in) {
 static int post(dl_ingest *in, dl_in_msg *m) {
   int was_empty = 0;
   if (dl_queue_push(in->out, m, &was_empty) != DL_EOK) return -1;
-  wake_control(in);
+  /* The control thread drains the queue until empty (or until its outbox is full, and then it
+   * drains again as Redis acknowledges), so only the empty → non-empty edge needs a wake-up;
+   * waking per frame cost 12–25 % of the worker in scheduler time. */
+  if (was_empty) wake_control(in);
   return 0;
 }
 

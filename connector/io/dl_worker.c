@@ -1286,6 +1286,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
     reconcile(wk);
   }
   if (!wk->draining) claim_next(wk);
+  drain_ingest(wk); /* safety net: ingest wakes us only on the empty → non-empty edge */
 }
 
 /* ---------- drain ---------- */

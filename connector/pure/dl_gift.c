@@ -4,6 +4,9 @@
 
 #define NIL UINT32_MAX
 /* Entries are indexed by uint32_t; far above any sane max_gift_streaks. */
+/* A room starts with room for this many streaks and doubles on demand: the soak showed an
+ * up-front 4096-entry table costing ~288 KiB of resident memory per room, gifts or not. */
+#define DL_GIFT_INITIAL 16
 #define DL_GIFT_MAX_STREAKS_HARD (1u << 24)
 
 typedef struct entry {
@@ -17,6 +20,7 @@ struct dl_gift_tracker {
   uint32_t *buckets;
   size_t nbuckets;       /* power of two */
   size_t cap, count;
+  size_t max_cap;        /* cap grows by doubling up to this (most rooms see few streaks) */
   uint32_t free_head;    /* free entries chained through hnext */
   uint32_t head, tail;
   int64_t ttl_ms;
@@ -45,9 +49,10 @@ dl_gift_tracker *dl_gift_new(size_t max_streaks, int64_t ttl_ms) {
   if (!t) return NULL;
   if (max_streaks < 1) max_streaks = 1;
   if (max_streaks > DL_GIFT_MAX_STREAKS_HARD) max_streaks = DL_GIFT_MAX_STREAKS_HARD;
-  t->cap = max_streaks;
+  t->max_cap = max_streaks;
+  t->cap = max_streaks < DL_GIFT_INITIAL ? max_streaks : DL_GIFT_INITIAL;
   t->nbuckets = 1;
-  while (t->nbuckets < max_streaks * 2) t->nbuckets <<= 1;
+  while (t->nbuckets < t->cap * 2) t->nbuckets <<= 1;
   t->e = calloc(t->cap, sizeof *t->e);
   t->buckets = malloc(t->nbuckets * sizeof *t->buckets);
   if (!t->e || !t->buckets) {
@@ -113,9 +118,35 @@ static uint32_t find(const dl_gift_tracker *t, uint64_t u, uint64_t g, uint64_t 
   return NIL;
 }
 
-/* A fresh entry for the key, evicting the least recent one when full. */
+/* Doubles the table (up to max_cap) and rehashes. Returns 0, or -1 when it cannot grow. */
+static int grow(dl_gift_tracker *t) {
+  if (t->cap >= t->max_cap) return -1;
+  size_t ncap = t->cap * 2 > t->max_cap ? t->max_cap : t->cap * 2;
+  size_t nb = 1;
+  while (nb < ncap * 2) nb <<= 1;
+  entry *ne = realloc(t->e, ncap * sizeof *ne);
+  if (!ne) return -1;
+  t->e = ne;
+  uint32_t *nbk = malloc(nb * sizeof *nbk);
+  if (!nbk) return -1; /* e is bigger but still consistent with the old buckets */
+  free(t->buckets);
+  t->buckets = nbk;
+  t->nbuckets = nb;
+  for (size_t i = 0; i < nb; i++) t->buckets[i] = NIL;
+  for (uint32_t i = t->head; i != NIL; i = t->e[i].next) { /* every live entry, rehashed */
+    size_t b = bucket_of(t, t->e[i].s.user_id, t->e[i].s.gift_id, t->e[i].s.group_id);
+    t->e[i].hnext = t->buckets[b];
+    t->buckets[b] = i;
+  }
+  for (size_t i = t->cap; i < ncap; i++) t->e[i].hnext = i + 1 < ncap ? (uint32_t)(i + 1) : t->free_head;
+  t->free_head = (uint32_t)t->cap;
+  t->cap = ncap;
+  return 0;
+}
+
+/* A fresh entry for the key, growing the table or evicting the least recent one when full. */
 static uint32_t insert(dl_gift_tracker *t, uint64_t u, uint64_t g, uint64_t grp) {
-  if (t->free_head == NIL) {
+  if (t->free_head == NIL && grow(t) != 0) {
     remove_entry(t, t->tail);
     t->evictions++;
   }
