@@ -123,6 +123,8 @@ static const opt opts[] = {
      "builtin, none, or http://... (external signer)"},
     {"--cookie-file", "DYLIVE_COOKIE_FILE", OPT_STR, "", 0, 0, check_readable, OFF(cookie_file),
      "cookies sent to Douyin (never logged)"},
+    {"--cookie-dir", "DYLIVE_COOKIE_DIR", OPT_STR, "", 0, 0, check_readable, OFF(cookie_dir),
+     "per-room cookie profiles: an assignment {\"live_id\":…,\"cookie\":\"NAME\"} uses <dir>/NAME.cookies"},
     {"--stream-maxlen", "DYLIVE_STREAM_MAXLEN", OPT_INT, "100000", 1, 1000000000LL, NULL, OFF(stream_maxlen),
      "approximate MAXLEN of each room stream"},
     {"--admin", "DYLIVE_ADMIN", OPT_STR, "127.0.0.1:9464", 0, 0, check_admin, OFF(admin),

@@ -16,6 +16,7 @@ typedef struct dl_config {
   char *ca_file;
   char *signer;
   char *cookie_file;
+  char *cookie_dir;        /* per-room cookie profiles: <dir>/<profile>.cookies */
   long long stream_maxlen;
   char *admin;             /* "host:port" or "off" */
   char *log_level;

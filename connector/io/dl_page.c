@@ -168,3 +168,39 @@ int dl_live_id_normalize(const char *in, char *out, size_t cap) {
   out[n] = 0;
   return 0;
 }
+
+static int profile_ok(const char *p) {
+  size_t n = 0;
+  for (; p[n]; n++)
+    if (!isalnum((unsigned char)p[n]) && p[n] != '_' && p[n] != '-') return 0;
+  return n >= 1 && n <= 64;
+}
+
+int dl_assignment_parse(const char *raw, size_t len, char *live_id, size_t cap, char *profile, size_t pcap) {
+  profile[0] = 0;
+  if (len == 0 || len > DL_ASSIGNMENT_MAX || memchr(raw, 0, len)) return -1;
+  char buf[DL_ASSIGNMENT_MAX + 1];
+  memcpy(buf, raw, len);
+  buf[len] = 0;
+  const char *p = buf;
+  while (isspace((unsigned char)*p)) p++;
+  if (*p != '{') return dl_live_id_normalize(p, live_id, cap);
+  cJSON *o = cJSON_Parse(p);
+  int rc = -1;
+  if (!cJSON_IsObject(o)) goto done;
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "live_id");
+  char tmp[64];
+  if (cJSON_IsString(id) && id->valuestring) snprintf(tmp, sizeof tmp, "%s", id->valuestring);
+  else if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < 9e15) snprintf(tmp, sizeof tmp, "%.0f", id->valuedouble);
+  else goto done;
+  if (dl_live_id_normalize(tmp, live_id, cap) != 0) goto done;
+  const cJSON *ck = cJSON_GetObjectItemCaseSensitive(o, "cookie");
+  if (ck) {
+    if (!cJSON_IsString(ck) || !profile_ok(ck->valuestring) || strlen(ck->valuestring) >= pcap) goto done;
+    snprintf(profile, pcap, "%s", ck->valuestring);
+  }
+  rc = 0;
+done:
+  cJSON_Delete(o);
+  return rc;
+}

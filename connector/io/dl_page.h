@@ -28,4 +28,10 @@ int dl_page_is_live(const dl_page_info *p);
  * Returns 0 and fills out (digits only), or -1. */
 int dl_live_id_normalize(const char *in, char *out, size_t cap);
 
+/* An assignment as found in P:assign: a live_id, a live URL, or a JSON object
+ * {"live_id": "…", "cookie": "<profile>"} (the profile names a file in --cookie-dir).
+ * Returns 0 with live_id (and profile, "" when none) filled, or -1 when it is neither. */
+#define DL_ASSIGNMENT_MAX 4096
+int dl_assignment_parse(const char *raw, size_t len, char *live_id, size_t cap, char *profile, size_t pcap);
+
 #endif

@@ -20,10 +20,11 @@
 typedef struct job {
   struct job *next;
   char live_id[64];
+  char profile[72];
 } job;
 
 struct dl_resolver {
-  char *base, *ca_file, *ua, *user_cookie;
+  char *base, *ca_file, *ua, *user_cookie, *cookie_dir;
   dl_queue *out;
   int wake_fd;
   pthread_t thread;
@@ -127,20 +128,37 @@ static dl_err fetch_ttwid(dl_resolver *r, char *why, size_t cap) {
   return DL_EOK;
 }
 
-static void resolve(dl_resolver *r, const char *live_id, dl_resolve_result *res) {
+static void resolve(dl_resolver *r, const job *j, dl_resolve_result *res) {
+  const char *live_id = j->live_id;
   snprintf(res->live_id, sizeof res->live_id, "%s", live_id);
+  char *profile_cookie = NULL;
+  if (j->profile[0]) { /* a per-room login (e.g. a shop's own account) from --cookie-dir */
+    char path[1024], why[200];
+    snprintf(path, sizeof path, "%s/%s.cookies", r->cookie_dir ? r->cookie_dir : ".", j->profile);
+    if (!r->cookie_dir || !(profile_cookie = dl_cookie_file_load(path, why, sizeof why))) {
+      res->err = DL_EINVAL;
+      snprintf(res->error, sizeof res->error, "cookie profile \"%.64s\": %.150s", j->profile,
+               r->cookie_dir ? why : "no --cookie-dir configured");
+      return;
+    }
+  }
   if (!r->ttwid_cookie[0] || dl_mono_ms() - r->ttwid_ms > DL_TTWID_TTL_MS) {
     res->err = fetch_ttwid(r, res->error, sizeof res->error);
-    if (res->err) return;
+    if (res->err) {
+      free(profile_cookie);
+      return;
+    }
   }
   char cookie[DL_COOKIE_MAX];
+  const char *mine = profile_cookie ? profile_cookie : r->user_cookie;
   /* the user's cookies win over ours when both name ttwid */
-  if (r->user_cookie && strstr(r->user_cookie, "ttwid="))
-    snprintf(cookie, sizeof cookie, "%s", r->user_cookie);
-  else if (r->user_cookie && *r->user_cookie)
-    snprintf(cookie, sizeof cookie, "%s; %s", r->ttwid_cookie, r->user_cookie);
+  if (mine && strstr(mine, "ttwid="))
+    snprintf(cookie, sizeof cookie, "%s", mine);
+  else if (mine && *mine)
+    snprintf(cookie, sizeof cookie, "%s; %s", r->ttwid_cookie, mine);
   else
     snprintf(cookie, sizeof cookie, "%s", r->ttwid_cookie);
+  free(profile_cookie);
 
   char url[1024], referer[1024];
   snprintf(url, sizeof url, "%s/%s", r->base, live_id);
@@ -204,7 +222,7 @@ static void *thread_main(void *arg) {
 
     dl_resolve_result *res = calloc(1, sizeof *res);
     if (res) {
-      resolve(r, j->live_id, res);
+      resolve(r, j, res);
       while (dl_queue_push(r->out, res, NULL) != DL_EOK && !r->stop) usleep(1000);
       uint64_t one = 1;
       ssize_t w = write(r->wake_fd, &one, sizeof one);
@@ -223,6 +241,7 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
   r->ua = strdup(o->user_agent);
   r->user_cookie = o->user_cookie ? strdup(o->user_cookie) : NULL;
+  r->cookie_dir = o->cookie_dir && *o->cookie_dir ? strdup(o->cookie_dir) : NULL;
   r->out = out;
   r->wake_fd = wake_fd;
   r->tail = &r->jobs;
@@ -235,16 +254,18 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
     free(r->ca_file);
     free(r->ua);
     free(r->user_cookie);
+    free(r->cookie_dir);
     free(r);
     return NULL;
   }
   return r;
 }
 
-void dl_resolver_submit(dl_resolver *r, const char *live_id) {
+void dl_resolver_submit(dl_resolver *r, const char *live_id, const char *profile) {
   job *j = calloc(1, sizeof *j);
   if (!j) return;
   snprintf(j->live_id, sizeof j->live_id, "%s", live_id);
+  snprintf(j->profile, sizeof j->profile, "%s", profile ? profile : "");
   pthread_mutex_lock(&r->mu);
   *r->tail = j;
   r->tail = &j->next;
@@ -271,6 +292,7 @@ void dl_resolver_free(dl_resolver *r) {
   free(r->ca_file);
   free(r->ua);
   free(r->user_cookie);
+  free(r->cookie_dir);
   free(r);
 }
 

@@ -24,10 +24,12 @@ typedef struct dl_resolver_opts {
   const char *ca_file;
   const char *user_agent;
   const char *user_cookie;  /* "a=b; c=d" from --cookie-file, or NULL */
+  const char *cookie_dir;   /* --cookie-dir: per-room profiles <dir>/<profile>.cookies, or NULL */
 } dl_resolver_opts;
 
 dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_fd);
-void dl_resolver_submit(dl_resolver *r, const char *live_id);
+/* profile: a cookie profile of --cookie-dir for this room, or NULL/"" for the worker's cookies */
+void dl_resolver_submit(dl_resolver *r, const char *live_id, const char *profile);
 void dl_resolver_free(dl_resolver *r);
 void dl_resolve_result_free(void *p);
 

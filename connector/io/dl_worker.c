@@ -184,6 +184,9 @@ typedef struct croom {
   int lost;             /* the lease moved to another worker: give up without writing */
   char token[160];      /* "<worker> <epoch>": the fencing token of our lease */
   uint64_t wseq;        /* sequence of the last fenced write issued under this token */
+  char *claim_raw;      /* the assignment exactly as it sits in our claims list */
+  size_t claim_len;
+  char profile[72];     /* cookie profile from a JSON assignment, or "" */
   struct event *retry_ev;
   uint64_t events, dups;
   int64_t started_ms;
@@ -592,11 +595,25 @@ static void room_remove(worker *wk, croom *r) {
       break;
     }
   if (r->retry_ev) event_free(r->retry_ev);
+  free(r->claim_raw);
   free(r);
 }
 
-static void release_claim(worker *wk, const char *live_id) {
-  outbox_push(wk, cmd_of("LREM", wk->key_claims, "0", live_id, NULL));
+/* A command with one binary-safe trailing argument (an assignment string as stored). */
+static cmd *cmd_with_raw(const char *a0, const char *a1, const char *a2, const char *raw, size_t len) {
+  cmd *c = cmd_new(a2 ? 4 : 3);
+  if (!c) return NULL;
+  int i = 0, ok = cmd_set(c, i++, a0, strlen(a0)) == 0 && cmd_set(c, i++, a1, strlen(a1)) == 0;
+  if (ok && a2) ok = cmd_set(c, i++, a2, strlen(a2)) == 0;
+  if (!ok || cmd_set(c, i, raw, len) != 0) {
+    cmd_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+static void release_claim(worker *wk, const croom *r) {
+  outbox_push(wk, cmd_with_raw("LREM", wk->key_claims, "0", r->claim_raw, r->claim_len));
 }
 
 static void claim_next(worker *wk);
@@ -613,10 +630,10 @@ static void room_retry(evutil_socket_t fd, short what, void *arg) {
   if (r->st == C_CLAIMING) {
     acquire(g_wk, r);
   } else if (r->st == C_RESOLVING) {
-    dl_resolver_submit(g_wk->resolver, r->live_id);
+    dl_resolver_submit(g_wk->resolver, r->live_id, r->profile);
   } else if (r->st == C_WATCHING) { /* --watch-ended: is the anchor back? */
     r->st = C_RESOLVING;
-    dl_resolver_submit(g_wk->resolver, r->live_id);
+    dl_resolver_submit(g_wk->resolver, r->live_id, r->profile);
   }
 }
 
@@ -642,7 +659,7 @@ static void on_owner_alive(redisAsyncContext *ac, void *rp, void *priv) {
   if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
     /* a repeated assignment of a room another live worker captures: nothing to do */
     dl_log(DL_LOG_INFO, "assign_dup", r->live_id, "already captured by a live worker; dropping this claim");
-    release_claim(wk, r->live_id);
+    release_claim(wk, r);
     room_remove(wk, r);
     claim_next(wk);
     return;
@@ -684,7 +701,7 @@ static void on_acquire(redisAsyncContext *ac, void *rp, void *priv) {
   outbox_push(wk, cmd_of("HDEL", key, "desired", "error", NULL));
   set_status(wk, r, "starting", NULL, 0);
   dl_log(DL_LOG_INFO, "room_owned", r->live_id, "lease taken (%s); resolving the live page", r->token);
-  dl_resolver_submit(wk->resolver, r->live_id);
+  dl_resolver_submit(wk->resolver, r->live_id, r->profile);
 }
 
 static void acquire(worker *wk, croom *r) {
@@ -704,10 +721,17 @@ static void acquire(worker *wk, croom *r) {
   }
 }
 
-static void start_room(worker *wk, const char *live_id) {
+static void start_room(worker *wk, const char *live_id, const char *profile, const char *raw, size_t len) {
   croom *r = calloc(1, sizeof *r);
-  if (!r) return;
+  if (!r || !(r->claim_raw = malloc(len + 1))) {
+    free(r);
+    return;
+  }
+  memcpy(r->claim_raw, raw, len);
+  r->claim_raw[len] = 0;
+  r->claim_len = len;
   snprintf(r->live_id, sizeof r->live_id, "%s", live_id);
+  snprintf(r->profile, sizeof r->profile, "%s", profile);
   r->st = C_CLAIMING;
   r->started_ms = dl_now_ms();
   r->next = wk->rooms;
@@ -737,11 +761,11 @@ static void finish_room(worker *wk, croom *r, const char *state, const char *why
     snprintf(msg, sizeof msg, "handed back by draining worker %s", wk->cfg->worker_id);
     set_status(wk, r, "reconnecting", msg, 1);
     /* head of the queue (BLMOVE pops from the right), after the lease is released */
-    outbox_push(wk, cmd_of("RPUSH", wk->key_assign, r->live_id, NULL));
+    outbox_push(wk, cmd_with_raw("RPUSH", wk->key_assign, NULL, r->claim_raw, r->claim_len));
   } else {
     set_status(wk, r, state, why, 1);
   }
-  release_claim(wk, r->live_id);
+  release_claim(wk, r);
   dl_log(DL_LOG_INFO, "room_released", r->live_id, "%s%s%s", r->lost ? "moved to another worker" :
          r->handing_back ? "handed back" : state, why ? ": " : "", why ? why : "");
   room_remove(wk, r);
@@ -960,26 +984,24 @@ static void on_claim(redisAsyncContext *ac, void *rp, void *priv) {
     return;
   }
   if (reply->type == REDIS_REPLY_STRING) {
-    char raw[512], live_id[DL_LIVE_ID_MAX];
-    snprintf(raw, sizeof raw, "%.*s", (int)(reply->len < 500 ? reply->len : 500), reply->str);
+    const char *raw = reply->str;
+    size_t rawlen = reply->len;
+    char live_id[DL_LIVE_ID_MAX], profile[72];
     wk->claims++;
     if (wk->draining) {
-      outbox_push(wk, cmd_of("RPUSH", wk->key_assign, raw, NULL));
-      outbox_push(wk, cmd_of("LREM", wk->key_claims, "1", raw, NULL));
+      outbox_push(wk, cmd_with_raw("RPUSH", wk->key_assign, NULL, raw, rawlen));
+      outbox_push(wk, cmd_with_raw("LREM", wk->key_claims, "1", raw, rawlen));
       maybe_finish_drain(wk);
-    } else if (dl_live_id_normalize(raw, live_id, sizeof live_id) != 0) {
+    } else if (dl_assignment_parse(raw, rawlen, live_id, sizeof live_id, profile, sizeof profile) != 0) {
       wk->bad_assignments++;
-      dl_log(DL_LOG_WARN, "bad_assignment", NULL, "ignoring assignment \"%s\": not a live_id or live URL", raw);
-      outbox_push(wk, cmd_of("LREM", wk->key_claims, "1", raw, NULL));
+      dl_log(DL_LOG_WARN, "bad_assignment", NULL,
+             "ignoring assignment \"%.100s\": not a live_id, a live URL or {\"live_id\":…,\"cookie\":…}", raw);
+      outbox_push(wk, cmd_with_raw("LREM", wk->key_claims, "1", raw, rawlen));
     } else if (find_room(wk, live_id)) {
       dl_log(DL_LOG_INFO, "assign_dup", live_id, "already captured here; ignoring the repeated assignment");
-      outbox_push(wk, cmd_of("LREM", wk->key_claims, "1", raw, NULL));
+      outbox_push(wk, cmd_with_raw("LREM", wk->key_claims, "1", raw, rawlen));
     } else {
-      if (strcmp(raw, live_id)) { /* keep the normalized id in the claims list */
-        outbox_push(wk, cmd_of("LREM", wk->key_claims, "1", raw, NULL));
-        outbox_push(wk, cmd_of("LPUSH", wk->key_claims, live_id, NULL));
-      }
-      start_room(wk, live_id);
+      start_room(wk, live_id, profile, raw, rawlen);
     }
   } else if (reply->type == REDIS_REPLY_ERROR) {
     /* e.g. OOM refuses BLMOVE at once: try again in a second, not in a loop */
@@ -1485,7 +1507,7 @@ int dl_worker_run(const dl_config *cfg) {
     }
   }
   wk->ingest = dl_ingest_new(&io, wk->inq, wk->wake_fd);
-  dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie};
+  dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir};
   wk->resolver = dl_resolver_new(&ro, wk->resq, wk->wake_fd);
   free(user_cookie);
   if (!wk->ingest || !wk->resolver || dl_ingest_start(wk->ingest) != 0) {

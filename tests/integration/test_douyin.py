@@ -3,6 +3,7 @@ import os
 import subprocess
 import time
 
+import harness
 from harness import Env, check, check_eq, default_room_id, free_port, metric, run, wait_until
 
 LIVE = "555000333"
@@ -131,6 +132,42 @@ def test_challenge_page_is_not_not_found():
         check("retrying" in st["error"], "it retries rather than giving up: %r", st["error"])
 
 
+def test_cookies_global_and_per_room():
+    """--cookie-file for the worker, {"live_id","cookie":"<profile>"} assignments for one room;
+    the cookies reach the page and the WebSocket, never the log; a world-readable file is refused."""
+    with Env("cookies") as env:
+        r = env.start_redis()
+        env.start_sim(["7301", "7302"])
+        cdir = os.path.join(env.tmp, "cookies")
+        os.makedirs(cdir)
+        glob = os.path.join(env.tmp, "global.cookies")
+        with open(glob, "w") as f:  # Netscape format
+            f.write("# Netscape HTTP Cookie File\n.douyin.com\tTRUE\t/\tFALSE\t0\tsessionid\tGLOBALSECRET\n")
+        os.chmod(glob, 0o600)
+        with open(os.path.join(cdir, "shop.cookies"), "w") as f:
+            f.write("sessionid=SHOPSECRET; odin_tt=x")
+        os.chmod(os.path.join(cdir, "shop.cookies"), 0o600)
+        w = env.worker("--cookie-file", glob, "--cookie-dir", cdir, "--log-level", "debug")
+        r("LPUSH", "dylive:assign", "7301", '{"live_id": "7302", "cookie": "shop"}')
+        wait_until(lambda: status(r, "7301").get("state") == "live" and status(r, "7302").get("state") == "live", 15,
+                   "both rooms live")
+        h1 = env.sim_stats("7301")["last_headers"].get("cookie", "")
+        h2 = env.sim_stats("7302")["last_headers"].get("cookie", "")
+        check("sessionid=GLOBALSECRET" in h1 and "ttwid=" in h1, "worker cookies on the WebSocket: %r", h1)
+        check("sessionid=SHOPSECRET" in h2 and "GLOBALSECRET" not in h2, "the room's profile wins: %r", h2)
+        w.terminate()
+        w.wait(timeout=10)
+        with open(os.path.join(env.tmp, "worker0.log")) as f:
+            log = f.read()
+        check("SECRET" not in log, "cookies never logged")
+        os.chmod(glob, 0o644)
+        p = subprocess.run([os.path.join(harness.BUILD, "dylive-connector"), "--cookie-file", glob, "--admin", "off"],
+                           capture_output=True, text=True, timeout=10)
+        check_eq(p.returncode, 2, "world-readable cookie file refused")
+        check("world-readable" in p.stderr and "SECRET" not in p.stderr, "clear reason: %r", p.stderr)
+
+
 if __name__ == "__main__":
     run([test_builtin_signature_accepted, test_builtin_signature_fresh_on_reconnect,
-         test_refused_handshake_reported_and_paced, test_tls_private_ca, test_challenge_page_is_not_not_found])
+         test_refused_handshake_reported_and_paced, test_tls_private_ca, test_challenge_page_is_not_not_found,
+         test_cookies_global_and_per_room])
