@@ -77,6 +77,13 @@ static int check_dir(const char *v, char *why, size_t cap) {
   return 0;
 }
 
+static int check_proxy(const char *v, char *why, size_t cap) {
+  if (!*v || !strcmp(v, "none") || !strncmp(v, "http://", 7) || !strncmp(v, "socks5://", 9) ||
+      !strncmp(v, "socks5h://", 10) || !strncmp(v, "socks4://", 9))
+    return 0;
+  return snprintf(why, cap, "must be http://host:port, socks5://host:port, socks5h://host:port or none"), -1;
+}
+
 static int check_signer(const char *v, char *why, size_t cap) {
   if (!strcmp(v, "builtin") || !strcmp(v, "none") || !strncmp(v, "http://", 7) ||
       !strncmp(v, "https://", 8))
@@ -125,6 +132,9 @@ static const opt opts[] = {
      "cookies sent to Douyin (never logged)"},
     {"--cookie-dir", "DYLIVE_COOKIE_DIR", OPT_STR, "", 0, 0, check_readable, OFF(cookie_dir),
      "per-room cookie profiles: an assignment {\"live_id\":…,\"cookie\":\"NAME\"} uses <dir>/NAME.cookies"},
+    {"--proxy", "DYLIVE_PROXY", OPT_STR, "", 0, 0, check_proxy, OFF(proxy),
+     "http://[user:pass@]host:port (HTTP CONNECT; pages and WebSocket) or socks5h://… (pages only); none: direct. "
+     "Default: https_proxy/http_proxy/all_proxy and no_proxy"},
     {"--stream-maxlen", "DYLIVE_STREAM_MAXLEN", OPT_INT, "100000", 1, 1000000000LL, NULL, OFF(stream_maxlen),
      "approximate MAXLEN of each room stream"},
     {"--admin", "DYLIVE_ADMIN", OPT_STR, "127.0.0.1:9464", 0, 0, check_admin, OFF(admin),

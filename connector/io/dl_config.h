@@ -16,7 +16,8 @@ typedef struct dl_config {
   char *ca_file;
   char *signer;
   char *cookie_file;
-  char *cookie_dir;        /* per-room cookie profiles: <dir>/<profile>.cookies */
+  char *cookie_dir;
+  char *proxy;             /* --proxy URL, "none", or "" (environment) */        /* per-room cookie profiles: <dir>/<profile>.cookies */
   long long stream_maxlen;
   char *admin;             /* "host:port" or "off" */
   char *log_level;

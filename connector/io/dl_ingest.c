@@ -710,10 +710,25 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
   info.timeout_secs = 20;
   info.connect_timeout_secs = 15;
   info.fd_limit_per_thread = 4096;
+  /* lws reads http_proxy from the environment by itself and knows no no_proxy: the worker
+   * decides (dl_proxy) and tells lws explicitly */
+  unsetenv("http_proxy");
+  unsetenv("HTTP_PROXY");
   in->ctx = lws_create_context(&info);
   if (!in->ctx) {
     dl_ingest_free(in);
     return NULL;
+  }
+  if (o->proxy && *o->proxy) {
+    const char *p = !strncmp(o->proxy, "http://", 7) ? o->proxy + 7 : o->proxy;
+    char hostport[512];
+    snprintf(hostport, sizeof hostport, "%.*s", (int)strcspn(p, "/"), p);
+    struct lws_vhost *vh = lws_get_vhost_by_name(in->ctx, "default");
+    if (!vh || lws_set_proxy(vh, hostport) != 0) {
+      dl_log(DL_LOG_ERROR, "proxy", NULL, "libwebsockets refused the proxy %s", hostport);
+      dl_ingest_free(in);
+      return NULL;
+    }
   }
   return in;
 }

@@ -20,6 +20,7 @@ typedef struct dl_ingest_opts {
   const char *ws_base;        /* ws://host:port or wss://host */
   const char *ca_file;        /* extra CA bundle, or NULL */
   const char *user_agent;
+  const char *proxy;          /* http://… CONNECT proxy for the WebSocket, or "" */
   int sign;                   /* 1: builtin signature, 0: empty */
   int64_t heartbeat_ms;
   size_t max_frame_bytes;

@@ -24,7 +24,7 @@ typedef struct job {
 } job;
 
 struct dl_resolver {
-  char *base, *ca_file, *ua, *user_cookie, *cookie_dir;
+  char *base, *ca_file, *ua, *user_cookie, *cookie_dir, *proxy;
   dl_queue *out;
   int wake_fd;
   pthread_t thread;
@@ -98,6 +98,9 @@ static void curl_common(dl_resolver *r, const char *url, body *b) {
   curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(r->curl, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  /* decided once by dl_proxy ("" = direct: curl then ignores the environment) */
+  curl_easy_setopt(r->curl, CURLOPT_PROXY, r->proxy ? r->proxy : "");
+  if (r->proxy && !strncmp(r->proxy, "http", 4)) curl_easy_setopt(r->curl, CURLOPT_HTTPPROXYTUNNEL, 1L);
   if (r->ca_file && *r->ca_file) {
     /* extra CA in addition to the system store */
     curl_easy_setopt(r->curl, CURLOPT_CAINFO, r->ca_file);
@@ -242,6 +245,7 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->ua = strdup(o->user_agent);
   r->user_cookie = o->user_cookie ? strdup(o->user_cookie) : NULL;
   r->cookie_dir = o->cookie_dir && *o->cookie_dir ? strdup(o->cookie_dir) : NULL;
+  r->proxy = o->proxy && *o->proxy ? strdup(o->proxy) : NULL;
   r->out = out;
   r->wake_fd = wake_fd;
   r->tail = &r->jobs;
@@ -255,6 +259,7 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
     free(r->ua);
     free(r->user_cookie);
     free(r->cookie_dir);
+    free(r->proxy);
     free(r);
     return NULL;
   }
@@ -293,6 +298,7 @@ void dl_resolver_free(dl_resolver *r) {
   free(r->ua);
   free(r->user_cookie);
   free(r->cookie_dir);
+  free(r->proxy);
   free(r);
 }
 

@@ -19,6 +19,7 @@
 #include "dl_ingest.h"
 #include "dl_log.h"
 #include "dl_resolve.h"
+#include "dl_proxy.h"
 #include "dl_spool.h"
 
 #ifndef DYLIVE_VERSION
@@ -1506,8 +1507,25 @@ int dl_worker_run(const dl_config *cfg) {
       return 2;
     }
   }
+  char ws_proxy[512], http_proxy[512];
+  if (dl_proxy_for(cfg->douyin_ws, cfg->proxy, ws_proxy, sizeof ws_proxy) != 0 ||
+      dl_proxy_for(cfg->douyin_http, cfg->proxy, http_proxy, sizeof http_proxy) != 0) {
+    fprintf(stderr, "dylive-connector: --proxy: proxy URL too long\n");
+    return 2;
+  }
+  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy)) {
+    /* never a silent bypass: the WebSocket would leave without the proxy */
+    fprintf(stderr, "dylive-connector: --proxy: %s is a SOCKS proxy; this build's libwebsockets tunnels the "
+                    "WebSocket only through HTTP CONNECT proxies (http://host:port)\n",
+            cfg->proxy && *cfg->proxy ? "the proxy" : "the environment's proxy");
+    return 2;
+  }
+  if (ws_proxy[0] || http_proxy[0])
+    dl_log(DL_LOG_INFO, "proxy", NULL, "pages via %s, WebSocket via %s", http_proxy[0] ? "proxy" : "direct",
+           ws_proxy[0] ? "proxy" : "direct"); /* the URLs may carry credentials: not logged */
+  io.proxy = ws_proxy;
   wk->ingest = dl_ingest_new(&io, wk->inq, wk->wake_fd);
-  dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir};
+  dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy};
   wk->resolver = dl_resolver_new(&ro, wk->resq, wk->wake_fd);
   free(user_cookie);
   if (!wk->ingest || !wk->resolver || dl_ingest_start(wk->ingest) != 0) {

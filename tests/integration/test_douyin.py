@@ -167,7 +167,108 @@ def test_cookies_global_and_per_room():
         check("world-readable" in p.stderr and "SECRET" not in p.stderr, "clear reason: %r", p.stderr)
 
 
+class ConnectProxy:
+    """A small HTTP CONNECT proxy on loopback that counts its tunnels and their targets."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.targets = []
+        self.auth = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        import socket
+        import threading
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c.recv(4096)
+            if not chunk:
+                c.close()
+                return
+            head += chunk
+        line = head.split(b"\r\n")[0].decode()
+        parts = line.split()
+        if len(parts) < 2 or parts[0] != "CONNECT":
+            c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            c.close()
+            return
+        host, port = parts[1].rsplit(":", 1)
+        with self.lock:
+            self.targets.append(parts[1])
+            self.auth.append(b"proxy-authorization" in head.lower())
+        try:
+            u = socket.create_connection((host, int(port)), timeout=10)
+        except OSError:
+            c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            c.close()
+            return
+        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        rest = head.split(b"\r\n\r\n", 1)[1]
+        if rest:
+            u.sendall(rest)
+
+        def pump(a, b):
+            try:
+                while True:
+                    d = a.recv(65536)
+                    if not d:
+                        break
+                    b.sendall(d)
+            except OSError:
+                pass
+            for s_ in (a, b):
+                try:
+                    s_.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        threading.Thread(target=pump, args=(c, u), daemon=True).start()
+        pump(u, c)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_http_connect_proxy():
+    """--proxy http://…: the live page and the WebSocket both go through the proxy (CONNECT)."""
+    with Env("proxy") as env:
+        r = env.start_redis()
+        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "40", "--seed", "31")
+        env.start_sim(["%s:%s" % (LIVE, frames)])
+        proxy = ConnectProxy()
+        try:
+            env.worker("--proxy", "http://127.0.0.1:%d" % proxy.port)
+            r("LPUSH", "dylive:assign", LIVE)
+            wait_until(lambda: status(r).get("state") == "ended", 30, "room through the proxy")
+            ids = [f["msg_id"] for _, f in r.xrange_all("dylive:{%s}:events" % LIVE)]
+            check_eq(ids, man["msg_ids"], "the whole room through the proxy")
+            target = "127.0.0.1:%d" % env.sim_port
+            check(proxy.targets.count(target) >= 2, "page and WebSocket tunnelled: %r", proxy.targets)
+        finally:
+            proxy.close()
+        p = subprocess.run([os.path.join(harness.BUILD, "dylive-connector"), "--proxy", "socks5h://127.0.0.1:1",
+                            "--admin", "off", "--redis", "redis://127.0.0.1:%d/0" % env.redis_port],
+                           capture_output=True, text=True, timeout=10)
+        check_eq(p.returncode, 2, "a SOCKS proxy the WebSocket cannot use is refused, not bypassed")
+        check("--proxy" in p.stderr, "names the option: %r", p.stderr)
+
+
 if __name__ == "__main__":
     run([test_builtin_signature_accepted, test_builtin_signature_fresh_on_reconnect,
          test_refused_handshake_reported_and_paced, test_tls_private_ca, test_challenge_page_is_not_not_found,
-         test_cookies_global_and_per_room])
+         test_cookies_global_and_per_room, test_http_connect_proxy])
