@@ -17,7 +17,9 @@ typedef struct dl_config {
   char *signer;
   char *cookie_file;
   char *cookie_dir;
-  char *proxy;             /* --proxy URL, "none", or "" (environment) */        /* per-room cookie profiles: <dir>/<profile>.cookies */
+  char *proxy;
+  long long connect_rate, connect_burst; /* new WebSocket connections per second */
+  long long http_rate, http_burst;       /* HTTP requests to Douyin per second */             /* --proxy URL, "none", or "" (environment) */        /* per-room cookie profiles: <dir>/<profile>.cookies */
   long long stream_maxlen;
   char *admin;             /* "host:port" or "off" */
   char *log_level;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dl_bucket.h"
 #include "dl_log.h"
 #include "dl_sign.h"
 
@@ -94,6 +95,7 @@ struct dl_ingest {
   cmd *cmds, **cmds_tail;
   room *rooms;
   int paused;
+  dl_bucket connects;         /* pacing of new connections */
   lws_sorted_usec_list_t sul_flow;
   dl_ingest_stats st;
   uint64_t rng;
@@ -265,6 +267,11 @@ static void hb_cb(lws_sorted_usec_list_t *sul) {
 
 static void connect_room(room *r) {
   dl_ingest *in = r->in;
+  int64_t wait = dl_bucket_take(&in->connects, dl_mono_ms());
+  if (wait > 0) { /* paced: try again when a token is there */
+    lws_sul_schedule(in->ctx, 0, &r->sul_retry, retry_cb, wait * LWS_US_PER_MS);
+    return;
+  }
   char *url = malloc(DL_URL_MAX);
   if (!url) return;
   char sig[DL_SIGN_LEN + 1] = "";
@@ -694,6 +701,7 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
   in->wake_fd = wake_fd;
   in->cmds_tail = &in->cmds;
   in->rng = (uint64_t)dl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
+  dl_bucket_init(&in->connects, o->connect_rate, o->connect_burst, dl_mono_ms());
   pthread_mutex_init(&in->mu, NULL);
   if (!in->ws_base || !in->ua || parse_base(in, in->ws_base) != 0) {
     dl_ingest_free(in);

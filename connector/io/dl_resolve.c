@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "dl_bucket.h"
 #include "dl_log.h"
 
 /* The live page is ~1 MB in 2026; anything past 8 MiB is not a live page. */
@@ -34,6 +36,7 @@ struct dl_resolver {
   int stop;
   CURL *curl;
   char ttwid_cookie[2048]; /* "ttwid=…" plus other cookies from GET / */
+  dl_bucket pace;          /* requests per second to Douyin */
   int64_t ttwid_ms;
 };
 
@@ -87,7 +90,28 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
   return len;
 }
 
+/* Waits for a request token (this thread does nothing else; a stop request cuts the wait). */
+static void pace(dl_resolver *r) {
+  for (;;) {
+    int64_t wait = dl_bucket_take(&r->pace, dl_mono_ms());
+    if (wait <= 0) return;
+    pthread_mutex_lock(&r->mu);
+    if (!r->stop) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_sec += wait / 1000;
+      ts.tv_nsec += (wait % 1000) * 1000000;
+      if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+      pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    int stop = r->stop;
+    pthread_mutex_unlock(&r->mu);
+    if (stop) return;
+  }
+}
+
 static void curl_common(dl_resolver *r, const char *url, body *b) {
+  pace(r);
   curl_easy_reset(r->curl);
   curl_easy_setopt(r->curl, CURLOPT_URL, url);
   curl_easy_setopt(r->curl, CURLOPT_USERAGENT, r->ua);
@@ -246,6 +270,7 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->user_cookie = o->user_cookie ? strdup(o->user_cookie) : NULL;
   r->cookie_dir = o->cookie_dir && *o->cookie_dir ? strdup(o->cookie_dir) : NULL;
   r->proxy = o->proxy && *o->proxy ? strdup(o->proxy) : NULL;
+  dl_bucket_init(&r->pace, o->rate, o->burst, dl_mono_ms());
   r->out = out;
   r->wake_fd = wake_fd;
   r->tail = &r->jobs;

@@ -26,6 +26,7 @@ typedef struct dl_resolver_opts {
   const char *user_cookie;  /* "a=b; c=d" from --cookie-file, or NULL */
   const char *cookie_dir;   /* --cookie-dir: per-room profiles <dir>/<profile>.cookies, or NULL */
   const char *proxy;        /* proxy URL for the pages (http://, socks5h://…) or "" for direct */
+  double rate, burst;       /* requests per second to Douyin (token bucket) */
 } dl_resolver_opts;
 
 dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_fd);

@@ -1496,6 +1496,8 @@ int dl_worker_run(const dl_config *cfg) {
   io.user_agent = cfg->user_agent;
   io.sign = strcmp(cfg->signer, "none") != 0;
   io.heartbeat_ms = cfg->heartbeat_ms;
+  io.connect_rate = (double)cfg->connect_rate;
+  io.connect_burst = (double)cfg->connect_burst;
   io.max_frame_bytes = (size_t)cfg->max_frame_bytes;
   dl_decode_limits_default(&io.limits);
   io.limits.max_frame_bytes = (size_t)cfg->max_frame_bytes;
@@ -1525,7 +1527,8 @@ int dl_worker_run(const dl_config *cfg) {
            ws_proxy[0] ? "proxy" : "direct"); /* the URLs may carry credentials: not logged */
   io.proxy = ws_proxy;
   wk->ingest = dl_ingest_new(&io, wk->inq, wk->wake_fd);
-  dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy};
+  dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy,
+                         (double)cfg->http_rate, (double)cfg->http_burst};
   wk->resolver = dl_resolver_new(&ro, wk->resq, wk->wake_fd);
   free(user_cookie);
   if (!wk->ingest || !wk->resolver || dl_ingest_start(wk->ingest) != 0) {

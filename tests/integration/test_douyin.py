@@ -268,7 +268,23 @@ def test_http_connect_proxy():
         check("--proxy" in p.stderr, "names the option: %r", p.stderr)
 
 
+def test_connect_pacing():
+    """30 rooms at once with --connect-rate 10 --connect-burst 5: connections are spread out."""
+    with Env("pacing") as env:
+        r = env.start_redis()
+        rooms = [str(8800 + i) for i in range(30)]
+        env.start_sim(rooms)
+        env.worker("--connect-rate", "10", "--connect-burst", "5", "--http-rate", "1000", "--http-burst", "1000")
+        t0 = time.monotonic()
+        r("LPUSH", "dylive:assign", *rooms)
+        wait_until(lambda: sum(status(r, x).get("state") == "live" for x in rooms) >= 5, 10, "the burst")
+        wait_until(lambda: sum(status(r, x).get("state") == "live" for x in rooms) == 30, 20, "all rooms live")
+        dt = time.monotonic() - t0
+        print("30 rooms live in %.2f s at 10 connections/s after a burst of 5" % dt)
+        check(dt >= 2.2, "connections were not paced: all 30 live in %.2f s" % dt)
+
+
 if __name__ == "__main__":
     run([test_builtin_signature_accepted, test_builtin_signature_fresh_on_reconnect,
          test_refused_handshake_reported_and_paced, test_tls_private_ca, test_challenge_page_is_not_not_found,
-         test_cookies_global_and_per_room, test_http_connect_proxy])
+         test_cookies_global_and_per_room, test_http_connect_proxy, test_connect_pacing])
