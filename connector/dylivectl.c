@@ -212,6 +212,22 @@ static double jnum(const cJSON *o, const char *k) {
   return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+/* Copies s with control characters (C0, DEL, and the C1 range as UTF-8) shown as '?'. */
+static void printable(char *out, size_t cap, const char *s) {
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p && o + 1 < cap; p++) {
+    if (*p < 0x20 || *p == 0x7f) {
+      out[o++] = '?';
+    } else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+      out[o++] = '?';
+      p++;
+    } else {
+      out[o++] = (char)*p;
+    }
+  }
+  out[o] = 0;
+}
+
 static void print_event(const char *json) {
   cJSON *e = cJSON_Parse(json);
   if (!e) {
@@ -240,7 +256,11 @@ static void print_event(const char *json) {
   else if (!strcmp(t, "control")) snprintf(what, sizeof what, "control status %.0f%s", jnum(e, "status"), jnum(e, "status") == 3 ? " (live ended)" : "");
   else if (!strcmp(t, "raw")) snprintf(what, sizeof what, "%s", jstr(e, "method"));
   else if (!strcmp(t, "fansclub") || !strcmp(t, "room_stats")) snprintf(what, sizeof what, "%s%s", jstr(e, "content"), jstr(e, "display"));
-  printf("%s %s%-10s%s %-20s %s\n", ts, color_of(t), t, g_color ? "\033[0m" : "", nick, what);
+  /* names and texts come from strangers: never let them drive the terminal */
+  char safe_nick[256], safe_what[1024];
+  printable(safe_nick, sizeof safe_nick, nick);
+  printable(safe_what, sizeof safe_what, what);
+  printf("%s %s%-10s%s %-20s %s\n", ts, color_of(t), t, g_color ? "\033[0m" : "", safe_nick, safe_what);
   cJSON_Delete(e);
 }
 
