@@ -191,6 +191,34 @@ def test_not_live_and_missing_rooms():
         check(env.sim_stats("5001")["connections"] == 0, "never a connect to a room that is off the air")
 
 
+def test_dylivectl_views():
+    """rooms, workers and tail show what a person needs, and tail never passes control characters."""
+    with Env("ctl") as env:
+        r = env.start_redis()
+        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "60", "--seed", "41")
+        env.start_sim(["%s:%s" % (LIVE, frames)])
+        env.worker(worker_id="ctlworker")
+        ctl = [os.path.join(BUILD, "dylivectl"), "--redis", "redis://127.0.0.1:%d/0" % env.redis_port]
+        subprocess.run(ctl + ["assign", "https://live.douyin.com/%s?x=1" % LIVE], check=True, stdout=subprocess.DEVNULL)
+        wait_until(lambda: status(r, LIVE).get("state") == "ended", 30, "state ended")
+        out = subprocess.run(ctl + ["rooms"], capture_output=True, text=True, check=True).stdout
+        row = [l for l in out.splitlines() if l.startswith(LIVE)]
+        check(row and "ended" in row[0] and "ctlworker" in row[0], "rooms row: %r", out)
+        out = subprocess.run(ctl + ["workers"], capture_output=True, text=True, check=True).stdout
+        check("ctlworker" in out, "workers table: %r", out)
+        out = subprocess.run(ctl + ["tail", LIVE, "--from-start", "--count", "40"], capture_output=True,
+                             timeout=20).stdout.decode("utf-8", "replace")
+        lines = out.splitlines()
+        check_eq(len(lines), 40, "tail --count 40 lines")
+        check(not any(ch < " " and ch != "\n" for ch in out), "no control characters reach the terminal")
+        gifts = subprocess.run(ctl + ["tail", LIVE, "--from-start", "--type", "gift", "--count", "5"],
+                               capture_output=True, timeout=20).stdout.decode("utf-8", "replace").splitlines()
+        check(len(gifts) == 5 and all(" gift " in l for l in gifts), "tail --type gift: %r", gifts)
+        p = subprocess.run([os.path.join(BUILD, "dylivectl"), "--redis", "redis://127.0.0.1:1/0", "rooms"],
+                           capture_output=True, text=True)
+        check(p.returncode != 0 and "DYLIVE_REDIS_URL" in p.stderr, "an error that says what to do: %r", p.stderr)
+
+
 def test_bad_options_exit_2():
     exe = os.path.join(BUILD, "dylive-connector")
     cases = [(["--max-rooms", "0"], "--max-rooms"), (["--redis", "http://x"], "--redis"),
@@ -213,6 +241,6 @@ def test_bad_options_exit_2():
 
 
 if __name__ == "__main__":
-    run([test_bad_options_exit_2, test_fixture_room_complete_exact_once, test_quiet_room_heartbeat,
+    run([test_dylivectl_views, test_bad_options_exit_2, test_fixture_room_complete_exact_once, test_quiet_room_heartbeat,
          test_reconnect_no_duplicates, test_malformed_frames_and_bomb, test_unassign_and_repeat_assign,
          test_drain_hands_rooms_back, test_not_live_and_missing_rooms])
