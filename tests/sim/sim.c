@@ -1680,6 +1680,8 @@ static void conn_on_readable(conn_t *c) {
   for (;;) {
     ssize_t n = conn_read(c);
     if (n < 0) {
+      /* EOF: what arrived before it (a client's last acks, its close frame) still counts */
+      if (total && c->kind == C_WS) ws_on_data(c);
       conn_kill(c);
       return;
     }
