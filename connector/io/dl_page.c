@@ -163,7 +163,12 @@ int dl_live_id_normalize(const char *in, char *out, size_t cap) {
   while (isdigit((unsigned char)p[n])) n++;
   if (n == 0 || n >= cap || n > 24) return -1;
   const char *rest = p + n;
-  if (*rest && *rest != '?' && *rest != '/' && *rest != '#' && !isspace((unsigned char)*rest)) return -1;
+  if (isspace((unsigned char)*rest)) { /* trailing blanks only: "12 34" is not a live_id */
+    while (isspace((unsigned char)*rest)) rest++;
+    if (*rest) return -1;
+  } else if (*rest && *rest != '?' && *rest != '/' && *rest != '#') {
+    return -1;
+  }
   memcpy(out, p, n);
   out[n] = 0;
   return 0;
@@ -200,6 +205,41 @@ int dl_assignment_parse(const char *raw, size_t len, char *live_id, size_t cap, 
     snprintf(profile, pcap, "%s", ck->valuestring);
   }
   rc = 0;
+done:
+  cJSON_Delete(o);
+  return rc;
+}
+
+dl_err dl_enter_parse(const char *json, size_t len, dl_page_info *out) {
+  memset(out, 0, sizeof *out);
+  size_t i = 0;
+  while (i < len && isspace((unsigned char)json[i])) i++;
+  if (i == len) return DL_EEMPTY;
+  cJSON *o = cJSON_ParseWithLength(json, len);
+  if (!o) return DL_EPROTO;
+  dl_err rc = DL_ENOTFOUND;
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "status_code");
+  const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+  if (!cJSON_IsNumber(code) || code->valueint != 0 || !cJSON_IsObject(data)) goto done;
+  const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(data, "data");
+  const cJSON *room = cJSON_IsArray(rooms) ? cJSON_GetArrayItem(rooms, 0) : NULL;
+  if (cJSON_IsObject(room)) {
+    copy_str(out->room_id, sizeof out->room_id, room, "id_str");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(room, "status");
+    if (cJSON_IsNumber(st)) out->status = st->valueint;
+    copy_str(out->title, sizeof out->title, room, "title");
+    const cJSON *owner = cJSON_GetObjectItemCaseSensitive(room, "owner");
+    if (cJSON_IsObject(owner)) copy_str(out->anchor, sizeof out->anchor, owner, "nickname");
+  }
+  if (!out->room_id[0]) copy_str(out->room_id, sizeof out->room_id, data, "enter_room_id");
+  if (!all_digits(out->room_id, 10)) out->room_id[0] = 0;
+  if (!out->status) { /* data.room_status: 0 live, 2 ended (PROTOCOL §1.3) */
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(data, "room_status");
+    if (cJSON_IsNumber(rs)) out->status = rs->valueint == 0 ? 2 : 4;
+  }
+  const cJSON *user = cJSON_GetObjectItemCaseSensitive(data, "user");
+  if (cJSON_IsObject(user)) copy_str(out->anchor, sizeof out->anchor, user, "nickname");
+  if (out->room_id[0] || out->status == 4) rc = DL_EOK;
 done:
   cJSON_Delete(o);
   return rc;

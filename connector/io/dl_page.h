@@ -21,6 +21,12 @@ typedef struct dl_page_info {
 /* DL_EOK with room_id filled; DL_ECHALLENGE when the page has no room state (an anti-bot page,
  * not "not found"); DL_ENOMEM. */
 dl_err dl_page_parse(const char *html, size_t len, dl_page_info *out);
+/* The same facts from the JSON of GET /webcast/room/web/enter/ (PROTOCOL §1.3): room id
+ * (data.data[0].id_str, else data.enter_room_id), status (data.data[0].status, else
+ * data.room_status 0 → 2, 2 → 4), title, anchor (data.user.nickname). DL_EEMPTY for an empty body
+ * (Douyin's risk control), DL_ENOTFOUND for status_code != 0 or no room, DL_EPROTO for non-JSON. */
+dl_err dl_enter_parse(const char *json, size_t len, dl_page_info *out);
+
 /* 1 when the facts say the room is live now. */
 int dl_page_is_live(const dl_page_info *p);
 

@@ -155,6 +155,46 @@ static dl_err fetch_ttwid(dl_resolver *r, char *why, size_t cap) {
   return DL_EOK;
 }
 
+/* GET /webcast/room/web/enter/ with the browser's query (PROTOCOL §1.3). Since 2025 Douyin wants
+ * an a_bogus signature here, which we do not compute: the empty one sent still works where it is
+ * not enforced (and in the simulator); an empty body is Douyin's risk-control answer. */
+static dl_err fetch_enter(dl_resolver *r, const char *live_id, const char *cookie, dl_page_info *out, char *why,
+                          size_t cap) {
+  char url[2048], referer[1024];
+  snprintf(url, sizeof url,
+           "%s/webcast/room/web/enter/?aid=6383&app_name=douyin_web&live_id=1&device_platform=web&language=zh-CN"
+           "&enter_from=web_live&cookie_enabled=true&screen_width=1920&screen_height=1080&browser_language=zh-CN"
+           "&browser_platform=Win32&browser_name=Chrome&browser_version=140.0.0.0&web_rid=%s&room_id_str="
+           "&enter_source=&is_need_double_stream=false&insert_task_id=&live_reason=&msToken=&a_bogus=",
+           r->base, live_id);
+  snprintf(referer, sizeof referer, "%s/%s", r->base, live_id);
+  body b = {0};
+  curl_common(r, url, &b);
+  struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json, text/plain, */*");
+  curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(r->curl, CURLOPT_COOKIE, cookie);
+  curl_easy_setopt(r->curl, CURLOPT_REFERER, referer);
+  CURLcode cc = curl_easy_perform(r->curl);
+  curl_slist_free_all(h);
+  long code = 0;
+  curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &code);
+  dl_err e;
+  if (cc != CURLE_OK) {
+    snprintf(why, cap, "failed: %s", curl_easy_strerror(cc));
+    e = DL_EHTTP;
+  } else if (code != 200) {
+    snprintf(why, cap, "answered HTTP %ld", code);
+    e = DL_EHTTP;
+  } else {
+    e = dl_enter_parse(b.buf ? b.buf : "", b.len, out);
+    if (e == DL_EEMPTY) snprintf(why, cap, "answered an empty body (risk control)");
+    else if (e == DL_EPROTO) snprintf(why, cap, "answered something that is not JSON");
+    else if (e == DL_ENOTFOUND) snprintf(why, cap, "status_code not 0 or no room");
+  }
+  free(b.buf);
+  return e;
+}
+
 static void resolve(dl_resolver *r, const job *j, dl_resolve_result *res) {
   const char *live_id = j->live_id;
   snprintf(res->live_id, sizeof res->live_id, "%s", live_id);
@@ -222,9 +262,19 @@ static void resolve(dl_resolver *r, const job *j, dl_resolve_result *res) {
   }
   res->err = dl_page_parse(b.buf ? b.buf : "", b.len, &res->page);
   if (res->err == DL_ECHALLENGE) {
-    snprintf(res->error, sizeof res->error, "live page has no room state (anti-bot challenge; a cookie may help)");
-    r->ttwid_cookie[0] = 0;
-  } else if (res->err == DL_EOK && !dl_page_is_live(&res->page)) {
+    /* the second source: the JSON room API (PROTOCOL §1.3) */
+    char why[160] = "";
+    res->err = fetch_enter(r, live_id, cookie, &res->page, why, sizeof why);
+    if (res->err != DL_EOK && res->err != DL_ENOTFOUND) {
+      snprintf(res->error, sizeof res->error,
+               "live page has no room state (anti-bot challenge; a cookie may help) and web/enter %s", why);
+      res->err = DL_ECHALLENGE;
+      r->ttwid_cookie[0] = 0;
+    } else if (res->err == DL_ENOTFOUND) {
+      snprintf(res->error, sizeof res->error, "web/enter: no such room (%s)", why);
+    }
+  }
+  if (res->err == DL_EOK && !dl_page_is_live(&res->page)) {
     res->err = DL_ENOTLIVE;
     snprintf(res->error, sizeof res->error, "room is not live (status %d)", res->page.status);
   }

@@ -121,15 +121,19 @@ def test_tls_private_ca():
 
 
 def test_challenge_page_is_not_not_found():
+    """A 200 page without room state is a challenge, not "not found": the JSON room API is asked
+    instead; when that is refused too (empty body: risk control) the room is retried, not dropped."""
     with Env("challenge") as env:
         r = env.start_redis()
-        env.start_sim(["6100,page=challenge"])
+        env.start_sim(["6100,page=challenge,enter=empty", "6101,page=challenge,title=via-enter"])
         env.worker()
-        r("LPUSH", "dylive:assign", "6100")
+        r("LPUSH", "dylive:assign", "6100", "6101")
         wait_until(lambda: "challenge" in status(r, "6100").get("error", ""), 15, "challenge reported")
         st = status(r, "6100")
         check_eq(st["state"], "error", "state while retrying")
-        check("retrying" in st["error"], "it retries rather than giving up: %r", st["error"])
+        check("retrying" in st["error"] and "empty body" in st["error"], "it says why and retries: %r", st["error"])
+        wait_until(lambda: status(r, "6101").get("state") == "live", 15, "resolved through web/enter")
+        check_eq(status(r, "6101").get("title"), "via-enter", "title from web/enter")
 
 
 def test_cookies_global_and_per_room():
