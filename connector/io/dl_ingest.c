@@ -159,6 +159,8 @@ static void post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, cons
   post_state_ex(in, kind, live_id, reason, 0);
 }
 
+static const char *room_ua(const room *r) { return r->spec.user_agent[0] ? r->spec.user_agent : r->in->ua; }
+
 static room *find_room(dl_ingest *in, const char *live_id) {
   for (room *r = in->rooms; r; r = r->next)
     if (!strcmp(r->spec.live_id, live_id)) return r;
@@ -281,14 +283,14 @@ static void connect_room(room *r) {
     dl_signer_sign(&r->signer, stub, sig);
   }
   /* path only: dl_wsurl_build wants a base; give it the prefix and keep the path part */
-  size_t n = dl_wsurl_build(url, DL_URL_MAX, in->path_prefix, r->spec.room_id, r->spec.user_unique_id, in->ua,
+  size_t n = dl_wsurl_build(url, DL_URL_MAX, in->path_prefix, r->spec.room_id, r->spec.user_unique_id, room_ua(r),
                             r->cursor, r->internal_ext, sig, dl_now_ms());
   if (!n) {
     /* cursor/internal_ext from the server too long for a URL: forget them and retry fresh */
     free(r->cursor);
     free(r->internal_ext);
     r->cursor = r->internal_ext = NULL;
-    n = dl_wsurl_build(url, DL_URL_MAX, in->path_prefix, r->spec.room_id, r->spec.user_unique_id, in->ua, NULL,
+    n = dl_wsurl_build(url, DL_URL_MAX, in->path_prefix, r->spec.room_id, r->spec.user_unique_id, room_ua(r), NULL,
                        NULL, sig, dl_now_ms());
   }
   struct lws_client_connect_info ci;
@@ -533,8 +535,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     unsigned char **p = (unsigned char **)inp, *end = (*p) + len;
     char referer[128];
     snprintf(referer, sizeof referer, "https://live.douyin.com/%s", r->spec.live_id);
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"User-Agent:", (const unsigned char *)in->ua,
-                                    (int)strlen(in->ua), p, end) ||
+    const char *ua = room_ua(r);
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"User-Agent:", (const unsigned char *)ua,
+                                    (int)strlen(ua), p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"Referer:", (const unsigned char *)referer,
                                     (int)strlen(referer), p, end))
       return -1;

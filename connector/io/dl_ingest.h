@@ -33,6 +33,7 @@ typedef struct dl_room_spec {
   char room_id[DL_ROOM_ID_MAX];
   char user_unique_id[DL_ROOM_ID_MAX];
   char *cookie;               /* "ttwid=…; …" (owned by the spec; copied by open) */
+  char user_agent[256];       /* this room's User-Agent, or "" for the worker's */
 } dl_room_spec;
 
 typedef enum {

@@ -23,6 +23,7 @@ typedef struct job {
   struct job *next;
   char live_id[64];
   char profile[72];
+  int fresh;             /* drop the cached ttwid first */
 } job;
 
 struct dl_resolver {
@@ -209,6 +210,7 @@ static void resolve(dl_resolver *r, const job *j, dl_resolve_result *res) {
       return;
     }
   }
+  if (j->fresh) r->ttwid_cookie[0] = 0;
   if (!r->ttwid_cookie[0] || dl_mono_ms() - r->ttwid_ms > DL_TTWID_TTL_MS) {
     res->err = fetch_ttwid(r, res->error, sizeof res->error);
     if (res->err) {
@@ -341,9 +343,10 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   return r;
 }
 
-void dl_resolver_submit(dl_resolver *r, const char *live_id, const char *profile) {
+static void submit(dl_resolver *r, const char *live_id, const char *profile, int fresh) {
   job *j = calloc(1, sizeof *j);
   if (!j) return;
+  j->fresh = fresh;
   snprintf(j->live_id, sizeof j->live_id, "%s", live_id);
   snprintf(j->profile, sizeof j->profile, "%s", profile ? profile : "");
   pthread_mutex_lock(&r->mu);
@@ -351,6 +354,14 @@ void dl_resolver_submit(dl_resolver *r, const char *live_id, const char *profile
   r->tail = &j->next;
   pthread_cond_signal(&r->cv);
   pthread_mutex_unlock(&r->mu);
+}
+
+void dl_resolver_submit(dl_resolver *r, const char *live_id, const char *profile) {
+  submit(r, live_id, profile, 0);
+}
+
+void dl_resolver_submit_fresh(dl_resolver *r, const char *live_id, const char *profile) {
+  submit(r, live_id, profile, 1);
 }
 
 void dl_resolver_free(dl_resolver *r) {

@@ -32,6 +32,8 @@ typedef struct dl_resolver_opts {
 dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_fd);
 /* profile: a cookie profile of --cookie-dir for this room, or NULL/"" for the worker's cookies */
 void dl_resolver_submit(dl_resolver *r, const char *live_id, const char *profile);
+/* The same after repeated refusals: a fresh ttwid first (PROTOCOL §3.6: refresh after failures). */
+void dl_resolver_submit_fresh(dl_resolver *r, const char *live_id, const char *profile);
 void dl_resolver_free(dl_resolver *r);
 void dl_resolve_result_free(void *p);
 

@@ -38,6 +38,9 @@
 /* A room whose HTTP resolution failed is retried with this backoff (doubling, capped). */
 #define DL_RESOLVE_RETRY_MS 2000
 #define DL_RESOLVE_RETRY_MAX_MS 60000
+/* After this many refused handshakes in a row the room is resolved again with a fresh ttwid and,
+ * unless the user gave cookies (a logged-in session should keep its browser), another UA. */
+#define DL_REFRESH_AFTER_REFUSALS 2
 /* Drain must end within CONTRACT's 10 s; we give ourselves 8. */
 #define DL_DRAIN_DEADLINE_MS 8000
 /* Liveness (DESIGN §3). A worker refreshes its registry key and its room leases every
@@ -168,6 +171,15 @@ static const char write_script[] = FENCE_FN SEQ_FN
     "if n > max then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, n - max - 1) end\n"
     "return {written, dups}\n";
 
+/* Desktop Chrome User-Agents to rotate through after refusals (J rotates on some reconnects). */
+static const char *const rotation_uas[] = {
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/139.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/136.0.0.0 Safari/537.36",
+};
+
 enum { S_ACQUIRE, S_RENEW, S_STATUS, S_REQUEUE, S_WRITE, S__COUNT };
 static const char *const scripts[S__COUNT] = {acquire_script, renew_script, status_script, requeue_script,
                                               write_script};
@@ -188,6 +200,9 @@ typedef struct croom {
   char *claim_raw;      /* the assignment exactly as it sits in our claims list */
   size_t claim_len;
   char profile[72];     /* cookie profile from a JSON assignment, or "" */
+  int refusals;         /* refused handshakes in a row */
+  int reopen;           /* closing in ingest to resolve again (fresh ttwid, next UA) */
+  unsigned ua_turn;     /* which of the rotation UAs this room uses (0: the configured one) */
   struct event *retry_ev;
   uint64_t events, dups;
   int64_t started_ms;
@@ -870,6 +885,7 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
     if (r && !r->lost && r->token[0]) write_frame(wk, r, m);
     break;
   case DL_IN_CONNECTED:
+    if (r) r->refusals = 0;
     if (r && r->st != C_CLOSING) {
       r->st = C_LIVE;
       set_status(wk, r, "live", NULL, 0);
@@ -879,6 +895,16 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
     if (r && r->st != C_CLOSING) {
       r->st = C_RECONNECTING;
       set_status(wk, r, m->rejected ? "error" : "reconnecting", m->reason, 0);
+      if (m->rejected && ++r->refusals >= DL_REFRESH_AFTER_REFUSALS) {
+        /* refused again and again: new ttwid, next UA, a new connection */
+        r->refusals = 0;
+        r->reopen = 1;
+        if (!wk->cfg->cookie_file[0] && !r->profile[0]) r->ua_turn++;
+        dl_log(DL_LOG_WARN, "refresh_identity", r->live_id, "handshake refused %d times; fresh ttwid%s",
+               DL_REFRESH_AFTER_REFUSALS, r->ua_turn ? " and another User-Agent" : "");
+        r->st = C_CLOSING;
+        dl_ingest_close(wk->ingest, r->live_id);
+      }
     }
     break;
   case DL_IN_BAD_FRAME:
@@ -896,7 +922,13 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
     }
     break;
   case DL_IN_CLOSED:
-    if (r) finish_room(wk, r, "stopped", r->stop_requested ? "unassigned" : NULL);
+    if (r && r->reopen && !r->stop_requested && !r->handing_back && !r->lost && !wk->draining) {
+      r->reopen = 0;
+      r->st = C_RESOLVING;
+      dl_resolver_submit_fresh(wk->resolver, r->live_id, r->profile);
+    } else if (r) {
+      finish_room(wk, r, "stopped", r->stop_requested ? "unassigned" : NULL);
+    }
     break;
   }
 }
@@ -942,6 +974,9 @@ static void on_resolved(worker *wk, dl_resolve_result *res) {
     snprintf(spec.user_unique_id, sizeof spec.user_unique_id, "%llu", v);
   }
   spec.cookie = res->cookie;
+  if (r->ua_turn)
+    snprintf(spec.user_agent, sizeof spec.user_agent, "%s",
+             rotation_uas[(r->ua_turn - 1) % (sizeof rotation_uas / sizeof *rotation_uas)]);
   dl_log(DL_LOG_INFO, "room_resolved", r->live_id, "room_id=%s title=\"%s\"", r->room_id, res->page.title);
   dl_ingest_open(wk->ingest, &spec);
 }

@@ -78,9 +78,14 @@ def test_refused_handshake_reported_and_paced():
         check("415" in st["error"], "handshake-status in the error: %r", st["error"])
         check(metric(admin, "dylive_ws_rejected_total") >= 1, "metric counts the refusal")
         first = env.sim_stats(LIVE)["ws_rejected"]
+        ua0 = env.sim_stats(LIVE)["last_headers"].get("user-agent")
         time.sleep(5)  # what is measured is that nothing happens for a while: no hammering
         check_eq(env.sim_stats(LIVE)["ws_rejected"], first, "no new attempt within 5 s of a refusal")
         check_eq(r("XLEN", "dylive:{%s}:events" % LIVE), 0, "no events")
+        # refused twice: a fresh ttwid and another User-Agent for the next attempt
+        wait_until(lambda: env.sim_stats(LIVE)["ws_rejected"] >= first + 2, 20, "two more refusals")
+        ua = env.sim_stats(LIVE)["last_headers"].get("user-agent")
+        check(ua and ua != ua0, "User-Agent rotated after repeated refusals: %r then %r", ua0, ua)
 
 
 def test_tls_private_ca():
