@@ -10,6 +10,7 @@
 #include "dl_bucket.h"
 #include "dl_log.h"
 #include "dl_sign.h"
+#include "dl_xsign.h"
 
 /* Acks waiting for a writable socket, per room. Douyin asks for one ack per frame; at 1000
  * frames/s and a socket that blocks briefly, 256 is plenty. Past it the oldest ack is dropped
@@ -69,12 +70,19 @@ typedef struct room {
   lws_sorted_usec_list_t sul_hb;
   lws_sorted_usec_list_t sul_retry;
   dl_signer signer;
+  uint64_t sign_gen;  /* external signer: which request we wait for */
+  int awaiting_sig, have_sig;
+  char ext_sig[160];
   char last_error[200];
 } room;
 
 typedef struct cmd {
   struct cmd *next;
   int open;
+  int signed_result;  /* an answer of the external signer for spec.live_id */
+  uint64_t gen;
+  int ok;
+  char sig[160];      /* the signature, or why there is none */
   dl_room_spec spec;
 } cmd;
 
@@ -96,6 +104,7 @@ struct dl_ingest {
   room *rooms;
   int paused;
   dl_bucket connects;         /* pacing of new connections */
+  dl_xsign *xs;               /* --signer http://… */
   lws_sorted_usec_list_t sul_flow;
   dl_ingest_stats st;
   uint64_t rng;
@@ -269,6 +278,15 @@ static void hb_cb(lws_sorted_usec_list_t *sul) {
 
 static void connect_room(room *r) {
   dl_ingest *in = r->in;
+  if (in->xs && !r->have_sig) { /* ask the external signer first; its answer calls us again */
+    if (!r->awaiting_sig) {
+      char stub[33];
+      dl_sign_stub(r->spec.room_id, r->spec.user_unique_id, stub);
+      r->awaiting_sig = 1;
+      dl_xsign_submit(in->xs, r->spec.live_id, ++r->sign_gen, stub, r->spec.room_id, r->spec.user_unique_id);
+    }
+    return;
+  }
   int64_t wait = dl_bucket_take(&in->connects, dl_mono_ms());
   if (wait > 0) { /* paced: try again when a token is there */
     lws_sul_schedule(in->ctx, 0, &r->sul_retry, retry_cb, wait * LWS_US_PER_MS);
@@ -276,8 +294,11 @@ static void connect_room(room *r) {
   }
   char *url = malloc(DL_URL_MAX);
   if (!url) return;
-  char sig[DL_SIGN_LEN + 1] = "";
-  if (in->o.sign) {
+  char sig[160] = "";
+  if (in->xs) {
+    snprintf(sig, sizeof sig, "%s", r->ext_sig); /* used once: every connection is signed anew */
+    r->have_sig = 0;
+  } else if (in->o.sign) {
     char stub[33];
     dl_sign_stub(r->spec.room_id, r->spec.user_unique_id, stub);
     dl_signer_sign(&r->signer, stub, sig);
@@ -439,7 +460,18 @@ static void run_commands(dl_ingest *in) {
   while (c) {
     cmd *next = c->next;
     room *r = find_room(in, c->spec.live_id);
-    if (c->open) {
+    if (c->signed_result) {
+      if (r && r->awaiting_sig && c->gen == r->sign_gen) {
+        r->awaiting_sig = 0;
+        if (c->ok) {
+          snprintf(r->ext_sig, sizeof r->ext_sig, "%s", c->sig);
+          r->have_sig = 1;
+          connect_room(r);
+        } else {
+          room_lost(r, c->sig);
+        }
+      }
+    } else if (c->open) {
       if (r && !r->want_close && !r->ended) {
         dl_log(DL_LOG_DEBUG, "ingest_open_dup", c->spec.live_id, "already open");
         free(c->spec.cookie);
@@ -693,6 +725,21 @@ static void lws_log_emit(int level, const char *line) {
   dl_log(level == LLL_ERR ? DL_LOG_WARN : DL_LOG_INFO, "lws", NULL, "%s", msg ? msg + 2 : buf);
 }
 
+static void push_cmd(dl_ingest *in, cmd *c);
+
+/* On the signer's thread: hand the answer to the WebSocket thread. */
+static void on_signed(void *ud, const char *live_id, uint64_t gen, int ok, const char *sig, const char *why) {
+  dl_ingest *in = ud;
+  cmd *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->signed_result = 1;
+  c->gen = gen;
+  c->ok = ok;
+  snprintf(c->sig, sizeof c->sig, "%s", ok ? sig : why);
+  snprintf(c->spec.live_id, sizeof c->spec.live_id, "%s", live_id);
+  push_cmd(in, c);
+}
+
 dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
   dl_ingest *in = calloc(1, sizeof *in);
   if (!in) return NULL;
@@ -740,6 +787,10 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
       dl_ingest_free(in);
       return NULL;
     }
+  }
+  if (o->signer_url && !(in->xs = dl_xsign_new(o->signer_url, on_signed, in))) {
+    dl_ingest_free(in);
+    return NULL;
   }
   return in;
 }
@@ -790,6 +841,7 @@ int dl_ingest_paused(dl_ingest *in) { return __atomic_load_n(&in->paused, __ATOM
 
 void dl_ingest_free(dl_ingest *in) {
   if (!in) return;
+  dl_xsign_free(in->xs); /* first: its callback pushes commands to us */
   if (in->started) {
     in->stop = 1;
     lws_cancel_service(in->ctx);

@@ -22,6 +22,7 @@ typedef struct dl_ingest_opts {
   const char *user_agent;
   const char *proxy;          /* http://… CONNECT proxy for the WebSocket, or "" */
   int sign;                   /* 1: builtin signature, 0: empty */
+  const char *signer_url;     /* --signer http://…: an external signer (overrides sign), or NULL */
   double connect_rate, connect_burst;
   int64_t heartbeat_ms;
   size_t max_frame_bytes;

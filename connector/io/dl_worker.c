@@ -1530,6 +1530,7 @@ int dl_worker_run(const dl_config *cfg) {
   io.ca_file = cfg->ca_file && *cfg->ca_file ? cfg->ca_file : NULL;
   io.user_agent = cfg->user_agent;
   io.sign = strcmp(cfg->signer, "none") != 0;
+  io.signer_url = !strncmp(cfg->signer, "http://", 7) || !strncmp(cfg->signer, "https://", 8) ? cfg->signer : NULL;
   io.heartbeat_ms = cfg->heartbeat_ms;
   io.connect_rate = (double)cfg->connect_rate;
   io.connect_burst = (double)cfg->connect_burst;

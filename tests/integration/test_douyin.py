@@ -1,5 +1,6 @@
 """Douyin-side branches against the simulator: signatures, refused handshakes, TLS, challenge pages."""
 import os
+import sys
 import subprocess
 import time
 
@@ -293,7 +294,76 @@ def test_connect_pacing():
         check(dt >= 2.2, "connections were not paced: all 30 live in %.2f s" % dt)
 
 
+class ExternalSigner:
+    """An HTTP signer (the --signer http://… contract): GET ?stub=…&room_id=…&user_unique_id=…;
+    answers the signature as plain text (or HTTP 500 when told to fail)."""
+
+    def __init__(self, fail=False):
+        import http.server
+        import threading
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
+        from test_sim import sign  # the simulator's own Python signer
+        owner = self
+        self.requests = []
+        self.counter = 0
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                import urllib.parse
+                q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                owner.requests.append(q)
+                if fail or "stub" not in q:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                owner.counter += 1
+                body = sign(q["stub"][0], counter=owner.counter).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_external_signer():
+    """--signer http://…: every connection asks the external signer; the simulator accepts its
+    signatures; a failing signer is an error in the status hash, retried with backoff."""
+    with Env("xsign") as env:
+        r = env.start_redis()
+        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "40", "--seed", "51")
+        env.start_sim(["%s:%s" % (LIVE, frames), "7700"], extra=["--check-signature"])
+        good, bad = ExternalSigner(), ExternalSigner(fail=True)
+        try:
+            env.worker("--signer", "http://127.0.0.1:%d/sign?app=dylive" % good.port, worker_id="good")
+            r("LPUSH", "dylive:assign", LIVE)
+            wait_until(lambda: status(r).get("state") == "ended", 30, "room signed externally")
+            ids = [f["msg_id"] for _, f in r.xrange_all("dylive:{%s}:events" % LIVE)]
+            check_eq(ids, man["msg_ids"], "the whole room")
+            check(good.requests and good.requests[0].get("room_id") == [default_room_id(LIVE)] and
+                  good.requests[0].get("app") == ["dylive"], "the signer got the room: %r", good.requests[:1])
+            check_eq(env.sim_stats(LIVE)["ws_rejected"], 0, "refused handshakes")
+            env.procs[-1].terminate()
+            env.procs[-1].wait(timeout=10)
+            env.worker("--signer", "http://127.0.0.1:%d/sign" % bad.port, worker_id="bad")
+            r("LPUSH", "dylive:assign", "7700")
+            wait_until(lambda: "external signer" in status(r, "7700").get("error", ""), 15, "signer failure reported")
+            check_eq(env.sim_stats("7700")["connections"], 0, "no unsigned connection attempt")
+        finally:
+            good.close()
+            bad.close()
+
+
 if __name__ == "__main__":
     run([test_builtin_signature_accepted, test_builtin_signature_fresh_on_reconnect,
          test_refused_handshake_reported_and_paced, test_tls_private_ca, test_challenge_page_is_not_not_found,
-         test_cookies_global_and_per_room, test_http_connect_proxy, test_connect_pacing])
+         test_cookies_global_and_per_room, test_http_connect_proxy, test_connect_pacing, test_external_signer])

@@ -9,6 +9,7 @@
 #include "dl_page.h"
 #include "dl_proxy.h"
 #include "dl_spool.h"
+#include "dl_xsign.h"
 
 static int failures;
 #define CHECK(c)                                                              \
@@ -164,7 +165,22 @@ static void test_spool(void) {
   rmdir(dir);
 }
 
+static void test_xsign_parse(void) {
+  char out[160];
+  CHECK(dl_xsign_parse("6pt0VC0aRZDP7n07\n", 17, out, sizeof out) == 0);
+  CHECK_STR(out, "6pt0VC0aRZDP7n07");
+  const char *j = "{\"signature\": \"fD+evFuzasjOC8Uu\"}";
+  CHECK(dl_xsign_parse(j, strlen(j), out, sizeof out) == 0);
+  CHECK_STR(out, "fD+evFuzasjOC8Uu");
+  const char *d = "{\"data\": {\"signature\": \"abc/def=\"}}";
+  CHECK(dl_xsign_parse(d, strlen(d), out, sizeof out) == 0);
+  CHECK_STR(out, "abc/def=");
+  const char *bad[] = {"", "  ", "has space", "<html>", "{\"sig\":\"x\"}", "{\"signature\": 5}", "a&b=c"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK(dl_xsign_parse(bad[i], strlen(bad[i]), out, sizeof out) != 0);
+}
+
 int main(int argc, char **argv) {
+  test_xsign_parse();
   test_enter_capture(argc > 1 ? argv[1] : "../shared/captures");
   test_page_shapes();
   test_assignments();
