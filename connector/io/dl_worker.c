@@ -1507,11 +1507,36 @@ int dl_worker_run(const dl_config *cfg) {
   snprintf(wk->key_workers, sizeof wk->key_workers, "%.64s:workers", cfg->prefix);
   srandom((unsigned)(dl_now_ms() ^ getpid()));
 
+  char ws_proxy[512], http_proxy[512];
+  if (dl_proxy_for(cfg->douyin_ws, cfg->proxy, ws_proxy, sizeof ws_proxy) != 0 ||
+      dl_proxy_for(cfg->douyin_http, cfg->proxy, http_proxy, sizeof http_proxy) != 0) {
+    fprintf(stderr, "dylive-connector: --proxy: proxy URL too long\n");
+    return 2;
+  }
+  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy)) {
+    /* never a silent bypass: the WebSocket would leave without the proxy */
+    fprintf(stderr, "dylive-connector: --proxy: %s is a SOCKS proxy; this build's libwebsockets tunnels the "
+                    "WebSocket only through HTTP CONNECT proxies (http://host:port)\n",
+            cfg->proxy && *cfg->proxy ? "the proxy" : "the environment's proxy");
+    return 2;
+  }
+  if (ws_proxy[0] || http_proxy[0])
+    dl_log(DL_LOG_INFO, "proxy", NULL, "pages via %s, WebSocket via %s", http_proxy[0] ? "proxy" : "direct",
+           ws_proxy[0] ? "proxy" : "direct"); /* the URLs may carry credentials: not logged */
+  /* everything that can refuse the configuration (exit 2) comes before any allocation */
   char *user_cookie = NULL;
   if (cfg->cookie_file && *cfg->cookie_file) {
     user_cookie = dl_cookie_file_load(cfg->cookie_file, why, sizeof why);
     if (!user_cookie) {
       fprintf(stderr, "dylive-connector: --cookie-file: %s\n", why);
+      return 2;
+    }
+  }
+  if (cfg->spool_max_bytes > 0) {
+    wk->spool = dl_spool_open(cfg->spool_dir, cfg->worker_id, (uint64_t)cfg->spool_max_bytes, why, sizeof why);
+    if (!wk->spool) {
+      fprintf(stderr, "dylive-connector: --spool-dir: %s\n", why);
+      free(user_cookie);
       return 2;
     }
   }
@@ -1538,29 +1563,6 @@ int dl_worker_run(const dl_config *cfg) {
   dl_decode_limits_default(&io.limits);
   io.limits.max_frame_bytes = (size_t)cfg->max_frame_bytes;
   io.limits.max_inflated_bytes = (size_t)cfg->max_inflated_bytes;
-  if (cfg->spool_max_bytes > 0) {
-    wk->spool = dl_spool_open(cfg->spool_dir, cfg->worker_id, (uint64_t)cfg->spool_max_bytes, why, sizeof why);
-    if (!wk->spool) {
-      fprintf(stderr, "dylive-connector: --spool-dir: %s\n", why);
-      return 2;
-    }
-  }
-  char ws_proxy[512], http_proxy[512];
-  if (dl_proxy_for(cfg->douyin_ws, cfg->proxy, ws_proxy, sizeof ws_proxy) != 0 ||
-      dl_proxy_for(cfg->douyin_http, cfg->proxy, http_proxy, sizeof http_proxy) != 0) {
-    fprintf(stderr, "dylive-connector: --proxy: proxy URL too long\n");
-    return 2;
-  }
-  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy)) {
-    /* never a silent bypass: the WebSocket would leave without the proxy */
-    fprintf(stderr, "dylive-connector: --proxy: %s is a SOCKS proxy; this build's libwebsockets tunnels the "
-                    "WebSocket only through HTTP CONNECT proxies (http://host:port)\n",
-            cfg->proxy && *cfg->proxy ? "the proxy" : "the environment's proxy");
-    return 2;
-  }
-  if (ws_proxy[0] || http_proxy[0])
-    dl_log(DL_LOG_INFO, "proxy", NULL, "pages via %s, WebSocket via %s", http_proxy[0] ? "proxy" : "direct",
-           ws_proxy[0] ? "proxy" : "direct"); /* the URLs may carry credentials: not logged */
   io.proxy = ws_proxy;
   wk->ingest = dl_ingest_new(&io, wk->inq, wk->wake_fd);
   dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy,
