@@ -31,6 +31,8 @@ typedef struct dl_config {
   long long heartbeat_ms;  /* client hb interval (PROTOCOL §3.5: 10 s) */
   long long max_frame_bytes;
   long long max_inflated_bytes;
+  long long max_inflate_ratio;
+  long long max_messages;
   long long poll_ms;       /* control-plane poll period (unassign, status) */
   long long buffer_max_bytes; /* writes held in memory while Redis is behind */
   char *spool_dir;         /* then spooled here */

@@ -201,6 +201,7 @@ typedef struct croom {
   size_t claim_len;
   char profile[72];     /* cookie profile from a JSON assignment, or "" */
   int refusals;         /* refused handshakes in a row */
+  int64_t last_bad_write_ms;
   int reopen;           /* closing in ingest to resolve again (fresh ttwid, next UA) */
   unsigned ua_turn;     /* which of the rotation UAs this room uses (0: the configured one) */
   struct event *retry_ev;
@@ -235,7 +236,7 @@ typedef struct worker {
   int probing;            /* an error reply: send only the head until it succeeds */
   int w_backoff_ms;       /* reconnect delay after error replies (doubles, capped) */
   struct event *claim_retry;
-  dl_ratelimit err_rl, claim_rl;
+  dl_ratelimit err_rl, claim_rl, bad_rl;
   cmd *out_head, *out_tail;   /* in memory, sent or about to be: the oldest writes */
   size_t out_len, out_bytes;
   dl_spool *spool;            /* then on disk, in order, when memory is over its bound */
@@ -907,13 +908,19 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
       }
     }
     break;
-  case DL_IN_BAD_FRAME:
-    dl_log(DL_LOG_WARN, "bad_frame", m->live_id, "%s", m->reason);
-    if (r) {
+  case DL_IN_BAD_FRAME: {
+    /* hostile input must not flood the log or Redis: a few lines a second per worker, one
+     * status write a second per room; the counters (/metrics) count every frame */
+    unsigned supp = 0;
+    if (dl_ratelimit_allow(&wk->bad_rl, dl_mono_ms(), 5, &supp))
+      dl_log(DL_LOG_WARN, "bad_frame", m->live_id, "%s (%u similar lines suppressed)", m->reason, supp);
+    if (r && dl_mono_ms() - r->last_bad_write_ms >= 1000) {
+      r->last_bad_write_ms = dl_mono_ms();
       const char *pairs[] = {"last_bad_frame", m->reason, NULL};
       status_write(wk, r, 0, pairs);
     }
     break;
+  }
   case DL_IN_ENDED:
     if (r) {
       r->stop_requested = 0;
@@ -1563,6 +1570,8 @@ int dl_worker_run(const dl_config *cfg) {
   dl_decode_limits_default(&io.limits);
   io.limits.max_frame_bytes = (size_t)cfg->max_frame_bytes;
   io.limits.max_inflated_bytes = (size_t)cfg->max_inflated_bytes;
+  io.limits.max_inflate_ratio = (size_t)cfg->max_inflate_ratio;
+  io.limits.max_messages = (size_t)cfg->max_messages;
   io.proxy = ws_proxy;
   wk->ingest = dl_ingest_new(&io, wk->inq, wk->wake_fd);
   dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy,

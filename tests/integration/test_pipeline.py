@@ -123,7 +123,7 @@ def test_malformed_frames_and_bomb():
     with Env("hostile") as env:
         r = env.start_redis()
         room_id = default_room_id(LIVE)
-        frames, man = env.fixture("room", LIVE, room_id, "--frames", "60", "--seed", "5")
+        frames, man = env.fixture("room", LIVE, room_id, "--frames", "200", "--seed", "5")
         env.start_sim(["%s:%s,fps=20" % (LIVE, frames)])
         admin = free_port()
         w = env.worker(admin="127.0.0.1:%d" % admin)
@@ -133,6 +133,10 @@ def test_malformed_frames_and_bomb():
         for kind in ("garbage", "truncated", "badgzip", "bomb", "badwire", "bomb"):
             env.sim_post("/_sim/inject?live_id=%s&kind=%s" % (LIVE, kind))
         wait_until(lambda: (metric(admin, "dylive_gzip_bombs_total") or 0) >= 2, 20, "bombs refused")
+        flood = metric(admin, "dylive_bad_frames_total")
+        for _ in range(40):  # a flood of garbage: every frame counted, the log stays short
+            env.sim_post("/_sim/inject?live_id=%s&kind=garbage" % LIVE)
+        wait_until(lambda: metric(admin, "dylive_bad_frames_total") >= flood + 40, 20, "every bad frame counted")
         wait_until(lambda: status(r, LIVE).get("state") == "ended", 60, "state ended")
         rss1 = rss_kb(w.pid)
         print("worker RSS %d KiB before, %d KiB after two 256 MiB gzip bombs" % (rss0, rss1))
@@ -140,6 +144,9 @@ def test_malformed_frames_and_bomb():
             check(rss1 - rss0 < 32 * 1024, "RSS grew by %d KiB across two 256 MiB bombs", rss1 - rss0)
         bad = metric(admin, "dylive_bad_frames_total")
         check(bad >= 5, "bad frames counted: %r", bad)
+        with open(os.path.join(env.tmp, "worker0.log")) as f:
+            lines = sum('"bad_frame"' in l for l in f)
+        check(lines <= 25, "bad frame log lines rate-limited: %d lines for %d frames", lines, bad)
         ids = [f["msg_id"] for _, f in stream_events(r, LIVE)]
         fixture_ids = set(man["msg_ids"])
         good = [i for i in ids if i in fixture_ids]
