@@ -32,7 +32,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
-CLK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
@@ -57,23 +56,9 @@ harness.BUILD = os.environ["DYLIVE_BUILD"]
 
 
 # ---------------------------------------------------------------- /proc helpers
-def cpu_s(pid):
-    """utime + stime of the whole process (all threads), seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK
-
-
-def status_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def nfds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
+cpu_s = harness.proc_cpu_s
+status_kb = harness.proc_status_kb
+nfds = harness.proc_nfds
 
 
 def fmt_kb(kb):

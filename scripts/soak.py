@@ -56,7 +56,6 @@ os.environ["DYLIVE_BUILD"] = os.path.abspath(ARGS.build)
 import harness  # noqa: E402
 
 harness.BUILD = os.environ["DYLIVE_BUILD"]
-CLK = os.sysconf("SC_CLK_TCK")
 
 
 def on_signal(signum, _frame):
@@ -67,35 +66,13 @@ signal.signal(signal.SIGTERM, on_signal)
 signal.signal(signal.SIGHUP, on_signal)
 
 
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK
-
-
-def status_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def nfds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
+cpu_s = harness.proc_cpu_s
+status_kb = harness.proc_status_kb
+nfds = harness.proc_nfds
 
 
 def metrics(port):
-    out = {}
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line and not line.startswith("#"):
-                k, _, v = line.partition(" ")
-                try:
-                    out[k] = float(v)
-                except ValueError:
-                    pass
-    return out
+    return harness.metrics(port) or {}
 
 
 def sim_all(env):

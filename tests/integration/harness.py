@@ -225,12 +225,28 @@ def default_room_id(live_id):
     return str(7000000000000000000 + int(live_id) % 10 ** 18)
 
 
-def rss_kb(pid):
+def proc_status_kb(pid, field):
+    """A kB field of /proc/<pid>/status (VmRSS, VmHWM, …), 0 when absent."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kb(pid):
+    return proc_status_kb(pid, "VmRSS")
+
+
+def proc_cpu_s(pid):
+    """utime + stime of the whole process (all threads), seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_nfds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 def metric(port, name):

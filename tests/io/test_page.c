@@ -9,24 +9,9 @@
 #include "dl_page.h"
 #include "dl_proxy.h"
 #include "dl_spool.h"
+#include "dl_test.h"
 #include "dl_xsign.h"
 
-static int failures;
-#define CHECK(c)                                                              \
-  do {                                                                        \
-    if (!(c)) {                                                               \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #c);   \
-      failures++;                                                             \
-    }                                                                         \
-  } while (0)
-#define CHECK_STR(a, b)                                                                            \
-  do {                                                                                             \
-    const char *a_ = (a), *b_ = (b);                                                               \
-    if (strcmp(a_, b_)) {                                                                          \
-      fprintf(stderr, "%s:%d: %s == %s: \"%s\" != \"%s\"\n", __FILE__, __LINE__, #a, #b, a_, b_); \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 static char *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -42,151 +27,153 @@ static char *slurp(const char *path, size_t *len) {
   return b;
 }
 
-static void test_enter_capture(const char *captures) {
+static int test_enter_capture(const char *captures) {
   char path[1024];
   snprintf(path, sizeof path, "%s/web_enter_response_2026-04-19_live.json", captures);
   size_t len;
   char *j = slurp(path, &len);
-  CHECK(j != NULL);
-  if (!j) return;
+  ASSERT_TRUE(j != NULL);
+  if (!j) return 1;
   dl_page_info p;
-  CHECK(dl_enter_parse(j, len, &p) == DL_EOK);
-  CHECK_STR(p.room_id, "7630361251285076745");
-  CHECK(p.status == 2);
-  CHECK(dl_page_is_live(&p));
-  CHECK_STR(p.title, "内格夫强势打法，把把虐");
-  CHECK_STR(p.anchor, "内格夫教主Duck");
+  ASSERT_TRUE(dl_enter_parse(j, len, &p) == DL_EOK);
+  ASSERT_EQ_STR(p.room_id, "7630361251285076745");
+  ASSERT_TRUE(p.status == 2);
+  ASSERT_TRUE(dl_page_is_live(&p));
+  ASSERT_EQ_STR(p.title, "内格夫强势打法，把把虐");
+  ASSERT_EQ_STR(p.anchor, "内格夫教主Duck");
   free(j);
-  CHECK(dl_enter_parse("", 0, &p) == DL_EEMPTY);
-  CHECK(dl_enter_parse("  \n", 3, &p) == DL_EEMPTY);
-  CHECK(dl_enter_parse("<html>", 6, &p) == DL_EPROTO);
+  ASSERT_TRUE(dl_enter_parse("", 0, &p) == DL_EEMPTY);
+  ASSERT_TRUE(dl_enter_parse("  \n", 3, &p) == DL_EEMPTY);
+  ASSERT_TRUE(dl_enter_parse("<html>", 6, &p) == DL_EPROTO);
   const char *err = "{\"status_code\":30003,\"data\":{}}";
-  CHECK(dl_enter_parse(err, strlen(err), &p) == DL_ENOTFOUND);
+  ASSERT_TRUE(dl_enter_parse(err, strlen(err), &p) == DL_ENOTFOUND);
   const char *ended = "{\"status_code\":0,\"data\":{\"room_status\":2,\"data\":[],\"user\":{\"nickname\":\"A\"}}}";
-  CHECK(dl_enter_parse(ended, strlen(ended), &p) == DL_EOK);
-  CHECK(p.status == 4 && !dl_page_is_live(&p));
+  ASSERT_TRUE(dl_enter_parse(ended, strlen(ended), &p) == DL_EOK);
+  ASSERT_TRUE(p.status == 4 && !dl_page_is_live(&p));
+  return 0;
 }
 
-static void test_page_shapes(void) {
+static int test_page_shapes(void) {
   dl_page_info p;
   /* escaped JSON inside a script push, as the real page carries it */
   const char *a = "<script>self.__pace_f.push([1,\"{\\\"state\\\":{\\\"roomStore\\\":{\\\"roomInfo\\\":{\\\"room\\\":"
                   "{\\\"id_str\\\":\\\"7392091211001140287\\\",\\\"status\\\":2,\\\"title\\\":\\\"t\\\",\\\"owner\\\":"
                   "{\\\"nickname\\\":\\\"n\\\"}}}}},\\\"user_unique_id\\\":\\\"7319483754668557238\\\"}\"])</script>";
-  CHECK(dl_page_parse(a, strlen(a), &p) == DL_EOK);
-  CHECK_STR(p.room_id, "7392091211001140287");
-  CHECK(p.status == 2);
-  CHECK_STR(p.anchor, "n");
-  CHECK_STR(p.user_unique_id, "7319483754668557238");
+  ASSERT_TRUE(dl_page_parse(a, strlen(a), &p) == DL_EOK);
+  ASSERT_EQ_STR(p.room_id, "7392091211001140287");
+  ASSERT_TRUE(p.status == 2);
+  ASSERT_EQ_STR(p.anchor, "n");
+  ASSERT_EQ_STR(p.user_unique_id, "7319483754668557238");
   const char *b = "x \"id_str\":\"7392091211001140287\", \"status\": 4, \"status_str\":\"4\" 直播已结束";
-  CHECK(dl_page_parse(b, strlen(b), &p) == DL_EOK);
-  CHECK(p.status == 4 && !dl_page_is_live(&p));
+  ASSERT_TRUE(dl_page_parse(b, strlen(b), &p) == DL_EOK);
+  ASSERT_TRUE(p.status == 4 && !dl_page_is_live(&p));
   const char *c = "window.x = 'room_id=7392091211001140287&y'";
-  CHECK(dl_page_parse(c, strlen(c), &p) == DL_EOK);
-  CHECK_STR(p.room_id, "7392091211001140287");
+  ASSERT_TRUE(dl_page_parse(c, strlen(c), &p) == DL_EOK);
+  ASSERT_EQ_STR(p.room_id, "7392091211001140287");
   const char *d = "<html><script>var challenge = 1;</script></html>";
-  CHECK(dl_page_parse(d, strlen(d), &p) == DL_ECHALLENGE);
+  ASSERT_TRUE(dl_page_parse(d, strlen(d), &p) == DL_ECHALLENGE);
+  return 0;
 }
 
-static void test_assignments(void) {
+static int test_assignments(void) {
   char id[64], prof[72];
-  CHECK(dl_assignment_parse("261378947940", 12, id, sizeof id, prof, sizeof prof) == 0);
-  CHECK_STR(id, "261378947940");
-  CHECK_STR(prof, "");
+  ASSERT_TRUE(dl_assignment_parse("261378947940", 12, id, sizeof id, prof, sizeof prof) == 0);
+  ASSERT_EQ_STR(id, "261378947940");
+  ASSERT_EQ_STR(prof, "");
   const char *u = "https://live.douyin.com/261378947940?enter_from=share";
-  CHECK(dl_assignment_parse(u, strlen(u), id, sizeof id, prof, sizeof prof) == 0);
-  CHECK_STR(id, "261378947940");
+  ASSERT_TRUE(dl_assignment_parse(u, strlen(u), id, sizeof id, prof, sizeof prof) == 0);
+  ASSERT_EQ_STR(id, "261378947940");
   const char *j = "{\"live_id\": \"261378947940\", \"cookie\": \"shop-1\"}";
-  CHECK(dl_assignment_parse(j, strlen(j), id, sizeof id, prof, sizeof prof) == 0);
-  CHECK_STR(prof, "shop-1");
+  ASSERT_TRUE(dl_assignment_parse(j, strlen(j), id, sizeof id, prof, sizeof prof) == 0);
+  ASSERT_EQ_STR(prof, "shop-1");
   const char *bad[] = {"", "abc", "{\"live_id\":\"x\"}", "{\"live_id\":\"1\",\"cookie\":\"../etc\"}", "{", "12 34",
                        "https://live.douyin.com/abc"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    CHECK(dl_assignment_parse(bad[i], strlen(bad[i]), id, sizeof id, prof, sizeof prof) != 0);
+    ASSERT_TRUE(dl_assignment_parse(bad[i], strlen(bad[i]), id, sizeof id, prof, sizeof prof) != 0);
   char big[DL_ASSIGNMENT_MAX + 10];
   memset(big, '1', sizeof big);
-  CHECK(dl_assignment_parse(big, sizeof big, id, sizeof id, prof, sizeof prof) != 0);
+  ASSERT_TRUE(dl_assignment_parse(big, sizeof big, id, sizeof id, prof, sizeof prof) != 0);
+  return 0;
 }
 
-static void test_proxy(void) {
+static int test_proxy(void) {
   char out[256];
   unsetenv("https_proxy"), unsetenv("HTTPS_PROXY"), unsetenv("http_proxy"), unsetenv("HTTP_PROXY");
   unsetenv("all_proxy"), unsetenv("ALL_PROXY"), unsetenv("no_proxy"), unsetenv("NO_PROXY");
   dl_proxy_for("wss://a.douyin.com", "", out, sizeof out);
-  CHECK_STR(out, "");
+  ASSERT_EQ_STR(out, "");
   setenv("https_proxy", "http://p:1", 1);
   setenv("http_proxy", "http://q:2", 1);
   dl_proxy_for("wss://a.douyin.com/x", "", out, sizeof out);
-  CHECK_STR(out, "http://p:1");
+  ASSERT_EQ_STR(out, "http://p:1");
   dl_proxy_for("ws://127.0.0.1:9/x", "", out, sizeof out);
-  CHECK_STR(out, "http://q:2");
+  ASSERT_EQ_STR(out, "http://q:2");
   setenv("no_proxy", "localhost, .douyin.com", 1);
   dl_proxy_for("https://live.douyin.com", "", out, sizeof out);
-  CHECK_STR(out, "");
+  ASSERT_EQ_STR(out, "");
   dl_proxy_for("https://notdouyin.com", "", out, sizeof out);
-  CHECK_STR(out, "http://p:1");
+  ASSERT_EQ_STR(out, "http://p:1");
   dl_proxy_for("https://live.douyin.com", "http://x:3", out, sizeof out);
-  CHECK_STR(out, "http://x:3");
+  ASSERT_EQ_STR(out, "http://x:3");
   dl_proxy_for("https://other.com", "none", out, sizeof out);
-  CHECK_STR(out, "");
-  CHECK(dl_proxy_is_socks("socks5h://h:1") && !dl_proxy_is_socks("http://h:1"));
+  ASSERT_EQ_STR(out, "");
+  ASSERT_TRUE(dl_proxy_is_socks("socks5h://h:1") && !dl_proxy_is_socks("http://h:1"));
+  return 0;
 }
 
-static void test_bucket(void) {
+static int test_bucket(void) {
   dl_bucket b;
   dl_bucket_init(&b, 10, 2, 1000);
-  CHECK(dl_bucket_take(&b, 1000) == 0);
-  CHECK(dl_bucket_take(&b, 1000) == 0);
+  ASSERT_TRUE(dl_bucket_take(&b, 1000) == 0);
+  ASSERT_TRUE(dl_bucket_take(&b, 1000) == 0);
   int64_t w = dl_bucket_take(&b, 1000);
-  CHECK(w > 90 && w <= 101);
-  CHECK(dl_bucket_take(&b, 1100) == 0);
+  ASSERT_TRUE(w > 90 && w <= 101);
+  ASSERT_TRUE(dl_bucket_take(&b, 1100) == 0);
+  return 0;
 }
 
-static void test_spool(void) {
+static int test_spool(void) {
   char dir[] = "/tmp/dl_spool_XXXXXX", why[200];
-  CHECK(mkdtemp(dir) != NULL);
+  ASSERT_TRUE(mkdtemp(dir) != NULL);
   dl_spool *s = dl_spool_open(dir, "t", 64, why, sizeof why);
-  CHECK(s != NULL);
-  if (!s) return;
-  CHECK(dl_spool_append(s, "hello", 5) == DL_EOK);
-  CHECK(dl_spool_append(s, "", 0) == DL_EOK);
+  ASSERT_TRUE(s != NULL);
+  if (!s) return 1;
+  ASSERT_TRUE(dl_spool_append(s, "hello", 5) == DL_EOK);
+  ASSERT_TRUE(dl_spool_append(s, "", 0) == DL_EOK);
   char big[80] = {0};
-  CHECK(dl_spool_append(s, big, sizeof big) == DL_EFULL); /* the cap holds */
+  ASSERT_TRUE(dl_spool_append(s, big, sizeof big) == DL_EFULL); /* the cap holds */
   void *rec;
   uint32_t n;
-  CHECK(dl_spool_next(s, &rec, &n) == DL_EOK && n == 5 && !memcmp(rec, "hello", 5));
+  ASSERT_TRUE(dl_spool_next(s, &rec, &n) == DL_EOK && n == 5 && !memcmp(rec, "hello", 5));
   free(rec);
-  CHECK(dl_spool_next(s, &rec, &n) == DL_EOK && n == 0);
+  ASSERT_TRUE(dl_spool_next(s, &rec, &n) == DL_EOK && n == 0);
   free(rec);
-  CHECK(dl_spool_next(s, &rec, &n) == DL_ENOTFOUND);
-  CHECK(dl_spool_pending_bytes(s) == 0);
-  CHECK(dl_spool_append(s, big, 40) == DL_EOK); /* room again after draining */
+  ASSERT_TRUE(dl_spool_next(s, &rec, &n) == DL_ENOTFOUND);
+  ASSERT_TRUE(dl_spool_pending_bytes(s) == 0);
+  ASSERT_TRUE(dl_spool_append(s, big, 40) == DL_EOK); /* room again after draining */
   dl_spool_close(s);
   rmdir(dir);
+  return 0;
 }
 
-static void test_xsign_parse(void) {
+static int test_xsign_parse(void) {
   char out[160];
-  CHECK(dl_xsign_parse("6pt0VC0aRZDP7n07\n", 17, out, sizeof out) == 0);
-  CHECK_STR(out, "6pt0VC0aRZDP7n07");
+  ASSERT_TRUE(dl_xsign_parse("6pt0VC0aRZDP7n07\n", 17, out, sizeof out) == 0);
+  ASSERT_EQ_STR(out, "6pt0VC0aRZDP7n07");
   const char *j = "{\"signature\": \"fD+evFuzasjOC8Uu\"}";
-  CHECK(dl_xsign_parse(j, strlen(j), out, sizeof out) == 0);
-  CHECK_STR(out, "fD+evFuzasjOC8Uu");
+  ASSERT_TRUE(dl_xsign_parse(j, strlen(j), out, sizeof out) == 0);
+  ASSERT_EQ_STR(out, "fD+evFuzasjOC8Uu");
   const char *d = "{\"data\": {\"signature\": \"abc/def=\"}}";
-  CHECK(dl_xsign_parse(d, strlen(d), out, sizeof out) == 0);
-  CHECK_STR(out, "abc/def=");
+  ASSERT_TRUE(dl_xsign_parse(d, strlen(d), out, sizeof out) == 0);
+  ASSERT_EQ_STR(out, "abc/def=");
   const char *bad[] = {"", "  ", "has space", "<html>", "{\"sig\":\"x\"}", "{\"signature\": 5}", "a&b=c"};
-  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK(dl_xsign_parse(bad[i], strlen(bad[i]), out, sizeof out) != 0);
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) ASSERT_TRUE(dl_xsign_parse(bad[i], strlen(bad[i]), out, sizeof out) != 0);
+  return 0;
 }
 
 int main(int argc, char **argv) {
-  test_xsign_parse();
-  test_enter_capture(argc > 1 ? argv[1] : "../shared/captures");
-  test_page_shapes();
-  test_assignments();
-  test_proxy();
-  test_bucket();
-  test_spool();
+  int failures = test_xsign_parse() + test_enter_capture(argc > 1 ? argv[1] : "../shared/captures") +
+                 test_page_shapes() + test_assignments() + test_proxy() + test_bucket() + test_spool();
   printf("%s\n", failures ? "FAIL" : "ok");
   return failures != 0;
 }
