@@ -475,9 +475,11 @@ static void run_commands(dl_ingest *in) {
       if (r && !r->want_close && !r->ended) {
         dl_log(DL_LOG_DEBUG, "ingest_open_dup", c->spec.live_id, "already open");
         free(c->spec.cookie);
+        free(c->spec.gifts);
       } else if (r) {
         /* being closed: reopen after the close completes is the control thread's job */
         free(c->spec.cookie);
+        free(c->spec.gifts);
       } else if ((r = calloc(1, sizeof *r)) != NULL) {
         r->in = in;
         r->spec = c->spec;
@@ -485,11 +487,17 @@ static void run_commands(dl_ingest *in) {
         r->backoff_ms = DL_BACKOFF_BASE_MS;
         dl_signer_init(&r->signer, rnd(in));
         r->dec = dl_decoder_new(r->spec.live_id, r->spec.room_id, &in->o.limits);
+        if (r->dec && r->spec.n_gifts) /* continue the previous owner's streaks: no double count */
+          dl_gift_import(dl_decoder_gifts(r->dec), r->spec.gifts, r->spec.n_gifts);
+        free(r->spec.gifts);
+        r->spec.gifts = NULL;
+        r->spec.n_gifts = 0;
         r->next = in->rooms;
         in->rooms = r;
         connect_room(r);
       } else {
         free(c->spec.cookie);
+        free(c->spec.gifts);
       }
     } else {
       if (!r) {
@@ -822,6 +830,12 @@ void dl_ingest_open(dl_ingest *in, const dl_room_spec *spec) {
   c->open = 1;
   c->spec = *spec;
   c->spec.cookie = spec->cookie ? strdup(spec->cookie) : NULL;
+  c->spec.gifts = NULL;
+  c->spec.n_gifts = 0;
+  if (spec->n_gifts && (c->spec.gifts = malloc(spec->n_gifts * sizeof *spec->gifts)) != NULL) {
+    memcpy(c->spec.gifts, spec->gifts, spec->n_gifts * sizeof *spec->gifts);
+    c->spec.n_gifts = spec->n_gifts;
+  }
   push_cmd(in, c);
 }
 
@@ -852,6 +866,7 @@ void dl_ingest_free(dl_ingest *in) {
   while (in->cmds) {
     cmd *n = in->cmds->next;
     free(in->cmds->spec.cookie);
+    free(in->cmds->spec.gifts);
     free(in->cmds);
     in->cmds = n;
   }

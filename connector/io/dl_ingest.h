@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "dl_decode.h"
+#include "dl_gift.h"
 #include "dl_queue.h"
 
 #define DL_LIVE_ID_MAX 64
@@ -35,6 +36,8 @@ typedef struct dl_room_spec {
   char user_unique_id[DL_ROOM_ID_MAX];
   char *cookie;               /* "ttwid=…; …" (owned by the spec; copied by open) */
   char user_agent[256];       /* this room's User-Agent, or "" for the worker's */
+  dl_gift_streak *gifts;      /* streak counts carried over from the previous owner (copied by open) */
+  size_t n_gifts;
 } dl_room_spec;
 
 typedef enum {

@@ -133,7 +133,9 @@ static const char requeue_script[] =
 
 /* The room write: fence, dedupe by msg_id against a bounded recent set, then XADD. One call
  * per batch; KEYS share the {live_id} hash tag.
- * KEYS events, status, seen, lease, epoch, wseq; ARGV maxlen, seen_max, now, token, ttl, seq,
+ * Streak counts of combo gifts go to KEYS[7] (a HASH "<user>:<gift>:<group>" → running count, kept
+ * 10 minutes) so that a new owner after a handover continues each streak's delta where it was.
+ * KEYS events, status, seen, lease, epoch, wseq, gifts; ARGV maxlen, seen_max, now, token, ttl, seq,
  * then (type, msg_id, ts_ms, json) per event → {written, duplicates}; {-1, 0} fenced; {-2, 0}
  * out of order; {0, 0} applied before. */
 static const char write_script[] = FENCE_FN SEQ_FN
@@ -151,6 +153,18 @@ static const char write_script[] = FENCE_FN SEQ_FN
     "    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[i], 'msg_id', id,\n"
     "               'ts_ms', ARGV[i+2], 'json', ARGV[i+3])\n"
     "    written = written + 1\n"
+    "    if ARGV[i] == 'gift' then\n"
+    "      local ok, e = pcall(cjson.decode, ARGV[i+3])\n"
+    "      if ok and type(e) == 'table' and type(e.gift) == 'table' and e.gift.combo == true then\n"
+    "        local g = e.gift\n"
+    "        local uid = type(e.user) == 'table' and tostring(e.user.id) or '0'\n"
+    "        local k = uid .. ':' .. string.format('%d', tonumber(g.id) or 0) .. ':' .. tostring(g.group_id)\n"
+    "        local run = math.max(tonumber(g.repeat_count) or 0, tonumber(g.combo_count) or 0)\n"
+    "        local cur = tonumber(redis.call('HGET', KEYS[7], k) or '0') or 0\n"
+    "        if run > cur then redis.call('HSET', KEYS[7], k, string.format('%d', run)) end\n"
+    "        redis.call('PEXPIRE', KEYS[7], 600000)\n"
+    "      end\n"
+    "    end\n"
     "    if ARGV[i] == 'viewers' then\n"
     "      local ok, e = pcall(cjson.decode, ARGV[i+3])\n"
     "      if ok and type(e) == 'table' and type(e.online) == 'number' then\n"
@@ -814,10 +828,10 @@ static void give_up(worker *wk, croom *r) {
 
 static cmd *batch_begin(worker *wk, croom *r, int nevents) {
   const char *live_id = r->live_id, *token = r->token;
-  cmd *c = cmd_new(16 + 4 * nevents);
+  cmd *c = cmd_new(17 + 4 * nevents);
   if (!c) return NULL;
   char k[256], num[32];
-  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->sha[S_WRITE], 40) == 0 && cmd_set(c, 2, "6", 1) == 0;
+  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->sha[S_WRITE], 40) == 0 && cmd_set(c, 2, "7", 1) == 0;
   room_key(wk, k, sizeof k, live_id, "events");
   ok = ok && cmd_set(c, 3, k, strlen(k)) == 0;
   room_key(wk, k, sizeof k, live_id, "status");
@@ -830,23 +844,25 @@ static cmd *batch_begin(worker *wk, croom *r, int nevents) {
   ok = ok && cmd_set(c, 7, k, strlen(k)) == 0;
   room_key(wk, k, sizeof k, live_id, "wseq");
   ok = ok && cmd_set(c, 8, k, strlen(k)) == 0;
+  room_key(wk, k, sizeof k, live_id, "gifts");
+  ok = ok && cmd_set(c, 9, k, strlen(k)) == 0;
   snprintf(num, sizeof num, "%lld", wk->cfg->stream_maxlen);
-  ok = ok && cmd_set(c, 9, num, strlen(num)) == 0;
-  snprintf(num, sizeof num, "%lld", wk->cfg->seen_max);
   ok = ok && cmd_set(c, 10, num, strlen(num)) == 0;
-  snprintf(num, sizeof num, "%lld", (long long)dl_now_ms());
+  snprintf(num, sizeof num, "%lld", wk->cfg->seen_max);
   ok = ok && cmd_set(c, 11, num, strlen(num)) == 0;
-  ok = ok && cmd_set(c, 12, token, strlen(token)) == 0;
+  snprintf(num, sizeof num, "%lld", (long long)dl_now_ms());
+  ok = ok && cmd_set(c, 12, num, strlen(num)) == 0;
+  ok = ok && cmd_set(c, 13, token, strlen(token)) == 0;
   snprintf(num, sizeof num, "%d", DL_LEASE_MS);
-  ok = ok && cmd_set(c, 13, num, strlen(num)) == 0;
-  snprintf(num, sizeof num, "%llu", (unsigned long long)++r->wseq);
   ok = ok && cmd_set(c, 14, num, strlen(num)) == 0;
-  c->seq_idx = 14;
+  snprintf(num, sizeof num, "%llu", (unsigned long long)++r->wseq);
+  ok = ok && cmd_set(c, 15, num, strlen(num)) == 0;
+  c->seq_idx = 15;
   if (!ok) {
     cmd_free(c);
     return NULL;
   }
-  c->argc = 15;
+  c->argc = 16;
   c->kind = K_BATCH;
   snprintf(c->live_id, sizeof c->live_id, "%s", live_id);
   return c;
@@ -939,6 +955,52 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
   }
 }
 
+/* A room opens only after its gift streak counts are loaded from Redis (a previous owner's), so
+ * a streak that spans a handover is not counted twice. Without Redis it opens without them. */
+typedef struct pending_open {
+  dl_room_spec spec;
+} pending_open;
+
+static void on_gifts(redisAsyncContext *ac, void *rp, void *priv) {
+  worker *wk = ac->data;
+  redisReply *reply = rp;
+  pending_open *po = priv;
+  croom *r = wk ? find_room(wk, po->spec.live_id) : NULL;
+  if (r && r->st == C_CONNECTING && !r->lost) {
+    size_t n = reply && reply->type == REDIS_REPLY_ARRAY ? reply->elements / 2 : 0;
+    dl_gift_streak *g = n ? calloc(n, sizeof *g) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; g && i < n; i++) {
+      unsigned long long u, gid, grp, run;
+      if (sscanf(reply->element[2 * i]->str, "%llu:%llu:%llu", &u, &gid, &grp) == 3 &&
+          sscanf(reply->element[2 * i + 1]->str, "%llu", &run) == 1)
+        g[k++] = (dl_gift_streak){.user_id = u, .gift_id = gid, .group_id = grp, .last_seen = run,
+                                  .last_ms = dl_now_ms()};
+    }
+    po->spec.gifts = g;
+    po->spec.n_gifts = k;
+    dl_ingest_open(wk->ingest, &po->spec);
+    free(g);
+  }
+  free(po->spec.cookie);
+  free(po);
+}
+
+static void open_with_gifts(worker *wk, const dl_room_spec *spec) {
+  pending_open *po = calloc(1, sizeof *po);
+  if (po) {
+    po->spec = *spec;
+    po->spec.cookie = spec->cookie ? strdup(spec->cookie) : NULL;
+    char key[256];
+    room_key(wk, key, sizeof key, spec->live_id, "gifts");
+    const char *argv[] = {"HGETALL", key};
+    if (wk->w_ready && redisAsyncCommandArgv(wk->w, on_gifts, po, 2, argv, NULL) == REDIS_OK) return;
+    free(po->spec.cookie);
+    free(po);
+  }
+  dl_ingest_open(wk->ingest, spec);
+}
+
 static void on_resolved(worker *wk, dl_resolve_result *res) {
   croom *r = find_room(wk, res->live_id);
   if (!r || r->st != C_RESOLVING) return;
@@ -984,7 +1046,7 @@ static void on_resolved(worker *wk, dl_resolve_result *res) {
     snprintf(spec.user_agent, sizeof spec.user_agent, "%s",
              rotation_uas[(r->ua_turn - 1) % (sizeof rotation_uas / sizeof *rotation_uas)]);
   dl_log(DL_LOG_INFO, "room_resolved", r->live_id, "room_id=%s title=\"%s\"", r->room_id, res->page.title);
-  dl_ingest_open(wk->ingest, &spec);
+  open_with_gifts(wk, &spec);
 }
 
 static void drain_ingest(worker *wk) {

@@ -1,4 +1,5 @@
 """The worker pool: capacity-aware claims, leases with fencing, failover, drain, stop."""
+import json
 import os
 import signal
 import subprocess
@@ -81,6 +82,39 @@ def test_drain_handover():
         print("handover after SIGTERM: %.2f s" % dt)
         check_eq(procs[owner].wait(timeout=10), 0, "drained worker exit status")
         wait_until(lambda: env.sim_stats(LIVE)["open"] == 1, 5, "exactly one connection")
+
+
+def test_gift_streaks_survive_handover():
+    """A room handed over mid-room (drain) continues its gift streaks: summing gift.delta over the
+    stream still counts every gift exactly once, and every message arrives once."""
+    with Env("giftover") as env:
+        r = env.start_redis()
+        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "400", "--seed", "61",
+                                  "--long-streak")
+        # no re-push: the new owner's decoder learns nothing from Douyin's replay, only from Redis
+        env.start_sim(["%s:%s,fps=50" % (LIVE, frames)], extra=["--repush", "0"])
+        procs, _ = start_pool(env, 2)
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: int(status(r, LIVE).get("events", "0")) >= man["unique_msg_ids"] // 2, 30, "half the room")
+        env.sim_post("/_sim/pause?live_id=%s" % LIVE)  # nothing in flight during the handover
+
+        def all_written():
+            st = status(r, LIVE)
+            return int(st.get("events", "0")) + int(st.get("duplicates", "0")) == env.sim_stats(LIVE)["messages_sent"]
+        wait_until(all_written, 10, "everything sent so far written")
+        owner = status(r, LIVE)["worker"]
+        other = [w for w in procs if w != owner][0]
+        procs[owner].send_signal(signal.SIGTERM)
+        check_eq(procs[owner].wait(timeout=10), 0, "drained")
+        wait_until(lambda: owner_is(r, LIVE, other), 10, "the other worker owning the room")
+        env.sim_post("/_sim/resume?live_id=%s" % LIVE)
+        wait_until(lambda: status(r, LIVE).get("state") == "ended", 60, "state ended")
+        check(r("EXISTS", "dylive:{%s}:gifts" % LIVE) == 1, "streak counts kept in Redis")
+        entries = r.xrange_all("dylive:{%s}:events" % LIVE)
+        ids = [f["msg_id"] for _, f in entries]
+        check_eq(ids, man["msg_ids"], "every message once, in order, across the handover")
+        delta = sum(json.loads(f["json"])["gift"]["delta"] for _, f in entries if f["type"] == "gift")
+        check_eq(delta, man["gift_units_total"], "sum of gift.delta across the handover")
 
 
 def test_zombie_is_fenced():
@@ -179,5 +213,5 @@ def test_watch_ended_recaptures():
 
 
 if __name__ == "__main__":
-    run([test_failover_after_kill9, test_drain_handover, test_zombie_is_fenced, test_capacity_and_backlog,
+    run([test_failover_after_kill9, test_drain_handover, test_gift_streaks_survive_handover, test_zombie_is_fenced, test_capacity_and_backlog,
          test_assign_twice_one_connection, test_watch_ended_recaptures])
