@@ -317,7 +317,9 @@ static void connect_room(room *r) {
   struct lws_client_connect_info ci;
   memset(&ci, 0, sizeof ci);
   ci.context = in->ctx;
-  ci.address = in->host;
+  /* a numeric address resolved on the control side: lws would resolve synchronously here and
+   * stall every room; the host name still goes into Host and TLS SNI/verification */
+  ci.address = r->spec.address[0] ? r->spec.address : in->host;
   ci.port = in->port;
   ci.path = url;
   ci.host = in->host;

@@ -36,6 +36,7 @@ typedef struct dl_room_spec {
   char user_unique_id[DL_ROOM_ID_MAX];
   char *cookie;               /* "ttwid=…; …" (owned by the spec; copied by open) */
   char user_agent[256];       /* this room's User-Agent, or "" for the worker's */
+  char address[64];           /* numeric address of the push host (resolved by the caller), or "" */
   dl_gift_streak *gifts;      /* streak counts carried over from the previous owner (copied by open) */
   size_t n_gifts;
 } dl_room_spec;

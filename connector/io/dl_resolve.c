@@ -1,6 +1,9 @@
 #include "dl_resolve.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@ typedef struct job {
 
 struct dl_resolver {
   char *base, *ca_file, *ua, *user_cookie, *cookie_dir, *proxy;
+  char ws_host[256];       /* host of --douyin-ws, "" when proxied or numeric */
   dl_queue *out;
   int wake_fd;
   pthread_t thread;
@@ -280,6 +284,27 @@ static void resolve(dl_resolver *r, const job *j, dl_resolve_result *res) {
     res->err = DL_ENOTLIVE;
     snprintf(res->error, sizeof res->error, "room is not live (status %d)", res->page.status);
   }
+  if (res->err == DL_EOK && r->ws_host[0]) {
+    /* IPv4 first: what public clients use, and what loopback test servers listen on */
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    int gai = getaddrinfo(r->ws_host, NULL, &hints, &ai);
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *a = ai; a && !pick; a = a->ai_next)
+      if (a->ai_family == AF_INET) pick = a;
+    if (!pick) pick = ai;
+    if (gai != 0 || !pick) {
+      res->err = DL_EHTTP;
+      snprintf(res->error, sizeof res->error, "cannot resolve the push host %.120s: %.80s", r->ws_host,
+               gai ? gai_strerror(gai) : "no address");
+    } else {
+      const void *src = pick->ai_family == AF_INET ? (const void *)&((const struct sockaddr_in *)pick->ai_addr)->sin_addr
+                                                   : (const void *)&((const struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
+      inet_ntop(pick->ai_family, src, res->ws_addr, sizeof res->ws_addr);
+    }
+    if (ai) freeaddrinfo(ai);
+  }
   res->cookie = strdup(cookie);
 done:
   free(b.buf);
@@ -323,6 +348,18 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->cookie_dir = o->cookie_dir && *o->cookie_dir ? strdup(o->cookie_dir) : NULL;
   r->proxy = o->proxy && *o->proxy ? strdup(o->proxy) : NULL;
   dl_bucket_init(&r->pace, o->rate, o->burst, dl_mono_ms());
+  if (o->ws_base && !o->ws_proxied) { /* the host part of ws[s]://host[:port][/…] */
+    const char *h = strstr(o->ws_base, "://");
+    h = h ? h + 3 : o->ws_base;
+    size_t n = strcspn(h, ":/");
+    if (*h == '[') n = strcspn(h, "]") + 1; /* an IPv6 literal: numeric already */
+    if (n < sizeof r->ws_host && *h != '[') {
+      memcpy(r->ws_host, h, n);
+      r->ws_host[n] = 0;
+      struct in_addr a4;
+      if (inet_pton(AF_INET, r->ws_host, &a4) == 1) r->ws_host[0] = 0; /* numeric */
+    }
+  }
   r->out = out;
   r->wake_fd = wake_fd;
   r->tail = &r->jobs;

@@ -17,6 +17,9 @@ typedef struct dl_resolve_result {
   long http_status;
   dl_page_info page;
   char *cookie;          /* Cookie header for the WebSocket (ttwid + user cookies); never logged */
+  char ws_addr[64];      /* numeric address of the push host, resolved here so that lws (which
+                            resolves synchronously) never stalls the WebSocket thread; "" when a
+                            proxy carries the WebSocket or the host is already numeric */
 } dl_resolve_result;
 
 typedef struct dl_resolver_opts {
@@ -27,6 +30,8 @@ typedef struct dl_resolver_opts {
   const char *cookie_dir;   /* --cookie-dir: per-room profiles <dir>/<profile>.cookies, or NULL */
   const char *proxy;        /* proxy URL for the pages (http://, socks5h://…) or "" for direct */
   double rate, burst;       /* requests per second to Douyin (token bucket) */
+  const char *ws_base;      /* --douyin-ws: its host is resolved with each room */
+  int ws_proxied;           /* the WebSocket goes through a proxy: no local resolution */
 } dl_resolver_opts;
 
 dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_fd);

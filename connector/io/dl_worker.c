@@ -1042,6 +1042,7 @@ static void on_resolved(worker *wk, dl_resolve_result *res) {
     snprintf(spec.user_unique_id, sizeof spec.user_unique_id, "%llu", v);
   }
   spec.cookie = res->cookie;
+  snprintf(spec.address, sizeof spec.address, "%s", res->ws_addr);
   if (r->ua_turn)
     snprintf(spec.user_agent, sizeof spec.user_agent, "%s",
              rotation_uas[(r->ua_turn - 1) % (sizeof rotation_uas / sizeof *rotation_uas)]);
@@ -1636,7 +1637,7 @@ int dl_worker_run(const dl_config *cfg) {
   io.proxy = ws_proxy;
   wk->ingest = dl_ingest_new(&io, wk->inq, wk->wake_fd);
   dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy,
-                         (double)cfg->http_rate, (double)cfg->http_burst};
+                         (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0};
   wk->resolver = dl_resolver_new(&ro, wk->resq, wk->wake_fd);
   free(user_cookie);
   if (!wk->ingest || !wk->resolver || dl_ingest_start(wk->ingest) != 0) {
