@@ -218,8 +218,6 @@ typedef struct croom {
   int reopen;           /* closing in ingest to resolve again (fresh ttwid, next UA) */
   unsigned ua_turn;     /* which of the rotation UAs this room uses (0: the configured one) */
   struct event *retry_ev;
-  uint64_t events, dups;
-  int64_t started_ms;
 } croom;
 
 enum { K_PLAIN, K_BATCH, K_STATUS };
@@ -556,11 +554,6 @@ static void on_write_reply(redisAsyncContext *ac, void *rp, void *priv) {
   } else if (c->kind == K_BATCH && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
     wk->events_written += (uint64_t)reply->element[0]->integer;
     wk->events_dup += (uint64_t)reply->element[1]->integer;
-    croom *r = find_room(wk, c->live_id);
-    if (r) {
-      r->events += (uint64_t)reply->element[0]->integer;
-      r->dups += (uint64_t)reply->element[1]->integer;
-    }
   }
   wk->out_head = c->next;
   if (!wk->out_head) wk->out_tail = NULL;
@@ -763,7 +756,6 @@ static void start_room(worker *wk, const char *live_id, const char *profile, con
   snprintf(r->live_id, sizeof r->live_id, "%s", live_id);
   snprintf(r->profile, sizeof r->profile, "%s", profile);
   r->st = C_CLAIMING;
-  r->started_ms = dl_now_ms();
   r->next = wk->rooms;
   wk->rooms = r;
   wk->nrooms++;
@@ -1499,6 +1491,7 @@ static void admin_metrics(struct evhttp_request *req, void *arg) {
   M("ingest_paused", "gauge", "1 while socket reads are paused.", dl_ingest_paused(wk->ingest));
   M("queue_depth", "gauge", "Frames waiting between ingest and Redis.", dl_queue_len(wk->inq));
   M("events_written_total", "counter", "Events appended to room streams.", wk->events_written);
+  M("redis_batches_total", "counter", "Room write scripts issued (one per batch of events).", wk->batches);
   M("events_duplicate_total", "counter", "Events skipped as duplicates by msg_id.", wk->events_dup);
   M("redis_pending", "gauge", "Writes waiting for Redis (memory, spool and overflow).", pending_writes(wk));
   M("buffer_bytes", "gauge", "Bytes of writes held in memory for Redis.", wk->out_bytes);
