@@ -78,27 +78,6 @@ def events_of(r, live):
     return int(v) if v else 0
 
 
-def count_dups(r, live):
-    """Server-side: entries whose msg_id was already seen in this stream (0 expected)."""
-    script = """
-local seen, dups, start = {}, 0, '-'
-while true do
-  local b = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 10000)
-  if #b == 0 then break end
-  for _, e in ipairs(b) do
-    local f = e[2]
-    for i = 1, #f, 2 do
-      if f[i] == 'msg_id' then
-        if seen[f[i+1]] then dups = dups + 1 else seen[f[i+1]] = true end
-      end
-    end
-  end
-  start = '(' .. b[#b][1]
-end
-return dups"""
-    return r("EVAL", script, 1, "dylive:{%s}:events" % live)
-
-
 def start_world(env, rooms_specs, worker_extra=(), wid="bench"):
     r = env.start_redis()
     sim = env.start_sim(rooms_specs)
@@ -145,7 +124,7 @@ def one_room(label, fixture_args, expect_key, perf=False):
         time.sleep(0.3)  # anything beyond `expect` would be a bug: give it a moment to show up
         s = st(r, live)
         xlen = r("XLEN", "dylive:{%s}:events" % live)
-        dups = count_dups(r, live)
+        dups = harness.stream_dups(r, live)[1]
         wall = t1 - t0
         steady = (expect - first[0][1]) / (t1 - first[0][0]) if first[0] and t1 > first[0][0] else None
         res = {

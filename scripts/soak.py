@@ -87,25 +87,6 @@ def redis_used_mb(r):
     return 0.0
 
 
-DUP_SCRIPT = """
-local seen, dups, n, start = {}, 0, 0, '-'
-while true do
-  local b = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 10000)
-  if #b == 0 then break end
-  for _, e in ipairs(b) do
-    local f = e[2]
-    n = n + 1
-    for i = 1, #f, 2 do
-      if f[i] == 'msg_id' then
-        if seen[f[i+1]] then dups = dups + 1 else seen[f[i+1]] = true end
-      end
-    end
-  end
-  start = '(' .. b[#b][1]
-end
-return {n, dups}"""
-
-
 def main():
     n, rate, fps = ARGS.rooms, ARGS.rate, ARGS.fps
     per_frame = rate // fps
@@ -223,7 +204,7 @@ def main():
             if h.get("state") != "live":
                 not_live.append("%s:%s" % (x, h.get("state")))
             reconnects += s["connections"] - 1
-            xl, d = r("EVAL", DUP_SCRIPT, 1, "dylive:{%s}:events" % x)
+            xl, d = harness.stream_dups(r, x)
             if xl != wr:
                 xlen_mismatch += 1
             lost += max(0, exp - wr)

@@ -144,9 +144,8 @@ static int post(dl_ingest *in, dl_in_msg *m) {
   return 0;
 }
 
-/* State messages must never be lost: if the queue is full they wait as the room's stalled
- * message would, but state changes are rare, so a short spin-free retry loop via the flow timer
- * is overkill; we block briefly instead (the control thread drains continuously). */
+/* State messages (connected, lost, ended, closed) must not wait behind a full queue of frames:
+ * they go into the queue's reserve, sized for a few per room by the worker. */
 static void post_state_ex(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason, int rejected) {
   dl_in_msg *m = calloc(1, sizeof *m);
   if (!m) return;
@@ -154,14 +153,13 @@ static void post_state_ex(dl_ingest *in, dl_in_kind kind, const char *live_id, c
   m->rejected = rejected;
   snprintf(m->live_id, sizeof m->live_id, "%s", live_id);
   if (reason) snprintf(m->reason, sizeof m->reason, "%s", reason);
-  for (int tries = 0; post(in, m) != 0; tries++) {
-    if (tries > 5000 || in->stop) {
-      dl_log(DL_LOG_ERROR, "state_lost", live_id, "control queue full for 5 s; state message dropped");
-      dl_in_msg_free(m);
-      return;
-    }
-    usleep(1000);
+  int was_empty = 0;
+  if (dl_queue_push_reserved(in->out, m, &was_empty) != DL_EOK) {
+    dl_log(DL_LOG_ERROR, "state_lost", live_id, "control queue and its reserve full; state message dropped");
+    dl_in_msg_free(m);
+    return;
   }
+  if (was_empty) wake_control(in);
 }
 
 static void post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason) {

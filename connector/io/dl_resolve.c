@@ -22,8 +22,10 @@
 #define DL_TTWID_TTL_MS (3600 * 1000)
 #define DL_COOKIE_MAX 8192
 
+/* Resolutions waiting for the HTTP thread: at most one per room, and rooms are capped far below. */
+#define DL_RESOLVE_JOBS_MAX 131072
+
 typedef struct job {
-  struct job *next;
   char live_id[64];
   char profile[72];
   int fresh;             /* drop the cached ttwid first */
@@ -35,10 +37,7 @@ struct dl_resolver {
   dl_queue *out;
   int wake_fd;
   pthread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  job *jobs, **tail;
-  int stop;
+  dl_queue *jobs;           /* job*, closed to stop the thread */
   CURL *curl;
   char ttwid_cookie[2048]; /* "ttwid=…" plus other cookies from GET / */
   dl_bucket pace;          /* requests per second to Douyin */
@@ -99,19 +98,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
 static void pace(dl_resolver *r) {
   for (;;) {
     int64_t wait = dl_bucket_take(&r->pace, dl_mono_ms());
-    if (wait <= 0) return;
-    pthread_mutex_lock(&r->mu);
-    if (!r->stop) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_sec += wait / 1000;
-      ts.tv_nsec += (wait % 1000) * 1000000;
-      if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-      pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-    }
-    int stop = r->stop;
-    pthread_mutex_unlock(&r->mu);
-    if (stop) return;
+    if (wait <= 0 || dl_queue_wait_closed(r->jobs, wait)) return;
   }
 }
 
@@ -312,28 +299,25 @@ done:
 
 static void *thread_main(void *arg) {
   dl_resolver *r = arg;
-  for (;;) {
-    pthread_mutex_lock(&r->mu);
-    while (!r->jobs && !r->stop) pthread_cond_wait(&r->cv, &r->mu);
-    if (r->stop) {
-      pthread_mutex_unlock(&r->mu);
-      return NULL;
-    }
-    job *j = r->jobs;
-    r->jobs = j->next;
-    if (!r->jobs) r->tail = &r->jobs;
-    pthread_mutex_unlock(&r->mu);
-
+  void *item;
+  while (dl_queue_pop_wait(r->jobs, &item, 1) == 1) {
+    job *j = item;
     dl_resolve_result *res = calloc(1, sizeof *res);
     if (res) {
       resolve(r, j, res);
-      while (dl_queue_push(r->out, res, NULL) != DL_EOK && !r->stop) usleep(1000);
+      /* the control thread drains results continuously; never block past a shutdown */
+      while (dl_queue_push(r->out, res, NULL) != DL_EOK)
+        if (dl_queue_wait_closed(r->jobs, 1)) {
+          dl_resolve_result_free(res);
+          break;
+        }
       uint64_t one = 1;
       ssize_t w = write(r->wake_fd, &one, sizeof one);
       (void)w;
     }
     free(j);
   }
+  return NULL;
 }
 
 dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_fd) {
@@ -362,12 +346,11 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   }
   r->out = out;
   r->wake_fd = wake_fd;
-  r->tail = &r->jobs;
+  r->jobs = dl_queue_new(DL_RESOLVE_JOBS_MAX, 0);
   r->curl = curl_easy_init();
-  pthread_mutex_init(&r->mu, NULL);
-  pthread_cond_init(&r->cv, NULL);
-  if (!r->base || !r->ua || !r->curl || pthread_create(&r->thread, NULL, thread_main, r) != 0) {
+  if (!r->base || !r->ua || !r->curl || !r->jobs || pthread_create(&r->thread, NULL, thread_main, r) != 0) {
     if (r->curl) curl_easy_cleanup(r->curl);
+    dl_queue_free(r->jobs, NULL);
     free(r->base);
     free(r->ca_file);
     free(r->ua);
@@ -386,11 +369,10 @@ static void submit(dl_resolver *r, const char *live_id, const char *profile, int
   j->fresh = fresh;
   snprintf(j->live_id, sizeof j->live_id, "%s", live_id);
   snprintf(j->profile, sizeof j->profile, "%s", profile ? profile : "");
-  pthread_mutex_lock(&r->mu);
-  *r->tail = j;
-  r->tail = &j->next;
-  pthread_cond_signal(&r->cv);
-  pthread_mutex_unlock(&r->mu);
+  if (dl_queue_push(r->jobs, j, NULL) != DL_EOK) {
+    dl_log(DL_LOG_ERROR, "resolve_queue_full", live_id, "more pending resolutions than rooms; dropped");
+    free(j);
+  }
 }
 
 void dl_resolver_submit(dl_resolver *r, const char *live_id, const char *profile) {
@@ -403,19 +385,10 @@ void dl_resolver_submit_fresh(dl_resolver *r, const char *live_id, const char *p
 
 void dl_resolver_free(dl_resolver *r) {
   if (!r) return;
-  pthread_mutex_lock(&r->mu);
-  r->stop = 1;
-  pthread_cond_signal(&r->cv);
-  pthread_mutex_unlock(&r->mu);
+  dl_queue_close(r->jobs);
   pthread_join(r->thread, NULL);
-  while (r->jobs) {
-    job *n = r->jobs->next;
-    free(r->jobs);
-    r->jobs = n;
-  }
+  dl_queue_free(r->jobs, free);
   curl_easy_cleanup(r->curl);
-  pthread_mutex_destroy(&r->mu);
-  pthread_cond_destroy(&r->cv);
   free(r->base);
   free(r->ca_file);
   free(r->ua);

@@ -30,6 +30,8 @@
  * the control thread stops taking frames from ingest, whose queue then fills and pauses the
  * sockets: back-pressure instead of memory growth. */
 #define DL_OUTBOX_MAX 4096
+/* Frames are taken from ingest while the spool has this many --max-frame-bytes left. */
+#define DL_SPOOL_HEADROOM 4
 /* Redis reconnect period after a failure; after error replies it doubles up to the max. */
 #define DL_REDIS_RETRY_MS 1000
 #define DL_REDIS_BACKOFF_MAX_MS 8000
@@ -111,17 +113,22 @@ static const char renew_script[] = FENCE_FN
     "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
     "return 1\n";
 
-/* KEYS status, lease, epoch, wseq; ARGV token, ttl, release, seq, field, value, …
- * → 1 written, 0 applied before, -1 fenced, -2 out of order */
-static const char status_script[] = FENCE_FN SEQ_FN
-    "if not owns(KEYS[2], KEYS[3], ARGV[1], ARGV[2]) then return -1 end\n"
-    "local sq = seqcheck(KEYS[4], ARGV[1], ARGV[4])\n"
-    "if sq == 1 then return 0 end\n"
-    "if sq == 2 then return -2 end\n"
-    "if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
-    "if ARGV[3] == '1' then\n"
-    "  redis.call('DEL', KEYS[2])\n"
-    "  redis.call('INCR', KEYS[3])\n"
+/* Every fenced room script starts with KEYS lease, epoch, wseq and ARGV token, ttl, seq, and this
+ * check; F, A and G are what it returns when fenced, applied before, or out of order. */
+#define ROOM_PROLOGUE(F, A, G)                                                                \
+  FENCE_FN SEQ_FN                                                                             \
+  "if not owns(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return " F " end\n"                  \
+  "local sq = seqcheck(KEYS[3], ARGV[1], ARGV[3])\n"                                         \
+  "if sq == 1 then return " A " end\n"                                                       \
+  "if sq == 2 then return " G " end\n"
+
+/* + KEYS status; ARGV release, then field, value, … → 1 written, 0 applied before, -1 fenced,
+ * -2 out of order */
+static const char status_script[] = ROOM_PROLOGUE("-1", "0", "-2")
+    "if #ARGV > 4 then redis.call('HSET', KEYS[4], unpack(ARGV, 5)) end\n"
+    "if ARGV[4] == '1' then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  redis.call('INCR', KEYS[2])\n"
     "end\n"
     "return 1\n";
 
@@ -135,22 +142,17 @@ static const char requeue_script[] =
  * per batch; KEYS share the {live_id} hash tag.
  * Streak counts of combo gifts go to KEYS[7] (a HASH "<user>:<gift>:<group>" → running count, kept
  * 10 minutes) so that a new owner after a handover continues each streak's delta where it was.
- * KEYS events, status, seen, lease, epoch, wseq, gifts; ARGV maxlen, seen_max, now, token, ttl, seq,
- * then (type, msg_id, ts_ms, json) per event → {written, duplicates}; {-1, 0} fenced; {-2, 0}
- * out of order; {0, 0} applied before. */
-static const char write_script[] = FENCE_FN SEQ_FN
-    "if not owns(KEYS[4], KEYS[5], ARGV[4], ARGV[5]) then return {-1, 0} end\n"
-    "local sq = seqcheck(KEYS[6], ARGV[4], ARGV[6])\n"
-    "if sq == 1 then return {0, 0} end\n"
-    "if sq == 2 then return {-2, 0} end\n"
+ * + KEYS events, status, seen, gifts; ARGV maxlen, seen_max, now, then (type, msg_id, ts_ms, json)
+ * per event → {written, duplicates}; {-1, 0} fenced; {-2, 0} out of order; {0, 0} applied before. */
+static const char write_script[] = ROOM_PROLOGUE("{-1, 0}", "{0, 0}", "{-2, 0}")
     "local written, dups = 0, 0\n"
-    "local now = tonumber(ARGV[3])\n"
+    "local now = tonumber(ARGV[6])\n"
     "for i = 7, #ARGV, 4 do\n"
     "  local id = ARGV[i+1]\n"
     "  local fresh = 1\n"
-    "  if id ~= '0' then fresh = redis.call('ZADD', KEYS[3], 'NX', now, id) end\n"
+    "  if id ~= '0' then fresh = redis.call('ZADD', KEYS[6], 'NX', now, id) end\n"
     "  if fresh == 1 then\n"
-    "    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[i], 'msg_id', id,\n"
+    "    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'type', ARGV[i], 'msg_id', id,\n"
     "               'ts_ms', ARGV[i+2], 'json', ARGV[i+3])\n"
     "    written = written + 1\n"
     "    if ARGV[i] == 'gift' then\n"
@@ -168,7 +170,7 @@ static const char write_script[] = FENCE_FN SEQ_FN
     "    if ARGV[i] == 'viewers' then\n"
     "      local ok, e = pcall(cjson.decode, ARGV[i+3])\n"
     "      if ok and type(e) == 'table' and type(e.online) == 'number' then\n"
-    "        redis.call('HSET', KEYS[2], 'viewers', string.format('%d', e.online))\n"
+    "        redis.call('HSET', KEYS[5], 'viewers', string.format('%d', e.online))\n"
     "      end\n"
     "    end\n"
     "  else\n"
@@ -176,13 +178,13 @@ static const char write_script[] = FENCE_FN SEQ_FN
     "  end\n"
     "end\n"
     "if written > 0 then\n"
-    "  redis.call('HINCRBY', KEYS[2], 'events', written)\n"
-    "  redis.call('HSET', KEYS[2], 'last_event_ms', ARGV[3])\n"
+    "  redis.call('HINCRBY', KEYS[5], 'events', written)\n"
+    "  redis.call('HSET', KEYS[5], 'last_event_ms', ARGV[6])\n"
     "end\n"
-    "if dups > 0 then redis.call('HINCRBY', KEYS[2], 'duplicates', dups) end\n"
-    "local n = redis.call('ZCARD', KEYS[3])\n"
-    "local max = tonumber(ARGV[2])\n"
-    "if n > max then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, n - max - 1) end\n"
+    "if dups > 0 then redis.call('HINCRBY', KEYS[5], 'duplicates', dups) end\n"
+    "local n = redis.call('ZCARD', KEYS[6])\n"
+    "local max = tonumber(ARGV[5])\n"
+    "if n > max then redis.call('ZREMRANGEBYRANK', KEYS[6], 0, n - max - 1) end\n"
     "return {written, dups}\n";
 
 /* Desktop Chrome User-Agents to rotate through after refusals (J rotates on some reconnects). */
@@ -330,7 +332,7 @@ static int cmd_set(cmd *c, int i, const char *s, size_t len) {
 }
 
 static void on_write_reply(redisAsyncContext *ac, void *r, void *priv);
-static void w_reset(worker *wk, const char *why);
+static void w_reset(worker *wk);
 
 static void outbox_send(worker *wk, cmd *c) {
   if (!wk->w_ready || c->sent) return;
@@ -459,7 +461,8 @@ static void outbox_push(worker *wk, cmd *c) {
 static int outbox_accepting(const worker *wk) {
   if (wk->ovf_head) return 0;
   if (!spool_has(wk) && !outbox_full(wk)) return 1;
-  return wk->spool && dl_spool_pending_bytes(wk->spool) + 2 * (uint64_t)wk->cfg->max_frame_bytes * 2 <
+  /* room for the next frame's batch: its JSON is at most a few times the frame's bytes */
+  return wk->spool && dl_spool_pending_bytes(wk->spool) + DL_SPOOL_HEADROOM * (uint64_t)wk->cfg->max_frame_bytes <
                           (uint64_t)wk->cfg->spool_max_bytes;
 }
 
@@ -518,7 +521,7 @@ static void on_write_reply(redisAsyncContext *ac, void *rp, void *priv) {
     if (dl_ratelimit_allow(&wk->err_rl, dl_mono_ms(), 1, &supp))
       dl_log(DL_LOG_WARN, "redis_error", c->live_id, "write failed: %.200s; retrying in %d ms (%u similar suppressed)",
              reply->str, wk->w_backoff_ms, supp);
-    w_reset(wk, reply->str);
+    w_reset(wk);
     return;
   }
   wk->w_backoff_ms = 0;
@@ -543,7 +546,7 @@ static void on_write_reply(redisAsyncContext *ac, void *rp, void *priv) {
     c->argv[c->seq_idx] = strdup(forced);
     c->argvlen[c->seq_idx] = c->argv[c->seq_idx] ? strlen(forced) : 0;
     wk->probing = 1;
-    w_reset(wk, "sequence gap");
+    w_reset(wk);
     return;
   }
   int fenced = code == -1;
@@ -567,36 +570,52 @@ static void on_write_reply(redisAsyncContext *ac, void *rp, void *priv) {
 
 /* ---------- status: every write fenced by the room's lease ---------- */
 
+static int cmd_add(cmd *c, const char *s, size_t len) { return cmd_set(c, c->argc, s, len); }
+
+/* EVALSHA of a fenced room script (ROOM_PROLOGUE): KEYS lease, epoch, wseq, then `keys`; ARGV
+ * token, ttl, and the next write sequence number. The caller appends its own ARGV (room for
+ * `more` of them is reserved). */
+static cmd *room_script(worker *wk, croom *r, int script, int kind, const char *const *keys, int nkeys, int more) {
+  static const char *const fence_keys[] = {"lease", "epoch", "wseq"};
+  cmd *c = cmd_new(3 + 3 + nkeys + 3 + more);
+  if (!c) return NULL;
+  char k[256], num[32];
+  snprintf(num, sizeof num, "%d", 3 + nkeys);
+  int ok = cmd_add(c, "EVALSHA", 7) == 0 && cmd_add(c, wk->sha[script], 40) == 0 && cmd_add(c, num, strlen(num)) == 0;
+  for (int i = 0; ok && i < 3 + nkeys; i++) {
+    room_key(wk, k, sizeof k, r->live_id, i < 3 ? fence_keys[i] : keys[i - 3]);
+    ok = cmd_add(c, k, strlen(k)) == 0;
+  }
+  ok = ok && cmd_add(c, r->token, strlen(r->token)) == 0;
+  snprintf(num, sizeof num, "%d", DL_LEASE_MS);
+  ok = ok && cmd_add(c, num, strlen(num)) == 0;
+  snprintf(num, sizeof num, "%llu", (unsigned long long)++r->wseq);
+  c->seq_idx = c->argc;
+  ok = ok && cmd_add(c, num, strlen(num)) == 0;
+  if (!ok) {
+    cmd_free(c);
+    return NULL;
+  }
+  c->kind = kind;
+  snprintf(c->live_id, sizeof c->live_id, "%s", r->live_id);
+  return c;
+}
+
 /* A fenced status write: HSET the pairs if we still own the room; release=1 also gives the lease
  * up. pairs is a NULL-terminated field, value, … list. */
 static void status_write(worker *wk, croom *r, int release, const char *const *pairs) {
   if (!r->token[0]) return; /* never owned: nothing may be written */
   int n = 0;
   while (pairs[n]) n++;
-  cmd *c = cmd_new(12 + n);
+  static const char *const keys[] = {"status"};
+  cmd *c = room_script(wk, r, S_STATUS, K_STATUS, keys, 1, 1 + n);
   if (!c) return;
-  char k[256], ttl[16], seq[24];
-  snprintf(ttl, sizeof ttl, "%d", DL_LEASE_MS);
-  snprintf(seq, sizeof seq, "%llu", (unsigned long long)++r->wseq);
-  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->sha[S_STATUS], 40) == 0 && cmd_set(c, 2, "4", 1) == 0;
-  room_key(wk, k, sizeof k, r->live_id, "status");
-  ok = ok && cmd_set(c, 3, k, strlen(k)) == 0;
-  room_key(wk, k, sizeof k, r->live_id, "lease");
-  ok = ok && cmd_set(c, 4, k, strlen(k)) == 0;
-  room_key(wk, k, sizeof k, r->live_id, "epoch");
-  ok = ok && cmd_set(c, 5, k, strlen(k)) == 0;
-  room_key(wk, k, sizeof k, r->live_id, "wseq");
-  ok = ok && cmd_set(c, 6, k, strlen(k)) == 0;
-  ok = ok && cmd_set(c, 7, r->token, strlen(r->token)) == 0 && cmd_set(c, 8, ttl, strlen(ttl)) == 0 &&
-       cmd_set(c, 9, release ? "1" : "0", 1) == 0 && cmd_set(c, 10, seq, strlen(seq)) == 0;
-  c->seq_idx = 10;
-  for (int i = 0; ok && i < n; i++) ok = cmd_set(c, 11 + i, pairs[i], strlen(pairs[i])) == 0;
+  int ok = cmd_add(c, release ? "1" : "0", 1) == 0;
+  for (int i = 0; ok && i < n; i++) ok = cmd_add(c, pairs[i], strlen(pairs[i])) == 0;
   if (!ok) {
     cmd_free(c);
     return;
   }
-  c->kind = K_STATUS;
-  snprintf(c->live_id, sizeof c->live_id, "%s", r->live_id);
   outbox_push(wk, c);
 }
 
@@ -819,44 +838,17 @@ static void give_up(worker *wk, croom *r) {
 /* ---------- messages from ingest and the resolver ---------- */
 
 static cmd *batch_begin(worker *wk, croom *r, int nevents) {
-  const char *live_id = r->live_id, *token = r->token;
-  cmd *c = cmd_new(17 + 4 * nevents);
+  static const char *const keys[] = {"events", "status", "seen", "gifts"};
+  cmd *c = room_script(wk, r, S_WRITE, K_BATCH, keys, 4, 3 + 4 * nevents);
   if (!c) return NULL;
-  char k[256], num[32];
-  int ok = cmd_set(c, 0, "EVALSHA", 7) == 0 && cmd_set(c, 1, wk->sha[S_WRITE], 40) == 0 && cmd_set(c, 2, "7", 1) == 0;
-  room_key(wk, k, sizeof k, live_id, "events");
-  ok = ok && cmd_set(c, 3, k, strlen(k)) == 0;
-  room_key(wk, k, sizeof k, live_id, "status");
-  ok = ok && cmd_set(c, 4, k, strlen(k)) == 0;
-  room_key(wk, k, sizeof k, live_id, "seen");
-  ok = ok && cmd_set(c, 5, k, strlen(k)) == 0;
-  room_key(wk, k, sizeof k, live_id, "lease");
-  ok = ok && cmd_set(c, 6, k, strlen(k)) == 0;
-  room_key(wk, k, sizeof k, live_id, "epoch");
-  ok = ok && cmd_set(c, 7, k, strlen(k)) == 0;
-  room_key(wk, k, sizeof k, live_id, "wseq");
-  ok = ok && cmd_set(c, 8, k, strlen(k)) == 0;
-  room_key(wk, k, sizeof k, live_id, "gifts");
-  ok = ok && cmd_set(c, 9, k, strlen(k)) == 0;
-  snprintf(num, sizeof num, "%lld", wk->cfg->stream_maxlen);
-  ok = ok && cmd_set(c, 10, num, strlen(num)) == 0;
-  snprintf(num, sizeof num, "%lld", wk->cfg->seen_max);
-  ok = ok && cmd_set(c, 11, num, strlen(num)) == 0;
-  snprintf(num, sizeof num, "%lld", (long long)dl_now_ms());
-  ok = ok && cmd_set(c, 12, num, strlen(num)) == 0;
-  ok = ok && cmd_set(c, 13, token, strlen(token)) == 0;
-  snprintf(num, sizeof num, "%d", DL_LEASE_MS);
-  ok = ok && cmd_set(c, 14, num, strlen(num)) == 0;
-  snprintf(num, sizeof num, "%llu", (unsigned long long)++r->wseq);
-  ok = ok && cmd_set(c, 15, num, strlen(num)) == 0;
-  c->seq_idx = 15;
-  if (!ok) {
+  char maxlen[32], seen[32], now[32];
+  snprintf(maxlen, sizeof maxlen, "%lld", wk->cfg->stream_maxlen);
+  snprintf(seen, sizeof seen, "%lld", wk->cfg->seen_max);
+  snprintf(now, sizeof now, "%lld", (long long)dl_now_ms());
+  if (cmd_add(c, maxlen, strlen(maxlen)) || cmd_add(c, seen, strlen(seen)) || cmd_add(c, now, strlen(now))) {
     cmd_free(c);
     return NULL;
   }
-  c->argc = 16;
-  c->kind = K_BATCH;
-  snprintf(c->live_id, sizeof c->live_id, "%s", live_id);
   return c;
 }
 
@@ -872,9 +864,8 @@ static void write_frame(worker *wk, croom *r, const dl_in_msg *m) {
       const dl_event *e = &f->events[i];
       char ts[32];
       snprintf(ts, sizeof ts, "%lld", (long long)e->ts_ms);
-      int a = c->argc;
-      if (cmd_set(c, a, e->type, strlen(e->type)) || cmd_set(c, a + 1, e->msg_id, strlen(e->msg_id)) ||
-          cmd_set(c, a + 2, ts, strlen(ts)) || cmd_set(c, a + 3, e->json, e->json_len)) {
+      if (cmd_add(c, e->type, strlen(e->type)) || cmd_add(c, e->msg_id, strlen(e->msg_id)) ||
+          cmd_add(c, ts, strlen(ts)) || cmd_add(c, e->json, e->json_len)) {
         cmd_free(c);
         return;
       }
@@ -949,15 +940,11 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
 
 /* A room opens only after its gift streak counts are loaded from Redis (a previous owner's), so
  * a streak that spans a handover is not counted twice. Without Redis it opens without them. */
-typedef struct pending_open {
-  dl_room_spec spec;
-} pending_open;
-
 static void on_gifts(redisAsyncContext *ac, void *rp, void *priv) {
   worker *wk = ac->data;
   redisReply *reply = rp;
-  pending_open *po = priv;
-  croom *r = wk ? find_room(wk, po->spec.live_id) : NULL;
+  dl_room_spec *spec = priv; /* a heap copy owned by this callback */
+  croom *r = wk ? find_room(wk, spec->live_id) : NULL;
   if (r && r->st == C_CONNECTING && !r->lost) {
     size_t n = reply && reply->type == REDIS_REPLY_ARRAY ? reply->elements / 2 : 0;
     dl_gift_streak *g = n ? calloc(n, sizeof *g) : NULL;
@@ -969,26 +956,26 @@ static void on_gifts(redisAsyncContext *ac, void *rp, void *priv) {
         g[k++] = (dl_gift_streak){.user_id = u, .gift_id = gid, .group_id = grp, .last_seen = run,
                                   .last_ms = dl_now_ms()};
     }
-    po->spec.gifts = g;
-    po->spec.n_gifts = k;
-    dl_ingest_open(wk->ingest, &po->spec);
+    spec->gifts = g;
+    spec->n_gifts = k;
+    dl_ingest_open(wk->ingest, spec);
     free(g);
   }
-  free(po->spec.cookie);
-  free(po);
+  free(spec->cookie);
+  free(spec);
 }
 
 static void open_with_gifts(worker *wk, const dl_room_spec *spec) {
-  pending_open *po = calloc(1, sizeof *po);
-  if (po) {
-    po->spec = *spec;
-    po->spec.cookie = spec->cookie ? strdup(spec->cookie) : NULL;
+  dl_room_spec *copy = malloc(sizeof *copy);
+  if (copy) {
+    *copy = *spec;
+    copy->cookie = spec->cookie ? strdup(spec->cookie) : NULL;
     char key[256];
     room_key(wk, key, sizeof key, spec->live_id, "gifts");
     const char *argv[] = {"HGETALL", key};
-    if (wk->w_ready && redisAsyncCommandArgv(wk->w, on_gifts, po, 2, argv, NULL) == REDIS_OK) return;
-    free(po->spec.cookie);
-    free(po);
+    if (wk->w_ready && redisAsyncCommandArgv(wk->w, on_gifts, copy, 2, argv, NULL) == REDIS_OK) return;
+    free(copy->cookie);
+    free(copy);
   }
   dl_ingest_open(wk->ingest, spec);
 }
@@ -1268,8 +1255,7 @@ static void b_connect(worker *wk) {
   if (!wk->b) schedule(wk->b_retry, DL_REDIS_RETRY_MS);
 }
 
-static void w_reset(worker *wk, const char *why) {
-  (void)why;
+static void w_reset(worker *wk) {
   if (wk->w) redisAsyncDisconnect(wk->w); /* disconnect callback marks everything unsent */
 }
 
@@ -1605,8 +1591,9 @@ int dl_worker_run(const dl_config *cfg) {
   signal(SIGPIPE, SIG_IGN);
   wk->base = event_base_new();
   wk->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  wk->inq = dl_queue_new((size_t)cfg->queue_max);
-  wk->resq = dl_queue_new(1024);
+  /* frames up to --queue-max; state messages (a few per room) in a reserve above it */
+  wk->inq = dl_queue_new((size_t)cfg->queue_max, 4 * (size_t)cfg->max_rooms + 1024);
+  wk->resq = dl_queue_new((size_t)cfg->max_rooms + 1024, 0); /* at most one resolution per room */
   if (!wk->base || wk->wake_fd < 0 || !wk->inq || !wk->resq) {
     dl_log(DL_LOG_ERROR, "startup", NULL, "cannot allocate the event loop or queues");
     return 1;

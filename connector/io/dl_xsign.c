@@ -8,13 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dl_queue.h"
+
 /* A signer answers a few dozen bytes; anything bigger is not a signature. */
 #define DL_XSIGN_BODY_MAX 4096
 /* Jobs waiting for the signer: one per connecting room at most, so rooms × a little. */
 #define DL_XSIGN_QUEUE_MAX 4096
 
 typedef struct xjob {
-  struct xjob *next;
   char live_id[64], stub[40], room_id[32], uid[32];
   uint64_t gen;
 } xjob;
@@ -24,11 +25,7 @@ struct dl_xsign {
   dl_xsign_done done;
   void *ud;
   pthread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  xjob *head, **tail;
-  size_t n;
-  int stop;
+  dl_queue *jobs; /* xjob*, closed to stop the thread */
 };
 
 typedef struct xbody {
@@ -115,18 +112,9 @@ static void run_job(dl_xsign *x, CURL *c, const xjob *j) {
 static void *thread_main(void *arg) {
   dl_xsign *x = arg;
   CURL *c = curl_easy_init();
-  for (;;) {
-    pthread_mutex_lock(&x->mu);
-    while (!x->head && !x->stop) pthread_cond_wait(&x->cv, &x->mu);
-    if (x->stop) {
-      pthread_mutex_unlock(&x->mu);
-      break;
-    }
-    xjob *j = x->head;
-    x->head = j->next;
-    if (!x->head) x->tail = &x->head;
-    x->n--;
-    pthread_mutex_unlock(&x->mu);
+  void *item;
+  while (dl_queue_pop_wait(x->jobs, &item, 1) == 1) {
+    xjob *j = item;
     if (c) run_job(x, c, j);
     else x->done(x->ud, j->live_id, j->gen, 0, NULL, "external signer: no curl handle");
     free(j);
@@ -141,10 +129,9 @@ dl_xsign *dl_xsign_new(const char *signer_url, dl_xsign_done done, void *ud) {
   x->url = strdup(signer_url);
   x->done = done;
   x->ud = ud;
-  x->tail = &x->head;
-  pthread_mutex_init(&x->mu, NULL);
-  pthread_cond_init(&x->cv, NULL);
-  if (!x->url || pthread_create(&x->thread, NULL, thread_main, x) != 0) {
+  x->jobs = dl_queue_new(DL_XSIGN_QUEUE_MAX, 0);
+  if (!x->url || !x->jobs || pthread_create(&x->thread, NULL, thread_main, x) != 0) {
+    dl_queue_free(x->jobs, NULL);
     free(x->url);
     free(x);
     return NULL;
@@ -164,34 +151,17 @@ void dl_xsign_submit(dl_xsign *x, const char *live_id, uint64_t gen, const char 
   snprintf(j->room_id, sizeof j->room_id, "%s", room_id);
   snprintf(j->uid, sizeof j->uid, "%s", uid);
   j->gen = gen;
-  pthread_mutex_lock(&x->mu);
-  if (x->n >= DL_XSIGN_QUEUE_MAX) {
-    pthread_mutex_unlock(&x->mu);
+  if (dl_queue_push(x->jobs, j, NULL) != DL_EOK) {
     free(j);
     x->done(x->ud, live_id, gen, 0, NULL, "external signer queue full");
-    return;
   }
-  *x->tail = j;
-  x->tail = &j->next;
-  x->n++;
-  pthread_cond_signal(&x->cv);
-  pthread_mutex_unlock(&x->mu);
 }
 
 void dl_xsign_free(dl_xsign *x) {
   if (!x) return;
-  pthread_mutex_lock(&x->mu);
-  x->stop = 1;
-  pthread_cond_signal(&x->cv);
-  pthread_mutex_unlock(&x->mu);
+  dl_queue_close(x->jobs);
   pthread_join(x->thread, NULL);
-  while (x->head) {
-    xjob *n = x->head->next;
-    free(x->head);
-    x->head = n;
-  }
-  pthread_mutex_destroy(&x->mu);
-  pthread_cond_destroy(&x->cv);
+  dl_queue_free(x->jobs, free);
   free(x->url);
   free(x);
 }

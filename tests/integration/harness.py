@@ -225,6 +225,32 @@ def default_room_id(live_id):
     return str(7000000000000000000 + int(live_id) % 10 ** 18)
 
 
+STREAM_DUP_SCRIPT = """
+local seen, dups, n, start = {}, 0, 0, '-'
+while true do
+  local b = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 10000)
+  if #b == 0 then break end
+  for _, e in ipairs(b) do
+    local f = e[2]
+    n = n + 1
+    for i = 1, #f, 2 do
+      if f[i] == 'msg_id' then
+        if seen[f[i+1]] then dups = dups + 1 else seen[f[i+1]] = true end
+      end
+    end
+  end
+  start = '(' .. b[#b][1]
+end
+return {n, dups}"""
+
+
+def stream_dups(r, live_id, prefix="dylive"):
+    """(entries, entries whose msg_id appeared earlier in the stream), counted inside Redis so that
+    million-entry streams need not cross the socket."""
+    n, dups = r("EVAL", STREAM_DUP_SCRIPT, 1, "%s:{%s}:events" % (prefix, live_id))
+    return n, dups
+
+
 def proc_status_kb(pid, field):
     """A kB field of /proc/<pid>/status (VmRSS, VmHWM, …), 0 when absent."""
     with open("/proc/%d/status" % pid) as f:

@@ -8,6 +8,7 @@
 #include "dl_bucket.h"
 #include "dl_page.h"
 #include "dl_proxy.h"
+#include "dl_queue.h"
 #include "dl_spool.h"
 #include "dl_test.h"
 #include "dl_xsign.h"
@@ -171,8 +172,28 @@ static int test_xsign_parse(void) {
   return 0;
 }
 
+static int test_queue(void) {
+  dl_queue *q = dl_queue_new(2, 1);
+  int a, b, c, d, empty = 0;
+  ASSERT_TRUE(dl_queue_push(q, &a, &empty) == DL_EOK && empty);
+  ASSERT_TRUE(dl_queue_push(q, &b, &empty) == DL_EOK && !empty);
+  ASSERT_TRUE(dl_queue_push(q, &c, NULL) == DL_EFULL);          /* the bound holds */
+  ASSERT_TRUE(dl_queue_push_reserved(q, &c, NULL) == DL_EOK);   /* state messages still go in */
+  ASSERT_TRUE(dl_queue_push_reserved(q, &d, NULL) == DL_EFULL); /* and the reserve is bounded */
+  void *out[4];
+  ASSERT_TRUE(dl_queue_pop(q, out, 4) == 3 && out[0] == &a && out[1] == &b && out[2] == &c);
+  ASSERT_TRUE(dl_queue_push(q, &d, NULL) == DL_EOK);
+  ASSERT_TRUE(dl_queue_pop_wait(q, out, 4) == 1 && out[0] == &d);
+  ASSERT_TRUE(dl_queue_wait_closed(q, 5) == 0);
+  dl_queue_close(q);
+  ASSERT_TRUE(dl_queue_wait_closed(q, 1000) == 1);
+  ASSERT_TRUE(dl_queue_pop_wait(q, out, 4) == 0); /* never blocks once closed */
+  dl_queue_free(q, NULL);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  int failures = test_xsign_parse() + test_enter_capture(argc > 1 ? argv[1] : "../shared/captures") +
+  int failures = test_queue() + test_xsign_parse() + test_enter_capture(argc > 1 ? argv[1] : "../shared/captures") +
                  test_page_shapes() + test_assignments() + test_proxy() + test_bucket() + test_spool();
   printf("%s\n", failures ? "FAIL" : "ok");
   return failures != 0;
