@@ -178,6 +178,24 @@ static const opt opts[] = {
      OFF(spool_max_bytes), "spool size cap; past it socket reads pause; 0 disables the spool"},
     {"--watch-ended", "DYLIVE_WATCH_ENDED", OPT_INT, "0", 0, 86400, NULL, OFF(watch_ended),
      "keep an ended room and check its live page every N seconds; capture again when live (0: off)"},
+    {"--redis-ca-file", "DYLIVE_REDIS_CA_FILE", OPT_STR, "", 0, 0, check_readable, OFF(redis_ca_file),
+     "CA bundle for rediss:// (TLS to Redis); verification is always on"},
+    {"--redis-cert", "DYLIVE_REDIS_CERT", OPT_STR, "", 0, 0, check_readable, OFF(redis_cert),
+     "client certificate for Redis TLS (mutual TLS; with --redis-key)"},
+    {"--redis-key", "DYLIVE_REDIS_KEY", OPT_STR, "", 0, 0, check_readable, OFF(redis_key),
+     "private key of --redis-cert"},
+    {"--redis-sni", "DYLIVE_REDIS_SNI", OPT_STR, "", 0, 0, NULL, OFF(redis_sni),
+     "server name for Redis TLS (default: the URL's host)"},
+    {"--redis-wait-replicas", "DYLIVE_REDIS_WAIT_REPLICAS", OPT_INT, "0", 0, 64, NULL, OFF(redis_wait_replicas),
+     "a write counts as done once N replicas acknowledged it (WAIT); re-sent after a failover until then"},
+    {"--stream-max-age", "DYLIVE_STREAM_MAX_AGE", OPT_INT, "0", 0, 315360000LL, NULL, OFF(stream_max_age),
+     "entries older than S seconds are trimmed (XADD ... MINID ~), beside --stream-maxlen; 0: off"},
+    {"--ended-ttl", "DYLIVE_ENDED_TTL", OPT_INT, "604800", 0, 315360000LL, NULL, OFF(ended_ttl),
+     "an ended or stopped room keeps its stream and status this many seconds, then they expire; 0: forever"},
+    {"--proxy-file", "DYLIVE_PROXY_FILE", OPT_STR, "", 0, 0, check_readable, OFF(proxy_file),
+     "one http://[user:pass@]host:port proxy a line: rooms are spread over them, sticky per room"},
+    {"--silence-timeout", "DYLIVE_SILENCE_TIMEOUT", OPT_INT, "90", 0, 86400, NULL, OFF(silence_timeout),
+     "a live room that delivers no message for S seconds is reconnected with a fresh identity; 0: off"},
     {"--check-config", NULL, OPT_FLAG, "0", 0, 1, NULL, OFF(check_only), "validate the options and exit"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -210,7 +228,7 @@ static int set_opt(dl_config *c, const opt *o, const char *val, const char *src)
   }
   if (o->check && o->check(val, why, sizeof why) != 0) {
     fprintf(stderr, "dylive-connector: %s (%s): invalid value '%s': %s\n", o->flag, src,
-            o->off == OFF(cookie_file) ? "<hidden>" : val, why);
+            o->off == OFF(cookie_file) || o->off == OFF(redis_url) || o->off == OFF(proxy) ? "<hidden>" : val, why);
     return 2;
   }
   char **slot = (char **)(base + o->off);

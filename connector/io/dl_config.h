@@ -38,6 +38,16 @@ typedef struct dl_config {
   char *spool_dir;         /* then spooled here */
   long long spool_max_bytes;  /* 0 disables the spool */
   long long watch_ended;   /* seconds between checks of an ended room; 0: release it */
+  /* v1.1: production Redis (CONTRACT §2.1) */
+  char *redis_ca_file;     /* CA bundle for rediss:// ("" = system store) */
+  char *redis_cert, *redis_key; /* client certificate for mutual TLS */
+  char *redis_sni;         /* server name for TLS ("" = the URL's host) */
+  long long redis_wait_replicas; /* WAIT for N replicas before a write counts as done */
+  long long stream_max_age;      /* seconds; XADD … MINID ~ (0: off) */
+  long long ended_ttl;           /* seconds an ended/stopped room's keys are kept (0: forever) */
+  /* v1.1: Douyin 2026 (CONTRACT §7) */
+  char *proxy_file;        /* one http://[user:pass@]host:port a line: the worker's egress pool */
+  long long silence_timeout;     /* seconds without a message before a fresh identity (0: off) */
   int check_only;          /* --check-config: validate and exit */
 } dl_config;
 

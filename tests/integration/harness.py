@@ -293,8 +293,12 @@ def check_eq(a, b, what):
         raise AssertionError("%s: %r != %r" % (what, a, b))
 
 
-def run(tests):
-    """Runs the named test functions; prints 'N passed, N failed'."""
+def run(tests=None):
+    """Runs the named test functions (default: every test_* function of the __main__ module, in
+    file order); prints 'N passed, N failed'. CMake registers one ctest entry per test_* def."""
+    if tests is None:
+        main = sys.modules["__main__"]
+        tests = [v for k, v in vars(main).items() if k.startswith("test_") and callable(v)]
     only = sys.argv[1:]
     passed = failed = 0
     for fn in tests:

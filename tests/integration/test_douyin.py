@@ -364,6 +364,4 @@ def test_external_signer():
 
 
 if __name__ == "__main__":
-    run([test_builtin_signature_accepted, test_builtin_signature_fresh_on_reconnect,
-         test_refused_handshake_reported_and_paced, test_tls_private_ca, test_challenge_page_is_not_not_found,
-         test_cookies_global_and_per_room, test_http_connect_proxy, test_connect_pacing, test_external_signer])
+    run()

@@ -327,6 +327,4 @@ def test_redis_outage_spools_to_disk():
 
 
 if __name__ == "__main__":
-    run([test_redis_kill9_aof_restart, test_redis_client_pause_write, test_redis_debug_sleep,
-         test_redis_oom_then_recovers, test_redis_oom_lifted_mid_resend, test_redis_long_outage_backpressure,
-         test_redis_outage_spools_to_disk])
+    run()

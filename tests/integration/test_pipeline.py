@@ -254,6 +254,4 @@ def test_bad_options_exit_2():
 
 
 if __name__ == "__main__":
-    run([test_dylivectl_views, test_bad_options_exit_2, test_fixture_room_complete_exact_once, test_quiet_room_heartbeat,
-         test_reconnect_no_duplicates, test_malformed_frames_and_bomb, test_unassign_and_repeat_assign,
-         test_drain_hands_rooms_back, test_not_live_and_missing_rooms])
+    run()

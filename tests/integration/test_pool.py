@@ -213,5 +213,4 @@ def test_watch_ended_recaptures():
 
 
 if __name__ == "__main__":
-    run([test_failover_after_kill9, test_drain_handover, test_gift_streaks_survive_handover, test_zombie_is_fenced, test_capacity_and_backlog,
-         test_assign_twice_one_connection, test_watch_ended_recaptures])
+    run()

@@ -5,31 +5,7 @@
 #include "dl_test.h"
 #include "tu.h"
 
-#define DL_TEST_CASES(X)             \
-  X(capture_chat_2022_12_27)         \
-  X(capture_chat_2022_12_28)         \
-  X(capture_member_like_like)        \
-  X(capture_gift_frame)              \
-  X(capture_member_2026)             \
-  X(capture_ack_roundtrip)           \
-  X(client_frames)                   \
-  X(b64)                             \
-  X(utf8)                            \
-  X(gunzip_ok)                       \
-  X(gunzip_corrupt)                  \
-  X(gunzip_bomb)                     \
-  X(pballoc_budget)                  \
-  X(pbscrub_wrong_wire_types)        \
-  X(malformed_table)                 \
-  X(bad_message_becomes_raw)         \
-  X(limits)                          \
-  X(normalize_types)                 \
-  X(normalize_strings)               \
-  X(normalize_fallbacks)             \
-  X(gift_streaks)                    \
-  X(gift_eviction)                   \
-  X(gift_export_import)              \
-  X(gift_decoder_integration)
+#include "dl_unit_cases.h" /* generated: every int test_<name>(void) of tests/unit/test_*.c */
 
 #define DECL(name) int test_##name(void);
 DL_TEST_CASES(DECL)
