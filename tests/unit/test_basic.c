@@ -54,6 +54,27 @@ int test_b64(void) {
   return 0;
 }
 
+int test_b64_unpadded(void) {
+  /* the same groups as test_b64 with the '=' left out, over a reversed alphabet */
+  static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char rev[] = "/+9876543210zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJIHGFEDCBA";
+  static const struct { const char *in, *std, *rev; } v[] = {
+      {"", "", ""}, {"f", "Zg", "mf"}, {"fo", "Zm8", "mZD"}, {"foo", "Zm9v", "mZCQ"},
+      {"foob", "Zm9vYg", "mZCQnf"},
+  };
+  char out[64];
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    size_t len = strlen(v[i].in);
+    size_t n = dl_b64_encode_alphabet((const uint8_t *)v[i].in, len, std, 0, out);
+    ASSERT_EQ_U64(n, dl_b64_encoded_len_unpadded(len));
+    ASSERT_EQ_STR(out, v[i].std);
+    n = dl_b64_encode_alphabet((const uint8_t *)v[i].in, len, rev, 0, out);
+    ASSERT_EQ_U64(n, strlen(v[i].rev));
+    ASSERT_EQ_STR(out, v[i].rev);
+  }
+  return 0;
+}
+
 int test_utf8(void) {
   static const struct { const char *in; size_t n; const char *out; } v[] = {
       {"abc", 3, "abc"},
