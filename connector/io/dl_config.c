@@ -73,6 +73,7 @@ static int check_readable(const char *v, char *why, size_t cap) {
 }
 
 static int check_dir(const char *v, char *why, size_t cap) {
+  if (!*v) return 0;
   if (access(v, W_OK | X_OK) != 0) return snprintf(why, cap, "not a writable directory: %s", strerror(errno)), -1;
   return 0;
 }
@@ -172,8 +173,9 @@ static const opt opts[] = {
      "period of the control-plane checks (unassign requests, status refresh)"},
     {"--buffer-max-bytes", "DYLIVE_BUFFER_MAX_BYTES", OPT_INT, "67108864", 1048576, 17179869184LL, NULL,
      OFF(buffer_max_bytes), "writes held in memory while Redis is unreachable or slow"},
-    {"--spool-dir", "DYLIVE_SPOOL_DIR", OPT_STR, "/tmp", 0, 0, check_dir, OFF(spool_dir),
-     "where writes past --buffer-max-bytes are spooled (an append-only file per worker)"},
+    {"--spool-dir", "DYLIVE_SPOOL_DIR", OPT_STR, "", 0, 0, check_dir, OFF(spool_dir),
+     "where writes past --buffer-max-bytes are spooled, in a private subdirectory dylive-<uid> (default: "
+     "$STATE_DIRECTORY, else /var/tmp); a worker started on the same directory replays what a stopped one left"},
     {"--spool-max-bytes", "DYLIVE_SPOOL_MAX_BYTES", OPT_INT, "1073741824", 0, 1099511627776LL, NULL,
      OFF(spool_max_bytes), "spool size cap; past it socket reads pause; 0 disables the spool"},
     {"--watch-ended", "DYLIVE_WATCH_ENDED", OPT_INT, "0", 0, 86400, NULL, OFF(watch_ended),
@@ -320,61 +322,5 @@ int dl_parse_hostport(const char *s, char *host, size_t host_cap, int *port) {
     host[strlen(host) - 1] = 0;
   }
   *port = (int)p;
-  return 0;
-}
-
-int dl_redis_parse_url(const char *url, dl_redis_addr *a, char *why, size_t cap) {
-  memset(a, 0, sizeof *a);
-  a->port = 6379;
-  if (!strncmp(url, "unix://", 7)) {
-    const char *p = url + 7;
-    if (*p != '/' || strlen(p) >= sizeof a->unix_path)
-      return snprintf(why, cap, "unix:// needs an absolute socket path"), -1;
-    snprintf(a->unix_path, sizeof a->unix_path, "%s", p);
-    return 0;
-  }
-  if (strncmp(url, "redis://", 8)) return snprintf(why, cap, "must start with redis:// or unix://"), -1;
-  const char *p = url + 8;
-  const char *at = strrchr(p, '@');
-  if (at) {
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    size_t ul = (size_t)((colon ? colon : at) - p);
-    if (ul >= sizeof a->user) return snprintf(why, cap, "user name too long"), -1;
-    memcpy(a->user, p, ul);
-    if (colon) {
-      size_t pl = (size_t)(at - colon - 1);
-      if (pl >= sizeof a->password) return snprintf(why, cap, "password too long"), -1;
-      memcpy(a->password, colon + 1, pl);
-    }
-    p = at + 1;
-  }
-  const char *slash = strchr(p, '/');
-  size_t hl = slash ? (size_t)(slash - p) : strlen(p);
-  char hp[300];
-  if (hl == 0 || hl >= sizeof hp) return snprintf(why, cap, "missing host"), -1;
-  memcpy(hp, p, hl);
-  hp[hl] = 0;
-  char *colon = hp[0] == '[' ? strstr(hp, "]:") : strrchr(hp, ':');
-  if (colon && hp[0] == '[') colon++;
-  if (colon) {
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 1 || port > 65535) return snprintf(why, cap, "bad port"), -1;
-    a->port = (int)port;
-    *colon = 0;
-  }
-  if (hp[0] == '[') {
-    size_t l = strlen(hp);
-    if (hp[l - 1] == ']') hp[l - 1] = 0;
-    memmove(hp, hp + 1, strlen(hp));
-  }
-  if (!hp[0] || strlen(hp) >= sizeof a->host) return snprintf(why, cap, "missing host"), -1;
-  memcpy(a->host, hp, strlen(hp) + 1);
-  if (slash && slash[1]) {
-    char *end;
-    long db = strtol(slash + 1, &end, 10);
-    if (*end || db < 0 || db > 100000) return snprintf(why, cap, "bad database number"), -1;
-    a->db = (int)db;
-  }
   return 0;
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dl_rurl.h"
+
 typedef struct dl_config {
   char *redis_url;
   char *prefix;
@@ -56,17 +58,6 @@ typedef struct dl_config {
  * returns 0 on success. */
 int dl_config_load(dl_config *c, int argc, char **argv);
 void dl_config_free(dl_config *c);
-
-/* Parsed redis URL. */
-typedef struct dl_redis_addr {
-  char host[256];
-  int port;
-  char unix_path[256];     /* non-empty for unix:// */
-  char user[128];
-  char password[256];
-  int db;
-} dl_redis_addr;
-int dl_redis_parse_url(const char *url, dl_redis_addr *out, char *why, size_t why_cap);
 
 /* Parsed "host:port". */
 int dl_parse_hostport(const char *s, char *host, size_t host_cap, int *port);

@@ -383,7 +383,8 @@ static void on_message(room *r) {
   }
   dl_in_msg *m = calloc(1, sizeof *m);
   if (!m) return;
-  dl_err e = dl_decode_frame(r->dec, r->rx, r->rx_len, dl_now_ms(), &m->frame);
+  m->recv_ms = dl_now_ms();
+  dl_err e = dl_decode_frame(r->dec, r->rx, r->rx_len, m->recv_ms, &m->frame);
   if (e != DL_EOK) {
     STAT_ADD(in, bad_frames, 1);
     if (e == DL_EBOMB) STAT_ADD(in, bombs, 1);

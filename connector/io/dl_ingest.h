@@ -54,6 +54,7 @@ typedef struct dl_in_msg {
   dl_in_kind kind;
   char live_id[DL_LIVE_ID_MAX];
   dl_frame frame;             /* DL_IN_FRAME */
+  int64_t recv_ms;            /* DL_IN_FRAME: when it was read off the socket (wall clock ms) */
   char reason[256];
   int rejected;               /* DL_IN_DISCONNECTED: the server refused the handshake */
 } dl_in_msg;

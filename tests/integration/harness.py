@@ -276,11 +276,14 @@ def proc_nfds(pid):
 
 
 def metric(port, name):
+    """A metric's value; for a labelled family (name{…}) the sum of its samples; None if absent."""
+    total, seen = 0.0, False
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return None
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+                seen = True
+    return total if seen else None
 
 
 def check(cond, msg, *args):
@@ -330,11 +333,15 @@ def metrics(port):
     out = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
-            name, _, val = line.partition(" ")
+            name, _, val = line.rpartition(" ")
             try:
-                out[name] = float(val)
+                v = float(val)
             except ValueError:
-                pass
+                continue
+            out[name] = v
+            if "{" in name:  # a labelled family also counts as its bare name: the sum of its samples
+                fam = name.split("{", 1)[0]
+                out[fam] = out.get(fam, 0.0) + v
     return out
 
 

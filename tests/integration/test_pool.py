@@ -109,7 +109,6 @@ def test_gift_streaks_survive_handover():
         wait_until(lambda: owner_is(r, LIVE, other), 10, "the other worker owning the room")
         env.sim_post("/_sim/resume?live_id=%s" % LIVE)
         wait_until(lambda: status(r, LIVE).get("state") == "ended", 60, "state ended")
-        check(r("EXISTS", "dylive:{%s}:gifts" % LIVE) == 1, "streak counts kept in Redis")
         entries = r.xrange_all("dylive:{%s}:events" % LIVE)
         ids = [f["msg_id"] for _, f in entries]
         check_eq(ids, man["msg_ids"], "every message once, in order, across the handover")

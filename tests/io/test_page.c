@@ -1,5 +1,5 @@
 /* Pure parsers of the I/O side: the live page, the web/enter JSON (on the real capture),
- * assignments, proxy selection, the token bucket, the spool. */
+ * assignments, proxy selection, the token bucket (the spool: tests/unit/test_core.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,6 @@
 #include "dl_page.h"
 #include "dl_proxy.h"
 #include "dl_queue.h"
-#include "dl_spool.h"
 #include "dl_test.h"
 #include "dl_xsign.h"
 
@@ -133,30 +132,6 @@ static int test_bucket(void) {
   return 0;
 }
 
-static int test_spool(void) {
-  char dir[] = "/tmp/dl_spool_XXXXXX", why[200];
-  ASSERT_TRUE(mkdtemp(dir) != NULL);
-  dl_spool *s = dl_spool_open(dir, "t", 64, why, sizeof why);
-  ASSERT_TRUE(s != NULL);
-  if (!s) return 1;
-  ASSERT_TRUE(dl_spool_append(s, "hello", 5) == DL_EOK);
-  ASSERT_TRUE(dl_spool_append(s, "", 0) == DL_EOK);
-  char big[80] = {0};
-  ASSERT_TRUE(dl_spool_append(s, big, sizeof big) == DL_EFULL); /* the cap holds */
-  void *rec;
-  uint32_t n;
-  ASSERT_TRUE(dl_spool_next(s, &rec, &n) == DL_EOK && n == 5 && !memcmp(rec, "hello", 5));
-  free(rec);
-  ASSERT_TRUE(dl_spool_next(s, &rec, &n) == DL_EOK && n == 0);
-  free(rec);
-  ASSERT_TRUE(dl_spool_next(s, &rec, &n) == DL_ENOTFOUND);
-  ASSERT_TRUE(dl_spool_pending_bytes(s) == 0);
-  ASSERT_TRUE(dl_spool_append(s, big, 40) == DL_EOK); /* room again after draining */
-  dl_spool_close(s);
-  rmdir(dir);
-  return 0;
-}
-
 static int test_xsign_parse(void) {
   char out[160];
   ASSERT_TRUE(dl_xsign_parse("6pt0VC0aRZDP7n07\n", 17, out, sizeof out) == 0);
@@ -194,7 +169,7 @@ static int test_queue(void) {
 
 int main(int argc, char **argv) {
   int failures = test_queue() + test_xsign_parse() + test_enter_capture(argc > 1 ? argv[1] : "../shared/captures") +
-                 test_page_shapes() + test_assignments() + test_proxy() + test_bucket() + test_spool();
+                 test_page_shapes() + test_assignments() + test_proxy() + test_bucket();
   printf("%s\n", failures ? "FAIL" : "ok");
   return failures != 0;
 }

@@ -1,0 +1,328 @@
+#include "dl_cmd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Record layout version: bump on any change (an old spool is then refused, never misread). */
+#define DL_CMD_RECORD_VERSION 1
+#define F_FORCE 1
+#define F_RELEASE 2
+
+/* The plain commands dylive puts on its write path, and the argument that must be a key of our
+ * prefix (1-based; 0: no key check). Nothing else is ever replayed from a spool. */
+static const struct {
+  const char *verb;
+  int key_arg;
+  int min_args, max_args;
+} plain_verbs[] = {
+    {"LREM", 1, 4, 4},  {"RPUSH", 1, 3, 3}, {"HDEL", 1, 3, 8}, {"DEL", 1, 2, 2},
+    {"ZREM", 1, 3, 3},  {"XADD", 1, 6, DL_CMD_PLAIN_ARGS_MAX}, {"HSET", 1, 4, DL_CMD_PLAIN_ARGS_MAX},
+    {"CLIENT", 0, 3, 3},
+};
+
+static dl_cmd *cmd_alloc(dl_cmd_kind kind) {
+  dl_cmd *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->kind = kind;
+  dl_buf_init(&c->head, DL_CMD_BYTES_MAX);
+  dl_buf_init(&c->body, DL_CMD_BYTES_MAX);
+  return c;
+}
+
+dl_cmd *dl_cmd_room_new(const char *live_id, const char *token) {
+  if (strlen(live_id) >= DL_CMD_ID_MAX || strlen(token) >= DL_CMD_TOKEN_MAX) return NULL;
+  dl_cmd *c = cmd_alloc(DL_CMD_ROOM);
+  if (!c) return NULL;
+  memcpy(c->live_id, live_id, strlen(live_id) + 1);
+  memcpy(c->token, token, strlen(token) + 1);
+  return c;
+}
+
+static dl_err bulk(dl_buf *b, const void *p, size_t n) {
+  char hdr[32];
+  int hl = snprintf(hdr, sizeof hdr, "$%zu\r\n", n);
+  if (hl < 0) return DL_EINVAL;
+  dl_err e = dl_buf_reserve(b, (size_t)hl + n + 2);
+  if (e != DL_EOK) return e;
+  dl_buf_add(b, hdr, (size_t)hl);
+  dl_buf_add(b, p, n);
+  dl_buf_add(b, "\r\n", 2);
+  return DL_EOK;
+}
+
+static dl_err bulks(dl_buf *b, const char *s) { return bulk(b, s, strlen(s)); }
+
+dl_cmd *dl_cmd_plain_new(int argc, const char *const *argv, const size_t *lens) {
+  if (argc < 1 || argc > DL_CMD_PLAIN_ARGS_MAX) return NULL;
+  dl_cmd *c = cmd_alloc(DL_CMD_PLAIN);
+  if (!c) return NULL;
+  for (int i = 0; i < argc; i++) {
+    if (bulk(&c->head, argv[i], lens ? lens[i] : strlen(argv[i])) != DL_EOK) {
+      dl_cmd_free(c);
+      return NULL;
+    }
+  }
+  c->nargs = (uint32_t)argc;
+  return c;
+}
+
+void dl_cmd_free(dl_cmd *c) {
+  while (c) {
+    dl_cmd *then = c->then;
+    dl_buf_free(&c->head);
+    dl_buf_free(&c->body);
+    free(c);
+    c = then;
+  }
+}
+
+dl_err dl_cmd_add_pair(dl_cmd *c, const char *field, const char *value) {
+  if (c->kind != DL_CMD_ROOM) return DL_EINVAL;
+  size_t mark = c->head.len;
+  dl_err e = bulks(&c->head, field);
+  if (e == DL_EOK) e = bulks(&c->head, value);
+  if (e != DL_EOK) {
+    c->head.len = mark;
+    return e;
+  }
+  c->npairs += 2;
+  return DL_EOK;
+}
+
+dl_err dl_cmd_add_event(dl_cmd *c, const char *type, const char *msg_id, long long ts_ms, const char *json,
+                        size_t json_len) {
+  if (c->kind != DL_CMD_ROOM) return DL_EINVAL;
+  char ts[24];
+  snprintf(ts, sizeof ts, "%lld", ts_ms);
+  size_t mark = c->body.len;
+  dl_err e = bulks(&c->body, type);
+  if (e == DL_EOK) e = bulks(&c->body, msg_id);
+  if (e == DL_EOK) e = bulks(&c->body, ts);
+  if (e == DL_EOK) e = bulk(&c->body, json, json_len);
+  if (e != DL_EOK) {
+    c->body.len = mark;
+    return e;
+  }
+  c->nevents++;
+  return DL_EOK;
+}
+
+void dl_cmd_to_orphan(dl_cmd *c) {
+  if (c->kind != DL_CMD_ROOM) return;
+  c->kind = DL_CMD_ORPHAN;
+  dl_buf_free(&c->head);
+  c->npairs = 0;
+  c->token[0] = 0;
+  c->seq = 0;
+  c->force = c->release = 0;
+  c->expire_s = 0;
+}
+
+size_t dl_cmd_bytes(const dl_cmd *c) { return c->head.len + c->body.len; }
+
+int dl_cmd_room_fits(const dl_cmd *c, size_t event_bytes, size_t max_bytes) {
+  if (max_bytes > DL_CMD_BYTES_MAX) max_bytes = DL_CMD_BYTES_MAX;
+  /* 4 bulk headers of at most 16 bytes each */
+  return dl_cmd_bytes(c) + event_bytes + 64 <= max_bytes;
+}
+
+dl_err dl_cmd_encode(const dl_cmd *c, const dl_cmd_env *env, dl_buf *out) {
+  char n[32];
+  dl_err e = DL_EOK;
+  if (c->kind == DL_CMD_PLAIN) {
+    snprintf(n, sizeof n, "*%u\r\n", c->nargs);
+    if ((e = dl_buf_adds(out, n)) != DL_EOK) return e;
+    return dl_buf_add(out, c->head.p, c->head.len);
+  }
+  if (c->kind == DL_CMD_ORPHAN) { /* EVALSHA sha 2 events status window maxlen events… */
+    char key[2][512], win[24], maxlen[24];
+    for (int i = 0; i < 2; i++) {
+      int kl = snprintf(key[i], sizeof key[i], "%s:{%s}:%s", env->prefix, c->live_id, i ? "status" : "events");
+      if (kl < 0 || (size_t)kl >= sizeof key[i]) return DL_ELIMIT;
+    }
+    snprintf(win, sizeof win, "%lld", env->dedupe_window);
+    snprintf(maxlen, sizeof maxlen, "%lld", env->maxlen);
+    snprintf(n, sizeof n, "*%u\r\n", 3 + 2 + 2 + 4 * c->nevents);
+    if ((e = dl_buf_adds(out, n)) || (e = bulks(out, "EVALSHA")) || (e = bulks(out, env->orphan_sha)) ||
+        (e = bulks(out, "2")) || (e = bulks(out, key[0])) || (e = bulks(out, key[1])) || (e = bulks(out, win)) ||
+        (e = bulks(out, maxlen)))
+      return e;
+    return dl_buf_add(out, c->body.p, c->body.len);
+  }
+  /* EVALSHA sha 3 lease status events token ttl seq force maxlen minid release expire npairs … */
+  static const char *const fence_keys[] = {"lease", "status", "events"};
+  snprintf(n, sizeof n, "*%u\r\n", 3 + 3 + 9 + c->npairs + 4 * c->nevents);
+  if ((e = dl_buf_adds(out, n)) || (e = bulks(out, "EVALSHA")) || (e = bulks(out, env->room_sha)) ||
+      (e = bulks(out, "3")))
+    return e;
+  for (int i = 0; i < 3; i++) {
+    char key[512];
+    int kl = snprintf(key, sizeof key, "%s:{%s}:%s", env->prefix, c->live_id, fence_keys[i]);
+    if (kl < 0 || (size_t)kl >= sizeof key) return DL_ELIMIT;
+    if ((e = bulk(out, key, (size_t)kl))) return e;
+  }
+  char ttl[24], seq[24], maxlen[24], minid[24] = "", expire[16], np[16];
+  snprintf(ttl, sizeof ttl, "%lld", env->lease_ms);
+  snprintf(seq, sizeof seq, "%llu", (unsigned long long)c->seq);
+  snprintf(maxlen, sizeof maxlen, "%lld", env->maxlen);
+  if (env->minid_ms > 0) snprintf(minid, sizeof minid, "%lld", env->minid_ms);
+  snprintf(expire, sizeof expire, "%u", c->expire_s);
+  snprintf(np, sizeof np, "%u", c->npairs);
+  if ((e = bulks(out, c->token)) || (e = bulks(out, ttl)) || (e = bulks(out, seq)) ||
+      (e = bulks(out, c->force ? "1" : "0")) || (e = bulks(out, maxlen)) || (e = bulks(out, minid)) ||
+      (e = bulks(out, c->release ? "1" : "0")) || (e = bulks(out, expire)) || (e = bulks(out, np)))
+    return e;
+  if ((e = dl_buf_add(out, c->head.p, c->head.len))) return e;
+  return dl_buf_add(out, c->body.p, c->body.len);
+}
+
+int dl_cmd_next_arg(const dl_buf *b, size_t *off, const char **p, size_t *len) {
+  size_t o = *off;
+  if (o >= b->len) return 0;
+  if (b->p[o] != '$') return -1;
+  size_t n = 0, i = o + 1;
+  while (i < b->len && b->p[i] >= '0' && b->p[i] <= '9' && i - o <= 10) n = n * 10 + (size_t)(b->p[i++] - '0');
+  if (i == o + 1 || i + 2 > b->len || b->p[i] != '\r' || b->p[i + 1] != '\n') return -1;
+  i += 2;
+  if (n > b->len - i || b->len - i - n < 2 || b->p[i + n] != '\r' || b->p[i + n + 1] != '\n') return -1;
+  *p = (const char *)b->p + i;
+  *len = n;
+  *off = i + n + 2;
+  return 1;
+}
+
+/* ---------- spool records ---------- */
+
+static void put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+dl_err dl_cmd_to_record(const dl_cmd *c, dl_buf *out) {
+  size_t idl = strlen(c->live_id), tokl = strlen(c->token);
+  uint8_t fixed[4 + 8 + 4 * 4], hdr[4];
+  dl_err e;
+  uint8_t v[4] = {DL_CMD_RECORD_VERSION, (uint8_t)c->kind,
+                  (uint8_t)((c->force ? F_FORCE : 0) | (c->release ? F_RELEASE : 0)), (uint8_t)idl};
+  if ((e = dl_buf_add(out, v, 4)) || (e = dl_buf_add(out, c->live_id, idl))) return e;
+  uint8_t tl = (uint8_t)tokl;
+  if ((e = dl_buf_add(out, &tl, 1)) || (e = dl_buf_add(out, c->token, tokl))) return e;
+  for (int i = 0; i < 8; i++) fixed[i] = (uint8_t)(c->seq >> (8 * i));
+  put_u32(fixed + 8, c->expire_s);
+  put_u32(fixed + 12, c->npairs);
+  put_u32(fixed + 16, c->kind == DL_CMD_PLAIN ? c->nargs : c->nevents);
+  put_u32(fixed + 20, (uint32_t)c->head.len);
+  if ((e = dl_buf_add(out, fixed, 24)) || (e = dl_buf_add(out, c->head.p, c->head.len))) return e;
+  put_u32(hdr, (uint32_t)c->body.len);
+  if ((e = dl_buf_add(out, hdr, 4))) return e;
+  return dl_buf_add(out, c->body.p, c->body.len);
+}
+
+#define BAD(...) do { snprintf(why, why_cap, __VA_ARGS__); goto bad; } while (0)
+
+/* Counts the RESP bulk strings of a buffer; -1 when the framing is wrong. */
+static long count_args(const dl_buf *b) {
+  size_t off = 0, n;
+  const char *p;
+  long k = 0;
+  int r;
+  while ((r = dl_cmd_next_arg(b, &off, &p, &n)) == 1) k++;
+  return r < 0 ? -1 : k;
+}
+
+static int valid_id(const char *s) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (*s == '{' || *s == '}' || (unsigned char)*s <= ' ' || *s == 0x7f) return 0;
+  return 1;
+}
+
+/* "<worker> <epoch>": a worker id (no spaces or braces), one space, digits. */
+static int valid_token(const char *s) {
+  const char *sp = strchr(s, ' ');
+  if (!sp || sp == s || !sp[1]) return 0;
+  for (const char *p = s; p < sp; p++)
+    if (*p == '{' || *p == '}' || *p == '|' || (unsigned char)*p <= ' ' || *p == 0x7f) return 0;
+  for (const char *p = sp + 1; *p; p++)
+    if (*p < '0' || *p > '9') return 0;
+  return 1;
+}
+
+static int plain_ok(const dl_cmd *c, const char *prefix, char *why, size_t why_cap) {
+  size_t off = 0, vl, kl;
+  const char *verb, *key;
+  if (dl_cmd_next_arg(&c->head, &off, &verb, &vl) != 1) return snprintf(why, why_cap, "no verb"), 0;
+  for (size_t i = 0; i < sizeof plain_verbs / sizeof *plain_verbs; i++) {
+    if (strlen(plain_verbs[i].verb) != vl || memcmp(plain_verbs[i].verb, verb, vl)) continue;
+    if ((int)c->nargs < plain_verbs[i].min_args || (int)c->nargs > plain_verbs[i].max_args)
+      return snprintf(why, why_cap, "%s with %u arguments", plain_verbs[i].verb, c->nargs), 0;
+    if (!plain_verbs[i].key_arg) return 1;
+    size_t pl = strlen(prefix);
+    if (dl_cmd_next_arg(&c->head, &off, &key, &kl) != 1 || kl <= pl || memcmp(key, prefix, pl) || key[pl] != ':')
+      return snprintf(why, why_cap, "%s on a key outside the prefix", plain_verbs[i].verb), 0;
+    return 1;
+  }
+  return snprintf(why, why_cap, "command '%.*s' is not one dylive writes", (int)(vl > 20 ? 20 : vl), verb), 0;
+}
+
+dl_err dl_cmd_from_record(const uint8_t *p, size_t n, const char *prefix, dl_cmd **out, char *why, size_t why_cap) {
+  const uint8_t *end = p + n;
+  dl_cmd *c = NULL;
+  *out = NULL;
+  if (n > DL_CMD_RECORD_MAX) BAD("record of %zu bytes is over the limit", n);
+  if (n < 5) BAD("truncated record");
+  if (p[0] != DL_CMD_RECORD_VERSION) BAD("record version %u, expected %u", p[0], DL_CMD_RECORD_VERSION);
+  if (p[1] != DL_CMD_ROOM && p[1] != DL_CMD_PLAIN && p[1] != DL_CMD_ORPHAN) BAD("unknown command kind %u", p[1]);
+  if (p[2] & ~(F_FORCE | F_RELEASE)) BAD("unknown flags");
+  c = cmd_alloc((dl_cmd_kind)p[1]);
+  if (!c) BAD("out of memory");
+  c->force = (p[2] & F_FORCE) != 0;
+  c->release = (p[2] & F_RELEASE) != 0;
+  size_t idl = p[3];
+  p += 4;
+  if (idl >= DL_CMD_ID_MAX || (size_t)(end - p) < idl + 1) BAD("bad live_id length");
+  memcpy(c->live_id, p, idl);
+  p += idl;
+  size_t tokl = *p++;
+  if (tokl >= DL_CMD_TOKEN_MAX || (size_t)(end - p) < tokl + 24) BAD("bad token length");
+  memcpy(c->token, p, tokl);
+  p += tokl;
+  if (memchr(c->live_id, 0, idl) || memchr(c->token, 0, tokl)) BAD("NUL in a name");
+  for (int i = 0; i < 8; i++) c->seq |= (uint64_t)p[i] << (8 * i);
+  c->expire_s = get_u32(p + 8);
+  c->npairs = get_u32(p + 12);
+  uint32_t count = get_u32(p + 16), headlen = get_u32(p + 20);
+  p += 24;
+  if ((size_t)(end - p) < (size_t)headlen + 4) BAD("head overruns the record");
+  if (dl_buf_add(&c->head, p, headlen) != DL_EOK) BAD("head too large");
+  p += headlen;
+  uint32_t bodylen = get_u32(p);
+  p += 4;
+  if ((size_t)(end - p) != bodylen) BAD("body length %u does not match the record", bodylen);
+  if (dl_buf_add(&c->body, p, bodylen) != DL_EOK) BAD("body too large");
+  long nh = count_args(&c->head), nb = count_args(&c->body);
+  if (nh < 0 || nb < 0) BAD("malformed arguments");
+  if (c->kind == DL_CMD_ORPHAN) {
+    c->nevents = count;
+    if (!valid_id(c->live_id) || c->token[0] || c->seq || nh || c->npairs || c->force || c->release) BAD("bad orphan replay");
+    if ((uint64_t)nb != 4 * (uint64_t)c->nevents || !c->nevents) BAD("events do not match");
+  } else if (c->kind == DL_CMD_ROOM) {
+    c->nevents = count;
+    if (!valid_id(c->live_id) || !valid_token(c->token)) BAD("bad room or token");
+    if (c->seq == 0) BAD("room write without a sequence number");
+    if ((uint32_t)nh != c->npairs || c->npairs % 2) BAD("status pairs do not match");
+    if ((uint64_t)nb != 4 * (uint64_t)c->nevents) BAD("events do not match");
+  } else {
+    c->nargs = count;
+    if (c->npairs || nb || c->seq || c->force || c->release || (uint32_t)nh != c->nargs) BAD("bad plain command");
+    if (!plain_ok(c, prefix, why, why_cap)) goto bad;
+  }
+  *out = c;
+  return DL_EOK;
+bad:
+  dl_cmd_free(c);
+  return DL_EPROTO;
+}

@@ -1,0 +1,111 @@
+/* dl_cmd — one command of the write path, as data: what it is (a fenced room write or a plain
+ * pool command), the RESP bytes of its arguments, and its spool record. No sockets, no clocks:
+ * the I/O side encodes a command with dl_cmd_encode just before sending it, so fields that may
+ * change between sends (the gap-repair flag, the trim threshold) are never frozen into bytes.
+ *
+ * A room write is one call of connector/lua/room.lua: fence (the status hash's wseq names our
+ * lease token), sequence (applied in order, once), the events' XADDs, the status fields, and
+ * optionally the release of the lease. A status change is a room write with no events.
+ *
+ * Spool records (dl_cmd_to_record / dl_cmd_from_record) carry the structured fields, never a raw
+ * argv: what is read back is validated field by field and re-encoded by this module, so a record
+ * can only ever become a room write or one of the few plain commands dylive itself issues, on
+ * keys of its own prefix. */
+#ifndef DL_CMD_H
+#define DL_CMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dl_buf.h"
+#include "dl_err.h"
+
+#define DL_CMD_ID_MAX 64          /* live_id buffer (ids are at most 63 bytes: dl_page) */
+#define DL_CMD_TOKEN_MAX 128      /* "<worker id ≤ 100> <epoch ≤ 20 digits>" */
+/* One command's arguments: a Redis bulk string may be 512 MB, but a write this big would stall
+ * Redis for everyone; batches are split well below it (dl_cmd_room_fits). */
+#define DL_CMD_BYTES_MAX (64u << 20)
+/* One spool record (the command plus its fields). */
+#define DL_CMD_RECORD_MAX (DL_CMD_BYTES_MAX + 4096u)
+/* Plain commands: at most this many arguments (LREM key 1 value is the longest we issue + XADD
+ * P:rooms with its fields). */
+#define DL_CMD_PLAIN_ARGS_MAX 24
+/* Per-type event counts kept on a command (dl_evtypes.h has fewer types). */
+#define DL_CMD_TYPES 24
+
+/* ROOM: a fenced write of our own room (room.lua). PLAIN: a pool command (LREM, RPUSH, XADD P:rooms…).
+ * ORPHAN: the events of a dead worker's spool, appended where their msg_id is not in the stream's
+ * recent tail (orphan.lua) — no fence: their writer is gone, and whoever owns the room now never
+ * received them. */
+typedef enum { DL_CMD_ROOM = 1, DL_CMD_PLAIN = 2, DL_CMD_ORPHAN = 3 } dl_cmd_kind;
+
+/* Where a command is in the outbox (dl_outbox). */
+typedef enum { DL_CS_UNSENT, DL_CS_INFLIGHT, DL_CS_DONE } dl_cmd_state;
+
+typedef struct dl_cmd {
+  struct dl_cmd *next;
+  dl_cmd_kind kind;
+  char live_id[DL_CMD_ID_MAX];    /* the room ("" for pool commands) */
+  /* DL_CMD_ROOM */
+  char token[DL_CMD_TOKEN_MAX];   /* our lease token */
+  uint64_t seq;                   /* this write's place in the room's order (1, 2, …) */
+  uint8_t force;                  /* gap repair: apply even though a predecessor is missing */
+  uint8_t release;                /* give the lease up after this write */
+  uint32_t expire_s;              /* with release: the room's keys expire after this (0: keep) */
+  uint32_t npairs;                /* status field/value strings in `head` (even) */
+  uint32_t nevents;               /* events in `body` (4 strings each) */
+  /* DL_CMD_PLAIN: nargs strings in `head` (the verb first) */
+  uint32_t nargs;
+  dl_buf head, body;              /* RESP bulk strings ("$<n>\r\n<bytes>\r\n") */
+  /* outbox bookkeeping (not spooled) */
+  dl_cmd_state state;
+  int result;                     /* dl_reply_class once DONE */
+  long long written;              /* events the reply said were appended */
+  char why[240];                  /* the reason of a non-OK outcome */
+  void *owner;                    /* whoever sent it (the writer) */
+  uint32_t ntype[DL_CMD_TYPES];   /* events per dl_evtype (metrics) */
+  int64_t recv_ms;                /* when the oldest frame in it was received (latency) */
+  struct dl_cmd *then;            /* enqueued after this one succeeded (a P:rooms entry) */
+} dl_cmd;
+
+/* What encoding needs besides the command: the run's settings. */
+typedef struct dl_cmd_env {
+  const char *prefix;
+  const char *room_sha;           /* SHA1 of room.lua (EVALSHA) */
+  const char *orphan_sha;         /* SHA1 of orphan.lua */
+  long long dedupe_window;        /* orphan.lua: how many recent entries it compares msg_ids with */
+  long long lease_ms;
+  long long maxlen;               /* XADD MAXLEN ~ */
+  long long minid_ms;             /* XTRIM MINID ~ (0: no time bound) */
+} dl_cmd_env;
+
+dl_cmd *dl_cmd_room_new(const char *live_id, const char *token);
+/* PLAIN command from strings (argv[0] is the verb; lens NULL = strlen). NULL on bad input. */
+dl_cmd *dl_cmd_plain_new(int argc, const char *const *argv, const size_t *lens);
+void dl_cmd_free(dl_cmd *c);      /* also frees a pending `then` */
+
+/* Room writes: status pairs and events. DL_ELIMIT past DL_CMD_BYTES_MAX (nothing added). */
+dl_err dl_cmd_add_pair(dl_cmd *c, const char *field, const char *value);
+dl_err dl_cmd_add_event(dl_cmd *c, const char *type, const char *msg_id, long long ts_ms, const char *json,
+                        size_t json_len);
+/* A dead worker's room write, turned into an orphan replay of its events (status fields and the
+ * fence are dropped: they were the dead worker's). */
+void dl_cmd_to_orphan(dl_cmd *c);
+/* Would one more event of this size fit this command? */
+int dl_cmd_room_fits(const dl_cmd *c, size_t event_bytes, size_t max_bytes);
+size_t dl_cmd_bytes(const dl_cmd *c);
+
+/* The whole command as RESP into out (appended). */
+dl_err dl_cmd_encode(const dl_cmd *c, const dl_cmd_env *env, dl_buf *out);
+
+/* Spool records. */
+dl_err dl_cmd_to_record(const dl_cmd *c, dl_buf *out);
+/* Validates everything (lengths, RESP framing, counts, verbs, key prefixes); *out owns a new
+ * command. DL_EPROTO with why on any mismatch. */
+dl_err dl_cmd_from_record(const uint8_t *p, size_t n, const char *prefix, dl_cmd **out, char *why, size_t why_cap);
+
+/* Walks the RESP bulk strings of a buffer: returns the next one (ptr, len) or 0 at the end;
+ * -1 on malformed framing. *off is the cursor (start at 0). */
+int dl_cmd_next_arg(const dl_buf *b, size_t *off, const char **p, size_t *len);
+
+#endif

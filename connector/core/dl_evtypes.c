@@ -1,0 +1,17 @@
+#include "dl_evtypes.h"
+
+#include <string.h>
+
+static const char *const names[DL_EVT__COUNT] = {
+#define DL_EVT_STR(n) #n,
+    DL_EVTYPE_MAP(DL_EVT_STR)
+#undef DL_EVT_STR
+};
+
+dl_evtype dl_evtype_of(const char *type) {
+  for (int i = 0; i < DL_EVT_other; i++)
+    if (!strcmp(names[i], type)) return (dl_evtype)i;
+  return DL_EVT_other;
+}
+
+const char *dl_evtype_name(dl_evtype t) { return (unsigned)t < DL_EVT__COUNT ? names[t] : "other"; }

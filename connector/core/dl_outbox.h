@@ -1,0 +1,101 @@
+/* dl_outbox — the write path's order and tiers, and the meaning of Redis's replies (fluent-bit's
+ * OK/RETRY/ERROR, hiredis's "protocol logic with no I/O inside").
+ *
+ * Every write waits here, in order, until Redis has answered it for good: first in memory
+ * (bounded by commands and bytes), then in the spool file, then in a short overflow list for the
+ * few control writes that come while the spool is full (frames are not taken then, so it stays
+ * small). Order is kept across the tiers: once something is spooled, everything after it is too.
+ *
+ * The I/O side asks for the next command to send (dl_outbox_next), reports each reply
+ * (dl_outbox_replied, after dl_outbox_classify) or a lost connection (dl_outbox_disconnected), and
+ * takes finished commands from the head in order (dl_outbox_pop). Replies may come from several
+ * connections (a Cluster) in any order; completion is still in order.
+ *
+ *   OK      applied (or applied before: a re-sent room write whose sequence Redis already has)
+ *   RETRY   not applied, will be: OOM, READONLY, LOADING, NOSCRIPT, MOVED, a lost connection…
+ *           After a RETRY only the oldest pending command is sent (a probe) until one succeeds.
+ *   FENCED  the room's lease moved to another worker: dropped, the room is given up
+ *   GAP     a room write whose predecessor Redis never got. While a predecessor is still pending
+ *           this is just RETRY; at the head it means the predecessor was lost on our side (a
+ *           spool record that failed its checksum), and the write is re-sent with `force`.
+ *   FATAL   will never succeed as it is (a key of the wrong type, a script error): dropped and
+ *           reported; for a room write the room goes to `error`. */
+#ifndef DL_OUTBOX_H
+#define DL_OUTBOX_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dl_cmd.h"
+#include "dl_spool.h"
+
+typedef enum { DL_RC_OK, DL_RC_RETRY, DL_RC_FENCED, DL_RC_GAP, DL_RC_FATAL } dl_reply_class;
+
+/* Error reply kinds, for dylive_redis_errors_total{kind}. */
+#define DL_RERR_MAP(X) X(NONE, "none") X(OOM, "oom") X(READONLY, "readonly") X(MOVED, "moved") X(ASK, "ask") \
+  X(NOSCRIPT, "noscript") X(OTHER, "other")
+typedef enum {
+#define DL_RERR_ENUM(n, s) DL_RERR_##n,
+  DL_RERR_MAP(DL_RERR_ENUM)
+#undef DL_RERR_ENUM
+  DL_RERR__COUNT
+} dl_rerr;
+const char *dl_rerr_name(dl_rerr k);
+
+typedef struct dl_reply_info {
+  dl_reply_class cls;
+  dl_rerr err;            /* the kind of an error reply */
+  long long written;      /* events appended (room and orphan writes) */
+  long long dups;         /* orphan events already in the stream */
+  int applied_before;     /* OK because Redis already had this sequence */
+  char why[240];          /* for RETRY/FATAL: the error, for logs and the status hash */
+} dl_reply_info;
+
+/* What a reply means for this command. A NULL reply is a lost connection (RETRY). */
+void dl_outbox_classify(const dl_cmd *c, const redisReply *r, dl_reply_info *out);
+
+typedef struct dl_outbox_limits {
+  size_t max_cmds;        /* commands in memory */
+  size_t max_bytes;       /* their bytes */
+} dl_outbox_limits;
+
+typedef struct dl_outbox_stats {
+  uint64_t spooled;       /* commands that went through the spool */
+  uint64_t spool_errors;  /* spool writes that failed (those commands went to overflow) */
+  uint64_t spool_bad;     /* records read back that failed their checks (their writes are lost) */
+  uint64_t gaps;          /* room writes re-sent with force after a lost predecessor */
+} dl_outbox_stats;
+
+typedef struct dl_outbox dl_outbox;
+
+/* spool may be NULL (no disk tier); prefix validates what is read back from it. */
+dl_outbox *dl_outbox_new(const dl_outbox_limits *lim, dl_spool *spool, const char *prefix);
+/* Frees every pending command; the spool is the caller's. */
+void dl_outbox_free(dl_outbox *ob);
+
+/* Takes ownership. Never fails: memory, else spool, else overflow. */
+void dl_outbox_push(dl_outbox *ob, dl_cmd *c);
+/* May producers add more (bytes_hint: a bound on what they are about to add)? */
+int dl_outbox_accepting(const dl_outbox *ob, uint64_t bytes_hint);
+
+/* The next command to send, in order (marked in flight), or NULL. */
+dl_cmd *dl_outbox_next(dl_outbox *ob);
+void dl_outbox_replied(dl_outbox *ob, dl_cmd *c, const dl_reply_info *ri);
+/* Every command in flight was lost with its connection: they will be sent again. */
+void dl_outbox_disconnected(dl_outbox *ob);
+/* The oldest command if it is finished (the caller acts on c->result and frees it), else NULL. */
+dl_cmd *dl_outbox_pop(dl_outbox *ob);
+
+/* Exit with writes still pending: moves every command held in memory (and overflow) to the
+ * spool, for the next worker started on the same spool directory (it replays them). Returns how
+ * many were saved; what the spool cannot take is counted in spool_errors and dropped. */
+size_t dl_outbox_save(dl_outbox *ob);
+int dl_outbox_probing(const dl_outbox *ob);
+size_t dl_outbox_pending(const dl_outbox *ob);    /* memory + spool + overflow */
+size_t dl_outbox_mem_cmds(const dl_outbox *ob);
+size_t dl_outbox_mem_bytes(const dl_outbox *ob);
+uint64_t dl_outbox_spool_bytes(const dl_outbox *ob);  /* unread bytes in the spool file */
+const dl_outbox_stats *dl_outbox_stats_get(const dl_outbox *ob);
+
+#endif

@@ -1,0 +1,25 @@
+/* dl_lease — a room's lease with its fencing token (DESIGN §3), the two calls behind it:
+ * acquire.lua (take) and renew.lua (keep, and read the operator's `desired`). The token then
+ * travels on every room write (room.lua checks it), so this module is small on purpose. */
+#ifndef DL_LEASE_H
+#define DL_LEASE_H
+
+#include "dl_ctx.h"
+#include "dl_err.h"
+
+typedef struct dl_lease_result {
+  int taken;               /* 1: token is ours */
+  char token[128];         /* ours, or the holder's when not taken */
+  long long events;        /* entries the room has written so far (status.events) */
+  int lost;                /* renew: 1 when another worker holds the room */
+  char desired[32];        /* renew: the status hash's `desired` ("" when unset) */
+  int failed;              /* no answer (connection lost) or an error reply */
+  char why[200];
+} dl_lease_result;
+
+typedef void (*dl_lease_cb)(dl_ctx *ctx, const char *live_id, const dl_lease_result *res);
+
+dl_err dl_lease_acquire(dl_ctx *ctx, const char *live_id, dl_lease_cb cb);
+dl_err dl_lease_renew(dl_ctx *ctx, const char *live_id, const char *token, dl_lease_cb cb);
+
+#endif

@@ -1,0 +1,357 @@
+#include "dl_rconn.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "dl_buf.h"
+#include "dl_limits.h"
+#include "dl_log.h"
+
+typedef struct pending {
+  dl_rconn_cb cb;
+  void *priv;
+  int64_t deadline_ms;       /* monotonic */
+} pending;
+
+struct dl_rconn {
+  struct event_base *base;
+  struct bufferevent *bev;
+  struct event *timer;
+  SSL *ssl;
+  redisReader *reader;
+  dl_rconn_target t;
+  dl_rconn_events ev;
+  int64_t cmd_timeout_ms;
+  char name[300];
+  pending *q;                /* ring of callbacks, in send order */
+  size_t qcap, qhead, qlen;
+  size_t setup_left;         /* setup replies still expected before ready */
+  int ready, dead, depth, free_later;
+  char fail_why[200];        /* a failure found inside dl_rconn_open, reported from the loop */
+};
+
+static int64_t mono(void) { return dl_mono_ms(); }
+
+static dl_err q_push(dl_rconn *c, dl_rconn_cb cb, void *priv, int64_t deadline) {
+  if (c->qlen == c->qcap) {
+    size_t ncap = c->qcap ? c->qcap * 2 : 64;
+    if (ncap > DL_RCONN_PENDING_MAX) ncap = DL_RCONN_PENDING_MAX;
+    if (ncap == c->qcap) return DL_EFULL;
+    pending *nq = malloc(ncap * sizeof *nq);
+    if (!nq) return DL_ENOMEM;
+    for (size_t i = 0; i < c->qlen; i++) nq[i] = c->q[(c->qhead + i) % c->qcap];
+    free(c->q);
+    c->q = nq;
+    c->qcap = ncap;
+    c->qhead = 0;
+  }
+  c->q[(c->qhead + c->qlen) % c->qcap] = (pending){cb, priv, deadline};
+  c->qlen++;
+  return DL_EOK;
+}
+
+static int q_pop(dl_rconn *c, pending *out) {
+  if (!c->qlen) return 0;
+  *out = c->q[c->qhead];
+  c->qhead = (c->qhead + 1) % c->qcap;
+  c->qlen--;
+  return 1;
+}
+
+static void really_free(dl_rconn *c) {
+  if (c->timer) event_free(c->timer);
+  if (c->bev) bufferevent_free(c->bev); /* frees the SSL too (BEV_OPT_CLOSE_ON_FREE) */
+  if (c->reader) redisReaderFree(c->reader);
+  free(c->q);
+  free(c);
+}
+
+/* Every pending callback gets NULL, in order. */
+static void fail_pending(dl_rconn *c) {
+  pending p;
+  c->depth++;
+  while (q_pop(c, &p))
+    if (p.cb) p.cb(c, NULL, p.priv);
+  c->depth--;
+}
+
+static void go_down(dl_rconn *c, const char *why) {
+  if (c->dead) return;
+  c->dead = 1;
+  c->ready = 0;
+  if (c->bev) bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+  fail_pending(c);
+  c->depth++;
+  if (!c->free_later && c->ev.down) c->ev.down(c, c->ev.ud, why);
+  c->depth--; /* always inside a handler that frees a freed connection when it unwinds */
+}
+
+static void on_setup(dl_rconn *c, const redisReply *r, void *priv) {
+  const char *what = priv;
+  if (!r) return; /* connection lost: go_down reports it */
+  if (r->type == REDIS_REPLY_ERROR) {
+    char why[400];
+    snprintf(why, sizeof why, "%s failed: %.300s", what, r->str);
+    go_down(c, why);
+    return;
+  }
+  if (--c->setup_left == 0) {
+    c->ready = 1;
+    bufferevent_set_timeouts(c->bev, NULL, NULL); /* from now on: per-command deadlines */
+    if (c->ev.ready) c->ev.ready(c, c->ev.ud);
+  }
+}
+
+static void dispatch(dl_rconn *c) {
+  struct evbuffer *in = bufferevent_get_input(c->bev);
+  struct evbuffer_iovec v[8];
+  int n;
+  while (!c->dead && (n = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
+    size_t fed = 0;
+    for (int i = 0; i < n && i < 8; i++) {
+      redisReaderFeed(c->reader, v[i].iov_base, v[i].iov_len);
+      fed += v[i].iov_len;
+    }
+    evbuffer_drain(in, fed);
+    for (;;) {
+      void *reply = NULL;
+      if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+        char why[200];
+        snprintf(why, sizeof why, "protocol error from Redis: %s", c->reader->errstr);
+        go_down(c, why);
+        return;
+      }
+      if (!reply) break;
+      pending p;
+      if (!q_pop(c, &p)) {
+        freeReplyObject(reply);
+        go_down(c, "a reply nobody asked for");
+        return;
+      }
+      if (p.cb) p.cb(c, reply, p.priv);
+      freeReplyObject(reply);
+      if (c->dead || c->free_later) return;
+    }
+  }
+}
+
+static void on_read(struct bufferevent *bev, void *arg) {
+  (void)bev;
+  dl_rconn *c = arg;
+  c->depth++;
+  dispatch(c);
+  c->depth--;
+  if (c->free_later && !c->depth) really_free(c);
+}
+
+static void tls_reason(dl_rconn *c, char *out, size_t cap) {
+  unsigned long e = bufferevent_get_openssl_error(c->bev);
+  long vr = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+  if (vr != X509_V_OK)
+    snprintf(out, cap, "TLS certificate verification failed: %s", X509_verify_cert_error_string(vr));
+  else if (e)
+    snprintf(out, cap, "TLS error: %s", ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "unknown");
+  else
+    out[0] = 0;
+}
+
+static void keepalive(struct bufferevent *bev) {
+  evutil_socket_t fd = bufferevent_getfd(bev);
+  if (fd < 0) return;
+  int on = 1, idle = DL_REDIS_KEEPALIVE_IDLE_S, intvl = DL_REDIS_KEEPALIVE_INTVL_S, cnt = DL_REDIS_KEEPALIVE_CNT;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg) {
+  dl_rconn *c = arg;
+  c->depth++;
+  if (what & BEV_EVENT_CONNECTED) {
+    if (!c->t.unix_path[0]) keepalive(bev);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+  } else {
+    char why[400] = "", tls[300] = "";
+    if (c->t.tls) tls_reason(c, tls, sizeof tls);
+    if (tls[0]) snprintf(why, sizeof why, "%s", tls);
+    else if (what & BEV_EVENT_TIMEOUT) snprintf(why, sizeof why, "%s", c->ready ? "timed out" : "connect timed out");
+    else if (what & BEV_EVENT_EOF) snprintf(why, sizeof why, "connection closed by Redis");
+    else {
+      int dns = bufferevent_socket_get_dns_error(bev);
+      if (dns) snprintf(why, sizeof why, "cannot resolve %s: %s", c->t.host, evutil_gai_strerror(dns));
+      else snprintf(why, sizeof why, "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    }
+    go_down(c, why);
+  }
+  c->depth--;
+  if (c->free_later && !c->depth) really_free(c);
+}
+
+/* The head command's deadline: a Redis that stops answering is dead. */
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  dl_rconn *c = arg;
+  if (c->dead) return;
+  if (!c->fail_why[0] && (!c->qlen || mono() < c->q[c->qhead].deadline_ms)) return;
+  c->depth++;
+  go_down(c, c->fail_why[0] ? c->fail_why : "no reply within the command timeout");
+  c->depth--;
+  if (c->free_later && !c->depth) really_free(c);
+}
+
+static dl_err send_raw(dl_rconn *c, const void *resp, size_t len, int64_t extra_ms, dl_rconn_cb cb, void *priv) {
+  if (c->dead) return DL_ECLOSED;
+  dl_err e = q_push(c, cb, priv, mono() + c->cmd_timeout_ms + extra_ms);
+  if (e != DL_EOK) return e;
+  if (bufferevent_write(c->bev, resp, len) != 0) {
+    c->qlen--; /* never sent: take its callback back */
+    return DL_ENOMEM;
+  }
+  return DL_EOK;
+}
+
+static dl_err encode_argv(dl_buf *b, int argc, const char *const *argv, const size_t *lens) {
+  dl_err e = dl_buf_printf(b, "*%d\r\n", argc);
+  for (int i = 0; e == DL_EOK && i < argc; i++) {
+    size_t l = lens ? lens[i] : strlen(argv[i]);
+    e = dl_buf_printf(b, "$%zu\r\n", l);
+    if (e == DL_EOK) e = dl_buf_add(b, argv[i], l);
+    if (e == DL_EOK) e = dl_buf_add(b, "\r\n", 2);
+  }
+  return e;
+}
+
+static dl_err setup_cmd(dl_rconn *c, int argc, const char *const *argv, const char *what) {
+  dl_buf b;
+  dl_buf_init(&b, DL_RCONN_ARGV_MAX);
+  dl_err e = encode_argv(&b, argc, argv, NULL);
+  if (e == DL_EOK) e = send_raw(c, b.p, b.len, 0, on_setup, (void *)what);
+  dl_buf_free(&b);
+  if (e == DL_EOK) c->setup_left++;
+  return e;
+}
+
+dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const dl_rconn_opts *o,
+                        const dl_rconn_events *ev) {
+  dl_rconn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->base = base;
+  c->t = *t;
+  c->ev = *ev;
+  c->cmd_timeout_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : DL_REDIS_COMMAND_TIMEOUT_MS;
+  if (t->unix_path[0]) snprintf(c->name, sizeof c->name, "%s", t->unix_path);
+  else snprintf(c->name, sizeof c->name, "%s:%d", t->host, t->port);
+  c->reader = redisReaderCreate();
+  c->timer = event_new(base, -1, EV_PERSIST, on_timer, c);
+  if (!c->reader || !c->timer) goto oom;
+  if (t->tls) {
+    c->ssl = SSL_new(t->tls);
+    if (!c->ssl) goto oom;
+    const char *name = t->sni[0] ? t->sni : t->host;
+    SSL_set_tlsext_host_name(c->ssl, name);
+    /* the certificate must name the host we meant (an IP address is checked as one) */
+    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+    if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1) SSL_set1_host(c->ssl, name);
+    SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+    c->bev = bufferevent_openssl_socket_new(base, -1, c->ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+      SSL_free(c->ssl);
+      c->ssl = NULL;
+      goto oom;
+    }
+  } else {
+    c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) goto oom;
+  }
+  bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+  struct timeval cto = {(time_t)(o->connect_timeout_ms / 1000), (suseconds_t)(o->connect_timeout_ms % 1000) * 1000};
+  if (o->connect_timeout_ms > 0) bufferevent_set_timeouts(c->bev, &cto, &cto);
+  struct timeval tick = {0, DL_RCONN_TICK_MS * 1000};
+  event_add(c->timer, &tick);
+  /* setup commands queue before anything else on the connection */
+  if (o->password && *o->password) {
+    const char *a3[] = {"AUTH", o->user ? o->user : "", o->password};
+    if (o->user && *o->user ? setup_cmd(c, 3, a3, "AUTH") : setup_cmd(c, 2, (const char *[]){"AUTH", o->password}, "AUTH"))
+      goto oom;
+  }
+  char db[16];
+  snprintf(db, sizeof db, "%d", o->db);
+  if (o->db > 0 && setup_cmd(c, 2, (const char *[]){"SELECT", db}, "SELECT")) goto oom;
+  if (o->client_name && setup_cmd(c, 3, (const char *[]){"CLIENT", "SETNAME", o->client_name}, "CLIENT SETNAME"))
+    goto oom;
+  if (!c->setup_left && setup_cmd(c, 1, (const char *[]){"PING"}, "PING")) goto oom;
+  int rc;
+  if (t->unix_path[0]) {
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(t->unix_path) >= sizeof sun.sun_path) {
+      snprintf(c->fail_why, sizeof c->fail_why, "unix socket path too long");
+      event_active(c->timer, EV_TIMEOUT, 1);
+      return c;
+    }
+    memcpy(sun.sun_path, t->unix_path, strlen(t->unix_path) + 1);
+    rc = bufferevent_socket_connect(c->bev, (struct sockaddr *)&sun, sizeof sun);
+  } else {
+    rc = bufferevent_socket_connect_hostname(c->bev, o->dns, AF_UNSPEC, t->host, t->port);
+  }
+  if (rc != 0) { /* reported as `down` from the loop, never from inside open */
+    snprintf(c->fail_why, sizeof c->fail_why, "cannot connect: %s",
+             evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    event_active(c->timer, EV_TIMEOUT, 1);
+  }
+  return c;
+oom:
+  really_free(c);
+  return NULL;
+}
+
+dl_err dl_rconn_send(dl_rconn *c, const void *resp, size_t len, int64_t extra_ms, dl_rconn_cb cb, void *priv) {
+  if (!c->ready) return DL_ECLOSED;
+  return send_raw(c, resp, len, extra_ms, cb, priv);
+}
+
+dl_err dl_rconn_argv(dl_rconn *c, int argc, const char *const *argv, const size_t *lens, int64_t extra_ms,
+                     dl_rconn_cb cb, void *priv) {
+  if (!c->ready) return DL_ECLOSED;
+  dl_buf b;
+  dl_buf_init(&b, DL_RCONN_ARGV_MAX);
+  dl_err e = encode_argv(&b, argc, argv, lens);
+  if (e == DL_EOK) e = send_raw(c, b.p, b.len, extra_ms, cb, priv);
+  dl_buf_free(&b);
+  return e;
+}
+
+int dl_rconn_ready(const dl_rconn *c) { return c->ready && !c->dead; }
+size_t dl_rconn_pending(const dl_rconn *c) { return c->qlen; }
+const char *dl_rconn_name(const dl_rconn *c) { return c->name; }
+
+void dl_rconn_free(dl_rconn *c) {
+  if (!c) return;
+  if (c->free_later) return;
+  c->free_later = 1;
+  c->depth++;
+  if (!c->dead) {
+    c->dead = 1;
+    c->ready = 0;
+    fail_pending(c);
+  }
+  c->depth--;
+  if (!c->depth) really_free(c);
+}

@@ -1,0 +1,43 @@
+/* dl_writer — drains the outbox (connector/core/dl_outbox.h) into Redis: sends in order, turns
+ * each reply into OK/RETRY/FENCED/GAP/FATAL, paces retries after error replies with a growing
+ * pause (probing with the oldest write first, fluent-bit style), reloads the scripts on NOSCRIPT,
+ * and hands every finished command, in order, to the `done` hook (the rooms act on it). */
+#ifndef DL_WRITER_H
+#define DL_WRITER_H
+
+#include "dl_cmd.h"
+#include "dl_outbox.h"
+#include "dl_redis.h"
+
+struct event_base;
+typedef struct dl_writer dl_writer;
+
+typedef struct dl_writer_hooks {
+  /* c is freed by the writer after the hook returns */
+  void (*done)(void *ud, dl_cmd *c, const dl_reply_info *ri);
+  void *ud;
+} dl_writer_hooks;
+
+typedef struct dl_writer_stats {
+  uint64_t commands;       /* commands finished */
+  uint64_t retries;        /* RETRY answers (error replies and lost connections) */
+  uint64_t fatal;          /* FATAL answers */
+  uint64_t fenced;         /* FENCED answers */
+} dl_writer_stats;
+
+/* Takes ownership of ob. */
+dl_writer *dl_writer_new(struct event_base *base, dl_redis *r, dl_outbox *ob, const dl_cmd_env *env,
+                         const dl_writer_hooks *h);
+void dl_writer_free(dl_writer *w);
+
+void dl_writer_push(dl_writer *w, dl_cmd *c);
+/* Sends what can be sent (call when the connection comes up). */
+void dl_writer_pump(dl_writer *w);
+int dl_writer_accepting(const dl_writer *w, uint64_t bytes_hint);
+size_t dl_writer_pending(const dl_writer *w);
+const dl_outbox *dl_writer_outbox(const dl_writer *w);
+const dl_writer_stats *dl_writer_stats_get(const dl_writer *w);
+/* The time bound of the streams (XTRIM MINID) moves with the clock. */
+void dl_writer_set_minid(dl_writer *w, long long minid_ms);
+
+#endif

@@ -1,0 +1,704 @@
+/* The write path as data: keys, the dedupe window, commands and their spool records, the spool
+ * file, the outbox (order across tiers, gap repair, fencing, retries), backoff, capped buffers.
+ * No Redis, no sockets: milliseconds. */
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dl_backoff.h"
+#include "dl_buf.h"
+#include "dl_cmd.h"
+#include "dl_keys.h"
+#include "dl_lua.h"
+#include "dl_outbox.h"
+#include "dl_seen.h"
+#include "dl_spool.h"
+#include "dl_test.h"
+
+/* ---------- helpers ---------- */
+
+static char g_tmp[256];
+
+static const char *tmpdir(void) {
+  snprintf(g_tmp, sizeof g_tmp, "/tmp/dl-unit-XXXXXX");
+  if (!mkdtemp(g_tmp)) return NULL;
+  return g_tmp;
+}
+
+static void rmtree(const char *dir) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", dir);
+}
+
+static dl_cmd *room_cmd(const char *id, uint64_t seq, int nevents) {
+  dl_cmd *c = dl_cmd_room_new(id, "w1 7");
+  if (!c) return NULL;
+  c->seq = seq;
+  for (int i = 0; i < nevents; i++) {
+    char mid[32], json[64];
+    snprintf(mid, sizeof mid, "%llu", (unsigned long long)(seq * 100 + (uint64_t)i));
+    snprintf(json, sizeof json, "{\"v\":1,\"seq\":%llu,\"i\":%d}", (unsigned long long)seq, i);
+    if (dl_cmd_add_event(c, "chat", mid, 1700000000000LL + i, json, strlen(json)) != DL_EOK) return NULL;
+  }
+  dl_cmd_add_pair(c, "state", "live");
+  return c;
+}
+
+static const dl_cmd_env ENV = {"dylive", "0123456789012345678901234567890123456789",
+                               "9876543210987654321098765432109876543210", 100, 3500, 100000, 0};
+
+/* Parses a RESP command (as encoded) into argv strings with hiredis's reader. */
+static redisReply *parse_cmd(const dl_buf *b) {
+  redisReader *rd = redisReaderCreate();
+  /* a command is an array of bulk strings: the reader parses it like a reply */
+  redisReaderFeed(rd, (const char *)b->p, b->len);
+  void *r = NULL;
+  if (redisReaderGetReply(rd, &r) != REDIS_OK) r = NULL;
+  redisReaderFree(rd);
+  return r;
+}
+
+static redisReply *mk_int_pair(long long a, long long b) {
+  redisReply *r = calloc(1, sizeof *r);
+  r->type = REDIS_REPLY_ARRAY;
+  r->elements = 2;
+  r->element = calloc(2, sizeof *r->element);
+  for (int i = 0; i < 2; i++) {
+    r->element[i] = calloc(1, sizeof **r->element);
+    r->element[i]->type = REDIS_REPLY_INTEGER;
+    r->element[i]->integer = i ? b : a;
+  }
+  return r;
+}
+
+static redisReply *mk_err(const char *s) {
+  redisReply *r = calloc(1, sizeof *r);
+  r->type = REDIS_REPLY_ERROR;
+  r->str = strdup(s);
+  r->len = strlen(s);
+  return r;
+}
+
+static redisReply *mk_status(const char *s) {
+  redisReply *r = mk_err(s);
+  r->type = REDIS_REPLY_STATUS;
+  return r;
+}
+
+/* Sends what the outbox offers and answers each with the given room code (a toy Redis). */
+static void answer(dl_outbox *ob, dl_cmd *c, redisReply *r) {
+  dl_reply_info ri;
+  dl_outbox_classify(c, r, &ri);
+  dl_outbox_replied(ob, c, &ri);
+  freeReplyObject(r);
+}
+
+/* ---------- keys ---------- */
+
+int test_keys_names(void) {
+  char k[DL_KEY_MAX], id[64];
+  ASSERT_TRUE(dl_keys_room(k, sizeof k, "dylive", "261378947940", DL_RK_EVENTS) > 0);
+  ASSERT_EQ_STR(k, "dylive:{261378947940}:events");
+  dl_keys_room(k, sizeof k, "p", "1", DL_RK_STATUS);
+  ASSERT_EQ_STR(k, "p:{1}:status");
+  dl_keys_claims(k, sizeof k, "dylive", "host-1");
+  ASSERT_EQ_STR(k, "dylive:claims:host-1:{dylive:assign}");
+  dl_keys_assign(k, sizeof k, "dylive");
+  ASSERT_EQ_STR(k, "dylive:assign");
+  dl_keys_rooms(k, sizeof k, "dylive");
+  ASSERT_EQ_STR(k, "dylive:rooms");
+  dl_keys_status_pattern(k, sizeof k, "dylive");
+  ASSERT_EQ_STR(k, "dylive:{*}:status");
+  ASSERT_EQ_I64(dl_keys_room(k, 10, "dylive", "261378947940", DL_RK_EVENTS), -1); /* never truncated */
+  ASSERT_EQ_I64(dl_keys_live_id_of("dylive:{123}:status", 19, "dylive", id, sizeof id), 3);
+  ASSERT_EQ_STR(id, "123");
+  ASSERT_EQ_I64(dl_keys_live_id_of("other:{123}:status", 18, "dylive", id, sizeof id), -1);
+  ASSERT_EQ_I64(dl_keys_live_id_of("dylive:{}:status", 16, "dylive", id, sizeof id), -1);
+  return 0;
+}
+
+/* ---------- the dedupe window ---------- */
+
+int test_seen_window(void) {
+  dl_seen *s = dl_seen_new(100);
+  ASSERT_TRUE(s != NULL);
+  size_t small = dl_seen_bytes(s);
+  for (uint64_t i = 1; i <= 100; i++) ASSERT_EQ_ERR(dl_seen_add(s, i * 7919), DL_EOK);
+  ASSERT_EQ_U64(dl_seen_len(s), 100);
+  for (uint64_t i = 1; i <= 100; i++) ASSERT_TRUE(dl_seen_has(s, i * 7919));
+  ASSERT_FALSE(dl_seen_has(s, 3));
+  ASSERT_TRUE(dl_seen_bytes(s) > small); /* grew on demand */
+  /* past the max the oldest go first, and the rest stay findable (deletion keeps probe chains) */
+  for (uint64_t i = 101; i <= 150; i++) dl_seen_add(s, i * 7919);
+  ASSERT_EQ_U64(dl_seen_len(s), 100);
+  for (uint64_t i = 1; i <= 50; i++) ASSERT_FALSE(dl_seen_has(s, i * 7919));
+  for (uint64_t i = 51; i <= 150; i++) ASSERT_TRUE(dl_seen_has(s, i * 7919));
+  /* adding a present id is a no-op (it does not refresh or duplicate) */
+  dl_seen_add(s, 51 * 7919);
+  ASSERT_EQ_U64(dl_seen_len(s), 100);
+  ASSERT_FALSE(dl_seen_has(s, 0)); /* 0: no msg_id, never deduplicated */
+  dl_seen_add(s, 0);
+  ASSERT_FALSE(dl_seen_has(s, 0));
+  dl_seen_free(s);
+  ASSERT_EQ_U64(dl_seen_parse_id("7628380564663882771", 19), 7628380564663882771ULL);
+  ASSERT_EQ_U64(dl_seen_parse_id("18446744073709551615", 20), UINT64_MAX);
+  ASSERT_EQ_U64(dl_seen_parse_id("18446744073709551616", 20), 0);
+  ASSERT_EQ_U64(dl_seen_parse_id("12a", 3), 0);
+  ASSERT_EQ_U64(dl_seen_parse_id("", 0), 0);
+  return 0;
+}
+
+/* Colliding ids and heavy churn: the window is always exactly the last max ids. */
+int test_seen_churn(void) {
+  dl_seen *s = dl_seen_new(37);
+  uint64_t x = 88172645463325252ULL, hist[5000];
+  for (int i = 0; i < 5000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    hist[i] = (x % 64) * 1024 + 1; /* few distinct values: lots of repeats and collisions */
+    dl_seen_add(s, hist[i]);
+  }
+  /* recompute the expected window: distinct ids in insertion order of first appearance since
+   * eviction, simulated with a plain array */
+  uint64_t win[37];
+  size_t n = 0;
+  for (int i = 0; i < 5000; i++) {
+    int present = 0;
+    for (size_t k = 0; k < n; k++) present |= win[k] == hist[i];
+    if (present) continue;
+    if (n == 37) {
+      memmove(win, win + 1, 36 * sizeof *win);
+      n--;
+    }
+    win[n++] = hist[i];
+  }
+  ASSERT_EQ_U64(dl_seen_len(s), n);
+  for (size_t k = 0; k < n; k++) ASSERT_TRUE(dl_seen_has(s, win[k]));
+  dl_seen_free(s);
+  return 0;
+}
+
+/* ---------- commands ---------- */
+
+int test_cmd_encode_room(void) {
+  dl_cmd *c = room_cmd("261378947940", 5, 2);
+  ASSERT_TRUE(c != NULL);
+  c->release = 1;
+  c->expire_s = 604800;
+  dl_buf b;
+  dl_buf_init(&b, 1 << 20);
+  dl_cmd_env env = ENV;
+  env.minid_ms = 1700000000000LL;
+  ASSERT_EQ_ERR(dl_cmd_encode(c, &env, &b), DL_EOK);
+  redisReply *r = parse_cmd(&b);
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_ARRAY);
+  const char *want[] = {"EVALSHA", ENV.room_sha, "3", "dylive:{261378947940}:lease", "dylive:{261378947940}:status",
+                        "dylive:{261378947940}:events", "w1 7", "3500", "5", "0", "100000", "1700000000000", "1",
+                        "604800", "2", "state", "live", "chat", "500", "1700000000000", "{\"v\":1,\"seq\":5,\"i\":0}",
+                        "chat", "501", "1700000000001", "{\"v\":1,\"seq\":5,\"i\":1}"};
+  ASSERT_EQ_U64(r->elements, sizeof want / sizeof *want);
+  for (size_t i = 0; i < r->elements; i++) ASSERT_EQ_STR(r->element[i]->str, want[i]);
+  freeReplyObject(r);
+  /* the force flag is not frozen into bytes: set after a gap, it shows in the next encoding */
+  c->force = 1;
+  dl_buf_reset(&b);
+  dl_cmd_encode(c, &env, &b);
+  r = parse_cmd(&b);
+  ASSERT_EQ_STR(r->element[9]->str, "1");
+  freeReplyObject(r);
+  dl_buf_free(&b);
+  dl_cmd_free(c);
+  return 0;
+}
+
+static int same_encoding(const dl_cmd *a, const dl_cmd *b) {
+  dl_buf x, y;
+  dl_buf_init(&x, 1 << 24);
+  dl_buf_init(&y, 1 << 24);
+  ASSERT_EQ_ERR(dl_cmd_encode(a, &ENV, &x), DL_EOK);
+  ASSERT_EQ_ERR(dl_cmd_encode(b, &ENV, &y), DL_EOK);
+  ASSERT_EQ_U64(x.len, y.len);
+  ASSERT_EQ_MEM(x.p, y.p, x.len);
+  dl_buf_free(&x);
+  dl_buf_free(&y);
+  return 0;
+}
+
+int test_cmd_record_roundtrip(void) {
+  const char *argv[] = {"LREM", "dylive:claims:w1:{dylive:assign}", "1", "{\"live_id\":\"1\",\"cookie\":\"x\"}"};
+  dl_cmd *cs[3] = {room_cmd("42", 9, 3), dl_cmd_plain_new(4, argv, NULL), room_cmd("43", 1, 2)};
+  cs[0]->force = 1;
+  cs[0]->release = 1;
+  cs[0]->expire_s = 77;
+  dl_cmd_to_orphan(cs[2]);
+  for (int i = 0; i < 3; i++) {
+    dl_buf rec;
+    dl_buf_init(&rec, DL_CMD_RECORD_MAX);
+    ASSERT_EQ_ERR(dl_cmd_to_record(cs[i], &rec), DL_EOK);
+    dl_cmd *back = NULL;
+    char why[160] = "";
+    if (dl_cmd_from_record(rec.p, rec.len, "dylive", &back, why, sizeof why) != DL_EOK)
+      DL_TEST_FAIL_("record %d refused: %s", i, why);
+    ASSERT_EQ_U64(back->kind, cs[i]->kind);
+    ASSERT_EQ_U64(back->seq, cs[i]->seq); /* the hole: spooled writes kept no sequence index */
+    ASSERT_EQ_U64(back->force, cs[i]->force);
+    ASSERT_EQ_U64(back->nevents, cs[i]->nevents);
+    ASSERT_EQ_STR(back->live_id, cs[i]->live_id);
+    CHECK(same_encoding(cs[i], back));
+    dl_cmd_free(back);
+    dl_buf_free(&rec);
+    dl_cmd_free(cs[i]);
+  }
+  return 0;
+}
+
+/* Every truncation and every single-byte change of a record is refused or decodes to a valid
+ * command (never a crash, never an out-of-prefix or foreign command). */
+int test_cmd_record_hostile(void) {
+  dl_cmd *c = room_cmd("42", 3, 2);
+  dl_buf rec;
+  dl_buf_init(&rec, DL_CMD_RECORD_MAX);
+  dl_cmd_to_record(c, &rec);
+  char why[160];
+  dl_cmd *back = NULL;
+  for (size_t n = 0; n < rec.len; n++) {
+    ASSERT_EQ_ERR(dl_cmd_from_record(rec.p, n, "dylive", &back, why, sizeof why), DL_EPROTO);
+    ASSERT_TRUE(back == NULL);
+  }
+  for (size_t i = 0; i < rec.len; i++)
+    for (int bit = 0; bit < 8; bit++) {
+      rec.p[i] ^= (uint8_t)(1 << bit);
+      if (dl_cmd_from_record(rec.p, rec.len, "dylive", &back, why, sizeof why) == DL_EOK) {
+        ASSERT_TRUE(back->kind == DL_CMD_ROOM || back->kind == DL_CMD_ORPHAN);
+        dl_cmd_free(back);
+        back = NULL;
+      }
+      rec.p[i] ^= (uint8_t)(1 << bit);
+    }
+  dl_buf_free(&rec);
+  dl_cmd_free(c);
+  /* plain commands: only the verbs dylive writes, only on keys of the prefix */
+  const char *bad[][5] = {{"FLUSHALL", NULL},
+                          {"CONFIG", "SET", "dir", "/tmp", NULL},
+                          {"DEL", "other:key", NULL},
+                          {"RPUSH", "dylive", "x", NULL},
+                          {"LREM", "dylive:assign", "0", NULL}};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    int argc = 0;
+    while (bad[i][argc]) argc++;
+    dl_cmd *p = dl_cmd_plain_new(argc, bad[i], NULL);
+    dl_buf_init(&rec, DL_CMD_RECORD_MAX);
+    dl_cmd_to_record(p, &rec);
+    ASSERT_EQ_ERR(dl_cmd_from_record(rec.p, rec.len, "dylive", &back, why, sizeof why), DL_EPROTO);
+    dl_buf_free(&rec);
+    dl_cmd_free(p);
+  }
+  return 0;
+}
+
+/* ---------- the spool file ---------- */
+
+int test_spool_private_dir(void) {
+  const char *t = tmpdir();
+  ASSERT_TRUE(t != NULL);
+  char priv[512], why[300];
+  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
+  struct stat st;
+  ASSERT_EQ_I64(lstat(priv, &st), 0);
+  ASSERT_EQ_U64(st.st_mode & 0777, 0700);
+  /* open to others: refused */
+  chmod(priv, 0777);
+  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EINVAL);
+  ASSERT_TRUE(strstr(why, "open to other users") != NULL);
+  rmdir(priv);
+  /* a planted symlink: refused, its target untouched */
+  char target[600];
+  snprintf(target, sizeof target, "%s/elsewhere", t);
+  mkdir(target, 0700);
+  ASSERT_EQ_I64(symlink(target, priv), 0);
+  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EINVAL);
+  unlink(priv);
+  if (geteuid() == 0) { /* a directory of another user (only root can make one here) */
+    mkdir(priv, 0700);
+    ASSERT_EQ_I64(chown(priv, 4242, 4242), 0);
+    ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EINVAL);
+    ASSERT_TRUE(strstr(why, "belongs to uid 4242") != NULL);
+  }
+  rmtree(t);
+  return 0;
+}
+
+int test_spool_refuses_planted_files(void) {
+  const char *t = tmpdir();
+  char priv[512], why[300], path[700], victim[700];
+  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
+  /* a symlink where the spool goes: creation fails and the target keeps its content (the old
+   * spool truncated it) */
+  snprintf(victim, sizeof victim, "%s/victim", t);
+  FILE *f = fopen(victim, "w");
+  fputs("precious", f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/w1.spool", priv);
+  ASSERT_EQ_I64(symlink(victim, path), 0);
+  ASSERT_TRUE(dl_spool_create(priv, "w1", 1 << 20, why, sizeof why) == NULL);
+  struct stat st;
+  ASSERT_EQ_I64(stat(victim, &st), 0);
+  ASSERT_EQ_U64(st.st_size, 8);
+  /* a pre-created file (someone else's data, or a trap): never reused */
+  unlink(path);
+  f = fopen(path, "w");
+  fclose(f);
+  ASSERT_TRUE(dl_spool_create(priv, "w1", 1 << 20, why, sizeof why) == NULL);
+  rmtree(t);
+  return 0;
+}
+
+static dl_spool *spool_with(const char *priv, const char *name, int n, uint32_t *lens) {
+  char why[300];
+  dl_spool *s = dl_spool_create(priv, name, 1 << 20, why, sizeof why);
+  for (int i = 0; s && i < n; i++) {
+    char rec[64];
+    int l = snprintf(rec, sizeof rec, "record-%d-%s", i, i % 2 ? "odd" : "even-longer");
+    lens[i] = (uint32_t)l;
+    dl_spool_append(s, rec, (uint32_t)l);
+  }
+  return s;
+}
+
+/* The hole: one corrupted length made the reader retry the same bytes forever (100 % CPU). */
+int test_spool_corrupt_length_skipped(void) {
+  const char *t = tmpdir();
+  char priv[512], why[300];
+  dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why);
+  uint32_t lens[3];
+  dl_spool *s = spool_with(priv, "w1", 3, lens);
+  ASSERT_TRUE(s != NULL);
+  /* the second record's length field: 8 (file header) + 12 + lens[0] + 4 */
+  int fd = open(dl_spool_path(s), O_RDWR);
+  uint8_t huge[4] = {0xff, 0xff, 0xff, 0x7f};
+  ASSERT_EQ_I64(pwrite(fd, huge, 4, 8 + 12 + lens[0] + 4), 4);
+  close(fd);
+  void *rec;
+  uint32_t n;
+  int ok = 0, bad = 0, calls = 0;
+  dl_err e;
+  while ((e = dl_spool_next(s, &rec, &n)) != DL_ENOTFOUND) {
+    ASSERT_TRUE(++calls < 10); /* progress on every call */
+    if (e == DL_EOK) {
+      ok++;
+      ASSERT_TRUE(!memcmp(rec, "record-", 7));
+      free(rec);
+    } else {
+      ASSERT_EQ_ERR(e, DL_EPROTO);
+      bad++;
+    }
+  }
+  ASSERT_EQ_I64(ok, 2); /* the first and, after resync, the third */
+  ASSERT_EQ_I64(bad, 1);
+  ASSERT_EQ_U64(dl_spool_bad_records(s), 1);
+  dl_spool_close(s);
+  rmtree(t);
+  return 0;
+}
+
+int test_spool_crc_and_truncation(void) {
+  const char *t = tmpdir();
+  char priv[512], why[300];
+  dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why);
+  uint32_t lens[3];
+  dl_spool *s = spool_with(priv, "w1", 3, lens);
+  int fd = open(dl_spool_path(s), O_RDWR);
+  uint8_t x = 'X';
+  ASSERT_EQ_I64(pwrite(fd, &x, 1, 8 + 12 + 3), 1); /* a byte of the first payload */
+  struct stat st;
+  fstat(fd, &st);
+  ASSERT_EQ_I64(ftruncate(fd, st.st_size - 2), 0); /* the last record torn */
+  close(fd);
+  void *rec;
+  uint32_t n;
+  ASSERT_EQ_ERR(dl_spool_next(s, &rec, &n), DL_EPROTO); /* crc */
+  ASSERT_EQ_ERR(dl_spool_next(s, &rec, &n), DL_EOK);
+  ASSERT_EQ_U64(n, lens[1]);
+  free(rec);
+  dl_err e;
+  int calls = 0;
+  while ((e = dl_spool_next(s, &rec, &n)) == DL_EPROTO) ASSERT_TRUE(++calls < 4);
+  ASSERT_EQ_ERR(e, DL_ENOTFOUND);
+  dl_spool_close(s);
+  rmtree(t);
+  return 0;
+}
+
+int test_spool_orphans_and_cap(void) {
+  const char *t = tmpdir();
+  char priv[512], why[300];
+  dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why);
+  uint32_t lens[2];
+  dl_spool *live = spool_with(priv, "alive", 2, lens);
+  /* a dead worker's spool: same bytes, no lock holder */
+  char dead[700], cmd[1600];
+  snprintf(dead, sizeof dead, "%s/dead.spool", priv);
+  snprintf(cmd, sizeof cmd, "cp -p '%s' '%s'", dl_spool_path(live), dead);
+  ASSERT_EQ_I64(system(cmd), 0);
+  char paths[4][DL_SPOOL_PATH_MAX];
+  ASSERT_EQ_U64(dl_spool_orphans(priv, paths, 4), 1);
+  ASSERT_EQ_STR(paths[0], dead);
+  dl_spool *o = dl_spool_adopt(dead, why, sizeof why);
+  ASSERT_TRUE(o != NULL);
+  ASSERT_TRUE(dl_spool_adopt(dead, why, sizeof why) == NULL); /* one successor per orphan */
+  void *rec;
+  uint32_t n;
+  int got = 0;
+  while (dl_spool_next(o, &rec, &n) == DL_EOK) got++, free(rec);
+  ASSERT_EQ_I64(got, 2);
+  dl_spool_close(o);
+  ASSERT_TRUE(access(dead, F_OK) != 0); /* removed once replayed */
+  /* the cap is on the file: appends past it fail with FULL */
+  char big[1000] = {0};
+  dl_spool *c = dl_spool_create(priv, "capped", 2500, why, sizeof why);
+  ASSERT_EQ_ERR(dl_spool_append(c, big, sizeof big), DL_EOK);
+  ASSERT_EQ_ERR(dl_spool_append(c, big, sizeof big), DL_EOK);
+  ASSERT_EQ_ERR(dl_spool_append(c, big, sizeof big), DL_EFULL);
+  ASSERT_EQ_ERR(dl_spool_next(c, &rec, &n), DL_EOK);
+  free(rec);
+  ASSERT_EQ_ERR(dl_spool_append(c, big, sizeof big), DL_EFULL); /* not until the reader catches up */
+  ASSERT_EQ_ERR(dl_spool_next(c, &rec, &n), DL_EOK);
+  free(rec);
+  ASSERT_EQ_ERR(dl_spool_append(c, big, sizeof big), DL_EOK); /* file truncated, room again */
+  dl_spool_close(c);
+  dl_spool_close(live);
+  rmtree(t);
+  return 0;
+}
+
+/* ---------- the outbox ---------- */
+
+/* Order across memory → spool → memory, with sequence numbers intact. */
+int test_outbox_order_across_tiers(void) {
+  const char *t = tmpdir();
+  char priv[512], why[300];
+  dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why);
+  dl_spool *sp = dl_spool_create(priv, "w1", 1 << 24, why, sizeof why);
+  dl_outbox_limits lim = {2, 1 << 20};
+  dl_outbox *ob = dl_outbox_new(&lim, sp, "dylive");
+  for (uint64_t s = 1; s <= 7; s++) dl_outbox_push(ob, room_cmd("42", s, 3));
+  ASSERT_EQ_U64(dl_outbox_mem_cmds(ob), 2);
+  ASSERT_EQ_U64(dl_outbox_pending(ob), 7);
+  ASSERT_EQ_U64(dl_outbox_stats_get(ob)->spooled, 5);
+  uint64_t want = 1;
+  dl_cmd *c;
+  while ((c = dl_outbox_next(ob))) {
+    answer(ob, c, mk_int_pair(DL_LUA_OK, 3));
+    dl_cmd *done;
+    while ((done = dl_outbox_pop(ob))) {
+      ASSERT_EQ_U64(done->seq, want);
+      ASSERT_EQ_U64(done->nevents, 3);
+      want++;
+      dl_cmd_free(done);
+    }
+  }
+  ASSERT_EQ_U64(want, 8);
+  ASSERT_EQ_U64(dl_outbox_pending(ob), 0);
+  dl_outbox_free(ob);
+  dl_spool_close(sp);
+  rmtree(t);
+  return 0;
+}
+
+/* A refused write (OOM) with later ones pipelined behind it: the later write of the same room
+ * answers GAP, which is not a real gap while its predecessor is pending; only the head is sent
+ * until it succeeds (probing); order is kept. */
+int test_outbox_retry_probe_and_order(void) {
+  dl_outbox_limits lim = {100, 1 << 20};
+  dl_outbox *ob = dl_outbox_new(&lim, NULL, "dylive");
+  for (uint64_t s = 1; s <= 3; s++) dl_outbox_push(ob, room_cmd("42", s, 1));
+  dl_cmd *c1 = dl_outbox_next(ob), *c2 = dl_outbox_next(ob), *c3 = dl_outbox_next(ob);
+  ASSERT_TRUE(c1 && c2 && c3 && !dl_outbox_next(ob));
+  answer(ob, c1, mk_err("OOM command not allowed when used memory > 'maxmemory'."));
+  answer(ob, c2, mk_int_pair(DL_LUA_GAP, 0));
+  answer(ob, c3, mk_int_pair(DL_LUA_GAP, 0));
+  ASSERT_TRUE(dl_outbox_probing(ob));
+  ASSERT_EQ_U64(dl_outbox_stats_get(ob)->gaps, 0); /* not a real gap */
+  ASSERT_FALSE(c2->force);
+  ASSERT_TRUE(dl_outbox_next(ob) == c1); /* the probe */
+  ASSERT_TRUE(dl_outbox_next(ob) == NULL);
+  answer(ob, c1, mk_int_pair(DL_LUA_OK, 1));
+  ASSERT_FALSE(dl_outbox_probing(ob));
+  ASSERT_TRUE(dl_outbox_next(ob) == c2);
+  ASSERT_TRUE(dl_outbox_next(ob) == c3);
+  answer(ob, c2, mk_int_pair(DL_LUA_OK, 1));
+  answer(ob, c3, mk_int_pair(DL_LUA_APPLIED, 0)); /* Redis had it (a re-send): fine */
+  for (uint64_t s = 1; s <= 3; s++) {
+    dl_cmd *d = dl_outbox_pop(ob);
+    ASSERT_TRUE(d != NULL);
+    ASSERT_EQ_U64(d->seq, s);
+    ASSERT_EQ_I64(d->result, DL_RC_OK);
+    dl_cmd_free(d);
+  }
+  dl_outbox_free(ob);
+  return 0;
+}
+
+/* A write whose predecessor was lost on our side (a bad spool record): at the head its GAP is
+ * real, it is re-sent with force, and the encoding says so — the old code rewrote the sequence
+ * argument by index, which after the spool pointed at the wrong argument ("!EVALSHA"). */
+int test_outbox_gap_repair_after_spool(void) {
+  const char *t = tmpdir();
+  char priv[512], why[300];
+  dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why);
+  dl_spool *sp = dl_spool_create(priv, "w1", 1 << 24, why, sizeof why);
+  dl_outbox_limits lim = {1, 1 << 20};
+  dl_outbox *ob = dl_outbox_new(&lim, sp, "dylive");
+  dl_outbox_push(ob, room_cmd("42", 1, 1));
+  dl_outbox_push(ob, room_cmd("42", 2, 1)); /* spooled */
+  dl_outbox_push(ob, room_cmd("42", 3, 1)); /* spooled */
+  /* damage the first spooled record (seq 2): it will be skipped */
+  int fd = open(dl_spool_path(sp), O_RDWR);
+  uint8_t junk[4] = {1, 2, 3, 4};
+  ASSERT_EQ_I64(pwrite(fd, junk, 4, 8 + 12 + 10), 4);
+  close(fd);
+  dl_cmd *c = dl_outbox_next(ob);
+  answer(ob, c, mk_int_pair(DL_LUA_OK, 1));
+  dl_cmd_free(dl_outbox_pop(ob)); /* refills: seq 2 is bad, seq 3 comes in */
+  ASSERT_EQ_U64(dl_outbox_stats_get(ob)->spool_bad, 1);
+  c = dl_outbox_next(ob);
+  ASSERT_EQ_U64(c->seq, 3);
+  answer(ob, c, mk_int_pair(DL_LUA_GAP, 0));
+  ASSERT_EQ_U64(dl_outbox_stats_get(ob)->gaps, 1);
+  ASSERT_TRUE(c->force);
+  ASSERT_TRUE(dl_outbox_next(ob) == c);
+  dl_buf b;
+  dl_buf_init(&b, 1 << 20);
+  dl_cmd_encode(c, &ENV, &b);
+  redisReply *r = parse_cmd(&b);
+  ASSERT_EQ_STR(r->element[0]->str, "EVALSHA");
+  ASSERT_EQ_STR(r->element[8]->str, "3");
+  ASSERT_EQ_STR(r->element[9]->str, "1");
+  freeReplyObject(r);
+  dl_buf_free(&b);
+  answer(ob, c, mk_int_pair(DL_LUA_OK, 1));
+  dl_cmd *d = dl_outbox_pop(ob);
+  ASSERT_EQ_I64(d->result, DL_RC_OK);
+  dl_cmd_free(d);
+  dl_outbox_free(ob);
+  dl_spool_close(sp);
+  rmtree(t);
+  return 0;
+}
+
+/* Fenced and fatal writes finish (never retried); a lost connection re-sends in order; the
+ * conditional follow-up goes only after success. */
+int test_outbox_fenced_fatal_disconnect(void) {
+  dl_outbox_limits lim = {100, 1 << 20};
+  dl_outbox *ob = dl_outbox_new(&lim, NULL, "dylive");
+  dl_cmd *a = room_cmd("1", 1, 1), *b = room_cmd("2", 1, 1), *c = room_cmd("3", 1, 1);
+  const char *x[] = {"XADD", "dylive:rooms", "MAXLEN", "~", "10000", "*", "live_id", "1", "state", "live"};
+  a->then = dl_cmd_plain_new(10, x, NULL);
+  b->then = dl_cmd_plain_new(10, x, NULL);
+  dl_outbox_push(ob, a);
+  dl_outbox_push(ob, b);
+  dl_outbox_push(ob, c);
+  ASSERT_TRUE(dl_outbox_next(ob) == a);
+  ASSERT_TRUE(dl_outbox_next(ob) == b);
+  dl_outbox_disconnected(ob);
+  ASSERT_TRUE(dl_outbox_next(ob) == a); /* again, from the oldest */
+  ASSERT_TRUE(dl_outbox_next(ob) == b);
+  ASSERT_TRUE(dl_outbox_next(ob) == c);
+  answer(ob, a, mk_int_pair(DL_LUA_FENCED, 0));
+  answer(ob, b, mk_err("WRONGTYPE Operation against a key holding the wrong kind of value script: 1ab, on @user_script:12."));
+  answer(ob, c, mk_int_pair(DL_LUA_OK, 1));
+  ASSERT_FALSE(dl_outbox_probing(ob)); /* final answers are not retried */
+  dl_cmd *d = dl_outbox_pop(ob);
+  ASSERT_EQ_I64(d->result, DL_RC_FENCED);
+  dl_cmd_free(d);
+  d = dl_outbox_pop(ob);
+  ASSERT_EQ_I64(d->result, DL_RC_FATAL);
+  dl_cmd_free(d);
+  d = dl_outbox_pop(ob);
+  ASSERT_EQ_I64(d->result, DL_RC_OK);
+  dl_cmd_free(d);
+  ASSERT_TRUE(dl_outbox_next(ob) == NULL); /* neither follow-up: their writes did not succeed */
+  ASSERT_EQ_U64(dl_outbox_pending(ob), 0);
+  /* and after a success it goes */
+  dl_cmd *e = room_cmd("4", 1, 1);
+  e->then = dl_cmd_plain_new(10, x, NULL);
+  dl_outbox_push(ob, e);
+  answer(ob, dl_outbox_next(ob), mk_int_pair(DL_LUA_OK, 1));
+  dl_cmd_free(dl_outbox_pop(ob));
+  d = dl_outbox_next(ob);
+  ASSERT_TRUE(d != NULL && d->kind == DL_CMD_PLAIN);
+  answer(ob, d, mk_status("1-0"));
+  dl_cmd_free(dl_outbox_pop(ob));
+  dl_outbox_free(ob);
+  return 0;
+}
+
+int test_outbox_classify_errors(void) {
+  dl_cmd *c = room_cmd("1", 1, 0);
+  struct {
+    const char *err;
+    dl_reply_class cls;
+    dl_rerr kind;
+  } t[] = {
+      {"OOM command not allowed", DL_RC_RETRY, DL_RERR_OOM},
+      {"READONLY You can't write against a read only replica.", DL_RC_RETRY, DL_RERR_READONLY},
+      {"MOVED 3999 127.0.0.1:6381", DL_RC_RETRY, DL_RERR_MOVED},
+      {"ASK 3999 127.0.0.1:6381", DL_RC_RETRY, DL_RERR_ASK},
+      {"NOSCRIPT No matching script. Please use EVAL.", DL_RC_RETRY, DL_RERR_NOSCRIPT},
+      {"LOADING Redis is loading the dataset in memory", DL_RC_RETRY, DL_RERR_OTHER},
+      {"TRYAGAIN Multiple keys request during rehashing of slot", DL_RC_RETRY, DL_RERR_OTHER},
+      {"WRONGTYPE Operation against a key holding the wrong kind of value", DL_RC_FATAL, DL_RERR_OTHER},
+      {"ERR user_script:1: Script attempted to access nonexistent global variable", DL_RC_FATAL, DL_RERR_OTHER},
+      {"OOMX not a real code", DL_RC_FATAL, DL_RERR_OTHER},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+    redisReply *r = mk_err(t[i].err);
+    dl_reply_info ri;
+    dl_outbox_classify(c, r, &ri);
+    if (ri.cls != t[i].cls || ri.err != t[i].kind) DL_TEST_FAIL_("%s: class %d kind %d", t[i].err, ri.cls, ri.err);
+    ASSERT_TRUE(strstr(ri.why, t[i].err) == ri.why || strlen(t[i].err) > 230);
+    freeReplyObject(r);
+  }
+  dl_reply_info ri;
+  dl_outbox_classify(c, NULL, &ri);
+  ASSERT_EQ_I64(ri.cls, DL_RC_RETRY);
+  redisReply *odd = mk_status("OK"); /* a room write answered with something else: never OK */
+  dl_outbox_classify(c, odd, &ri);
+  ASSERT_EQ_I64(ri.cls, DL_RC_FATAL);
+  freeReplyObject(odd);
+  ASSERT_EQ_STR(dl_rerr_name(DL_RERR_NOSCRIPT), "noscript");
+  dl_cmd_free(c);
+  return 0;
+}
+
+/* ---------- small pieces ---------- */
+
+int test_backoff_and_buf(void) {
+  dl_backoff b;
+  dl_backoff_init(&b, 1000, 8000, 42);
+  int64_t caps[] = {1000, 2000, 4000, 8000, 8000, 8000};
+  for (int i = 0; i < 6; i++) {
+    int64_t d = dl_backoff_next(&b);
+    ASSERT_TRUE(d >= caps[i] / 2 && d <= caps[i]);
+  }
+  ASSERT_EQ_U64(b.failures, 6);
+  dl_backoff_reset(&b);
+  ASSERT_TRUE(dl_backoff_next(&b) <= 1000);
+  dl_buf x;
+  dl_buf_init(&x, 10);
+  ASSERT_EQ_ERR(dl_buf_adds(&x, "0123456789"), DL_EOK);
+  ASSERT_EQ_ERR(dl_buf_addc(&x, 'x'), DL_ELIMIT);
+  ASSERT_EQ_U64(x.len, 10);
+  dl_buf_consume(&x, 4);
+  ASSERT_EQ_STR((char *)x.p, "456789");
+  ASSERT_EQ_ERR(dl_buf_printf(&x, "%d", 1234), DL_EOK);
+  ASSERT_EQ_ERR(dl_buf_printf(&x, "%d", 5), DL_ELIMIT);
+  dl_buf_free(&x);
+  return 0;
+}
