@@ -58,7 +58,7 @@ static int parse_hostport(const char *p, size_t n, dl_rnode *node, char *why, si
   for (const char *q = hp; *q; q++)
     if ((unsigned char)*q <= ' ' || *q == '/' || *q == '@' || *q == '#')
       return snprintf(why, cap, "bad character in host"), -1;
-  snprintf(node->host, sizeof node->host, "%s", hp);
+  memcpy(node->host, hp, strlen(hp) + 1); /* fits: checked above */
   return 0;
 }
 
