@@ -45,8 +45,8 @@
  * User.id as 111111 and the nickname as its first character + "***" (e.g. "紫***"). */
 #define DL_ANON_USER_ID "111111"
 #define DL_ANON_NICK_MASK "***"
-/* Gift streak keys of anonymous users get this bit (real user ids are below 2^63) so a key made
- * from a masked nickname never equals a real user id. */
+/* Gift streak keys of anonymous users get this bit (the user ids seen are all below 2^63, e.g.
+ * 7616955499716920369) so a key made from a masked nickname does not collide with a real id. */
 #define DL_ANON_KEY_BIT (UINT64_C(1) << 63)
 /* ProductChangeMessage lists the products that changed; a Douyin shop window holds a few hundred
  * at most. 1000 keeps every real list whole and bounds one product event to ~70 KiB of JSON;
@@ -191,7 +191,11 @@ static const char *user_id_str(const Webcast__User *u, char *buf) {
 static int nickname_masked(const char *s) {
   if (!s || !*s) return 0;
   unsigned char b = (unsigned char)s[0];
-  size_t k = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
+  size_t k = b < 0x80 ? 1                 /* the length of the first character, from its lead */
+             : (b & 0xE0) == 0xC0 ? 2     /* byte; dl_utf8_valid refuses what is not one */
+             : (b & 0xF0) == 0xE0 ? 3
+             : (b & 0xF8) == 0xF0 ? 4
+                                  : 0;
   size_t mask = sizeof DL_ANON_NICK_MASK - 1;
   return k && strnlen(s, k + mask + 1) == k + mask && dl_utf8_valid(s, k) &&
          memcmp(s + k, DL_ANON_NICK_MASK, mask) == 0;
