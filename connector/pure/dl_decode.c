@@ -41,6 +41,23 @@
 #define DL_SOCIAL_SHARE 3
 /* Room ids and msg ids are uint64: 20 digits + NUL. */
 #define DL_U64_DEC 24
+/* Anonymous viewers (PROTOCOL §9.8): when the anchor hides the audience, Douyin sends every
+ * User.id as 111111 and the nickname as its first character + "***" (e.g. "紫***"). */
+#define DL_ANON_USER_ID "111111"
+#define DL_ANON_NICK_MASK "***"
+/* Gift streak keys of anonymous users get this bit (the user ids seen are all below 2^63, e.g.
+ * 7616955499716920369) so a key made from a masked nickname does not collide with a real id. */
+#define DL_ANON_KEY_BIT (UINT64_C(1) << 63)
+/* ProductChangeMessage lists the products that changed; a Douyin shop window holds a few hundred
+ * at most. 1000 keeps every real list whole and bounds one product event to ~70 KiB of JSON;
+ * the rest are counted in "products_omitted". */
+#define DL_MAX_PRODUCTS 1000
+/* LiveShoppingMessage field that S and B name promotionId (JP: repeated target_uid), read only
+ * when field 3 is absent (norm_shopping). */
+#define DL_SHOPPING_PROMOTION_ID_ALT 4
+/* The two bytes every gzip member starts with (RFC 1952 §2.3.1 ID1 ID2). */
+#define DL_GZIP_ID1 0x1f
+#define DL_GZIP_ID2 0x8b
 
 void dl_decode_limits_default(dl_decode_limits *lim) {
   lim->max_frame_bytes = DL_DEFAULT_MAX_FRAME_BYTES;
@@ -160,16 +177,47 @@ static cJSON *j_arr(msg_ctx *c, cJSON *o, const char *key) {
   return x;
 }
 
-/* The user object. Stable shape: every key is always present, with "" / 0 when Douyin did not
- * send the field (masked users without a login cookie have most of them empty), so consumers
- * never need to test for presence. id: User.id, else id_str when id is 0/absent, else "0". */
+/* The id events carry (CONTRACT §4): User.id, else User.id_str when id is 0/absent, else "0".
+ * buf must hold DL_U64_DEC bytes; the result is buf or a string inside u. */
+static const char *user_id_str(const Webcast__User *u, char *buf) {
+  if (u->has_id && u->id) {
+    snprintf(buf, DL_U64_DEC, "%" PRIu64, u->id);
+    return buf;
+  }
+  return u->id_str && *u->id_str ? u->id_str : "0";
+}
+
+/* "<one character>***": one well-formed UTF-8 code point, then exactly the mask. */
+static int nickname_masked(const char *s) {
+  if (!s || !*s) return 0;
+  unsigned char b = (unsigned char)s[0];
+  size_t k = b < 0x80 ? 1                 /* the length of the first character, from its lead */
+             : (b & 0xE0) == 0xC0 ? 2     /* byte; dl_utf8_valid refuses what is not one */
+             : (b & 0xF0) == 0xE0 ? 3
+             : (b & 0xF8) == 0xF0 ? 4
+                                  : 0;
+  size_t mask = sizeof DL_ANON_NICK_MASK - 1;
+  return k && strnlen(s, k + mask + 1) == k + mask && dl_utf8_valid(s, k) &&
+         memcmp(s + k, DL_ANON_NICK_MASK, mask) == 0;
+}
+
+/* A masked user (PROTOCOL §9.8): id 111111, or no id at all, with a masked nickname. A real
+ * user whose id happens to be 111111 keeps a normal nickname and is not anonymous. */
+static int user_anonymous(const Webcast__User *u) {
+  char buf[DL_U64_DEC];
+  const char *id = user_id_str(u, buf);
+  return nickname_masked(u->nickname) &&
+         (strcmp(id, DL_ANON_USER_ID) == 0 || strcmp(id, "0") == 0);
+}
+
+/* The user object. Stable shape: every key is always present, with "" / 0 / false when Douyin
+ * did not send the field (masked users without a login cookie have most of them empty), so
+ * consumers never need to test for presence. */
 static void j_user(msg_ctx *c, cJSON *parent, const char *key, const Webcast__User *u) {
+  char buf[DL_U64_DEC];
   cJSON *o = j_obj(c, parent, key);
   if (!o) return;
-  if (u->has_id && u->id)
-    j_u64s(c, o, "id", u->id);
-  else
-    j_str(c, o, "id", u->id_str && *u->id_str ? u->id_str : "0");
+  j_str(c, o, "id", user_id_str(u, buf));
   j_str(c, o, "nickname", u->nickname);
   j_str(c, o, "sec_uid", u->sec_uid);
   j_str(c, o, "display_id", u->display_id);
@@ -182,13 +230,41 @@ static void j_user(msg_ctx *c, cJSON *parent, const char *key, const Webcast__Us
             : 0);
   j_str(c, o, "avatar",
         u->avatar_thumb && u->avatar_thumb->n_url_list ? u->avatar_thumb->url_list[0] : "");
+  j_bool(c, o, "anonymous", user_anonymous(u));
 }
 
+/* The sender part of a gift streak key (dl_gift.h). Every anonymous user has the id 111111, so
+ * PROTOCOL §9.8 forbids keying on it: their key is a hash of the masked nickname instead, which
+ * keeps the streaks of "紫***" and "小***" apart when they send the same gift in the same second
+ * (group_id is a send time). */
 static uint64_t user_key(const Webcast__User *u) {
   if (!u) return 0;
+  if (user_anonymous(u)) {
+    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a 64 */
+    for (const unsigned char *p = (const unsigned char *)u->nickname; *p; p++)
+      h = (h ^ *p) * UINT64_C(1099511628211);
+    return h | DL_ANON_KEY_BIT;
+  }
   if (u->has_id && u->id) return u->id;
   if (u->id_str && *u->id_str) return strtoull(u->id_str, NULL, 10);
   return 0;
+}
+
+/* An object appended to the array arr (NULL and c->oom set on allocation failure). */
+static cJSON *j_arr_obj(msg_ctx *c, cJSON *arr) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o || !cJSON_AddItemToArray(arr, o)) {
+    cJSON_Delete(o);
+    c->oom = 1;
+    return NULL;
+  }
+  return o;
+}
+
+/* ts_ms fallback from a Unix-seconds field (ChatMessage.event_time, ScreenChatMessage.event_time)
+ * when Common.create_time is absent; a value whose milliseconds overflow is ignored. */
+static void ts_from_seconds(msg_ctx *c, int has, uint64_t secs) {
+  if (has && secs && secs <= (uint64_t)INT64_MAX / 1000) c->ts_fallback_ms = secs * 1000;
 }
 
 /* ---- per-type normalizers (CONTRACT §4 table) ---- */
@@ -199,7 +275,7 @@ static void norm_chat(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
   const Webcast__ChatMessage *m = (const Webcast__ChatMessage *)pm;
   if (m->user) j_user(c, ev, "user", m->user);
   j_str(c, ev, "content", m->content);
-  if (m->has_event_time && m->event_time) c->ts_fallback_ms = m->event_time * 1000;
+  ts_from_seconds(c, m->has_event_time, m->event_time);
 }
 
 static void norm_emoji(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
@@ -276,12 +352,8 @@ static void norm_viewers(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
   cJSON *top = j_arr(c, ev, "top");
   for (size_t i = 0; top && i < m->n_ranks; i++) {
     const Webcast__Contributor *r = m->ranks[i];
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddItemToArray(top, o)) {
-      cJSON_Delete(o);
-      c->oom = 1;
-      return;
-    }
+    cJSON *o = j_arr_obj(c, top);
+    if (!o) return;
     j_uint(c, o, "rank", r->has_rank ? r->rank : 0);
     j_uint(c, o, "score", r->has_score ? r->score : 0);
     if (r->user) j_user(c, o, "user", r->user);
@@ -299,12 +371,8 @@ static void norm_rank(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
   cJSON *ranks = j_arr(c, ev, "ranks");
   for (size_t i = 0; ranks && i < m->n_ranks; i++) {
     const Webcast__RoomRankEntry *r = m->ranks[i];
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddItemToArray(ranks, o)) {
-      cJSON_Delete(o);
-      c->oom = 1;
-      return;
-    }
+    cJSON *o = j_arr_obj(c, ranks);
+    if (!o) return;
     if (r->user) j_user(c, o, "user", r->user);
     j_str(c, o, "score_str", r->score_str);
   }
@@ -322,6 +390,78 @@ static void norm_control(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
   int64_t status = m->has_status ? m->status : 0;
   j_int(c, ev, "status", status);
   if (status == DL_CONTROL_LIVE_ENDED) c->f->live_ended = 1;
+}
+
+/* WebcastScreenChatMessage (PROTOCOL §9.8): content 4, event_time 12 (seconds) as for chat. */
+static void norm_screen_chat(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+  const Webcast__ScreenChatMessage *m = (const Webcast__ScreenChatMessage *)pm;
+  if (m->user) j_user(c, ev, "user", m->user);
+  j_str(c, ev, "content", m->content);
+  j_bool(c, ev, "privilege", 0);
+  ts_from_seconds(c, m->has_event_time, m->event_time);
+}
+
+/* WebcastPrivilegeScreenChatMessage: the same event with content at 3 and "privilege": true. */
+static void norm_privilege_screen_chat(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+  const Webcast__PrivilegeScreenChatMessage *m = (const Webcast__PrivilegeScreenChatMessage *)pm;
+  if (m->user) j_user(c, ev, "user", m->user);
+  j_str(c, ev, "content", m->content);
+  j_bool(c, ev, "privilege", 1);
+}
+
+/* WebcastProductChangeMessage: the changed products (at most DL_MAX_PRODUCTS), total, toast.
+ * protobuf-c has already sized the list within the frame's allocation budget; the cap bounds
+ * the event. */
+static void norm_product(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+  const Webcast__ProductChangeMessage *m = (const Webcast__ProductChangeMessage *)pm;
+  size_t n = m->n_update_product_info < DL_MAX_PRODUCTS ? m->n_update_product_info
+                                                        : DL_MAX_PRODUCTS;
+  cJSON *list = j_arr(c, ev, "products");
+  for (size_t i = 0; list && i < n; i++) {
+    const Webcast__ProductInfo *p = m->update_product_info[i];
+    cJSON *o = j_arr_obj(c, list);
+    if (!o) return;
+    j_u64s(c, o, "promotion_id", p->has_promotion_id ? p->promotion_id : 0);
+    j_int(c, o, "index", p->has_index ? p->index : 0);
+    j_uint(c, o, "explain_type", p->has_explain_type ? p->explain_type : 0);
+  }
+  if (m->n_update_product_info > n)
+    j_uint(c, ev, "products_omitted", m->n_update_product_info - n);
+  j_uint(c, ev, "total", m->has_total ? m->total : 0);
+  j_str(c, ev, "toast", m->update_toast);
+}
+
+/* WebcastLiveShoppingMessage. The public schemas disagree on promotion_id (PROTOCOL §9.8): JP
+ * has it at 3 (uint64) and a repeated uint64 target_uid at 4, S and B put promotionId (int64) at
+ * 4. Field 3 wins when present. Otherwise field 4 is taken only when it is one varint: a JP
+ * sender's target_uid list is packed (wire type 2) or, unpacked, comes with field 3 (JP always
+ * sets promotion_id), so a lone varint at 4 is S/B's promotionId. Several varints at 4 are a
+ * list, not an id: promotion_id is then "0". */
+static void norm_shopping(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+  const Webcast__LiveShoppingMessage *m = (const Webcast__LiveShoppingMessage *)pm;
+  uint64_t promotion_id = 0;
+  if (m->has_promotion_id)
+    promotion_id = m->promotion_id;
+  else if (dl_pb_unknown_varint(pm, DL_SHOPPING_PROMOTION_ID_ALT, &promotion_id) != DL_EOK)
+    promotion_id = 0;
+  j_int(c, ev, "msg_type", m->has_msg_type ? m->msg_type : 0);
+  j_u64s(c, ev, "promotion_id", promotion_id);
+  const Webcast__ShoppingProductInfo *p = m->updated_product_info;
+  if (!p) return;
+  cJSON *o = j_obj(c, ev, "product");
+  if (!o) return;
+  j_uint(c, o, "price", p->has_price ? p->price : 0);
+  j_str(c, o, "title", p->title);
+  j_str(c, o, "cover", p->cover);
+  j_uint(c, o, "status", p->has_status ? p->status : 0);
+}
+
+/* WebcastLiveEcomMessage: "<nickname> bought" notices. The message has no User, only a name. */
+static void norm_purchase(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+  const Webcast__LiveEcomMessage *m = (const Webcast__LiveEcomMessage *)pm;
+  j_str(c, ev, "nickname", m->nick_name);
+  j_uint(c, ev, "purchase_count", m->has_purchase_cnt ? m->purchase_cnt : 0);
+  j_str(c, ev, "text", m->text);
 }
 
 typedef struct method_entry {
@@ -345,6 +485,15 @@ static const method_entry methods[] = {
     {"WebcastRoomRankMessage", "rank", &webcast__room_rank_message__descriptor, norm_rank},
     {"WebcastFansclubMessage", "fansclub", &webcast__fansclub_message__descriptor, norm_fansclub},
     {"WebcastControlMessage", "control", &webcast__control_message__descriptor, norm_control},
+    {"WebcastScreenChatMessage", "screen_chat", &webcast__screen_chat_message__descriptor,
+     norm_screen_chat},
+    {"WebcastPrivilegeScreenChatMessage", "screen_chat",
+     &webcast__privilege_screen_chat_message__descriptor, norm_privilege_screen_chat},
+    {"WebcastProductChangeMessage", "product", &webcast__product_change_message__descriptor,
+     norm_product},
+    {"WebcastLiveShoppingMessage", "shopping", &webcast__live_shopping_message__descriptor,
+     norm_shopping},
+    {"WebcastLiveEcomMessage", "purchase", &webcast__live_ecom_message__descriptor, norm_purchase},
 };
 
 static const method_entry *find_method(const char *method) {
@@ -530,7 +679,12 @@ dl_err dl_decode_frame(dl_decoder *d, const uint8_t *buf, size_t len, int64_t re
   if (strcmp(out->payload_type, "msg") == 0) {
     const uint8_t *rb = pf->has_payload ? pf->payload.data : (const uint8_t *)"";
     size_t rlen = pf->has_payload ? pf->payload.len : 0, nmsg = 0;
-    if (h_compress && strcmp(h_compress, "gzip") == 0) {
+    /* Inflate when the header says gzip, or when it is missing but the payload starts with the
+     * gzip magic. The sniff cannot mistake a plain Response for gzip: a protobuf message starts
+     * with a tag byte, and 0x1f is the tag of field 3 with wire type 7, which does not exist
+     * (wire types are 0-5), so no valid Response starts with 0x1f. */
+    int gzip_magic = rlen >= 2 && rb[0] == DL_GZIP_ID1 && rb[1] == DL_GZIP_ID2;
+    if ((h_compress && strcmp(h_compress, "gzip") == 0) || gzip_magic) {
       rc = dl_gunzip(rb, rlen, d->lim.max_inflated_bytes, d->lim.max_inflate_ratio, &inflated,
                      &rlen);
       if (rc != DL_EOK) goto cleanup;

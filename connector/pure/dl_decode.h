@@ -1,6 +1,7 @@
 /* dl_decode — the pure decoder: one PushFrame in, normalized events out.
  *
- * PushFrame → (bounded gunzip when header compress_type=gzip) → Response → per-method unpack
+ * PushFrame → (bounded gunzip when header compress_type=gzip, or when the header is missing and
+ * the payload starts with the gzip magic 1f 8b) → Response → per-method unpack
  * → one event JSON per Message (CONTRACT §4). No sockets, no Redis, no clocks: the caller passes
  * recv_ms. A decoder holds the per-room state that normalization needs (gift streaks), so there
  * is one dl_decoder per room, used by one thread at a time.
@@ -51,7 +52,12 @@ struct dl_gift_tracker *dl_decoder_gifts(dl_decoder *d);
  *  - "method" is always present; "room_id" is "0" when neither the decoder nor the message knows
  *    it; "msg_id" is "0" when the message has none.
  *  - "user"/"to_user" objects always have every key (id, nickname, sec_uid, display_id, gender,
- *    pay_level, fans_club_level, avatar), "" / 0 when absent, for a stable shape.
+ *    pay_level, fans_club_level, avatar, anonymous), "" / 0 / false when absent, for a stable
+ *    shape. "anonymous" is true only for a masked user (PROTOCOL §9.8: id 111111 or no id, and a
+ *    nickname "<one character>***"), else false.
+ *  - screen_chat always has "privilege" (false for WebcastScreenChatMessage); shopping's
+ *    "promotion_id" is "0" when neither field 3 nor a lone varint field 4 gives one; product's
+ *    list stops at 1000 entries and "products_omitted" counts the rest (only when > 0).
  *  - WebcastSocialMessage with an action other than 1/3 has type "social" (with "action").
  *  - a known method whose payload does not parse even after the §8 scrub becomes type "raw" with
  *    "error" (and counts in dl_frame.bad_messages), never nothing.

@@ -267,3 +267,18 @@ dl_err dl_pb_find_bytes(const uint8_t *buf, size_t len, uint32_t field, const ui
   if (r < 0) return DL_EPROTO;
   return found ? DL_EOK : DL_ENOTFOUND;
 }
+
+dl_err dl_pb_unknown_varint(const ProtobufCMessage *m, uint32_t field, uint64_t *v) {
+  const ProtobufCMessageUnknownField *hit = NULL;
+  for (unsigned i = 0; i < m->n_unknown_fields; i++) {
+    const ProtobufCMessageUnknownField *u = &m->unknown_fields[i];
+    if (u->tag != field) continue;
+    if (hit || u->wire_type != PROTOBUF_C_WIRE_TYPE_VARINT) return DL_ENOTFOUND;
+    hit = u;
+  }
+  if (!hit) return DL_ENOTFOUND;
+  size_t pos = 0; /* protobuf-c keeps a varint's bytes without the tag */
+  if (read_varint(hit->data, hit->len, &pos, VARINT_MAX_BYTES, v) < 0 || pos != hit->len)
+    return DL_EPROTO;
+  return DL_EOK;
+}

@@ -49,4 +49,9 @@ dl_err dl_pb_count_field(const uint8_t *buf, size_t len, uint32_t field, size_t 
 dl_err dl_pb_find_bytes(const uint8_t *buf, size_t len, uint32_t field, const uint8_t **val,
                         size_t *val_len);
 
+/* The value of field `field` among m's unknown fields (fields its descriptor does not declare)
+ * when it occurs there exactly once and as a varint. DL_ENOTFOUND when absent, repeated or of
+ * another wire type (e.g. a packed list), DL_EPROTO when the varint is malformed. */
+dl_err dl_pb_unknown_varint(const ProtobufCMessage *m, uint32_t field, uint64_t *v);
+
 #endif

@@ -2,7 +2,9 @@
  * over every file given (or every file in a directory given), plus deterministic mutations of
  * each (every truncation point up to a bound, single-byte flips), so the fuzz entry point runs
  * in every normal build.
- *   fuzz_decode_replay [--no-mutate] PATH...
+ *   fuzz_decode_replay [--no-mutate] PATH...      a PATH ending in .frames is a frames file
+ *                                                 (CONTRACT §5): its first records and their
+ *                                                 inflated Responses are the seeds
  *   fuzz_decode_replay --emit-responses OUTDIR PATH...   writes each capture's inflated Response
  *                                                        (seeds for the wrapped-Response path) */
 #include <dirent.h>
@@ -21,6 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * well under a second per seed under ASan. */
 #define REPLAY_MAX_TRUNCATIONS 256
 #define REPLAY_FLIPS 512
+/* Records of a frames file used as seeds: a fixture room's first 64 frames already hold every
+ * message type (its "cover" messages come first), more would only repeat them. */
+#define REPLAY_MAX_RECORDS 64
+/* Inflated Response cap for the seeds (the decoder's default). */
+#define REPLAY_MAX_INFLATED (16u << 20)
 
 static size_t n_inputs;
 static int mutate = 1;
@@ -61,18 +68,8 @@ static void emit_response(const char *path, const uint8_t *b, size_t len) {
   webcast__push_frame__free_unpacked(pf, NULL);
 }
 
-static void run_one(const char *path) {
-  size_t len;
-  uint8_t *b = read_file(path, &len);
-  if (!b) {
-    fprintf(stderr, "cannot read %s\n", path);
-    exit(1);
-  }
-  if (emit_dir) {
-    emit_response(path, b, len);
-    free(b);
-    return;
-  }
+/* One seed and (unless --no-mutate) its deterministic mutations. */
+static void run_buf(const uint8_t *b, size_t len) {
   LLVMFuzzerTestOneInput(b, len);
   n_inputs++;
   if (mutate && len) {
@@ -95,6 +92,49 @@ static void run_one(const char *path) {
     }
     free(m);
   }
+}
+
+static uint8_t *must_read(const char *path, size_t *len) {
+  uint8_t *b = read_file(path, len);
+  if (!b) {
+    fprintf(stderr, "cannot read %s\n", path);
+    exit(1);
+  }
+  return b;
+}
+
+static void run_one(const char *path) {
+  size_t len;
+  uint8_t *b = must_read(path, &len);
+  if (emit_dir)
+    emit_response(path, b, len);
+  else
+    run_buf(b, len);
+  free(b);
+}
+
+/* The first records of a frames file ([u32 BE length][PushFrame]…), each as it is and as its
+ * inflated Response (which the target wraps in a plain PushFrame, so mutations reach the
+ * message parsers instead of the gzip CRC). */
+static void run_frames(const char *path) {
+  size_t len, off = 0;
+  uint8_t *b = must_read(path, &len);
+  for (int rec = 0; rec < REPLAY_MAX_RECORDS && len - off >= 4; rec++) {
+    size_t n = (size_t)b[off] << 24 | (size_t)b[off + 1] << 16 | (size_t)b[off + 2] << 8 | b[off + 3];
+    off += 4;
+    if (n > len - off) break;
+    run_buf(b + off, n);
+    Webcast__PushFrame *pf = webcast__push_frame__unpack(NULL, n, b + off);
+    uint8_t *resp;
+    size_t rl;
+    if (pf && pf->has_payload &&
+        dl_gunzip(pf->payload.data, pf->payload.len, REPLAY_MAX_INFLATED, 0, &resp, &rl) == DL_EOK) {
+      run_buf(resp, rl);
+      free(resp);
+    }
+    if (pf) webcast__push_frame__free_unpacked(pf, NULL);
+    off += n;
+  }
   free(b);
 }
 
@@ -103,6 +143,11 @@ static void run_path(const char *path) {
   if (stat(path, &st) != 0) {
     fprintf(stderr, "cannot stat %s\n", path);
     exit(1);
+  }
+  size_t pl = strlen(path);
+  if (!S_ISDIR(st.st_mode) && !emit_dir && pl > 7 && strcmp(path + pl - 7, ".frames") == 0) {
+    run_frames(path);
+    return;
   }
   if (!S_ISDIR(st.st_mode)) {
     run_one(path);

@@ -208,18 +208,7 @@ int test_gunzip_bomb(void) {
   ASSERT_EQ_ERR(dl_gunzip(g, gl, SIZE_MAX, 100, &o, &ol), DL_EBOMB);
   /* through the decoder: a PushFrame carrying it */
   size_t fl;
-  uint8_t *f;
-  Webcast__PushFrame pf = WEBCAST__PUSH_FRAME__INIT;
-  Webcast__HeaderEntry h = WEBCAST__HEADER_ENTRY__INIT, *hp = &h;
-  h.key = "compress_type";
-  h.value = "gzip";
-  pf.n_headers = 1;
-  pf.headers = &hp;
-  pf.payload_type = "msg";
-  pf.has_payload = 1;
-  pf.payload.data = g;
-  pf.payload.len = gl;
-  f = tu_pack(&pf.base, &fl);
+  uint8_t *f = tu_frame_payload(g, gl, "gzip", &fl);
   dl_decoder *d = dl_decoder_new("L", NULL, NULL);
   dl_frame fr;
   ASSERT_EQ_ERR(dl_decode_frame(d, f, fl, 1, &fr), DL_EBOMB);

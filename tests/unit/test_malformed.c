@@ -165,23 +165,6 @@ static uint8_t *dup_bytes(const void *p, size_t n) {
   return b;
 }
 
-static uint8_t *frame_with_payload(const uint8_t *payload, size_t n, int gzip_header,
-                                   size_t *len) {
-  Webcast__PushFrame pf = WEBCAST__PUSH_FRAME__INIT;
-  Webcast__HeaderEntry h = WEBCAST__HEADER_ENTRY__INIT, *hp = &h;
-  h.key = "compress_type";
-  h.value = "gzip";
-  if (gzip_header) {
-    pf.n_headers = 1;
-    pf.headers = &hp;
-  }
-  pf.payload_type = "msg";
-  pf.has_payload = 1;
-  pf.payload.data = (uint8_t *)(uintptr_t)payload;
-  pf.payload.len = n;
-  return tu_pack(&pf.base, len);
-}
-
 int test_malformed_table(void) {
   bad_case cases[16];
   size_t nc = 0, len, gl;
@@ -195,7 +178,7 @@ int test_malformed_table(void) {
   cases[nc++] = (bad_case){"11-byte varint",
                            dup_bytes("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12), 12,
                            DL_EPROTO};
-  cases[nc].buf = frame_with_payload((const uint8_t *)"not gzip at all", 15, 1, &len);
+  cases[nc].buf = tu_frame_payload((const uint8_t *)"not gzip at all", 15, "gzip", &len);
   cases[nc].len = len;
   cases[nc].name = "bad gzip";
   cases[nc++].want = DL_EGZIP;
@@ -206,13 +189,13 @@ int test_malformed_table(void) {
     uint8_t *rb = tu_pack(&r.base, &rl);
     g = tu_gzip(rb, rl, &gl);
     g[gl - 6] ^= 0x40; /* CRC32 */
-    cases[nc].buf = frame_with_payload(g, gl, 1, &len);
+    cases[nc].buf = tu_frame_payload(g, gl, "gzip", &len);
     cases[nc].len = len;
     cases[nc].name = "CRC-broken gzip";
     cases[nc++].want = DL_EGZIP;
     free(g);
     g = tu_gzip(rb, rl / 2, &gl); /* a gzip of half a Response: Response truncated */
-    cases[nc].buf = frame_with_payload(g, gl, 1, &len);
+    cases[nc].buf = tu_frame_payload(g, gl, "gzip", &len);
     cases[nc].len = len;
     cases[nc].name = "truncated Response";
     cases[nc++].want = DL_EPROTO;
@@ -220,7 +203,7 @@ int test_malformed_table(void) {
     free(rb);
   }
   g = tu_gzip((const uint8_t *)"\xff\xff\xff", 3, &gl);
-  cases[nc].buf = frame_with_payload(g, gl, 1, &len);
+  cases[nc].buf = tu_frame_payload(g, gl, "gzip", &len);
   cases[nc].len = len;
   cases[nc].name = "garbage Response";
   cases[nc++].want = DL_EPROTO;
@@ -261,11 +244,8 @@ int test_malformed_table(void) {
     lm.has_count = 1;
     lm.count = 3;
     Webcast__Message *m = tu_msg("WebcastLikeMessage", &lm.base, 5);
-    Webcast__Response r = WEBCAST__RESPONSE__INIT;
-    r.n_messages = 1;
-    r.messages = &m;
     size_t rl, fl;
-    uint8_t *rb = tu_pack(&r.base, &rl);
+    uint8_t *rb = tu_response(&m, 1, 0, &rl);
     uint8_t *fb = tu_frame_from_response(rb, rl, 0, &fl);
     ASSERT_EQ_ERR(dl_decode_frame(d, fb, fl, 1, &f), DL_EOK);
     ASSERT_EQ_U64(f.n_events, 1);

@@ -102,7 +102,7 @@ void tu_msg_free(Webcast__Message *m) {
   free(m);
 }
 
-uint8_t *tu_frame(Webcast__Message **msgs, size_t n, uint64_t now, size_t *len) {
+uint8_t *tu_response(Webcast__Message **msgs, size_t n, uint64_t now, size_t *len) {
   Webcast__Response r = WEBCAST__RESPONSE__INIT;
   r.n_messages = n;
   r.messages = msgs;
@@ -114,11 +114,32 @@ uint8_t *tu_frame(Webcast__Message **msgs, size_t n, uint64_t now, size_t *len) 
   r.need_ack = 1;
   r.internal_ext = "ext-from-response";
   r.cursor = "cursor-from-response";
+  return tu_pack(&r.base, len);
+}
+
+uint8_t *tu_frame(Webcast__Message **msgs, size_t n, uint64_t now, size_t *len) {
   size_t rl;
-  uint8_t *rb = tu_pack(&r.base, &rl);
+  uint8_t *rb = tu_response(msgs, n, now, &rl);
   uint8_t *f = tu_frame_from_response(rb, rl, 1, len);
   free(rb);
   return f;
+}
+
+uint8_t *tu_frame_payload(const uint8_t *payload, size_t n, const char *compress_type,
+                          size_t *len) {
+  Webcast__PushFrame pf = WEBCAST__PUSH_FRAME__INIT;
+  Webcast__HeaderEntry h = WEBCAST__HEADER_ENTRY__INIT, *hp = &h;
+  if (compress_type) {
+    h.key = "compress_type";
+    h.value = (char *)(uintptr_t)compress_type;
+    pf.n_headers = 1;
+    pf.headers = &hp;
+  }
+  pf.payload_type = "msg";
+  pf.has_payload = 1;
+  pf.payload.data = (uint8_t *)(uintptr_t)payload;
+  pf.payload.len = n;
+  return tu_pack(&pf.base, len);
 }
 
 static void pbw_need(pbw *w, size_t k) {
@@ -207,6 +228,17 @@ dl_err tu_decode_more(tu_dec *t, const uint8_t *buf, size_t len, int64_t recv_ms
     if (getenv("DL_TEST_VERBOSE")) printf("event %zu: %s\n", i, t->f.events[i].json);
   }
   return t->rc;
+}
+
+dl_err tu_decode_msg(tu_dec *t, const char *method, const uint8_t *payload, size_t n,
+                     uint64_t now) {
+  size_t fl;
+  Webcast__Message *m = tu_msg_raw(method, payload, n, 99);
+  uint8_t *f = tu_frame(&m, 1, now, &fl);
+  dl_err rc = tu_decode(t, NULL, f, fl);
+  free(f);
+  tu_msg_free(m);
+  return rc;
 }
 
 dl_err tu_decode(tu_dec *t, const char *room_id, const uint8_t *buf, size_t len) {

@@ -22,8 +22,14 @@ uint8_t *tu_frame_from_response(const uint8_t *resp, size_t resp_len, int gzip, 
 Webcast__Message *tu_msg(const char *method, const ProtobufCMessage *m, uint64_t msg_id);
 Webcast__Message *tu_msg_raw(const char *method, const uint8_t *payload, size_t n, uint64_t msg_id);
 void tu_msg_free(Webcast__Message *m);
-/* Response{messages, now, need_ack=1} → gzip → PushFrame bytes. */
+/* Response{messages, now (when not 0), need_ack=1, cursor, internal_ext} bytes. */
+uint8_t *tu_response(Webcast__Message **msgs, size_t n, uint64_t now, size_t *len);
+/* tu_response → gzip → PushFrame bytes. */
 uint8_t *tu_frame(Webcast__Message **msgs, size_t n, uint64_t now, size_t *len);
+/* A "msg" PushFrame carrying payload[0..n) as it is, with a header compress_type=compress_type
+ * unless that is NULL. */
+uint8_t *tu_frame_payload(const uint8_t *payload, size_t n, const char *compress_type,
+                          size_t *len);
 
 /* Hand protobuf writer, for the wire shapes protobuf-c refuses to produce. */
 typedef struct pbw {
@@ -51,6 +57,9 @@ typedef struct tu_dec {
   cJSON *ev[64];
 } tu_dec;
 dl_err tu_decode(tu_dec *t, const char *room_id, const uint8_t *buf, size_t len);
+/* Decodes a frame (gzip, Response.now = now) of one Message{method, payload, msg_id 99}. */
+dl_err tu_decode_msg(tu_dec *t, const char *method, const uint8_t *payload, size_t n,
+                     uint64_t now);
 /* Decodes more frames on the same decoder. */
 dl_err tu_decode_more(tu_dec *t, const uint8_t *buf, size_t len, int64_t recv_ms);
 void tu_dec_free(tu_dec *t);
