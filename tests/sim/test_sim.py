@@ -138,8 +138,10 @@ class Sim:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.errlog, cwd=tmp)
         line = self.proc.stdout.readline().decode()
         if not line.startswith("listening "):
+            self.proc.wait(5)
+            err = self.stderr()
             self.stop()
-            raise RuntimeError("sim did not start: %r %s" % (line, self.stderr()))
+            raise RuntimeError("sim did not start: %r %s" % (line, err))
         self.port = int(line.split()[1])
 
     def stderr(self):
