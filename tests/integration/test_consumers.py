@@ -76,6 +76,7 @@ def start_dashboard(env):
                    "127.0.0.1:0"], "dashboard.log", stdout=subprocess.PIPE)
     line = p.stdout.readline().decode()
     check(line.startswith("dashboard listening on http://127.0.0.1:"), "dashboard did not start: %r", line)
+    env.dashboard = p
     return line.split()[-1].rstrip("/")
 
 
@@ -135,10 +136,12 @@ class SSE:
             pass
 
     def close(self):
+        """Hangs up (the reader sees EOF and ends), then releases the response in this thread."""
         try:
             self.resp.fp.raw._sock.shutdown(socket.SHUT_RDWR)
         except (AttributeError, OSError):
             pass
+        self.t.join(10)
         self.resp.close()
 
 
@@ -365,6 +368,8 @@ def test_dashboard_api_and_sse():
         check(status_code == 200 and b"/app.js" in page and "script-src 'self'" in hdrs["Content-Security-Policy"],
               "the page, with a CSP that forbids inline script")
         check(r("DBSIZE") > 0 and r("EXISTS", "dylive:workers") == 1, "nothing was deleted")
+        env.dashboard.send_signal(signal.SIGTERM)  # under ASan this also checks for leaks
+        check_eq(env.dashboard.wait(timeout=10), 0, "dashboard exit status after SIGTERM")
 
 
 def test_dashboard_page_in_chromium():
