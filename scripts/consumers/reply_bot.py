@@ -151,8 +151,9 @@ class Bot(ds.GroupConsumer):
             return text
         if t == "gift" and not self.a.no_gifts:
             g = ev.get("gift") if isinstance(ev.get("gift"), dict) else {}
-            # a combo streak is many events; thank once, at its end (presets and one-offs end at once)
-            if g.get("repeat_end") and ds.gift_value(ev)[0] > 0:
+            # a combo streak is many events: thank once, at its end (repeat_end; presets and single
+            # taps end at once). The end often repeats the last count, so its delta may be 0.
+            if g.get("repeat_end"):
                 return "(sent the gift %s ×%s: thank them)" % (g.get("name", "?"), g.get("repeat_count", 1))
         return None
 
