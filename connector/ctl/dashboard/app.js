@@ -195,7 +195,7 @@ function select(id) {
   const stateEl = $("d-stream");
   stateEl.textContent = "connecting…";
   stateEl.className = "stream-state";
-  source.onopen = () => { stateEl.textContent = "live"; stateEl.className = "stream-state ok"; };
+  source.onopen = () => { stateEl.textContent = "following"; stateEl.className = "stream-state ok"; };
   source.onerror = () => { stateEl.textContent = "reconnecting…"; stateEl.className = "stream-state bad"; };
   source.onmessage = (m) => {
     let ev;
