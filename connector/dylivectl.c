@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dl_config.h"
+#include "dl_dashboard.h"
 #include "dl_page.h"
 
 static const char *g_prefix = "dylive";
@@ -24,7 +25,9 @@ static void usage(FILE *f) {
           "  rooms                     table of rooms: state, worker, events, last event age, viewers\n"
           "  workers                   table of live workers\n"
           "  tail LIVE_ID [--from-start] [--type chat,gift] [--count N]\n"
-          "                            follow a room's events like tail -f\n\n"
+          "                            follow a room's events like tail -f\n"
+          "  dashboard [--listen HOST:PORT]\n"
+          "                            live web page of the pool, read-only (default 127.0.0.1:8080)\n\n"
           "--redis and --prefix default to DYLIVE_REDIS_URL / DYLIVE_PREFIX, then redis://127.0.0.1:6379/0 and "
           "dylive.\n");
 }
@@ -313,6 +316,26 @@ static int do_tail(redisContext *c, int argc, char **argv) {
   }
 }
 
+/* The dashboard reaches Redis only through this, whatever the connection is. */
+static redisReply *dash_cmd(void *conn, int argc, const char **argv, const size_t *argvlen) {
+  return redisCommandArgv((redisContext *)conn, argc, argv, argvlen);
+}
+
+static int do_dashboard(redisContext *c, int argc, char **argv) {
+  const char *listen = "127.0.0.1:8080";
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--listen") && i + 1 < argc) listen = argv[++i];
+    else if (!strncmp(argv[i], "--listen=", 9)) listen = argv[i] + 9;
+    else return usage(stderr), 2;
+  }
+  struct timeval tv = {10, 0}; /* a Redis that stops answering ends the dashboard instead of hanging it */
+  redisSetTimeout(c, tv);
+  char why[256];
+  int rc = dl_dashboard_run(dash_cmd, c, g_prefix, listen, why, sizeof why);
+  if (rc != DL_DASH_STOPPED) fprintf(stderr, "dylivectl: dashboard: %s%s%s\n", why, c->err ? ": " : "", c->err ? c->errstr : "");
+  return rc;
+}
+
 int main(int argc, char **argv) {
   const char *url = getenv("DYLIVE_REDIS_URL");
   if (!url) url = "redis://127.0.0.1:6379/0";
@@ -331,7 +354,7 @@ int main(int argc, char **argv) {
   g_color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
   signal(SIGPIPE, SIG_DFL);
   if (strcmp(verb, "assign") && strcmp(verb, "unassign") && strcmp(verb, "rooms") && strcmp(verb, "workers") &&
-      strcmp(verb, "tail")) {
+      strcmp(verb, "tail") && strcmp(verb, "dashboard")) {
     fprintf(stderr, "dylivectl: unknown command '%s'\n", verb);
     usage(stderr);
     return 2;
@@ -342,6 +365,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(verb, "unassign")) rc = do_unassign(c, argc - i, argv + i);
   else if (!strcmp(verb, "rooms")) rc = do_rooms(c);
   else if (!strcmp(verb, "workers")) rc = do_workers(c);
+  else if (!strcmp(verb, "dashboard")) rc = do_dashboard(c, argc - i, argv + i);
   else rc = do_tail(c, argc - i, argv + i);
   redisFree(c);
   return rc;

@@ -4,7 +4,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ca-certificates python3
       libhiredis-dev libevent-dev libwebsockets-dev libprotobuf-c-dev protobuf-c-compiler
       libcjson-dev libcurl4-openssl-dev zlib1g-dev libssl-dev
-      redis-server redis-tools clang libclang-rt-14-dev openssl)
+      redis-server redis-tools clang libclang-rt-14-dev openssl
+      python3-redis chromium fonts-wqy-microhei)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
