@@ -56,6 +56,16 @@ static size_t json_escape(char *buf, size_t cap, size_t at, const char *s) {
   return at;
 }
 
+/* Appends s for a text line: control characters (a newline would forge a line) as \xNN. */
+static size_t text_escape(char *buf, size_t cap, size_t at, const char *s) {
+  for (; *s && at + 5 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c < 0x20 || c == 0x7f || c == '\\') at += (size_t)snprintf(buf + at, cap - at, "\\x%02x", c);
+    else buf[at++] = (char)c;
+  }
+  return at;
+}
+
 void dl_log(dl_log_level l, const char *event, const char *live_id, const char *fmt, ...) {
   static const char *const names[] = {"debug", "info", "warn", "error"};
   if (l < g_min) return;
@@ -90,9 +100,15 @@ void dl_log(dl_log_level l, const char *event, const char *live_id, const char *
     line[at++] = '"';
     line[at++] = '}';
   } else {
-    int w = snprintf(line, sizeof line, "%s %-5s %s%s%s %s", ts, names[l], event,
-                     live_id && *live_id ? " live_id=" : "", live_id && *live_id ? live_id : "", msg);
+    int w = snprintf(line, sizeof line, "%s %-5s ", ts, names[l]);
     at = w < 0 ? 0 : (size_t)w;
+    at = text_escape(line, sizeof line, at, event);
+    if (live_id && *live_id) {
+      at += (size_t)snprintf(line + at, sizeof line - at, " live_id=");
+      at = text_escape(line, sizeof line, at, live_id);
+    }
+    if (at + 1 < sizeof line) line[at++] = ' ';
+    at = text_escape(line, sizeof line, at, msg);
     if (at > sizeof line - 2) at = sizeof line - 2;
   }
   line[at++] = '\n';

@@ -1,6 +1,5 @@
 #include "dl_room.h"
 
-#include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include "dl_log.h"
 #include "dl_redis.h"
 #include "dl_seen.h"
+#include "dl_tail.h"
 #include "dl_writer.h"
 
 /* Desktop Chrome User-Agents to rotate through after refusals (J rotates on some reconnects). */
@@ -464,69 +464,20 @@ static void acquire(room *r) {
   if (dl_lease_acquire(ctx, r->live_id, on_acquired) != DL_EOK) retry_in(r, DL_ACQUIRE_RETRY_MS);
 }
 
-/* A gift event of the stream's tail as a streak to carry on (CONTRACT §4: summing delta counts
- * each gift once, across a handover too). */
-static void tail_gift(room *r, const char *json, size_t len) {
-  cJSON *e = cJSON_ParseWithLength(json, len);
-  const cJSON *g = e ? cJSON_GetObjectItemCaseSensitive(e, "gift") : NULL;
-  const cJSON *u = e ? cJSON_GetObjectItemCaseSensitive(e, "user") : NULL;
-  if (!g || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "combo"))) goto done;
-  const cJSON *uid = u ? cJSON_GetObjectItemCaseSensitive(u, "id") : NULL, *gid = cJSON_GetObjectItemCaseSensitive(g, "id"),
-              *grp = cJSON_GetObjectItemCaseSensitive(g, "group_id"),
-              *rc = cJSON_GetObjectItemCaseSensitive(g, "repeat_count"),
-              *cc = cJSON_GetObjectItemCaseSensitive(g, "combo_count");
-  dl_gift_streak s = {0};
-  s.user_id = cJSON_IsString(uid) ? strtoull(uid->valuestring, NULL, 10) : 0;
-  s.gift_id = cJSON_IsNumber(gid) ? (uint64_t)gid->valuedouble
-              : cJSON_IsString(gid) ? strtoull(gid->valuestring, NULL, 10) : 0;
-  s.group_id = cJSON_IsString(grp) ? strtoull(grp->valuestring, NULL, 10)
-               : cJSON_IsNumber(grp) ? (uint64_t)grp->valuedouble : 0;
-  uint64_t run = cJSON_IsNumber(rc) ? (uint64_t)rc->valuedouble : 0, c2 = cJSON_IsNumber(cc) ? (uint64_t)cc->valuedouble : 0;
-  s.last_seen = run > c2 ? run : c2;
-  s.last_ms = dl_now_ms();
-  for (size_t i = 0; i < r->n_gifts; i++)
-    if (r->gifts[i].user_id == s.user_id && r->gifts[i].gift_id == s.gift_id && r->gifts[i].group_id == s.group_id) {
-      if (s.last_seen > r->gifts[i].last_seen) r->gifts[i].last_seen = s.last_seen;
-      goto done;
-    }
-  dl_gift_streak *ng = realloc(r->gifts, (r->n_gifts + 1) * sizeof *ng);
-  if (ng) {
-    r->gifts = ng;
-    r->gifts[r->n_gifts++] = s;
-  }
-done:
-  cJSON_Delete(e);
-}
-
-static const redisReply *field(const redisReply *fields, const char *name) {
-  for (size_t i = 0; i + 1 < fields->elements; i += 2)
-    if (fields->element[i]->type == REDIS_REPLY_STRING && !strcmp(fields->element[i]->str, name) &&
-        fields->element[i + 1]->type == REDIS_REPLY_STRING)
-      return fields->element[i + 1];
-  return NULL;
-}
-
 static void on_tail(void *priv, const redisReply *rep) {
   dl_rooms *rs;
   room *r = deref(priv, &rs);
   if (!r || r->st != ST_LOADING) return;
-  if (!rep || rep->type != REDIS_REPLY_ARRAY) {
-    /* no answer, or the events key is of another type (then the first write says so) */
-    if (!rep) {
-      retry_in(r, DL_REDIS_RETRY_MS);
-      return;
-    }
-  } else {
-    /* newest first: insert oldest first, so the window evicts in the stream's order */
-    for (size_t i = rep->elements; i-- > 0;) {
-      const redisReply *ent = rep->element[i];
-      if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 || ent->element[1]->type != REDIS_REPLY_ARRAY) continue;
-      const redisReply *f = ent->element[1], *mid = field(f, "msg_id"), *type = field(f, "type"),
-                       *json = field(f, "json");
-      if (mid) dl_seen_add(r->seen, dl_seen_parse_id(mid->str, mid->len));
-      if (type && json && !strcmp(type->str, "gift") && r->n_gifts < DL_TAIL_GIFTS_MAX) tail_gift(r, json->str, json->len);
-    }
+  if (!rep) { /* no answer: ask again */
+    retry_in(r, DL_REDIS_RETRY_MS);
+    return;
   }
+  /* an error reply (the events key of another type) reads as an empty tail: the first write
+   * then says what is wrong */
+  dl_tail t;
+  dl_tail_read(rep, r->seen, DL_TAIL_GIFTS_MAX, dl_now_ms(), &t);
+  r->gifts = t.gifts;
+  r->n_gifts = t.n_gifts;
   r->st = ST_RESOLVING;
   dl_resolver_submit(rs->ctx->resolver, r->live_id, r->profile);
 }

@@ -45,9 +45,6 @@
  * User.id as 111111 and the nickname as its first character + "***" (e.g. "紫***"). */
 #define DL_ANON_USER_ID "111111"
 #define DL_ANON_NICK_MASK "***"
-/* Gift streak keys of anonymous users get this bit (the user ids seen are all below 2^63, e.g.
- * 7616955499716920369) so a key made from a masked nickname does not collide with a real id. */
-#define DL_ANON_KEY_BIT (UINT64_C(1) << 63)
 /* ProductChangeMessage lists the products that changed; a Douyin shop window holds a few hundred
  * at most. 1000 keeps every real list whole and bounds one product event to ~70 KiB of JSON;
  * the rest are counted in "products_omitted". */
@@ -239,15 +236,8 @@ static void j_user(msg_ctx *c, cJSON *parent, const char *key, const Webcast__Us
  * (group_id is a send time). */
 static uint64_t user_key(const Webcast__User *u) {
   if (!u) return 0;
-  if (user_anonymous(u)) {
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a 64 */
-    for (const unsigned char *p = (const unsigned char *)u->nickname; *p; p++)
-      h = (h ^ *p) * UINT64_C(1099511628211);
-    return h | DL_ANON_KEY_BIT;
-  }
-  if (u->has_id && u->id) return u->id;
-  if (u->id_str && *u->id_str) return strtoull(u->id_str, NULL, 10);
-  return 0;
+  uint64_t id = u->has_id && u->id ? u->id : u->id_str && *u->id_str ? strtoull(u->id_str, NULL, 10) : 0;
+  return dl_gift_user_key(id, u->nickname, user_anonymous(u));
 }
 
 /* An object appended to the array arr (NULL and c->oom set on allocation failure). */

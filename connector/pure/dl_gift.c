@@ -218,3 +218,11 @@ dl_err dl_gift_import(dl_gift_tracker *t, const dl_gift_streak *in, size_t n) {
   }
   return DL_EOK;
 }
+
+uint64_t dl_gift_user_key(uint64_t id, const char *nickname, int anonymous) {
+  if (!anonymous) return id;
+  uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a 64 */
+  for (const unsigned char *p = (const unsigned char *)(nickname ? nickname : ""); *p; p++)
+    h = (h ^ *p) * UINT64_C(1099511628211);
+  return h | (UINT64_C(1) << 63);
+}

@@ -47,6 +47,12 @@ typedef struct dl_gift_streak {
   int ended;          /* a repeat_end=1 was seen */
 } dl_gift_streak;
 
+/* The sender part of a streak key: the user id, except for anonymous viewers (PROTOCOL §9.8),
+ * who all share the id 111111 — their key is a hash of the masked nickname with the top bit set
+ * (real ids stay below 2^63). The decoder and a worker rebuilding streaks from a stream's tail
+ * must agree on it, so it lives here. */
+uint64_t dl_gift_user_key(uint64_t id, const char *nickname, int anonymous);
+
 /* max_streaks: at least 1 is used. ttl_ms <= 0: no idle expiry. NULL on allocation failure. */
 dl_gift_tracker *dl_gift_new(size_t max_streaks, int64_t ttl_ms);
 void dl_gift_free(dl_gift_tracker *t);

@@ -19,6 +19,7 @@
 #include "dl_outbox.h"
 #include "dl_seen.h"
 #include "dl_spool.h"
+#include "dl_tail.h"
 #include "dl_test.h"
 
 /* ---------- helpers ---------- */
@@ -700,5 +701,94 @@ int test_backoff_and_buf(void) {
   ASSERT_EQ_ERR(dl_buf_printf(&x, "%d", 1234), DL_EOK);
   ASSERT_EQ_ERR(dl_buf_printf(&x, "%d", 5), DL_ELIMIT);
   dl_buf_free(&x);
+  return 0;
+}
+
+/* ---------- the stream's tail (what a new owner learns) ---------- */
+
+static redisReply *mk_strr(const char *s) {
+  redisReply *r = calloc(1, sizeof *r);
+  r->type = REDIS_REPLY_STRING;
+  r->str = strdup(s);
+  r->len = strlen(s);
+  return r;
+}
+
+static redisReply *mk_arr(size_t n, redisReply **items) {
+  redisReply *r = calloc(1, sizeof *r);
+  r->type = REDIS_REPLY_ARRAY;
+  r->elements = n;
+  r->element = calloc(n ? n : 1, sizeof *r->element);
+  for (size_t i = 0; i < n; i++) r->element[i] = items[i];
+  return r;
+}
+
+static redisReply *mk_int(long long v) {
+  redisReply *r = calloc(1, sizeof *r);
+  r->type = REDIS_REPLY_INTEGER;
+  r->integer = v;
+  return r;
+}
+
+/* One XREVRANGE entry: [id, [type, T, msg_id, M, json, J]]. */
+static redisReply *mk_entry(const char *id, const char *type, const char *mid, const char *json) {
+  redisReply *f[6] = {mk_strr("type"), mk_strr(type), mk_strr("msg_id"), mk_strr(mid), mk_strr("json"), mk_strr(json)};
+  redisReply *e[2] = {mk_strr(id), mk_arr(6, f)};
+  return mk_arr(2, e);
+}
+
+/* The hole: a reply element of an unexpected type crashed the old streak loader. */
+int test_tail_hostile_replies(void) {
+  dl_seen *s = dl_seen_new(100);
+  dl_tail t;
+  redisReply *odd[] = {mk_int(7), NULL, NULL, NULL, NULL};
+  dl_tail_read(odd[0], s, 10, 1, &t);
+  ASSERT_EQ_U64(t.skipped, 1);
+  freeReplyObject(odd[0]);
+  redisReply *weird_fields[4] = {mk_int(1), mk_strr("msg_id"), mk_strr("type"), mk_int(5)};
+  redisReply *e_bad[2] = {mk_strr("1-0"), mk_arr(4, weird_fields)};
+  redisReply *e_nilf[2] = {mk_strr("2-0"), mk_int(0)};
+  redisReply *items[] = {mk_int(3), mk_arr(2, e_bad), mk_arr(2, e_nilf), mk_arr(0, NULL),
+                         mk_entry("5-0", "chat", "777", "{}"), mk_entry("6-0", "gift", "778", "not json")};
+  redisReply *rep = mk_arr(6, items);
+  dl_tail_read(rep, s, 10, 1, &t);
+  ASSERT_EQ_U64(t.entries, 3);  /* the two good ones and the one with odd fields */
+  ASSERT_EQ_U64(t.skipped, 3);  /* an integer, an entry without fields, an empty entry */
+  ASSERT_TRUE(dl_seen_has(s, 777) && dl_seen_has(s, 778));
+  ASSERT_EQ_U64(t.n_gifts, 0);
+  free(t.gifts);
+  freeReplyObject(rep);
+  dl_seen_free(s);
+  return 0;
+}
+
+int test_tail_gift_streaks(void) {
+  dl_seen *s = dl_seen_new(100);
+  const char *g1 = "{\"user\":{\"id\":\"42\",\"nickname\":\"a\",\"anonymous\":false},"
+                   "\"gift\":{\"id\":463,\"group_id\":\"1776121373\",\"repeat_count\":5,\"combo_count\":3,\"combo\":true}}";
+  const char *g1_later = "{\"user\":{\"id\":\"42\"},\"gift\":{\"id\":463,\"group_id\":\"1776121373\",\"repeat_count\":7,\"combo\":true}}";
+  const char *anon = "{\"user\":{\"id\":\"111111\",\"nickname\":\"紫***\",\"anonymous\":true},"
+                     "\"gift\":{\"id\":463,\"group_id\":\"1776121373\",\"repeat_count\":2,\"combo\":true}}";
+  const char *plain = "{\"user\":{\"id\":\"43\"},\"gift\":{\"id\":1,\"group_id\":\"9\",\"repeat_count\":1,\"combo\":false}}";
+  /* newest first, as XREVRANGE answers */
+  redisReply *items[] = {mk_entry("4-0", "gift", "4", g1_later), mk_entry("3-0", "gift", "3", anon),
+                         mk_entry("2-0", "gift", "2", plain), mk_entry("1-0", "gift", "1", g1)};
+  redisReply *rep = mk_arr(4, items);
+  dl_tail t;
+  dl_tail_read(rep, s, 10, 99, &t);
+  ASSERT_EQ_U64(t.n_gifts, 2);
+  ASSERT_EQ_U64(t.gifts[0].user_id, 42);
+  ASSERT_EQ_U64(t.gifts[0].gift_id, 463);
+  ASSERT_EQ_U64(t.gifts[0].group_id, 1776121373);
+  ASSERT_EQ_U64(t.gifts[0].last_seen, 7); /* the highest running count of the streak */
+  /* an anonymous sender's streak is keyed the way the decoder keys it, not by 111111 */
+  ASSERT_EQ_U64(t.gifts[1].user_id, dl_gift_user_key(111111, "紫***", 1));
+  ASSERT_TRUE(t.gifts[1].user_id != 111111);
+  free(t.gifts);
+  dl_tail_read(rep, s, 1, 99, &t); /* the bound holds */
+  ASSERT_EQ_U64(t.n_gifts, 1);
+  free(t.gifts);
+  freeReplyObject(rep);
+  dl_seen_free(s);
   return 0;
 }
