@@ -168,7 +168,10 @@ class Env:
     def _redis_up(self):
         try:
             r = Redis(self.redis_port)
-            ok = r("PING") == "PONG"
+            try:
+                ok = r("PING") == "PONG"
+            except RespError as e:  # a server with requirepass is up too
+                ok = str(e).startswith("NOAUTH")
             r.close()
             return ok
         except OSError:
@@ -278,8 +281,12 @@ def proc_nfds(pid):
 def metric(port, name):
     """A metric's value; for a labelled family (name{…}) the sum of its samples; None if absent."""
     total, seen = 0.0, False
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
-        for line in r.read().decode().splitlines():
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+    except OSError:  # not listening yet (or any more): no value
+        return None
+    if True:
+        for line in text.splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 total += float(line.rsplit(" ", 1)[1])
                 seen = True
