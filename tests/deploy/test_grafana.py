@@ -9,12 +9,11 @@ usage: test_grafana.py [PROMTOOL]
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-DASH = os.path.join(ROOT, "deploy", "grafana", "dylive.json")
+import deploylib as dl
+
+DASH = os.path.join(dl.DEPLOY, "grafana", "dylive.json")
 
 # The worker's metrics (issue 12 and the existing ones); histograms add _bucket/_sum/_count.
 EXPORTED = {
@@ -67,7 +66,8 @@ def walk_panels(panels):
 
 
 def main():
-    errors = []
+    checks = dl.Checks()
+    errors = checks.errors
     with open(DASH) as f:
         dash = json.load(f)                                      # must be valid JSON
     variables = {v["name"]: v for v in dash.get("templating", {}).get("list", [])}
@@ -116,7 +116,7 @@ def main():
         yaml = None
         print("note: PyYAML missing, rules.yaml's metrics not checked")
     if yaml:
-        rules = yaml.safe_load(open(os.path.join(ROOT, "deploy", "prometheus", "rules.yaml")))
+        rules = yaml.safe_load(open(os.path.join(dl.DEPLOY, "prometheus", "rules.yaml")))
         recorded = {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
         for g in rules["groups"]:
             for r in g["rules"]:
@@ -130,19 +130,11 @@ def main():
         rules = {"groups": [{"name": "grafana", "rules": [
             {"record": f"dashboard:query{i}", "expr": re.sub(r"\$\{?\w+\}?", lambda m: ".*" if "instance" in m.group(0) else "5m", e)}
             for i, e in enumerate(exprs)]}]}
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-            json.dump(rules, f)                                   # JSON is YAML
-        p = subprocess.run([promtool, "check", "rules", f.name], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-        os.unlink(f.name)
-        if p.returncode != 0:
-            errors.append("a dashboard query is not valid PromQL:\n" + p.stdout)
+        ok, out = dl.promtool_check_rules(promtool, rules)
+        if not ok:
+            errors.append("a dashboard query is not valid PromQL:\n" + out)
 
-    if errors:
-        print("FAIL:\n  " + "\n  ".join(errors))
-        return 1
-    print(f"ok: {len(exprs)} queries over {len(used)} metrics, all exported; datasource {dsref}")
-    return 0
+    return checks.finish(f"{len(exprs)} queries over {len(used)} metrics, all exported; datasource {dsref}")
 
 
 if __name__ == "__main__":
