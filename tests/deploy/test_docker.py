@@ -99,7 +99,7 @@ def main():
 
     # health check and drain, alone (no Redis reachable: /healthz is still 200)
     name = f"{PROJECT}-alone"
-    subprocess.run([DOCKER, "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([DOCKER, "rm", "-fv", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sh(DOCKER, "run", "-d", "--name", name, "--network", "none", "--read-only",
        "-e", "DYLIVE_REDIS_URL=redis://127.0.0.1:1/0", "--health-interval", "2s", image)
     try:
@@ -113,7 +113,7 @@ def main():
         if code != "0" or took > 12:
             errors.append(f"docker stop: exit {code} after {took:.1f} s (want 0 within the 10 s drain)")
     finally:
-        subprocess.run([DOCKER, "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([DOCKER, "rm", "-fv", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     # the compose try-out
     compose = compose_cmd()
