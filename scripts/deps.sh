@@ -4,8 +4,13 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ca-certificates python3
       libhiredis-dev libevent-dev libwebsockets-dev libprotobuf-c-dev protobuf-c-compiler
       libcjson-dev libcurl4-openssl-dev zlib1g-dev libssl-dev
-      redis-server redis-tools clang libclang-rt-14-dev openssl
-      python3-redis chromium fonts-wqy-microhei)
+      redis-server redis-tools redis-sentinel clang libclang-rt-14-dev openssl
+      python3-redis chromium fonts-wqy-microhei
+      prometheus yamllint systemd python3-yaml)
+# tests/deploy: promtool (prometheus), yamllint, systemd-analyze (systemd), kubectl from Debian's
+# kubernetes-client unless a kubectl is already there (another package owning /usr/bin/kubectl,
+# e.g. Google's, would make the install fail)
+command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,4 +23,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # the redis-server package starts a system instance; dylive's scripts use their own
-$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+$SUDO systemctl disable --now redis-server redis-sentinel prometheus prometheus-node-exporter >/dev/null 2>&1 || true
