@@ -184,6 +184,12 @@ class Kubelet(threading.Thread):
 
 # ---------------------------------------------------------------- a worker writing a room
 
+def worker(env, *args, admin="off"):
+    """Env.worker with the spool in this test's own directory: no spool left by another test's
+    killed worker is replayed here, and none of ours elsewhere."""
+    return env.worker("--spool-dir", env.tmp, *args, admin=admin)
+
+
 class World:
     """Redis + the simulator playing a paced chat room (no end) + one worker with its admin port."""
 
@@ -195,7 +201,7 @@ class World:
                                 "--per-frame", "1", "--seed", "11", "--no-end")
         env.start_sim(["%s:%s,fps=%d" % (LIVE, frames, fps), QUIET])
         self.admin = free_port()
-        self.w = env.worker(*worker_args, admin="127.0.0.1:%d" % self.admin)
+        self.w = worker(env, *worker_args, admin="127.0.0.1:%d" % self.admin)
         self.pid = self.w.pid
         self.r("LPUSH", "dylive:assign", LIVE)
         wait_until(lambda: self.xlen() >= 20, 30, "the room's first events in Redis")
@@ -737,7 +743,7 @@ def test_admin_pending_returns_to_zero_on_a_quiet_room():
         r = env.start_redis()
         env.start_sim([QUIET])
         admin = free_port()
-        env.worker(admin="127.0.0.1:%d" % admin)
+        worker(env, admin="127.0.0.1:%d" % admin)
         wait_until(lambda: http(admin, "/readyz", timeout=2)[0] == 200, 20, "the worker ready")
         r("LPUSH", "dylive:assign", QUIET)
         wait_until(lambda: r.hgetall("dylive:{%s}:status" % QUIET).get("state") == "live", 20, "the quiet room live")
@@ -768,7 +774,7 @@ def test_admin_metrics_exact_fixture_room():
         frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "400", "--seed", "7")
         env.start_sim(["%s:%s,fps=100" % (LIVE, frames)])
         admin = free_port()
-        env.worker("--max-rooms", "3", admin="127.0.0.1:%d" % admin)
+        worker(env, "--max-rooms", "3", admin="127.0.0.1:%d" % admin)
         wait_until(lambda: http(admin, "/readyz", timeout=2)[0] == 200, 20, "the worker ready")
         text = scrape(admin)
         m0 = samples(text)
@@ -831,7 +837,7 @@ def test_admin_assign_backlog_and_capacity():
         r = env.start_redis()
         env.start_sim([QUIET, "818000301", "818000302", "818000303", "818000304"])
         admin = free_port()
-        env.worker("--max-rooms", "1", admin="127.0.0.1:%d" % admin)
+        worker(env, "--max-rooms", "1", admin="127.0.0.1:%d" % admin)
         wait_until(lambda: http(admin, "/readyz", timeout=2)[0] == 200, 20, "the worker ready")
         r("LPUSH", "dylive:assign", QUIET)
         wait_until(lambda: samples(scrape(admin)).get('dylive_rooms{state="live"}') == 1, 20, "one room live")
@@ -884,6 +890,118 @@ def test_admin_process_metrics():
               m["process_start_time_seconds"], start)
         check(abs(m["process_virtual_memory_bytes"] - int(rest[20])) <= int(rest[20]) * 0.1,
               "process_virtual_memory_bytes %r vs %r", m["process_virtual_memory_bytes"], rest[20])
+
+
+# ---------------------------------------------------------------- sizing (deploy/PRODUCTION.md)
+
+def test_admin_sizing_100_quiet_rooms():
+    """The figures of deploy/PRODUCTION.md "Sizing" for rooms per worker: RSS and descriptors per
+    held room (100 quiet rooms on the simulator), idle CPU, Redis keys per room, the drain of 100
+    rooms (SIGTERM: exit 0 within 10 s, all handed back) and how long another worker with the
+    default --connect-rate/--http-rate takes to have them all live again. Prints the figures;
+    fails when a room costs more than 128 KiB or more than one descriptor."""
+    n = 100
+    rooms = [str(818100000 + i) for i in range(n)]
+    with Env("adm-size") as env:
+        r = env.start_redis()
+        env.start_sim(rooms)
+        admin = free_port()
+        fast = ["--connect-rate", "200", "--connect-burst", "200", "--http-rate", "200", "--http-burst", "200"]
+        w = worker(env, *fast, admin="127.0.0.1:%d" % admin)
+        wait_until(lambda: http(admin, "/readyz", timeout=2)[0] == 200, 20, "the worker ready")
+        for _ in range(3):
+            scrape(admin)
+        rss0, fds0 = rss_kb(w.pid), proc_nfds(w.pid)
+        mem0 = int(re.search(r"used_memory:(\d+)", r("INFO", "memory")).group(1))
+        r("LPUSH", "dylive:assign", *rooms)
+        wait_until(lambda: samples(scrape(admin)).get('dylive_rooms{state="live"}') == n, 60, "%d rooms live" % n)
+        c0, t0 = proc_cpu_s(w.pid), time.monotonic()
+        time.sleep(10.0)  # a measurement window: heartbeats (10 s) and the simulator's pings (5 s) happen in it
+        cpu = (proc_cpu_s(w.pid) - c0) / (time.monotonic() - t0)
+        for _ in range(3):
+            scrape(admin)
+        rss1, fds1 = rss_kb(w.pid), proc_nfds(w.pid)
+        mem1 = int(re.search(r"used_memory:(\d+)", r("INFO", "memory")).group(1))
+        per_room_keys = sum(r("MEMORY", "USAGE", k, "SAMPLES", "0") or 0 for k in r("KEYS", "dylive:{%s}:*" % rooms[0]))
+        per_rss = (rss1 - rss0) / n
+        print("SIZING worker RSS %d KiB with 0 rooms, %d KiB with %d quiet rooms: %.1f KiB per room" %
+              (rss0, rss1, n, per_rss))
+        print("SIZING descriptors %d with 0 rooms, %d with %d rooms: %.2f per room" % (fds0, fds1, n,
+                                                                                      (fds1 - fds0) / n))
+        print("SIZING worker CPU with %d quiet rooms: %.4f cores" % (n, cpu))
+        print("SIZING Redis used_memory +%d bytes for %d quiet rooms (%d per room); keys of one room: %r = %d bytes"
+              % (mem1 - mem0, n, (mem1 - mem0) // n, sorted(r("KEYS", "dylive:{%s}:*" % rooms[0])), per_room_keys))
+        lifecycle = r("XLEN", "dylive:rooms")
+        print("SIZING P:rooms: %d entries, MEMORY USAGE %d bytes" % (
+            lifecycle, r("MEMORY", "USAGE", "dylive:rooms", "SAMPLES", "0")))
+        if not SANITIZED:
+            check(per_rss < 128, "%.1f KiB of RSS per quiet room", per_rss)
+        check(0.9 <= (fds1 - fds0) / n <= 1.1, "%.2f descriptors per room", (fds1 - fds0) / n)
+        t0 = time.monotonic()
+        w.send_signal(signal.SIGTERM)
+        check_eq(w.wait(timeout=12), 0, "exit status of the drain")
+        drain = time.monotonic() - t0
+        print("SIZING drain with %d rooms held: exit 0 after %.2f s" % (n, drain))
+        check(drain < 10, "drain of %d rooms took %.1fs", n, drain)
+        check_eq(r("LLEN", "dylive:assign"), n, "every room handed back")
+        admin2 = free_port()
+        t0 = time.monotonic()
+        worker(env, admin="127.0.0.1:%d" % admin2)  # default connect and HTTP rates
+        wait_until(lambda: (http(admin2, "/metrics", timeout=2)[0] == 200 and
+                            samples(scrape(admin2)).get('dylive_rooms{state="live"}') == n), 150,
+                   "another worker (default rates) to have all %d rooms live" % n)
+        print("SIZING another worker with the default --connect-rate/--http-rate had all %d rooms live after %.1f s"
+              % (n, time.monotonic() - t0))
+
+
+COPY_SCRIPT = """
+local src = redis.call('XRANGE', KEYS[1], '-', '+')
+local n, want = 0, tonumber(ARGV[1])
+while n < want do
+  for _, e in ipairs(src) do
+    if n == want then break end
+    redis.call('XADD', KEYS[2], '*', unpack(e[2]))
+    n = n + 1
+  end
+end
+return n"""
+
+
+def test_admin_sizing_redis_memory_per_entry():
+    """The figures of deploy/PRODUCTION.md "Redis memory": MEMORY USAGE (SAMPLES 0, exact) of a
+    rich fixture room's stream and of a chat-only one, per entry, at --stream-maxlen 5000 (the
+    approximate MAXLEN keeps 5000 to 5000 + one 100-entry node). Prints the figures; fails if
+    trimming does not hold the stream near MAXLEN."""
+    maxlen = 5000
+    with Env("adm-mem") as env:
+        r = env.start_redis()
+        rich, chat = "818200001", "818200003"
+        f_rich, man_rich = env.fixture("rich", rich, default_room_id(rich), "--frames", "4000", "--seed", "21")
+        f_chat, man_chat = env.fixture("chat", chat, default_room_id(chat), "--frames", "10000", "--kinds", "chat",
+                                       "--per-frame", "1", "--seed", "22")
+        env.start_sim(["%s:%s" % (rich, f_rich), "%s:%s" % (chat, f_chat)])
+        worker(env, "--stream-maxlen", str(maxlen))
+        r("LPUSH", "dylive:assign", rich, chat)
+        for live in (rich, chat):
+            wait_until(lambda: r.hgetall("dylive:{%s}:status" % live).get("state") == "ended", 120, "%s ended" % live)
+        for live, man, kind in ((rich, man_rich, "rich (every event type)"), (chat, man_chat, "chat only")):
+            key = "dylive:{%s}:events" % live
+            xlen = r("XLEN", key)
+            usage = r("MEMORY", "USAGE", key, "SAMPLES", "0")
+            json_bytes = sum(len(f["json"].encode()) for _, f in r.xrange_all(key))
+            status = r("MEMORY", "USAGE", "dylive:{%s}:status" % live, "SAMPLES", "0")
+            print("SIZING %s: %d events written, XLEN %d at --stream-maxlen %d; MEMORY USAGE %d bytes = %.0f bytes "
+                  "per entry (JSON %.0f bytes per entry); status hash %d bytes" % (
+                      kind, man["unique_msg_ids"], xlen, maxlen, usage, usage / xlen, json_bytes / xlen, status))
+            check(maxlen <= xlen < maxlen + 200, "XLEN %d at --stream-maxlen %d", xlen, maxlen)
+            # the default MAXLEN: the same entries copied (in Redis) into a 100,000-entry stream
+            big = "scratch:%s:100k" % live
+            r("EVAL", COPY_SCRIPT, 2, key, big, 100000)
+            check_eq(r("XLEN", big), 100000, "copied stream length")
+            usage = r("MEMORY", "USAGE", big, "SAMPLES", "0")
+            print("SIZING %s at 100,000 entries (the default --stream-maxlen): MEMORY USAGE %d bytes = %.0f bytes per "
+                  "entry, %.1f MB per room" % (kind, usage, usage / 100000, usage / 1e6))
+            r("DEL", big)
 
 
 # ---------------------------------------------------------------- the text format
