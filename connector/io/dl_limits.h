@@ -30,6 +30,13 @@
 /* After an error reply (OOM, READONLY…): 1 s doubling to 8 s before the next probe. */
 #define DL_REDIS_BACKOFF_MS 1000
 #define DL_REDIS_BACKOFF_MAX_MS 8000
+/* A Cluster's primaries we track at most (slot map entries are one byte). */
+#define DL_REDIS_NODES_MAX 128
+/* MOVED/READONLY trigger a fresh topology at most this often (a migration sends many MOVED). */
+#define DL_CLUSTER_REFRESH_MIN_MS 1000
+/* --redis-wait-replicas: each WAIT waits this long for the replicas; if fewer acknowledged, the
+ * writes stay pending and the WAIT is asked again. */
+#define DL_WAIT_TIMEOUT_MS 1000
 /* BLMOVE blocks this long per call, so a claim loop notices drains and capacity changes. */
 #define DL_CLAIM_BLOCK_S 1
 

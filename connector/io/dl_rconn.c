@@ -108,6 +108,12 @@ static void on_setup(dl_rconn *c, const redisReply *r, void *priv) {
     go_down(c, why);
     return;
   }
+  if (!strcmp(what, "ROLE") &&
+      (r->type != REDIS_REPLY_ARRAY || !r->elements || r->element[0]->type != REDIS_REPLY_STRING ||
+       strcmp(r->element[0]->str, "master"))) {
+    go_down(c, "not the primary (ROLE is not master)");
+    return;
+  }
   if (--c->setup_left == 0) {
     c->ready = 1;
     bufferevent_set_timeouts(c->bev, NULL, NULL); /* from now on: per-command deadlines */
@@ -295,6 +301,7 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   if (o->db > 0 && setup_cmd(c, 2, (const char *[]){"SELECT", db}, "SELECT")) goto oom;
   if (o->client_name && setup_cmd(c, 3, (const char *[]){"CLIENT", "SETNAME", o->client_name}, "CLIENT SETNAME"))
     goto oom;
+  if (o->require_primary && setup_cmd(c, 1, (const char *[]){"ROLE"}, "ROLE")) goto oom;
   if (!c->setup_left && setup_cmd(c, 1, (const char *[]){"PING"}, "PING")) goto oom;
   int rc;
   if (t->unix_path[0]) {

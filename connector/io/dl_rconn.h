@@ -39,6 +39,7 @@ typedef struct dl_rconn_opts {
   const char *user, *password;  /* AUTH (password may be NULL/"") */
   int db;                       /* SELECT (skipped when 0 or on Cluster) */
   const char *client_name;      /* CLIENT SETNAME (NULL: none) */
+  int require_primary;          /* ROLE must say "master" (Sentinel: a demoted primary is refused) */
   int64_t connect_timeout_ms;
   int64_t command_timeout_ms;   /* default deadline of a command */
   struct evdns_base *dns;

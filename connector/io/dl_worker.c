@@ -197,7 +197,10 @@ static void on_w_ready(void *ud) {
   drain_queues(wk);
 }
 
-static void on_w_down(void *ud) { (void)ud; }
+static void on_w_down(void *ud) {
+  worker *wk = ud;
+  dl_writer_on_down(wk->ctx.writer);
+}
 
 static void on_b_ready(void *ud) {
   worker *wk = ud;
@@ -285,7 +288,7 @@ int dl_worker_run(const dl_config *cfg) {
     goto out;
   }
   dl_redis_hooks rh = {on_w_ready, on_w_down, on_b_ready, on_b_down, wk};
-  ctx->redis = dl_redis_new(ctx->base, cfg, &rh, why, sizeof why);
+  ctx->redis = dl_redis_new(ctx->base, cfg, ctx->key_assign, &rh, why, sizeof why);
   if (!ctx->redis) {
     fprintf(stderr, "dylive-connector: --redis: %s\n", why);
     rc = 2;
@@ -301,7 +304,8 @@ int dl_worker_run(const dl_config *cfg) {
                     cfg->seen_max, DL_LEASE_MS, cfg->stream_maxlen,
                     cfg->stream_max_age > 0 ? dl_now_ms() - cfg->stream_max_age * 1000 : 0};
   dl_writer_hooks whk = {on_written, wk};
-  ctx->writer = ob ? dl_writer_new(ctx->base, ctx->redis, ob, &env, &whk) : NULL;
+  ctx->writer = ob ? dl_writer_new(ctx->base, ctx->redis, ob, &env, ctx->key_assign, cfg->redis_wait_replicas, &whk)
+                   : NULL;
   if (!ctx->writer) dl_outbox_free(ob);
   ctx->rooms = dl_rooms_new(ctx);
   ctx->claims = dl_claims_new(ctx);
