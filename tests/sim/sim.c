@@ -733,37 +733,62 @@ static int hexv(int c) {
   return -1;
 }
 
-/* Query parameter value, percent-decoded; '+' stays a literal '+'. Returns malloc'd or NULL. */
-static char *query_param(const char *query, const char *name) {
-  if (!query) return NULL;
-  size_t nl = strlen(name);
-  const char *p = query;
-  while (*p) {
-    const char *amp = strchr(p, '&');
-    size_t seg = amp ? (size_t)(amp - p) : strlen(p);
-    if (seg > nl && p[nl] == '=' && !strncmp(p, name, nl)) {
-      const char *v = p + nl + 1;
-      size_t vl = seg - nl - 1;
-      char *out = malloc(vl + 1);
-      if (!out) die("out of memory");
-      size_t o = 0;
-      for (size_t i = 0; i < vl; i++) {
-        if (v[i] == '%' && i + 2 < vl && hexv(v[i + 1]) >= 0 && hexv(v[i + 2]) >= 0) {
-          out[o++] = (char)(hexv(v[i + 1]) * 16 + hexv(v[i + 2]));
-          i += 2;
-        } else {
-          out[o++] = v[i];
-        }
-      }
-      out[o] = 0;
-      return out;
+/* Standard form decoding of s[0..n) into out (room for n + 1 bytes), as URLSearchParams (WHATWG)
+ * and Go's url.ParseQuery do it: '+' is a space, %XX is the byte XX, and a '%' without two hex
+ * digits after it stays literal. Returns the decoded length; out is NUL-terminated. */
+static size_t form_decode(const char *s, size_t n, char *out) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '%' && i + 2 < n && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
+      out[o++] = (char)(hexv(s[i + 1]) * 16 + hexv(s[i + 2]));
+      i += 2;
+    } else {
+      out[o++] = s[i] == '+' ? ' ' : s[i];
     }
-    if (seg == nl && !strncmp(p, name, nl)) return xstrdup("");
-    if (!amp) break;
+  }
+  out[o] = 0;
+  return o;
+}
+
+/* The raw segment "name[=value]" of the first '&'-separated parameter whose decoded name is name. */
+static bool query_find(const char *query, const char *name, const char **seg, size_t *seglen) {
+  if (!query) return false;
+  size_t nl = strlen(name);
+  for (const char *p = query;;) {
+    const char *amp = strchr(p, '&');
+    size_t sl = amp ? (size_t)(amp - p) : strlen(p);
+    const char *eq = memchr(p, '=', sl);
+    size_t kl = eq ? (size_t)(eq - p) : sl;
+    if (kl >= nl) { /* a decoded name is never longer than its raw form */
+      char *k = xstrndup(p, kl);
+      bool match = form_decode(p, kl, k) == nl && !memcmp(k, name, nl);
+      free(k);
+      if (match) {
+        *seg = p;
+        *seglen = sl;
+        return true;
+      }
+    }
+    if (!amp) return false;
     p = amp + 1;
   }
-  return NULL;
 }
+
+/* The decoded value of the first parameter named name (decoded too), malloc'd; NULL if absent.
+ * A parameter without '=' has the value "". *vlen (if given) gets the length: a %00 is kept. */
+static char *query_param_n(const char *query, const char *name, size_t *vlen) {
+  const char *seg;
+  size_t sl;
+  if (!query_find(query, name, &seg, &sl)) return NULL;
+  const char *eq = memchr(seg, '=', sl);
+  size_t off = eq ? (size_t)(eq - seg) + 1 : sl;
+  char *out = xstrndup(seg + off, sl - off);
+  size_t n = form_decode(seg + off, sl - off, out);
+  if (vlen) *vlen = n;
+  return out;
+}
+
+static char *query_param(const char *query, const char *name) { return query_param_n(query, name, NULL); }
 
 static void http_respond_srv(conn_t *c, const char *server, int code, const char *reason, const char *ctype,
                              const char *extra, const void *body, size_t blen) {
@@ -1221,7 +1246,7 @@ static bool header_has_token(const char *v, const char *tok) {
 static const char *check_signature(room_t *r, const char *query, char *detail, size_t dn) {
   detail[0] = 0;
   if (!room_checks_sig(r)) return NULL;
-  char *sig = query_param(query, "signature"); /* %2B/%2F decoded; a literal '+' stays '+' */
+  char *sig = query_param(query, "signature"); /* %2B/%2F decoded; a raw '+' is a space (refused) */
   if (!sig || !*sig) {
     free(sig);
     r->sig_missing++;

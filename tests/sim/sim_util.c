@@ -193,6 +193,63 @@ int sim_gzip(const uint8_t *in, size_t n, sbuf_t *out) {
   return rc == Z_STREAM_END ? 0 : -1;
 }
 
+/* ---------------------------------------------------------------- RC4, custom base64 */
+
+void sim_rc4(const uint8_t *key, size_t klen, const uint8_t *in, uint8_t *out, size_t n) {
+  uint8_t S[256];
+  for (int i = 0; i < 256; i++) S[i] = (uint8_t)i;
+  for (size_t i = 0, j = 0; i < 256; i++) {
+    j = (j + S[i] + key[i % klen]) & 255;
+    uint8_t t = S[i];
+    S[i] = S[j];
+    S[j] = t;
+  }
+  for (size_t k = 0, i = 0, j = 0; k < n; k++) {
+    i = (i + 1) & 255;
+    j = (j + S[i]) & 255;
+    uint8_t t = S[i];
+    S[i] = S[j];
+    S[j] = t;
+    out[k] = in[k] ^ S[(S[i] + S[j]) & 255];
+  }
+}
+
+void sim_b64_encode(const char *alpha, const uint8_t *in, size_t n, int pad, sbuf_t *out) {
+  for (size_t i = 0; i < n; i += 3) {
+    size_t take = n - i < 3 ? n - i : 3;
+    uint32_t v = (uint32_t)in[i] << 16;
+    if (take > 1) v |= (uint32_t)in[i + 1] << 8;
+    if (take > 2) v |= in[i + 2];
+    char q[4] = {alpha[(v >> 18) & 63], alpha[(v >> 12) & 63], alpha[(v >> 6) & 63], alpha[v & 63]};
+    sb_add(out, q, take + 1);
+    if (pad && take < 3) sb_add(out, "==", 3 - take);
+  }
+}
+
+int sim_b64_decode(const char *alpha, const char *s, size_t n, uint8_t *out, size_t cap, size_t *outlen) {
+  if (n % 4 == 1) return -1;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i += 4) {
+    size_t take = n - i < 4 ? n - i : 4;
+    uint32_t v = 0;
+    for (size_t j = 0; j < 4; j++) {
+      uint32_t d = 0;
+      if (j < take) {
+        const char *pos = s[i + j] ? strchr(alpha, s[i + j]) : NULL;
+        if (!pos) return -1;
+        d = (uint32_t)(pos - alpha);
+      }
+      v = (v << 6) | d;
+    }
+    size_t bytes = take - 1; /* 4 chars -> 3 bytes, 3 -> 2, 2 -> 1 */
+    if (bytes < 3 && (v & ((1u << (8 * (3 - bytes))) - 1))) return -1; /* leftover bits must be zero */
+    if (o + bytes > cap) return -1;
+    for (size_t j = 0; j < bytes; j++) out[o++] = (uint8_t)(v >> (16 - 8 * j));
+  }
+  *outlen = o;
+  return 0;
+}
+
 /* ---------------------------------------------------------------- signature (PROTOCOL §2.3-2.4) */
 
 static void md5_raw(const void *d, size_t n, uint8_t out[16]) {
@@ -220,36 +277,11 @@ static int hex_nib(int c) {
 
 int sim_sig_verify(const char *stub_hex, const char *sig) {
   if (strlen(sig) != 16) return SIM_SIG_LEN;
-  uint8_t b[12];
-  for (int k = 0; k < 4; k++) {
-    uint32_t n = 0;
-    for (int j = 0; j < 4; j++) {
-      const char *pos = sig[4 * k + j] ? strchr(SIG_ALPHA, sig[4 * k + j]) : NULL;
-      if (!pos) return SIM_SIG_CHAR;
-      n = (n << 6) | (uint32_t)(pos - SIG_ALPHA);
-    }
-    b[3 * k] = (uint8_t)(n >> 16);
-    b[3 * k + 1] = (uint8_t)(n >> 8);
-    b[3 * k + 2] = (uint8_t)n;
-  }
+  uint8_t b[12], p[10];
+  size_t bl = 0;
+  if (sim_b64_decode(SIG_ALPHA, sig, 16, b, sizeof b, &bl) < 0 || bl != sizeof b) return SIM_SIG_CHAR;
   if (!(b[0] & 0x40)) return SIM_SIG_FLAG;
-  /* RC4 with the 1-byte key b[1] over b[2..11] */
-  uint8_t S[256], p[10];
-  for (int i = 0; i < 256; i++) S[i] = (uint8_t)i;
-  for (int i = 0, j = 0; i < 256; i++) {
-    j = (j + S[i] + b[1]) & 255;
-    uint8_t t = S[i];
-    S[i] = S[j];
-    S[j] = t;
-  }
-  for (int k = 0, i = 0, j = 0; k < 10; k++) {
-    i = (i + 1) & 255;
-    j = (j + S[i]) & 255;
-    uint8_t t = S[i];
-    S[i] = S[j];
-    S[j] = t;
-    p[k] = b[2 + k] ^ S[(S[i] + S[j]) & 255];
-  }
+  sim_rc4(&b[1], 1, b + 2, p, sizeof p); /* the 1-byte key b[1] over b[2..11] */
   if (p[1] != 0 || p[2] != 1 || p[3] != 14) return SIM_SIG_CONST;
   uint8_t e0[16], ed[16], stub[16], sd[16];
   md5_raw("", 0, e0);

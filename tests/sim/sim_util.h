@@ -46,6 +46,19 @@ int sim_gunzip(const uint8_t *in, size_t n, size_t limit, uint8_t **out, size_t 
 /* gzip; returns 0 ok */
 int sim_gzip(const uint8_t *in, size_t n, sbuf_t *out);
 
+/* ---- building blocks of Douyin's signatures (PROTOCOL §2.4, §9.2) */
+
+/* RC4 (textbook KSA + PRGA) of in[0..n) with key[0..klen) into out (may equal in); klen >= 1 */
+void sim_rc4(const uint8_t *key, size_t klen, const uint8_t *in, uint8_t *out, size_t n);
+
+/* Base64 with a custom 64-character alphabet and the standard bit order (3 bytes -> 4 characters,
+ * high bits first; a final 1 or 2 bytes give 2 or 3 characters, the missing bits zero).
+ * Encode appends to out, with '=' up to a multiple of 4 when pad is set.
+ * Decode takes s[0..n) without padding; it fails (-1) on a character outside the alphabet, a
+ * length of 4k+1, non-zero leftover bits, or more than cap output bytes. */
+void sim_b64_encode(const char *alpha, const uint8_t *in, size_t n, int pad, sbuf_t *out);
+int sim_b64_decode(const char *alpha, const char *s, size_t n, uint8_t *out, size_t cap, size_t *outlen);
+
 /* ---- WebSocket signature (PROTOCOL §2.3-2.4) */
 
 /* lower-case hex md5 of s into hex[33] */

@@ -363,6 +363,11 @@ def sign(stub_hex, counter=1, flag=0, r1=None, key=None, flags_byte=None):
     return out
 
 
+def q_sig(sig):
+    """A signature as a query value: '+' must be %2B, a raw '+' is a space to a standard parser."""
+    return None if sig is None else sig.replace("+", "%2B")
+
+
 def default_room_id(live_id):
     return str(7000000000000000000 + int(live_id) % 10**18)
 
@@ -725,8 +730,8 @@ class TestSignature(SimCase):
         self.assertEqual(sign(stub, counter=0, flag=0, r1=0, key=6), "fD+evFuzasjOC8Uu")
         self.assertEqual(x_ms_stub("7392091211001140287", sdk="1.0.14-beta.0"), "9b52de5b7772a58cf9bc09a17a06db92")
 
-    def connect(self, room_id, sig, **kw):
-        w = WS(self.sim.port, ws_query(room_id, sig, **kw))
+    def connect(self, room_id, sig, raw=False, **kw):
+        w = WS(self.sim.port, ws_query(room_id, sig if raw else q_sig(sig), **kw))
         self.socks.append(w)
         return w
 
@@ -750,21 +755,24 @@ class TestSignature(SimCase):
     def test_good_signatures(self):
         rid = default_room_id(123)
         stub = x_ms_stub(rid)
-        # literal '+' (must not become a space) and literal '/'
-        for ch in "+/":
-            w = self.connect(rid, self.sig_with(stub, ch))
-            self.assertEqual(w.status, 101)
-            w.close()
-        # %2B / %2F percent-encoded forms
+        # a literal '/' passes ('+' as %2B)
+        w = self.connect(rid, self.sig_with(stub, "/"))
+        self.assertEqual(w.status, 101)
+        w.close()
+        # a literal '+' is a space to a standard query parser: refused
         s = self.sig_with(stub, "+")
-        w = self.connect(rid, s.replace("+", "%2B").replace("/", "%2F"))
+        self.assert_rejected(self.connect(rid, s, raw=True))
+        st = self.sim.stats("123")
+        self.assertEqual(st["last_reject"], "sig_bad")
+        self.assertIn("outside the signature alphabet", st["last_reject_detail"])
+        # %2B / %2F percent-encoded forms
+        w = self.connect(rid, s.replace("+", "%2B").replace("/", "%2F"), raw=True)
         self.assertEqual(w.status, 101)
         self.assertEqual([w.recv_data()[1] for _ in range(5)], self.caps)
         st = self.sim.stats("123")
         self.assertEqual((st["sig_ok"], st["sig_bad"], st["sig_missing"], st["sig_reused"], st["ws_rejected"]),
-                         (3, 0, 0, 0, 0))
+                         (2, 1, 0, 0, 1))
         self.assertTrue(st["sig_check"])
-        self.assertEqual(st["last_reject"], "")
         # PROTOCOL §2.3 worked example: sdk 1.0.14-beta.0, room 7392091211001140287
         stub = "9b52de5b7772a58cf9bc09a17a06db92"
         w = self.connect("7392091211001140287", sign(stub), sdk="1.0.14-beta.0")
@@ -823,7 +831,7 @@ class TestSignature(SimCase):
     def test_sig_off_room(self):
         rid = default_room_id(88)
         for sig in ("aB+c/dE+fG/hI+jK", None, "", "aB+c/dE+fG/hI+jK"):
-            self.assertEqual(self.connect(rid, sig).status, 101)
+            self.assertEqual(self.connect(rid, sig, raw=True).status, 101)
         st = self.sim.stats("88")
         self.assertFalse(st["sig_check"])
         self.assertEqual((st["connections"], st["ws_rejected"], st["sig_ok"]), (4, 0, 0))
@@ -836,7 +844,7 @@ class TestSignature(SimCase):
                 w = WS(sim.port, ws_query(default_room_id(live)))
                 self.assertEqual(w.status, expect)
                 w.close()
-            w = WS(sim.port, ws_query(default_room_id(55), sign(x_ms_stub(default_room_id(55)))))
+            w = WS(sim.port, ws_query(default_room_id(55), q_sig(sign(x_ms_stub(default_room_id(55))))))
             self.assertEqual(w.status, 101)
             w.close()
             self.assertEqual(sim.stats("55")["last_reject"], "sig_bad")
