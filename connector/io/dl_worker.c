@@ -20,6 +20,7 @@
 #include "dl_log.h"
 #include "dl_resolve.h"
 #include "dl_proxy.h"
+#include "dl_proxypool.h" /* 2026: --proxy-file and assignment proxies */
 #include "dl_spool.h"
 
 #ifndef DYLIVE_VERSION
@@ -43,6 +44,15 @@
 /* After this many refused handshakes in a row the room is resolved again with a fresh ttwid and,
  * unless the user gave cookies (a logged-in session should keep its browser), another UA. */
 #define DL_REFRESH_AFTER_REFUSALS 2
+/* 2026: silent risk control (PROTOCOL §9.6, CONTRACT §7). After this many silent connections in a
+ * row (each re-resolved at once with a fresh ttwid and user_unique_id) the room is in "error"
+ * ("risk control: …") and waits a growing pause before the next identity: 10 s doubling to
+ * 10 min, ±20 % jitter, so a banned egress address is not hammered. */
+#define DL_SILENT_RUNS_MAX 3
+#define DL_RISK_PAUSE_MS 10000
+#define DL_RISK_PAUSE_MAX_MS 600000
+/* 2026: ±this percent on --watch-ended checks and risk pauses: rooms checked together drift apart. */
+#define DL_JITTER_PCT 20
 /* Drain must end within CONTRACT's 10 s; we give ourselves 8. */
 #define DL_DRAIN_DEADLINE_MS 8000
 /* Liveness (DESIGN §3). A worker refreshes its registry key and its room leases every
@@ -220,6 +230,12 @@ typedef struct croom {
   int reopen;           /* closing in ingest to resolve again (fresh ttwid, next UA) */
   unsigned ua_turn;     /* which of the rotation UAs this room uses (0: the configured one) */
   struct event *retry_ev;
+  /* 2026: silent risk control: silent connections in a row, the current pause, the identity to
+   * never reuse, and where the silenced connection stopped (resumed by the next one) */
+  int silent_runs;
+  int64_t risk_pause_ms;
+  char last_uid[DL_ROOM_ID_MAX];
+  char cursor[DL_CURSOR_MAX], internal_ext[DL_INTERNAL_EXT_MAX];
 } croom;
 
 enum { K_PLAIN, K_BATCH, K_STATUS };
@@ -266,6 +282,8 @@ typedef struct worker {
   int wake_fd;
   dl_ingest *ingest;
   dl_resolver *resolver;
+  dl_proxypool *pool;  /* 2026: per-room egress proxies (--proxy-file, assignments); shared by both threads */
+  uint64_t silent_total, risk_errors; /* 2026: silent connections handled, rooms put in risk-control error */
   int draining;
   int64_t drain_deadline;
   struct evhttp *http;
@@ -629,6 +647,14 @@ static void set_status(worker *wk, croom *r, const char *state, const char *erro
 
 /* ---------- rooms ---------- */
 
+static dl_proxypool *g_wk_pool; /* 2026: room_remove has no worker at hand; one pool per process */
+
+/* 2026: ms ± DL_JITTER_PCT percent. */
+static int64_t jittered(int64_t ms) {
+  int64_t span = ms * DL_JITTER_PCT / 100;
+  return span > 0 ? ms - span + (int64_t)((unsigned long)random() % (unsigned long)(2 * span + 1)) : ms;
+}
+
 static void room_remove(worker *wk, croom *r) {
   for (croom **pp = &wk->rooms; *pp; pp = &(*pp)->next)
     if (*pp == r) {
@@ -637,6 +663,7 @@ static void room_remove(worker *wk, croom *r) {
       break;
     }
   if (r->retry_ev) event_free(r->retry_ev);
+  if (g_wk_pool) dl_proxypool_unpin(g_wk_pool, r->live_id); /* 2026: an assignment's own proxy */
   free(r->claim_raw);
   free(r);
 }
@@ -671,6 +698,8 @@ static void room_retry(evutil_socket_t fd, short what, void *arg) {
   if (r->stop_requested || g_wk->draining) return;
   if (r->st == C_CLAIMING) {
     acquire(g_wk, r);
+  } else if (r->st == C_RESOLVING && r->silent_runs) { /* 2026: after a risk pause: a fresh identity */
+    dl_resolver_submit_fresh(g_wk->resolver, r->live_id, r->profile);
   } else if (r->st == C_RESOLVING) {
     dl_resolver_submit(g_wk->resolver, r->live_id, r->profile);
   } else if (r->st == C_WATCHING) { /* --watch-ended: is the anchor back? */
@@ -792,7 +821,7 @@ static void finish_room(worker *wk, croom *r, const char *state, const char *why
     snprintf(msg, sizeof msg, "%s; checking again every %lld s", why ? why : "live ended", wk->cfg->watch_ended);
     set_status(wk, r, "ended", msg, 0);
     r->st = C_WATCHING;
-    room_retry_in(wk, r, wk->cfg->watch_ended * 1000);
+    room_retry_in(wk, r, jittered(wk->cfg->watch_ended * 1000)); /* 2026: ±20 %: checks never synchronize */
     return;
   }
   if (r->lost) {
@@ -882,6 +911,7 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
     /* events of a room we are closing still get written: they were received; a room we lost
      * belongs to its new owner, who gets Douyin's re-push */
     if (r && !r->lost && r->token[0]) write_frame(wk, r, m);
+    if (r && m->frame.n_events) r->silent_runs = 0, r->risk_pause_ms = 0; /* 2026: a message: not silent */
     break;
   case DL_IN_CONNECTED:
     if (r) r->refusals = 0;
@@ -924,6 +954,30 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
       r->stop_requested = 0;
       r->handing_back = 0;
       finish_room(wk, r, "ended", "live ended (ControlMessage status 3)");
+    }
+    break;
+  case DL_IN_SILENT: /* 2026: silent risk control (PROTOCOL §9.6): ingest closed and forgot the room */
+    if (!r || r->st == C_CLOSING) break; /* a close is under way: its DL_IN_CLOSED ("not open") follows */
+    wk->silent_total++;
+    snprintf(r->cursor, sizeof r->cursor, "%s", m->cursor && strlen(m->cursor) < sizeof r->cursor ? m->cursor : "");
+    snprintf(r->internal_ext, sizeof r->internal_ext, "%s",
+             m->internal_ext && strlen(m->internal_ext) < sizeof r->internal_ext ? m->internal_ext : "");
+    r->st = C_RESOLVING;
+    if (++r->silent_runs >= DL_SILENT_RUNS_MAX) {
+      r->risk_pause_ms = r->risk_pause_ms ? r->risk_pause_ms * 2 : DL_RISK_PAUSE_MS;
+      if (r->risk_pause_ms > DL_RISK_PAUSE_MAX_MS) r->risk_pause_ms = DL_RISK_PAUSE_MAX_MS;
+      int64_t wait = jittered(r->risk_pause_ms);
+      char msg[300];
+      snprintf(msg, sizeof msg, "risk control: %d silent connections in a row (no message for %lld s each); "
+               "retrying in %lld s", r->silent_runs, wk->cfg->silence_timeout, (long long)((wait + 999) / 1000));
+      wk->risk_errors++;
+      dl_log(DL_LOG_WARN, "risk_control", r->live_id, "%s", msg);
+      set_status(wk, r, "error", msg, 0);
+      room_retry_in(wk, r, wait);
+    } else {
+      dl_log(DL_LOG_WARN, "refresh_identity", r->live_id, "%s; fresh ttwid and user_unique_id", m->reason);
+      set_status(wk, r, "reconnecting", m->reason, 0);
+      dl_resolver_submit_fresh(wk->resolver, r->live_id, r->profile);
     }
     break;
   case DL_IN_CLOSED:
@@ -1007,7 +1061,9 @@ static void on_resolved(worker *wk, dl_resolve_result *res) {
   }
   snprintf(r->room_id, sizeof r->room_id, "%s", res->page.room_id);
   r->st = C_CONNECTING;
-  const char *facts[] = {"title", res->page.title, "anchor", res->page.anchor, NULL};
+  /* 2026: logged_in (CONTRACT §3: Douyin withholds gifts from guests) and where the facts came from */
+  const char *facts[] = {"title", res->page.title, "anchor", res->page.anchor, "logged_in",
+                         res->logged_in ? "1" : "0", "resolved_by", res->source, NULL};
   status_write(wk, r, 0, facts);
   set_status(wk, r, "starting", NULL, 0);
   dl_room_spec spec;
@@ -1020,12 +1076,24 @@ static void on_resolved(worker *wk, dl_resolve_result *res) {
     unsigned long long v = 7300000000000000000ULL + ((unsigned long long)random() << 20 ^ (unsigned long long)random()) % 699999999999999999ULL;
     snprintf(spec.user_unique_id, sizeof spec.user_unique_id, "%llu", v);
   }
+  /* 2026: a fresh identity never reuses the last user_unique_id (the page may hand it out again) */
+  while (!strcmp(spec.user_unique_id, r->last_uid)) {
+    unsigned long long v = 7300000000000000000ULL + ((unsigned long long)random() << 20 ^ (unsigned long long)random()) % 699999999999999999ULL;
+    snprintf(spec.user_unique_id, sizeof spec.user_unique_id, "%llu", v);
+  }
+  snprintf(r->last_uid, sizeof r->last_uid, "%s", spec.user_unique_id);
+  /* 2026: resume where a silenced connection stopped (consumed once; ingest tracks it from here).
+   * The proxy needs no field: ingest's dl_proxypool_pick gives the resolver's answer. */
+  snprintf(spec.cursor, sizeof spec.cursor, "%s", r->cursor);
+  snprintf(spec.internal_ext, sizeof spec.internal_ext, "%s", r->internal_ext);
+  r->cursor[0] = r->internal_ext[0] = 0;
   spec.cookie = res->cookie;
   snprintf(spec.address, sizeof spec.address, "%s", res->ws_addr);
   if (r->ua_turn)
     snprintf(spec.user_agent, sizeof spec.user_agent, "%s",
              rotation_uas[(r->ua_turn - 1) % (sizeof rotation_uas / sizeof *rotation_uas)]);
-  dl_log(DL_LOG_INFO, "room_resolved", r->live_id, "room_id=%s title=\"%s\"", r->room_id, res->page.title);
+  dl_log(DL_LOG_INFO, "room_resolved", r->live_id, "room_id=%s title=\"%s\" via %s in %lld ms logged_in=%d", r->room_id,
+         res->page.title, res->source, (long long)res->took_ms, res->logged_in); /* 2026: source, time, login */
   open_with_gifts(wk, &spec);
 }
 
@@ -1070,21 +1138,27 @@ static void on_claim(redisAsyncContext *ac, void *rp, void *priv) {
   if (reply->type == REDIS_REPLY_STRING) {
     const char *raw = reply->str;
     size_t rawlen = reply->len;
-    char live_id[DL_LIVE_ID_MAX], profile[72];
+    char live_id[DL_LIVE_ID_MAX], profile[72], proxy[DL_PROXY_URL_MAX]; /* 2026: an assignment's own proxy */
     wk->claims++;
     if (wk->draining) {
       outbox_push(wk, cmd_with_raw("RPUSH", wk->key_assign, NULL, raw, rawlen));
       outbox_push(wk, cmd_with_raw("LREM", wk->key_claims, "1", raw, rawlen));
       maybe_finish_drain(wk);
-    } else if (dl_assignment_parse(raw, rawlen, live_id, sizeof live_id, profile, sizeof profile) != 0) {
+    } else if (dl_assignment_parse(raw, rawlen, live_id, sizeof live_id, profile, sizeof profile, proxy,
+                                   sizeof proxy) != 0) {
       wk->bad_assignments++;
+      /* 2026: never the raw text: a JSON assignment may carry proxy credentials */
       dl_log(DL_LOG_WARN, "bad_assignment", NULL,
-             "ignoring assignment \"%.100s\": not a live_id, a live URL or {\"live_id\":…,\"cookie\":…}", raw);
+             "ignoring an assignment of %zu bytes: not a live_id, a live URL or {\"live_id\":…,\"cookie\":…,"
+             "\"proxy\":\"http://host:port\"}", rawlen);
       outbox_push(wk, cmd_with_raw("LREM", wk->key_claims, "1", raw, rawlen));
     } else if (find_room(wk, live_id)) {
       dl_log(DL_LOG_INFO, "assign_dup", live_id, "already captured here; ignoring the repeated assignment");
       outbox_push(wk, cmd_with_raw("LREM", wk->key_claims, "1", raw, rawlen));
     } else {
+      char why[160];
+      if (proxy[0] && dl_proxypool_pin(wk->pool, live_id, proxy, why, sizeof why) < 0) /* 2026 */
+        dl_log(DL_LOG_WARN, "assign_proxy", live_id, "assignment proxy not used: %s", why);
       start_room(wk, live_id, profile, raw, rawlen);
     }
   } else if (reply->type == REDIS_REPLY_ERROR) {
@@ -1494,7 +1568,28 @@ static void admin_metrics(struct evhttp_request *req, void *arg) {
   M("claims_total", "counter", "Assignments taken from the list.", wk->claims);
   M("bad_assignments_total", "counter", "Assignments that were not a live_id.", wk->bad_assignments);
   M("resolve_errors_total", "counter", "Live page resolutions that failed.", wk->resolve_errors);
+  /* 2026: silent risk control, Handshake-Options, proxies (labels: configured host:port, never
+   * credentials or room ids) */
+  M("ws_silent_total", "counter", "Connections closed for delivering no message for --silence-timeout.", wk->silent_total);
+  M("risk_control_errors_total", "counter", "Rooms put in error after consecutive silent connections.", wk->risk_errors);
+  M("ws_ping_interval_adopted_total", "counter", "Connections whose heartbeat follows a Handshake-Options ping-interval.",
+    st.ping_interval_adopted);
 #undef M
+  dl_proxy_stats ps[DL_PROXYPOOL_MAX];
+  size_t np = dl_proxypool_stats(wk->pool, ps, DL_PROXYPOOL_MAX, dl_mono_ms());
+  if (np > DL_PROXYPOOL_MAX) np = DL_PROXYPOOL_MAX;
+  static const char *const pm[][3] = {
+      {"proxy_rooms", "gauge", "WebSockets through this proxy now."},
+      {"proxy_failures_total", "counter", "Connects and requests that failed at this proxy."},
+      {"proxy_set_asides_total", "counter", "Times this proxy was set aside after failing repeatedly."},
+      {"proxy_set_aside", "gauge", "1 while this proxy is set aside (its rooms move)."}};
+  for (size_t k = 0; np && k < sizeof pm / sizeof *pm; k++) {
+    evbuffer_add_printf(b, "# HELP dylive_%s %s\n# TYPE dylive_%s %s\n", pm[k][0], pm[k][2], pm[k][0], pm[k][1]);
+    for (size_t i = 0; i < np; i++) {
+      uint64_t v = k == 0 ? ps[i].rooms : k == 1 ? ps[i].failures : k == 2 ? ps[i].set_asides : (uint64_t)ps[i].cooling;
+      evbuffer_add_printf(b, "dylive_%s{proxy=\"%s\"} %llu\n", pm[k][0], ps[i].label, (unsigned long long)v);
+    }
+  }
   evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
   evhttp_send_reply(req, 200, "OK", b);
   evbuffer_free(b);
@@ -1568,6 +1663,23 @@ int dl_worker_run(const dl_config *cfg) {
             cfg->proxy && *cfg->proxy ? "the proxy" : "the environment's proxy");
     return 2;
   }
+  /* 2026: --proxy-file: the egress pool (a bad line exits 2 naming the line, never its credentials) */
+  wk->pool = g_wk_pool = dl_proxypool_new();
+  if (!wk->pool) return 1;
+  if (cfg->proxy_file && *cfg->proxy_file) {
+    if (cfg->proxy && *cfg->proxy) {
+      fprintf(stderr, "dylive-connector: --proxy-file: give either --proxy or --proxy-file, not both\n");
+      dl_proxypool_free(wk->pool);
+      return 2;
+    }
+    if (dl_proxypool_load(wk->pool, cfg->proxy_file, why, sizeof why) != DL_EOK) {
+      fprintf(stderr, "dylive-connector: --proxy-file: %s\n", why);
+      dl_proxypool_free(wk->pool);
+      return 2;
+    }
+    ws_proxy[0] = http_proxy[0] = 0; /* the pool carries every room; the environment's proxy does not apply */
+    dl_log(DL_LOG_INFO, "proxy_pool", NULL, "%zu proxies from --proxy-file", dl_proxypool_rotation(wk->pool));
+  }
   if (ws_proxy[0] || http_proxy[0])
     dl_log(DL_LOG_INFO, "proxy", NULL, "pages via %s, WebSocket via %s", http_proxy[0] ? "proxy" : "direct",
            ws_proxy[0] ? "proxy" : "direct"); /* the URLs may carry credentials: not logged */
@@ -1577,6 +1689,7 @@ int dl_worker_run(const dl_config *cfg) {
     user_cookie = dl_cookie_file_load(cfg->cookie_file, why, sizeof why);
     if (!user_cookie) {
       fprintf(stderr, "dylive-connector: --cookie-file: %s\n", why);
+      dl_proxypool_free(wk->pool); /* 2026 */
       return 2;
     }
   }
@@ -1585,6 +1698,7 @@ int dl_worker_run(const dl_config *cfg) {
     if (!wk->spool) {
       fprintf(stderr, "dylive-connector: --spool-dir: %s\n", why);
       free(user_cookie);
+      dl_proxypool_free(wk->pool); /* 2026 */
       return 2;
     }
   }
@@ -1615,9 +1729,12 @@ int dl_worker_run(const dl_config *cfg) {
   io.limits.max_inflate_ratio = (size_t)cfg->max_inflate_ratio;
   io.limits.max_messages = (size_t)cfg->max_messages;
   io.proxy = ws_proxy;
+  io.pool = wk->pool;                                   /* 2026 */
+  io.silence_ms = cfg->silence_timeout * 1000;          /* 2026 */
   wk->ingest = dl_ingest_new(&io, wk->inq, wk->wake_fd);
   dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy,
-                         (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0};
+                         (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0,
+                         wk->pool /* 2026 */};
   wk->resolver = dl_resolver_new(&ro, wk->resq, wk->wake_fd);
   free(user_cookie);
   if (!wk->ingest || !wk->resolver || dl_ingest_start(wk->ingest) != 0) {
@@ -1680,5 +1797,7 @@ cleanup:
   dl_queue_free(wk->resq, dl_resolve_result_free);
   close(wk->wake_fd);
   event_base_free(wk->base);
+  g_wk_pool = NULL; /* 2026 */
+  dl_proxypool_free(wk->pool);
   return wk->exit_code;
 }
