@@ -30,12 +30,19 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "sim_abogus.h"
 #include "sim_util.h"
 
 #define HTTP_MAX_HEAD (64 * 1024)
 #define WS_MAX_MSG (16u * 1024 * 1024)
 #define MAX_HDRS 64
 #define BOMB_SIZE ((size_t)257 * 1024 * 1024)
+#define IDENT_MAX 64        /* recorded webcast_sdk_version / update_version_code, and sdk= (bytes, truncated) */
+#define ORIGIN_MAX 128      /* recorded Origin (bytes, truncated) */
+#define UPGRADE_LOG 16      /* upgrades remembered per room for /_sim/stats */
+#define HS_OPTS_MAX 128     /* a Handshake-Options value */
+#define GIFT_METHOD "WebcastGiftMessage"
+#define RESP_MAX (64u << 20) /* a frame's Response is gunzipped up to this size */
 
 /* ------------------------------------------------------------------ model */
 
@@ -50,11 +57,26 @@ typedef struct {
   uint8_t sent;
   char *ext_resp; /* Response.internal_ext (NULL if absent) */
   char *ext_hdr;  /* im-internal_ext header (NULL if absent) */
+  uint32_t gifts; /* WebcastGiftMessage messages among nmsgs */
+  uint8_t guest;  /* GUEST_*: the variant sent to guests of a gifts=login room */
+  uint8_t *guest_wire;
+  size_t guest_len;
 } frame_t;
+
+enum { GUEST_UNBUILT, GUEST_BUILT, GUEST_SAME }; /* GUEST_SAME: guests get the frame as it is */
 
 enum { PAGE_NORMAL, PAGE_CHALLENGE, PAGE_GONE };
 enum { ENTER_OK, ENTER_EMPTY, ENTER_ERROR };
 enum { SIG_DEFAULT, SIG_CHECK, SIG_OFF }; /* SIG_DEFAULT follows --check-signature */
+enum { AB_DEFAULT, AB_CHECK, AB_OFF };    /* AB_DEFAULT follows --check-abogus */
+enum { GIFTS_DEFAULT, GIFTS_LOGIN, GIFTS_ALL }; /* GIFTS_DEFAULT follows --gifts-need-login */
+
+typedef struct {
+  uint64_t n; /* the room's upgrade attempt number */
+  char sdk[IDENT_MAX], uvc[IDENT_MAX], origin[ORIGIN_MAX];
+  bool has_origin, logged_in;
+  char result[24]; /* "accepted" or the reject reason */
+} upgrade_t;
 #define SIG_RECENT 64
 
 struct conn;
@@ -72,6 +94,12 @@ typedef struct room {
   int enter;
   bool ws_reject;
   int sig;
+  int abogus;
+  int gifts;
+  char sdk[IDENT_MAX];     /* sdk=: the only webcast_sdk_version accepted; "" = any */
+  char *hs_opts;           /* handshake_options=: NULL = follow --handshake-options */
+  unsigned silent_first;   /* silent=N: the first N connections go silent after their first frame */
+  unsigned silent_pending; /* /_sim/silent which=next: that many next connections are silent from the start */
   char recent_sigs[SIG_RECENT][17]; /* ring of the last accepted signatures (decoded) */
   size_t recent_next;
   frame_t *frames;
@@ -86,7 +114,12 @@ typedef struct room {
   /* stats */
   uint64_t connections, frames_sent, messages_sent, acks_expected, acks_ok, acks_bad, hb, pongs, pings_sent,
       other_client_frames, injected, client_closes, protocol_errors, ws_rejected;
-  uint64_t sig_ok, sig_bad, sig_missing, sig_reused;
+  uint64_t sig_ok, sig_bad, sig_missing, sig_reused, sdk_bad;
+  uint64_t abogus_ok, abogus_missing, abogus_bad, abogus_why[SIM_AB_NREASONS];
+  char last_abogus[24];
+  char last_abogus_detail[200];
+  uint64_t upgrades_total, logged_in_conns, guest_conns, gifts_withheld, silenced;
+  upgrade_t upgrades[UPGRADE_LOG]; /* ring of the last upgrades, rejected ones included */
   char last_reject[24];
   char last_reject_detail[160];
   char *last_query;
@@ -99,6 +132,7 @@ typedef struct {
   uint8_t *owned;
   int32_t frame; /* >= 0: room frame index (stats on completion) */
   bool repush;
+  bool guest; /* the frame's guest variant (gifts removed) */
 } wq_ent_t;
 
 enum { C_HTTP, C_WS };
@@ -126,6 +160,11 @@ typedef struct conn {
   sbuf_t frag;
   int frag_op; /* 0 = none */
   room_t *room;
+  uint64_t serial;      /* the room's connection number (1 = first accepted) */
+  bool logged_in;       /* the upgrade's Cookie had a non-empty sessionid */
+  bool guest;           /* gifts are withheld from this connection */
+  bool silent;          /* open, pinged, but pushed no frames (PROTOCOL §9.6) */
+  uint32_t frames_left; /* frames before it goes silent; 0 = no limit */
   struct conn *rnext;   /* in room->conns */
   struct conn *next;    /* all conns */
 } conn_t;
@@ -144,6 +183,11 @@ static struct {
   SSL_CTX *tls_ctx;
   bool verbose;
   bool check_sig;
+  bool check_abogus;
+  bool gifts_login;
+  const char *hs_opts;
+  bool clock_set; /* --clock-ms: the wall clock starts at clock_ms */
+  int64_t clock_ms, clock_mono0;
   sbuf_t bomb;
   volatile sig_atomic_t stop;
 } G;
@@ -154,6 +198,14 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 static int64_t now_ms(void) { return now_ns() / 1000000; }
+
+/* the sim's wall clock, Unix ms: real time, or --clock-ms N advancing in real time from the start */
+static int64_t wall_ms(void) {
+  if (G.clock_set) return G.clock_ms + (now_ms() - G.clock_mono0);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...) {
@@ -217,18 +269,26 @@ static size_t ws_hdr(uint8_t *h, int opcode, uint64_t len) {
 
 /* ------------------------------------------------------------------ frame index */
 
-static int index_frame(frame_t *f, const uint8_t *d, size_t n, const char *path, size_t idx) {
+/* The parts of a PushFrame the sim reads. Returns -1 if it does not parse. */
+typedef struct {
+  uint64_t log_id;
+  const uint8_t *payload; /* field 8; NULL if absent */
+  size_t plen;
+  bool gz; /* header compress_type=gzip */
+  const uint8_t *ext_hdr; /* header im-internal_ext; NULL if absent */
+  size_t ext_hdr_len;
+} pf_parts_t;
+
+static int pushframe_parts(const uint8_t *d, size_t n, pf_parts_t *o) {
+  memset(o, 0, sizeof *o);
   pbr_t r = {d, d + n};
   pbf_t fl;
   int rc;
-  const uint8_t *payload = NULL;
-  size_t plen = 0;
-  bool gz = false;
   while ((rc = pb_next(&r, &fl)) == 1) {
-    if (fl.field == 2 && fl.wt == 0) f->log_id = fl.v;
+    if (fl.field == 2 && fl.wt == 0) o->log_id = fl.v;
     if (fl.field == 8 && fl.wt == 2) {
-      payload = fl.d;
-      plen = fl.len;
+      o->payload = fl.d;
+      o->plen = fl.len;
     }
     if (fl.field == 5 && fl.wt == 2) {
       pbr_t h = {fl.d, fl.d + fl.len};
@@ -239,29 +299,60 @@ static int index_frame(frame_t *f, const uint8_t *d, size_t n, const char *path,
         if (hf.field == 1 && hf.wt == 2) k = hf.d, kl = hf.len;
         if (hf.field == 2 && hf.wt == 2) v = hf.d, vl = hf.len;
       }
-      if (k && kl == 13 && !memcmp(k, "compress_type", 13) && v && vl == 4 && !memcmp(v, "gzip", 4)) gz = true;
-      if (k && kl == 15 && !memcmp(k, "im-internal_ext", 15) && v) f->ext_hdr = xstrndup((const char *)v, vl);
+      if (k && kl == 13 && !memcmp(k, "compress_type", 13) && v && vl == 4 && !memcmp(v, "gzip", 4)) o->gz = true;
+      if (k && kl == 15 && !memcmp(k, "im-internal_ext", 15) && v) o->ext_hdr = v, o->ext_hdr_len = vl;
     }
   }
-  if (rc < 0) {
+  return rc < 0 ? -1 : 0;
+}
+
+/* The Response bytes of a PushFrame: the payload, gunzipped if the frame says so (*owned is then
+ * to be freed). Returns -1 if it does not gunzip. */
+static int pushframe_response(const pf_parts_t *pp, const uint8_t **resp, size_t *rlen, uint8_t **owned) {
+  *owned = NULL;
+  if (!pp->gz) {
+    *resp = pp->payload;
+    *rlen = pp->plen;
+    return 0;
+  }
+  if (sim_gunzip(pp->payload, pp->plen, RESP_MAX, owned, rlen) < 0) return -1;
+  *resp = *owned;
+  return 0;
+}
+
+static bool message_is_gift(const uint8_t *d, size_t n) {
+  pbr_t r = {d, d + n};
+  pbf_t f;
+  while (pb_next(&r, &f) == 1)
+    if (f.field == 1 && f.wt == 2) return f.len == strlen(GIFT_METHOD) && !memcmp(f.d, GIFT_METHOD, f.len);
+  return false;
+}
+
+static int index_frame(frame_t *f, const uint8_t *d, size_t n, const char *path, size_t idx) {
+  pf_parts_t pp;
+  if (pushframe_parts(d, n, &pp) < 0) {
     logf_("%s: frame %zu: PushFrame does not parse; replayed as-is", path, idx);
     return 0;
   }
-  if (!payload) return 0;
-  uint8_t *resp = NULL;
-  size_t rlen = 0;
-  if (gz) {
-    if (sim_gunzip(payload, plen, 64u << 20, &resp, &rlen) < 0) {
-      logf_("%s: frame %zu: payload does not gunzip; replayed as-is", path, idx);
-      return 0;
-    }
+  f->log_id = pp.log_id;
+  if (pp.ext_hdr) f->ext_hdr = xstrndup((const char *)pp.ext_hdr, pp.ext_hdr_len);
+  if (!pp.payload) return 0;
+  const uint8_t *rp;
+  size_t rn;
+  uint8_t *resp;
+  if (pushframe_response(&pp, &rp, &rn, &resp) < 0) {
+    logf_("%s: frame %zu: payload does not gunzip; replayed as-is", path, idx);
+    return 0;
   }
-  const uint8_t *rp = gz ? resp : payload;
-  size_t rn = gz ? rlen : plen;
   pbr_t rr = {rp, rp + rn};
+  pbf_t fl;
+  int rc;
   uint32_t nm = 0;
   while ((rc = pb_next(&rr, &fl)) == 1) {
-    if (fl.field == 1 && fl.wt == 2) nm++;
+    if (fl.field == 1 && fl.wt == 2) {
+      nm++;
+      if (message_is_gift(fl.d, fl.len)) f->gifts++;
+    }
     if (fl.field == 5 && fl.wt == 2) {
       free(f->ext_resp);
       f->ext_resp = xstrndup((const char *)fl.d, fl.len);
@@ -274,6 +365,19 @@ static int index_frame(frame_t *f, const uint8_t *d, size_t n, const char *path,
   return 0;
 }
 
+/* WS header + body, in one allocation */
+static uint8_t *wire_encode(const uint8_t *d, size_t n, size_t *wire_len, size_t *body_off) {
+  uint8_t h[10];
+  size_t hl = ws_hdr(h, 2, n);
+  uint8_t *w = malloc(hl + n);
+  if (!w) die("out of memory");
+  memcpy(w, h, hl);
+  memcpy(w + hl, d, n);
+  *wire_len = hl + n;
+  if (body_off) *body_off = hl;
+  return w;
+}
+
 static void add_frame(room_t *r, size_t *cap, const uint8_t *d, size_t n) {
   if (r->nframes == *cap) {
     *cap = *cap ? *cap * 2 : 64;
@@ -283,16 +387,47 @@ static void add_frame(room_t *r, size_t *cap, const uint8_t *d, size_t n) {
   frame_t *f = &r->frames[r->nframes];
   memset(f, 0, sizeof *f);
   f->next_same_log = -1;
-  uint8_t h[10];
-  size_t hl = ws_hdr(h, 2, n);
-  f->wire = malloc(hl + n);
-  if (!f->wire) die("out of memory");
-  memcpy(f->wire, h, hl);
-  memcpy(f->wire + hl, d, n);
-  f->wire_len = hl + n;
-  f->body_off = hl;
+  f->wire = wire_encode(d, n, &f->wire_len, &f->body_off);
   index_frame(f, d, n, r->frames_path, r->nframes);
   r->nframes++;
+}
+
+/* What a guest of a gifts=login room gets (PROTOCOL §9.5): the Response without its
+ * WebcastGiftMessage messages, re-gzipped if it was gzipped; every other field of the Response and
+ * of the PushFrame is kept byte for byte (ids, cursor, internal_ext, need_ack, headers). Built on
+ * first use; a frame without gifts, or one that does not re-encode, goes out as it is. */
+static void build_guest(frame_t *f) {
+  f->guest = GUEST_SAME;
+  if (!f->gifts) return;
+  const uint8_t *d = f->wire + f->body_off;
+  size_t n = f->wire_len - f->body_off;
+  pf_parts_t pp;
+  const uint8_t *rp;
+  size_t rn;
+  uint8_t *owned;
+  if (pushframe_parts(d, n, &pp) < 0 || !pp.payload || pushframe_response(&pp, &rp, &rn, &owned) < 0) return;
+  sbuf_t resp = {0}, gz = {0}, pf = {0};
+  pbr_t rr = {rp, rp + rn};
+  pbf_t fl;
+  int rc;
+  for (const uint8_t *at = rp; (rc = pb_next(&rr, &fl)) == 1; at = rr.p)
+    if (!(fl.field == 1 && fl.wt == 2 && message_is_gift(fl.d, fl.len))) sb_add(&resp, at, (size_t)(rr.p - at));
+  const sbuf_t *payload = pp.gz ? &gz : &resp;
+  if (rc == 0 && (!pp.gz || sim_gzip(resp.p, resp.len, &gz) == 0)) {
+    pbr_t r = {d, d + n};
+    for (const uint8_t *at = d; pb_next(&r, &fl) == 1; at = r.p) {
+      if (fl.field == 8 && fl.wt == 2)
+        pb_put_bytes(&pf, 8, payload->p ? payload->p : (const uint8_t *)"", payload->len);
+      else
+        sb_add(&pf, at, (size_t)(r.p - at));
+    }
+    f->guest_wire = wire_encode(pf.p, pf.len, &f->guest_len, NULL);
+    f->guest = GUEST_BUILT;
+  }
+  free(owned);
+  sb_free(&resp);
+  sb_free(&gz);
+  sb_free(&pf);
 }
 
 static size_t log_slot(uint64_t id, size_t cap) { return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 20) & (cap - 1); }
@@ -367,6 +502,24 @@ static bool all_digits(const char *s) {
   return true;
 }
 
+/* A Handshake-Options value: a cookie-style list "key=digits[;key=digits...]" with an optional
+ * final ';' (PROTOCOL §9.4: "ping-interval=<seconds>;"). Keys are [a-z0-9-]. */
+static bool valid_hs_opts(const char *v) {
+  size_t n = strlen(v);
+  if (!n || n >= HS_OPTS_MAX) return false;
+  for (const char *p = v; *p;) {
+    const char *k = p;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-') p++;
+    if (p == k || *p++ != '=') return false;
+    const char *d = p;
+    while (*p >= '0' && *p <= '9') p++;
+    if (p == d || p - d > 9) return false;
+    if (*p == ';') p++;
+    else if (*p) return false;
+  }
+  return true;
+}
+
 static room_t *parse_room(const char *spec) {
   room_t *r = calloc(1, sizeof *r);
   if (!r) die("out of memory");
@@ -415,6 +568,20 @@ static room_t *parse_room(const char *spec) {
       r->sig = SIG_CHECK;
     else if (!strcmp(opt, "sig") && val && !strcmp(val, "off"))
       r->sig = SIG_OFF;
+    else if (!strcmp(opt, "abogus") && val && !strcmp(val, "check"))
+      r->abogus = AB_CHECK;
+    else if (!strcmp(opt, "abogus") && val && !strcmp(val, "off"))
+      r->abogus = AB_OFF;
+    else if (!strcmp(opt, "gifts") && val && !strcmp(val, "login"))
+      r->gifts = GIFTS_LOGIN;
+    else if (!strcmp(opt, "gifts") && val && !strcmp(val, "all"))
+      r->gifts = GIFTS_ALL;
+    else if (!strcmp(opt, "sdk") && val && *val && strlen(val) < sizeof r->sdk)
+      snprintf(r->sdk, sizeof r->sdk, "%s", val);
+    else if (!strcmp(opt, "handshake_options") && val && valid_hs_opts(val))
+      r->hs_opts = xstrdup(val);
+    else if (!strcmp(opt, "silent") && val && all_digits(val) && strlen(val) < 10)
+      r->silent_first = (unsigned)strtoul(val, NULL, 10);
     else if (!strcmp(opt, "title") && val)
       r->title = xstrdup(val);
     else if (!strcmp(opt, "nick") && val)
@@ -490,7 +657,7 @@ static void conn_free(conn_t *c) {
   free(c);
 }
 
-static void q_push(conn_t *c, const uint8_t *p, size_t len, uint8_t *owned, int32_t frame, bool repush) {
+static wq_ent_t *q_push(conn_t *c, const uint8_t *p, size_t len, uint8_t *owned, int32_t frame, bool repush) {
   if (c->qn == c->qcap) {
     size_t nc = c->qcap ? c->qcap * 2 : 64;
     wq_ent_t *nq = malloc(nc * sizeof *nq);
@@ -507,8 +674,10 @@ static void q_push(conn_t *c, const uint8_t *p, size_t len, uint8_t *owned, int3
   e->owned = owned;
   e->frame = frame;
   e->repush = repush;
+  e->guest = false;
   c->qn++;
   c->qbytes += len;
+  return e;
 }
 
 static void q_push_copy(conn_t *c, const void *d, size_t n) {
@@ -542,8 +711,10 @@ static void entry_done(conn_t *c, wq_ent_t *e) {
   if (e->frame >= 0 && c->room) {
     room_t *r = c->room;
     frame_t *f = &r->frames[e->frame];
+    uint32_t withheld = e->guest ? f->gifts : 0;
     r->frames_sent++;
-    r->messages_sent += f->nmsgs;
+    r->messages_sent += f->nmsgs - withheld;
+    r->gifts_withheld += withheld;
     if (f->need_ack) r->acks_expected++;
     if (!f->sent) {
       f->sent = 1;
@@ -581,12 +752,13 @@ static ssize_t conn_write_some(conn_t *c) {
 
 static bool room_has_more(const room_t *r);
 static bool ws_live(const conn_t *c);
+static bool ws_pushes(const conn_t *c);
 
 /* a WS connection of a room with unpaced frames left keeps EPOLLOUT armed: the kernel says when to pump */
 static bool conn_wants_more(const conn_t *c) {
-  if (c->kind != C_WS || !c->room || !ws_live(c) || c->room->fps || !room_has_more(c->room)) return false;
+  if (c->kind != C_WS || !c->room || !ws_pushes(c) || c->room->fps || !room_has_more(c->room)) return false;
   for (const conn_t *s = c->room->conns; s; s = s->rnext)
-    if (ws_live(s) && s->qbytes >= G.hwm) return false; /* a slow sibling gates the room; its EPOLLOUT resumes */
+    if (ws_pushes(s) && s->qbytes >= G.hwm) return false; /* a slow sibling gates the room; its EPOLLOUT resumes */
   return true;
 }
 
@@ -658,12 +830,29 @@ static ssize_t conn_read(conn_t *c) {
 
 /* ------------------------------------------------------------------ room pumping */
 
+static void conn_go_silent(conn_t *c, const char *why) {
+  if (c->silent) return;
+  c->silent = true;
+  c->room->silenced++;
+  logf_("room %s: connection #%" PRIu64 " is silent now (%s)", c->room->live_id, c->serial, why);
+}
+
+/* Queues frame i for c: the guest variant for a guest, nothing for a silent connection. */
 static void room_enqueue_frame(conn_t *c, room_t *r, size_t i, bool repush) {
+  if (c->silent) return;
   frame_t *f = &r->frames[i];
-  q_push(c, f->wire, f->wire_len, NULL, (int32_t)i, repush);
+  if (c->guest && f->guest == GUEST_UNBUILT) build_guest(f);
+  if (c->guest && f->guest == GUEST_BUILT)
+    q_push(c, f->guest_wire, f->guest_len, NULL, (int32_t)i, repush)->guest = true;
+  else
+    q_push(c, f->wire, f->wire_len, NULL, (int32_t)i, repush);
+  if (c->frames_left && --c->frames_left == 0) conn_go_silent(c, "silent=N: after its first frame");
 }
 
 static bool ws_live(const conn_t *c) { return !c->dead && !c->close_sent && !c->close_after_flush; }
+
+/* a connection that timeline frames go to */
+static bool ws_pushes(const conn_t *c) { return ws_live(c) && !c->silent; }
 
 static bool room_has_more(const room_t *r) {
   return !r->paused && r->nframes && (r->loop || r->position < r->nframes);
@@ -684,8 +873,8 @@ static void room_pump(room_t *r) {
     }
     int n = 0;
     bool full = false;
-    for (conn_t *c = r->conns; c; c = c->rnext) {
-      if (!ws_live(c)) continue;
+    for (conn_t *c = r->conns; c; c = c->rnext) { /* silent ones neither advance nor hold back the room */
+      if (!ws_pushes(c)) continue;
       if (c->qbytes >= G.hwm) full = true;
       n++;
     }
@@ -696,7 +885,7 @@ static void room_pump(room_t *r) {
       if (r->next_due_ns < t - 1000000000LL) r->next_due_ns = t;
     }
     for (conn_t *c = r->conns; c; c = c->rnext)
-      if (ws_live(c)) room_enqueue_frame(c, r, r->position, false);
+      if (ws_pushes(c)) room_enqueue_frame(c, r, r->position, false);
     r->position++;
   }
     /* write now; go round again while the sockets take everything (saves epoll round trips) */
@@ -789,6 +978,25 @@ static char *query_param_n(const char *query, const char *name, size_t *vlen) {
 }
 
 static char *query_param(const char *query, const char *name) { return query_param_n(query, name, NULL); }
+
+/* The raw query without its first parameter named name and one '&' next to it. */
+static void query_without(const char *query, const char *name, sbuf_t *out) {
+  const char *seg;
+  size_t sl;
+  if (!query) return;
+  if (!query_find(query, name, &seg, &sl)) {
+    sb_adds(out, query);
+    return;
+  }
+  size_t before = (size_t)(seg - query);
+  const char *after = seg + sl;
+  if (before) {
+    sb_add(out, query, before - 1); /* drop the '&' in front */
+    sb_adds(out, after);
+  } else {
+    sb_adds(out, *after == '&' ? after + 1 : after);
+  }
+}
 
 static void http_respond_srv(conn_t *c, const char *server, int code, const char *reason, const char *ctype,
                              const char *extra, const void *body, size_t blen) {
@@ -938,18 +1146,51 @@ static void handle_live_page(conn_t *c, room_t *r) {
   sb_free(&b);
 }
 
+static bool room_checks_abogus(const room_t *r) {
+  return r ? r->abogus == AB_CHECK || (r->abogus == AB_DEFAULT && G.check_abogus) : G.check_abogus;
+}
+
+/* a_bogus check of a web/enter request (PROTOCOL §9.1-9.2). Returns true = accept. Counts the
+ * verdict in the room (r NULL: an unknown web_rid, only logged). */
+static bool check_abogus(room_t *r, const req_t *q, int64_t nowms) {
+  if (!room_checks_abogus(r)) return true;
+  size_t abn = 0;
+  char *ab = query_param_n(q->query, "a_bogus", &abn);
+  char detail[sizeof r->last_abogus_detail];
+  int code = -1; /* -1 = missing */
+  if (ab && abn) {
+    sbuf_t signed_q = {0};
+    query_without(q->query, "a_bogus", &signed_q);
+    code = sim_ab_verify(ab, abn, signed_q.p ? (const char *)signed_q.p : "", signed_q.len,
+                         req_header(q, "User-Agent"), nowms, detail, sizeof detail);
+    sb_free(&signed_q);
+  } else {
+    snprintf(detail, sizeof detail, "no a_bogus in the query");
+  }
+  free(ab);
+  const char *verdict = code < 0 ? "missing" : code == SIM_AB_OK ? "ok" : sim_ab_reason(code);
+  if (G.verbose || code != SIM_AB_OK)
+    logf_("web/enter %s: a_bogus %s: %s", r ? r->live_id : "(unknown web_rid)", verdict, detail);
+  if (r) {
+    if (code < 0)
+      r->abogus_missing++;
+    else if (code == SIM_AB_OK)
+      r->abogus_ok++;
+    else
+      r->abogus_bad++, r->abogus_why[code]++;
+    snprintf(r->last_abogus, sizeof r->last_abogus, "%s", verdict);
+    snprintf(r->last_abogus_detail, sizeof r->last_abogus_detail, "%s", detail);
+  }
+  return code == SIM_AB_OK;
+}
+
 static void handle_enter(conn_t *c, const req_t *q) {
   char *rid = query_param(q->query, "web_rid");
   room_t *r = rid ? room_by_live(rid) : NULL;
   free(rid);
-  long long nowms = (long long)time(NULL) * 1000;
-  {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    nowms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  }
+  long long nowms = (long long)wall_ms();
   sbuf_t b = {0};
-  if (r && r->enter == ENTER_EMPTY) {
+  if (!check_abogus(r, q, nowms) || (r && r->enter == ENTER_EMPTY)) { /* Douyin's risk-control answer */
     http_respond(c, 200, "OK", "application/json; charset=utf-8", NULL, "", 0);
     return;
   }
@@ -986,6 +1227,63 @@ static void handle_enter(conn_t *c, const req_t *q) {
 }
 
 static bool room_checks_sig(const room_t *r) { return r->sig == SIG_CHECK || (r->sig == SIG_DEFAULT && G.check_sig); }
+static bool room_gifts_login(const room_t *r) { return r->gifts == GIFTS_LOGIN || (r->gifts == GIFTS_DEFAULT && G.gifts_login); }
+static const char *room_hs_opts(const room_t *r) { return r->hs_opts ? r->hs_opts : G.hs_opts; }
+
+static const char *page_name(int page) {
+  return page == PAGE_CHALLENGE ? "challenge" : page == PAGE_GONE ? "gone" : "normal";
+}
+
+static void json_kv_str(sbuf_t *b, const char *key, const char *v) {
+  sb_addf(b, ",\"%s\":", key);
+  sb_add_json_str(b, v, strlen(v));
+}
+
+/* the 2026 additions of a room's stats: a_bogus, page, gifts, silence, identity, connections */
+static void room_stats_2026(sbuf_t *b, room_t *r) {
+  sb_addf(b, ",\"page\":\"%s\",\"status\":%d", page_name(r->page), r->status);
+  sb_addf(b,
+          ",\"abogus_check\":%s,\"abogus_ok\":%" PRIu64 ",\"abogus_missing\":%" PRIu64 ",\"abogus_bad\":%" PRIu64
+          ",\"abogus_bad_reasons\":{",
+          room_checks_abogus(r) ? "true" : "false", r->abogus_ok, r->abogus_missing, r->abogus_bad);
+  for (int i = 1; i < SIM_AB_NREASONS; i++) sb_addf(b, "%s\"%s\":%" PRIu64, i > 1 ? "," : "", sim_ab_reason(i), r->abogus_why[i]);
+  sb_adds(b, "}");
+  json_kv_str(b, "last_abogus", r->last_abogus);
+  json_kv_str(b, "last_abogus_detail", r->last_abogus_detail);
+  uint64_t silent_open = 0;
+  for (conn_t *c = r->conns; c; c = c->rnext) silent_open += c->silent;
+  sb_addf(b,
+          ",\"gifts_need_login\":%s,\"logged_in_connections\":%" PRIu64 ",\"guest_connections\":%" PRIu64
+          ",\"gifts_withheld\":%" PRIu64 ",\"silenced\":%" PRIu64 ",\"silent_open\":%" PRIu64
+          ",\"silent_pending\":%u,\"silent_first\":%u,\"sdk_bad\":%" PRIu64,
+          room_gifts_login(r) ? "true" : "false", r->logged_in_conns, r->guest_conns, r->gifts_withheld, r->silenced,
+          silent_open, r->silent_pending, r->silent_first, r->sdk_bad);
+  json_kv_str(b, "sdk_required", r->sdk);
+  json_kv_str(b, "handshake_options", room_hs_opts(r) ? room_hs_opts(r) : "");
+  sb_adds(b, ",\"upgrades\":[");
+  size_t nu = r->upgrades_total < UPGRADE_LOG ? (size_t)r->upgrades_total : UPGRADE_LOG;
+  for (size_t k = 0; k < nu; k++) { /* oldest first */
+    const upgrade_t *u = &r->upgrades[(r->upgrades_total - nu + k) % UPGRADE_LOG];
+    sb_addf(b, "%s{\"n\":%" PRIu64 ",\"logged_in\":%s", k ? "," : "", u->n, u->logged_in ? "true" : "false");
+    json_kv_str(b, "webcast_sdk_version", u->sdk);
+    json_kv_str(b, "update_version_code", u->uvc);
+    sb_adds(b, ",\"origin\":");
+    if (u->has_origin)
+      sb_add_json_str(b, u->origin, strlen(u->origin));
+    else
+      sb_adds(b, "null");
+    json_kv_str(b, "result", u->result);
+    sb_adds(b, "}");
+  }
+  sb_adds(b, "],\"conns\":[");
+  bool first = true;
+  for (conn_t *c = r->conns; c; c = c->rnext) {
+    sb_addf(b, "%s{\"n\":%" PRIu64 ",\"logged_in\":%s,\"gifts_withheld\":%s,\"silent\":%s}", first ? "" : ",",
+            c->serial, c->logged_in ? "true" : "false", c->guest ? "true" : "false", c->silent ? "true" : "false");
+    first = false;
+  }
+  sb_adds(b, "]");
+}
 
 static void room_stats_json(sbuf_t *b, room_t *r) {
   uint64_t open = 0;
@@ -1011,6 +1309,7 @@ static void room_stats_json(sbuf_t *b, room_t *r) {
   sb_add_json_str(b, r->last_reject_detail, strlen(r->last_reject_detail));
   sb_adds(b, ",\"last_headers\":");
   sb_add(b, r->last_headers.p, r->last_headers.len);
+  room_stats_2026(b, r);
   sb_adds(b, "}");
 }
 
@@ -1152,7 +1451,7 @@ static void handle_sim(conn_t *c, const req_t *q) {
     uint8_t h[10];
     size_t hl = ws_hdr(h, 2, pf.len);
     for (conn_t *x = r->conns; x; x = x->rnext) {
-      if (!ws_live(x)) continue;
+      if (!ws_pushes(x)) continue; /* a silent connection gets no frames, malformed ones neither */
       uint8_t *m = malloc(hl + pf.len);
       if (!m) die("out of memory");
       memcpy(m, h, hl);
@@ -1187,6 +1486,38 @@ static void handle_sim(conn_t *c, const req_t *q) {
     }
     r->status = v;
     logf_("room %s: status now %d", r->live_id, v);
+  } else if (!strcmp(what, "page")) {
+    /* what the live page is from now on: normal, a challenge shell, or gone (404 / error / 404) */
+    char *pg = query_param(q->query, "page");
+    int v = -1;
+    for (int k = PAGE_NORMAL; pg && k <= PAGE_GONE; k++)
+      if (!strcmp(pg, page_name(k))) v = k;
+    free(pg);
+    if (v < 0) {
+      http_text(c, 400, "Bad Request", "page must be normal, challenge or gone\n");
+      goto out;
+    }
+    r->page = v;
+    logf_("room %s: page now %s", r->live_id, page_name(v));
+  } else if (!strcmp(what, "silent")) {
+    /* PROTOCOL §9.6: the open connections (which=current, the default) or the next one go silent */
+    char *which = query_param(q->query, "which");
+    bool next = which && !strcmp(which, "next");
+    bool ok = !which || next || !strcmp(which, "current");
+    free(which);
+    if (!ok) {
+      http_text(c, 400, "Bad Request", "which must be current or next\n");
+      goto out;
+    }
+    if (next) {
+      r->silent_pending++;
+    } else {
+      for (conn_t *x = r->conns; x; x = x->rnext)
+        if (ws_pushes(x)) {
+          conn_go_silent(x, "/_sim/silent");
+          n++;
+        }
+    }
   } else if (!strcmp(what, "pause")) {
     r->paused = true;
   } else if (!strcmp(what, "resume")) {
@@ -1297,6 +1628,64 @@ static const char *check_signature(room_t *r, const char *query, char *detail, s
   return why;
 }
 
+/* A non-empty sessionid cookie in a Cookie header: a logged-in web session (PROTOCOL §9.5 treats
+ * "no sessionid" as a guest). sessionid_ss and the like do not count. */
+static bool has_session_cookie(const req_t *q) {
+  for (int i = 0; i < q->nh; i++) {
+    if (strcasecmp(q->h[i].name, "Cookie")) continue;
+    for (const char *p = q->h[i].value; *p;) {
+      while (*p == ' ' || *p == '\t' || *p == ';') p++;
+      const char *nm = p;
+      while (*p && *p != ';' && *p != '=') p++;
+      size_t nl = (size_t)(p - nm);
+      while (nl && (nm[nl - 1] == ' ' || nm[nl - 1] == '\t')) nl--;
+      size_t vl = 0;
+      if (*p == '=') {
+        const char *v = ++p;
+        while (*p && *p != ';') p++;
+        while (v < p && (*v == ' ' || *v == '"')) v++;
+        vl = (size_t)(p - v);
+        while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t' || v[vl - 1] == '"')) vl--;
+      }
+      if (nl == 9 && !memcmp(nm, "sessionid", 9) && vl) return true;
+    }
+  }
+  return false;
+}
+
+/* src cut to dn - 1 bytes, each byte outside printable ASCII shown as '?' (stats stay valid JSON/UTF-8) */
+static void printable_copy(char *dst, size_t dn, const char *src) {
+  size_t i = 0;
+  for (; src && src[i] && i + 1 < dn; i++) dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+  dst[i] = 0;
+}
+
+/* Notes the client identity of an upgrade (PROTOCOL §9.4) in the room's ring; values cut, printable. */
+static upgrade_t *record_upgrade(room_t *r, const req_t *q, const char *sdk, bool logged_in) {
+  upgrade_t *u = &r->upgrades[r->upgrades_total++ % UPGRADE_LOG];
+  memset(u, 0, sizeof *u);
+  u->n = r->upgrades_total;
+  u->logged_in = logged_in;
+  char *uvc = query_param(q->query, "update_version_code");
+  const char *origin = req_header(q, "Origin");
+  printable_copy(u->sdk, sizeof u->sdk, sdk);
+  printable_copy(u->uvc, sizeof u->uvc, uvc);
+  u->has_origin = origin != NULL;
+  printable_copy(u->origin, sizeof u->origin, origin);
+  free(uvc);
+  return u;
+}
+
+/* sdk=: an upgrade with another webcast_sdk_version (sdk, as decoded; shown: as recorded) is refused
+ * like a bad signature */
+static const char *check_sdk(room_t *r, const char *sdk, const char *shown, char *detail, size_t dn) {
+  if (!r->sdk[0] || (sdk && !strcmp(sdk, r->sdk))) return NULL;
+  r->sdk_bad++;
+  snprintf(detail, dn, "webcast_sdk_version %.40s%s, the room accepts only %s", sdk ? shown : "(absent)",
+           sdk && strlen(sdk) > 40 ? "..." : "", r->sdk);
+  return "sdk_mismatch";
+}
+
 static void handle_ws_upgrade(conn_t *c, const req_t *q) {
   const char *key = req_header(q, "Sec-WebSocket-Key");
   const char *ver = req_header(q, "Sec-WebSocket-Version");
@@ -1315,8 +1704,14 @@ static void handle_ws_upgrade(conn_t *c, const req_t *q) {
     return;
   }
   record_request(r, q);
+  bool logged_in = has_session_cookie(q);
+  char *sdk = query_param(q->query, "webcast_sdk_version");
+  upgrade_t *u = record_upgrade(r, q, sdk, logged_in);
   char detail[sizeof r->last_reject_detail];
-  const char *why = r->ws_reject ? "ws=reject" : check_signature(r, q->query, detail, sizeof detail);
+  const char *why = r->ws_reject ? "ws=reject" : check_sdk(r, sdk, u->sdk, detail, sizeof detail);
+  if (!why) why = check_signature(r, q->query, detail, sizeof detail);
+  free(sdk);
+  snprintf(u->result, sizeof u->result, "%s", why ? why : "accepted");
   if (why) {
     /* what Douyin does on a missing/bad/reused signature or a blocked device (PROTOCOL §2.2) */
     r->ws_rejected++;
@@ -1339,17 +1734,33 @@ static void handle_ws_upgrade(conn_t *c, const req_t *q) {
   sbuf_t b = {0};
   sb_addf(&b,
           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          "Sec-WebSocket-Accept: %s\r\nServer: dylive-sim\r\nx-tt-logid: %016" PRIx64 "\r\n\r\n",
+          "Sec-WebSocket-Accept: %s\r\nServer: dylive-sim\r\nx-tt-logid: %016" PRIx64 "\r\n",
           acc, rnd64());
+  const char *hso = room_hs_opts(r); /* PROTOCOL §9.4: "ping-interval=<s>;" */
+  if (hso) sb_addf(&b, "Handshake-Options: %s%s\r\n", hso, hso[strlen(hso) - 1] == ';' ? "" : ";");
+  sb_adds(&b, "\r\n");
   q_push(c, b.p, b.len, b.p, -1, false);
   c->kind = C_WS;
   c->room = r;
   c->rnext = r->conns;
   r->conns = c;
   r->connections++;
+  c->serial = r->connections;
+  c->logged_in = logged_in;
+  c->guest = room_gifts_login(r) && !logged_in;
+  if (logged_in)
+    r->logged_in_conns++;
+  else
+    r->guest_conns++;
   c->next_ping_ms = now_ms() + G.ping_ms;
-  logf_("room %s: ws connection #%" PRIu64 " (position %zu/%zu)", r->live_id, r->connections, r->position,
-        r->nframes);
+  logf_("room %s: ws connection #%" PRIu64 " (position %zu/%zu, %s%s)", r->live_id, r->connections, r->position,
+        r->nframes, logged_in ? "logged in" : "guest", c->guest ? ", gifts withheld" : "");
+  if (r->silent_pending) {
+    r->silent_pending--;
+    conn_go_silent(c, "/_sim/silent which=next");
+  } else if (c->serial <= r->silent_first) {
+    c->frames_left = 1;
+  }
   /* re-push the frames that hold the last --repush messages before the position */
   if (G.repush && r->position > 0) {
     size_t start = r->position;
@@ -1766,8 +2177,10 @@ static void usage(void) {
           "usage: dylive-sim [--port N] [--port-file PATH] --room SPEC [--room SPEC ...]\n"
           "                  [--ping-ms N] [--repush N] [--ttwid VALUE] [--cookie-domain D]\n"
           "                  [--hwm-kb N] [--tls-cert PEM --tls-key PEM] [--check-signature] [--verbose]\n"
+          "                  [--check-abogus] [--gifts-need-login] [--handshake-options STR] [--clock-ms N]\n"
           "  SPEC = LIVE_ID[:FRAMES_FILE][,room_id=N][,fps=N][,status=2|4][,loop]\n"
           "         [,page=normal|challenge|gone][,enter=ok|empty|error][,ws=ok|reject][,sig=check|off]\n"
+          "         [,abogus=check|off][,gifts=login|all][,sdk=V][,handshake_options=STR][,silent=N]\n"
           "         [,title=T][,nick=N]\n");
   exit(2);
 }
@@ -1822,6 +2235,20 @@ int main(int argc, char **argv) {
       keyf = v;
     } else if (!strcmp(a, "--check-signature")) {
       G.check_sig = true;
+    } else if (!strcmp(a, "--check-abogus")) {
+      G.check_abogus = true;
+    } else if (!strcmp(a, "--gifts-need-login")) {
+      G.gifts_login = true;
+    } else if (!strcmp(a, "--handshake-options")) {
+      NEEDV();
+      if (!valid_hs_opts(v)) die("--handshake-options %s: expected key=digits[;key=digits...], e.g. ping-interval=10", v);
+      G.hs_opts = v;
+    } else if (!strcmp(a, "--clock-ms")) {
+      NEEDV();
+      if (!all_digits(v) || strlen(v) > 15) die("--clock-ms %s: expected Unix milliseconds", v);
+      G.clock_set = true;
+      G.clock_ms = strtoll(v, NULL, 10);
+      G.clock_mono0 = now_ms();
     } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
       G.verbose = true;
     } else {
@@ -1835,6 +2262,9 @@ int main(int argc, char **argv) {
       if (!strcmp(G.rooms[i]->live_id, G.rooms[j]->live_id) || !strcmp(G.rooms[i]->room_id, G.rooms[j]->room_id))
         die("duplicate live_id or room_id: %s / %s", G.rooms[i]->live_id, G.rooms[j]->live_id);
   if (!!cert != !!keyf) die("--tls-cert and --tls-key go together");
+  bool abogus_used = G.check_abogus;
+  for (size_t i = 0; i < G.nrooms; i++) abogus_used |= G.rooms[i]->abogus == AB_CHECK;
+  if (abogus_used && sim_ab_init() < 0) die("a_bogus checks need SM3, which this OpenSSL does not provide");
   if (cert) {
     G.tls_ctx = SSL_CTX_new(TLS_server_method());
     if (!G.tls_ctx || SSL_CTX_use_certificate_chain_file(G.tls_ctx, cert) != 1 ||

@@ -77,7 +77,10 @@ int sim_ab_verify(const char *ab, size_t abn, const char *q, size_t qn, const ch
   if (abn > SIM_AB_MAX_CHARS) return fail(SIM_AB_DECODE, detail, dn, "%zu characters (at most %d)", abn, SIM_AB_MAX_CHARS);
   /* padding: '=' up to a multiple of 4 (F2, RS, TD) or exactly one '=' (H, J) */
   size_t n = abn;
-  for (int k = 0; k < 2 && n && ab[n - 1] == '='; k++) n--;
+  while (n && abn - n < 2 && ab[n - 1] == '=') n--;
+  size_t pad = abn - n;
+  if (pad != (4 - n % 4) % 4 && pad != 1)
+    return fail(SIM_AB_DECODE, detail, dn, "%zu '=' after %zu characters (one, or up to a multiple of 4)", pad, n);
   uint8_t raw[SIM_AB_MAX_CHARS];
   size_t rn = 0;
   if (sim_b64_decode(A4, ab, n, raw, sizeof raw, &rn) < 0)

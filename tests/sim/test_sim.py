@@ -50,8 +50,15 @@ def varint(v):
 
 
 def pb_fields(data):
+    for f, wt, v, _, _ in pb_spans(data):
+        yield f, wt, v
+
+
+def pb_spans(data):
+    """(field, wire type, value, start, end): data[start:end] is the field's raw bytes"""
     i = 0
     while i < len(data):
+        start = i
         key, i = read_varint(data, i)
         field, wt = key >> 3, key & 7
         if wt == 0:
@@ -70,7 +77,7 @@ def pb_fields(data):
             i += 4
         else:
             raise ValueError("wire type %d" % wt)
-        yield field, wt, v
+        yield field, wt, v, start, i
 
 
 def read_varint(data, i):
@@ -123,6 +130,45 @@ def ack_frame(log_id, ext):
 
 
 HB = bytes([0x3A, 0x02, 0x68, 0x62])
+GIFT = "WebcastGiftMessage"
+
+
+def pb_key(field, wt):
+    return varint(field << 3 | wt)
+
+
+def pb_rebuild(data, fn):
+    """data re-encoded field by field: fn(field, wt, value, raw) gives the bytes that replace raw"""
+    return b"".join(fn(f, wt, v, data[a:b]) for f, wt, v, a, b in pb_spans(data))
+
+
+def message_method(msg):
+    return next((v.decode() for f, wt, v in pb_fields(msg) if f == 1 and wt == 2), "")
+
+
+def with_log_id(frame, log_id):
+    return pb_rebuild(frame, lambda f, wt, v, raw: pb_key(2, 0) + varint(log_id) if f == 2 else raw)
+
+
+def keep_messages(frame, keep):
+    """-> (the PushFrame with only the Response messages for which keep(message) holds, that Response);
+    every other field of both kept byte for byte, the payload re-gzipped if it was gzipped"""
+    fr = decode_pushframe(frame)
+    gz = fr["headers"].get("compress_type") == "gzip"
+    resp = gzip.decompress(fr["payload"]) if gz else fr["payload"]
+    new = pb_rebuild(resp, lambda f, wt, v, raw: raw if f != 1 or keep(v) else b"")
+    payload = gzip.compress(new) if gz else new
+    return pb_rebuild(frame, lambda f, wt, v, raw: pb_key(8, 2) + varint(len(payload)) + payload if f == 8 else raw), new
+
+
+def without_payload(frame):
+    return pb_rebuild(frame, lambda f, wt, v, raw: b"" if f == 8 else raw)
+
+
+def frames_file(path, frames):
+    with open(path, "wb") as fp:
+        for c in frames:
+            fp.write(struct.pack(">I", len(c)) + c)
 
 
 # ---------------------------------------------------------------- sim process + clients
@@ -138,8 +184,10 @@ class Sim:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.errlog, cwd=tmp)
         line = self.proc.stdout.readline().decode()
         if not line.startswith("listening "):
+            self.proc.wait(5)
+            err = self.stderr()
             self.stop()
-            raise RuntimeError("sim did not start: %r %s" % (line, self.stderr()))
+            raise RuntimeError("sim did not start: %r %s" % (line, err))
         self.port = int(line.split()[1])
 
     def stderr(self):
@@ -363,6 +411,111 @@ def sign(stub_hex, counter=1, flag=0, r1=None, key=None, flags_byte=None):
     return out
 
 
+# ---------------------------------------------------------------- a_bogus (PROTOCOL §9.2), a reference signer
+
+def sm3(data):
+    """SM3 (GB/T 32905-2016), from the standard; independent of OpenSSL and of the sim's C code"""
+    M = 0xFFFFFFFF
+
+    def rotl(x, n):
+        n %= 32
+        return ((x << n) | (x >> (32 - n))) & M
+
+    def p0(x):
+        return x ^ rotl(x, 9) ^ rotl(x, 17)
+
+    def p1(x):
+        return x ^ rotl(x, 15) ^ rotl(x, 23)
+
+    v = [0x7380166F, 0x4914B2B9, 0x172442D7, 0xDA8A0600, 0xA96F30BC, 0x163138AA, 0xE38DEE4D, 0xB0FB0E4E]
+    msg = bytes(data) + b"\x80" + b"\x00" * ((55 - len(data)) % 64) + struct.pack(">Q", len(data) * 8)
+    for off in range(0, len(msg), 64):
+        w = list(struct.unpack(">16I", msg[off:off + 64]))
+        for j in range(16, 68):
+            w.append(p1(w[j - 16] ^ w[j - 9] ^ rotl(w[j - 3], 15)) ^ rotl(w[j - 13], 7) ^ w[j - 6])
+        a, b, c, d, e, f, g, h = v
+        for j in range(64):
+            t = 0x79CC4519 if j < 16 else 0x7A879D8A
+            ss1 = rotl((rotl(a, 12) + e + rotl(t, j)) & M, 7)
+            ss2 = ss1 ^ rotl(a, 12)
+            ff = a ^ b ^ c if j < 16 else (a & b) | (a & c) | (b & c)
+            gg = e ^ f ^ g if j < 16 else (e & f) | (~e & M & g)
+            tt1 = (ff + d + ss2 + (w[j] ^ w[j + 4])) & M
+            tt2 = (gg + h + ss1 + w[j]) & M
+            a, b, c, d, e, f, g, h = tt1, a, rotl(b, 9), c, p0(tt2), e, rotl(f, 19), g
+        v = [x ^ y for x, y in zip(v, (a, b, c, d, e, f, g, h))]
+    return struct.pack(">8I", *v)
+
+
+AB_A3 = "ckdp1h4ZKsUB80/Mfvw36XIgR25+WQAlEi7NLboqYTOPuzmFjJnryx9HVGDaStCe"
+AB_A4 = "Dkdpgh2ZmsQB80/MfvV36XI1R45-WUAlEixNLwoqYTOPuzKFjJnry79HbGcaStCe"
+AB_ENV = "1920|1080|1920|1040|0|30|0|0|1872|92|1920|1040|1857|92|1|24|Win32"
+
+
+def b64_alpha(alpha, data, pad):
+    out = ""
+    for i in range(0, len(data), 3):
+        chunk = data[i:i + 3]
+        n = int.from_bytes(chunk + bytes(3 - len(chunk)), "big")
+        out += "".join(alpha[(n >> sh) & 63] for sh in (18, 12, 6, 0))[:len(chunk) + 1]
+    return out + "=" * (-len(out) % 4 if pad else 0)
+
+
+def ab_hashes(query, ua, body="", pad_ua=False):
+    """h1, h2, h3 of §9.2 steps 1-3"""
+    h1 = sm3(sm3((query + "cus").encode()))
+    h2 = sm3(sm3((body + "cus").encode()))
+    return h1, h2, sm3(b64_alpha(AB_A3, rc4(bytes([0, 1, 14]), ua.encode()), pad_ua).encode())
+
+
+def a_bogus(query, ua, t0, body="", pad_ua=False, t32=False, page_id=110624, r=(1234, 9876, 5555),
+            opts=((3, 45), (1, 0), (1, 5)), env=AB_ENV):
+    """a_bogus of the "cus" family as H/J make it (defaults), with the variants §9.2 lists as options"""
+    h1, h2, h3 = ab_hashes(query, ua, body, pad_ua)
+    if t32:
+        t0 &= 0xFFFFFFFF
+    t1, aid, a0, a1, a2 = t0 + 100, 6383, 0, 1, 14
+    e = env.encode()
+
+    def b(v, sh):
+        return (v >> sh) & 0xFF
+
+    y = [44, b(t0, 24), b(page_id, 24), b(a0, 24), b(a1, 8), b(a2, 24), b(aid, 8), h1[21], h2[21], b(page_id, 16),
+         h3[23], b(t0, 16), b(a0, 16), b(page_id, 8), b(page_id, 0), b(a1, 0), b(a2, 16), b(aid, 0), h1[22], h2[22],
+         h3[24], b(t0, 8), b(a0, 8), b(a1, 24), b(aid, 24), b(a2, 8), b(t0, 0), b(a0, 0), b(a1, 16), b(a2, 0),
+         b(t1, 24), b(t1, 16), b(aid, 16), b(t1, 8), b(t1, 0), 3, b(t1, 32), b(t1, 40), b(t0, 32), b(t0, 40),
+         b(len(e), 0), b(len(e), 8), 0, 0]
+    c = 0
+    for v in y:
+        c ^= v
+    x = rc4(b"y", bytes(y) + e + bytes([c]))
+    prefix = b""
+    for rv, (o0, o1) in zip(r, opts):
+        lo, hi = rv & 0xFF, (rv >> 8) & 0xFF
+        prefix += bytes([(lo & 0xAA) | (o0 & 0x55), (lo & 0x55) | (o0 & 0xAA), (hi & 0xAA) | (o1 & 0x55),
+                         (hi & 0x55) | (o1 & 0xAA)])
+    return b64_alpha(AB_A4, prefix + x, True)
+
+
+# the worked example of PROTOCOL §9.2
+AB_Q = ("aid=6383&app_name=douyin_web&live_id=1&device_platform=web&language=zh-CN&enter_from=link_share"
+        "&cookie_enabled=true&screen_width=1920&screen_height=1080&browser_language=zh-CN&browser_platform=Win32"
+        "&browser_name=Chrome&browser_version=136.0.0.0&os_name=Windows&os_version=10&web_rid=261378947940"
+        "&room_id_str=7392091211001140287&enter_source=&is_need_double_stream=false&insert_task_id=&live_reason="
+        "&msToken=")
+AB_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/136.0.0.0 "
+         "Safari/537.36")
+AB_T0 = 1760000000000
+AB_EX = ("E7mhBmg6mEVNgf6X56nLfY3q6-Z3Ylsl0HViMD2fCn3M0L39HMYD9exo1HUveKWji4/sIeYjy4hbO3xprQAjM36UHWwEUdQ2mgWkKl5Q5I0j5"
+         "3iruyRDntmF4vj3SFlm5XNAEOk0y75rKb70Woqe-vIlO62-zo0/94D=")
+
+
+def enter_query(web_rid, room_id=""):
+    """J's web/enter query (§9.3) for another room, without a_bogus"""
+    return AB_Q.replace("web_rid=261378947940", "web_rid=" + web_rid).replace(
+        "room_id_str=7392091211001140287", "room_id_str=" + room_id)
+
+
 def q_sig(sig):
     """A signature as a query value: '+' must be %2B, a raw '+' is a space to a standard parser."""
     return None if sig is None else sig.replace("+", "%2B")
@@ -382,9 +535,9 @@ class SimCase(unittest.TestCase):
         for f in CAPTURE_FILES:
             with open(os.path.join(CAPTURES, f), "rb") as fp:
                 self.caps.append(fp.read())
-        with open(os.path.join(self.tmp, "caps.frames"), "wb") as fp:
-            for c in self.caps:
-                fp.write(struct.pack(">I", len(c)) + c)
+        frames_file(os.path.join(self.tmp, "caps.frames"), self.caps)
+        for name, frames in self.frames_files().items():
+            frames_file(os.path.join(self.tmp, name), frames)
         self.sim = Sim(self.ROOMS, self.EXTRA, self.tmp)
         self.socks = []
 
@@ -396,6 +549,18 @@ class SimCase(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
         if any(e for e in self._outcome_errors()):
             sys.stderr.write("---- sim stderr ----\n" + err)
+
+    def frames_files(self):
+        """more frames files for ROOMS: {name: [PushFrame bytes]}, written before the sim starts"""
+        return {}
+
+    def other_sim(self, rooms, extra=("--ping-ms", "60000")):
+        """one more simulator for this test, in its own temp dir; stopped and removed afterwards"""
+        tmp = tempfile.mkdtemp(prefix="dylive-sim-test-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        sim = Sim(rooms, list(extra), tmp)
+        self.addCleanup(sim.stop)
+        return sim
 
     def _outcome_errors(self):
         res = getattr(self._outcome, "result", None)
@@ -877,6 +1042,470 @@ class TestTls(SimCase):
         self.sim.wait_stats("123", lambda s: s["hb"] == 1)
         st, _, _ = self.sim.http("GET", "/123")  # plain HTTP on the same port
         self.assertEqual(st, 200)
+
+
+class TestQuery(SimCase):
+    """Standard query parsing: '+' is a space, %2B is '+', names are decoded, bad escapes stay literal."""
+    ROOMS = ["123:caps.frames,sdk=a b+c", "124"]
+    EXTRA = ["--ping-ms", "60000"]
+
+    def upgrade(self, live_id, query):
+        w = WS(self.sim.port, query)
+        self.socks.append(w)
+        return w.status, self.sim.stats(live_id)["upgrades"][-1]
+
+    def test_plus_is_space(self):
+        rid = default_room_id(123)
+        for sdk, want in (("a+b%2Bc", 101), ("a%20b%2Bc", 101), ("a+b+c", 200), ("a%2Bb%2Bc", 200), ("a%20b+c", 200)):
+            status, up = self.upgrade("123", ws_query(rid, sdk=sdk))
+            self.assertEqual(status, want, (sdk, up))
+        st = self.sim.stats("123")
+        self.assertEqual([u["webcast_sdk_version"] for u in st["upgrades"]], ["a b+c", "a b+c", "a b c", "a+b+c", "a b c"])
+        self.assertEqual((st["connections"], st["sdk_bad"]), (2, 3))
+
+    def test_names_decoded_first_wins_bad_escapes_literal(self):
+        rid = default_room_id(124)
+        q = ws_query(rid).replace("update_version_code=" + SDK, "update_%76ersion_code=%41%zz%4+x%2")
+        status, up = self.upgrade("124", q + "&update_version_code=second")
+        self.assertEqual(status, 101)
+        self.assertEqual(up["update_version_code"], "A%zz%4 x%2")
+        # a name written with escapes finds the room in /_sim too
+        self.assertEqual(self.sim.stats("124")["live_id"], "124")
+        st, _, body = self.sim.http("GET", "/_sim/stats?live%5Fid=12%34")
+        self.assertEqual((st, json.loads(body)["live_id"]), (200, "124"))
+        # room_id decoded: %37 is '7'
+        w = WS(self.sim.port, ws_query("%37" + rid[1:]))
+        self.socks.append(w)
+        self.assertEqual(w.status, 101)
+
+
+class TestABogus(SimCase):
+    """a_bogus on web/enter (PROTOCOL §9.2 "Checking one"); the sim's clock is the worked example's t0."""
+    ROOMS = ["261378947940,room_id=7392091211001140287", "123,abogus=off", "124,abogus=check"]
+    EXTRA = ["--ping-ms", "60000", "--check-abogus", "--clock-ms", str(AB_T0)]
+
+    def enter(self, query, ua=AB_UA):
+        st, _, body = self.sim.http("GET", "/webcast/room/web/enter/?" + query, {"User-Agent": ua} if ua else {})
+        self.assertEqual(st, 200)
+        return json.loads(body) if body else None
+
+    def verdict(self, query, ua=AB_UA, live="261378947940"):
+        """-> "ok" (JSON answer) or the reason of the refusal (empty body)"""
+        d = self.enter(query, ua)
+        st = self.sim.stats(live)
+        if d is None:
+            self.assertNotEqual(st["last_abogus"], "ok")
+            return st["last_abogus"]
+        self.assertEqual(st["last_abogus"], "ok", st)
+        return "ok"
+
+    def test_reference_signer(self):
+        self.assertEqual(sm3(b"abc").hex(), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0")
+        if "sm3" in hashlib.algorithms_available:
+            for n in (0, 55, 56, 64, 119, 300):
+                self.assertEqual(sm3(b"x" * n), hashlib.new("sm3", b"x" * n).digest())
+        h1, h2, h3 = ab_hashes(AB_Q, AB_UA)
+        self.assertEqual(len(AB_Q), 407)
+        self.assertEqual(h1.hex(), "6e454d9efb26370ec7f4de8ea0441917292fc6f618848e70944ee818504aa38e")
+        self.assertEqual(h2.hex(), "886572933a4dcfc9d7a29a5df80d8ea06949d7f1533a332bff26a88dd8c223ec")
+        self.assertEqual(h3.hex(), "33233c6cc49399552390c87c3d73428cb14b32a19b1fe358d46cbb9ce098bedb")
+        self.assertEqual(ab_hashes(AB_Q, AB_UA, "GET")[1][21:23].hex(), "fba7")
+        self.assertEqual(a_bogus(AB_Q, AB_UA, AB_T0), AB_EX)
+        j = a_bogus(AB_Q, AB_UA, AB_T0, t32=True)
+        self.assertEqual([i + 1 for i in range(len(j)) if j[i] != AB_EX[i]], [65, 66, 67, 68, 70])
+        self.assertIn("KWjZsmfIFYjy4hbO3x", j)
+
+    def test_worked_example_accepted(self):
+        for ab in (AB_EX, a_bogus(AB_Q, AB_UA, AB_T0, t32=True), AB_EX.replace("/", "%2F").replace("=", "%3D")):
+            d = self.enter(AB_Q + "&a_bogus=" + ab)
+            self.assertIsNotNone(d, self.sim.stats("261378947940")["last_abogus_detail"])
+            self.assertEqual((d["status_code"], d["data"]["enter_room_id"]), (0, "7392091211001140287"))
+        st = self.sim.stats("261378947940")
+        self.assertEqual((st["abogus_check"], st["abogus_ok"], st["abogus_bad"], st["abogus_missing"]), (True, 3, 0, 0))
+
+    def test_single_character_mutations_rejected(self):
+        # every character that carries bits of Y (bytes 12..55 of prefix+payload) or of the checksum (byte 121),
+        # changed in those bits, and the '=' (the prefix and E carry nothing a server can check)
+        def checked_bits(k):  # the bits of character k's sextet (MSB first) that land in Y or the checksum
+            return sum(32 >> i for i in range(6) if 12 <= (6 * k + i) // 8 <= 55 or (6 * k + i) // 8 == 121)
+        pos = [k for k in range(163) if checked_bits(k)]
+        self.assertEqual(len(pos), 61)
+        n = 0
+        reasons = set()
+        for k in pos + [163]:
+            v, mask = AB_A4.find(AB_EX[k]), checked_bits(k) if k < 163 else 63
+            for repl in {AB_A4[v ^ mask], AB_A4[v ^ (mask & -mask)], "+"}:
+                m = AB_EX[:k] + repl + AB_EX[k + 1:]
+                why = self.verdict(AB_Q + "&a_bogus=" + m)
+                self.assertNotEqual(why, "ok", (k, m))
+                reasons.add(why)
+                n += 1
+        for m in (AB_EX[:-1], AB_EX + "D", AB_EX[:80] + AB_EX[81:], AB_EX[:-2] + "="):  # length changes
+            self.assertNotEqual(self.verdict(AB_Q + "&a_bogus=" + m), "ok", m)
+            n += 1
+        self.assertTrue(reasons <= {"decode", "length", "const", "aid", "args", "checksum"}, reasons)
+        self.assertIn("checksum", reasons)
+        st = self.sim.stats("261378947940")
+        self.assertEqual((st["abogus_ok"], st["abogus_bad"]), (0, n))
+        self.assertEqual(sum(st["abogus_bad_reasons"].values()), n)
+
+    def test_what_is_signed(self):
+        q = AB_Q
+        ok = [
+            a_bogus(q, AB_UA, AB_T0 + 4 * 60000),
+            a_bogus(q, AB_UA, AB_T0 - 4 * 60000),
+            a_bogus(q, AB_UA, AB_T0 + 4 * 60000, t32=True),
+            a_bogus(q, AB_UA, AB_T0, body="GET"),  # TD hashes the method
+            a_bogus(q, AB_UA, AB_T0, page_id=0, opts=((3, 45),) * 3, r=(9999, 0, 42)),  # F2 / RS
+            a_bogus(q, AB_UA, AB_T0, env="1536|864|1536|824|0|0|0|0|1536|824|1536|824|1536|824|1|24|MacIntel"),
+            # 12 + 44 + 66 + 1 bytes, a multiple of 3: no '=' (F2, RS, TD) or exactly one (H, J)
+            a_bogus(q, AB_UA, AB_T0, env=AB_ENV.replace("|30|", "|300|")),
+            a_bogus(q, AB_UA, AB_T0, env=AB_ENV.replace("|30|", "|300|")) + "=",
+        ]
+        self.assertEqual(len(ok[-2]), 164)
+        for ab in ok:
+            self.assertEqual(self.verdict(q + "&a_bogus=" + ab), "ok", ab)
+        # a UA whose length is not a multiple of 3: the text T with (F2) or without (H, J) '=' padding
+        ua = AB_UA + "x"
+        for pad in (False, True):
+            self.assertEqual(self.verdict(q + "&a_bogus=" + a_bogus(q, ua, AB_T0, pad_ua=pad), ua), "ok")
+        # the parameter may sit anywhere: what is signed is the rest, as sent
+        ab = a_bogus(q, AB_UA, AB_T0)
+        cut = q.index("&", 40)
+        head, tail = q[:cut], q[cut + 1:]
+        self.assertEqual(self.verdict(head + "&a_bogus=" + ab + "&" + tail), "ok")
+        self.assertEqual(self.verdict("a_bogus=" + ab + "&" + q), "ok")
+        bad = [
+            (q.replace("language=zh-CN", "language=en-US", 1) + "&a_bogus=" + ab, AB_UA, "query"),
+            (q + "&x=1&a_bogus=" + ab, AB_UA, "query"),
+            (q + "&a_bogus=" + ab, AB_UA.replace("136", "137"), "ua"),
+            (q + "&a_bogus=" + ab, None, "ua"),
+            (q + "&a_bogus=" + a_bogus(q, AB_UA, AB_T0, body="POST"), AB_UA, "body"),
+            (q + "&a_bogus=" + a_bogus(q, AB_UA, AB_T0 + 6 * 60000), AB_UA, "time"),
+            (q + "&a_bogus=" + a_bogus(q, AB_UA, AB_T0 - 6 * 60000), AB_UA, "time"),
+            (q + "&a_bogus=" + a_bogus(q, AB_UA, AB_T0 - 6 * 60000, t32=True), AB_UA, "time"),
+            (q + "&a_bogus=" + a_bogus(q, AB_UA, AB_T0 + 86400000 * 365), AB_UA, "time"),
+            (q + "&a_bogus=" + "D" * 2000, AB_UA, "decode"),
+            (q + "&a_bogus=" + AB_EX[:60], AB_UA, "short"),
+            (q + "&a_bogus=" + AB_EX[:-1], AB_UA, "decode"),  # 163 characters need their '='
+            (q + "&a_bogus=" + ok[-1] + "=", AB_UA, "decode"),
+        ]
+        for query, ua, why in bad:
+            self.assertEqual(self.verdict(query, ua), why, query[-40:])
+        # the exact bytes sent are signed: %20 and '+' read the same, but they are not the same query
+        qs = q.replace("browser_version=136.0.0.0", "browser_version=136.0.0.0%20x")
+        ab = a_bogus(qs, AB_UA, AB_T0)
+        self.assertEqual(self.verdict(qs + "&a_bogus=" + ab), "ok")
+        self.assertEqual(self.verdict(qs.replace("%20", "+") + "&a_bogus=" + ab), "query")
+        for query in (q, q + "&a_bogus=", q + "&a_bogus"):
+            self.assertEqual(self.verdict(query), "missing")
+        st = self.sim.stats("261378947940")
+        self.assertEqual((st["abogus_ok"], st["abogus_bad"], st["abogus_missing"]), (len(ok) + 5, len(bad) + 1, 3))
+        r = st["abogus_bad_reasons"]
+        self.assertEqual((r["query"], r["ua"], r["body"], r["time"], r["decode"], r["short"]), (3, 2, 1, 4, 3, 1))
+
+    def test_room_options(self):
+        # abogus=off: anything goes; abogus=check; an unknown web_rid follows --check-abogus
+        d = self.enter(enter_query("123") + "&a_bogus=a+b/c")
+        self.assertEqual(d["status_code"], 0)
+        st = self.sim.stats("123")
+        self.assertEqual((st["abogus_check"], st["abogus_ok"], st["abogus_bad"], st["abogus_missing"]), (False, 0, 0, 0))
+        self.assertIsNone(self.enter(enter_query("124")))
+        q = enter_query("124", default_room_id(124))
+        self.assertEqual(self.enter(q + "&a_bogus=" + a_bogus(q, AB_UA, AB_T0))["data"]["enter_room_id"],
+                         default_room_id(124))
+        st = self.sim.stats("124")
+        self.assertEqual((st["abogus_check"], st["abogus_ok"], st["abogus_missing"], st["last_abogus"]), (True, 1, 1, "ok"))
+        self.assertIsNone(self.enter(enter_query("31337")))
+        q = enter_query("31337")
+        self.assertEqual(self.enter(q + "&a_bogus=" + a_bogus(q, AB_UA, AB_T0))["status_code"], 30003)
+
+    def test_default_off_and_real_clock(self):
+        sim = self.other_sim(["55", "66,abogus=check"])
+        st, _, body = sim.http("GET", "/webcast/room/web/enter/?" + enter_query("55") + "&a_bogus=x")
+        self.assertEqual(json.loads(body)["status_code"], 0)
+        self.assertFalse(sim.stats("55")["abogus_check"])
+        q = enter_query("66")
+        for t0, want in ((AB_T0, b""), (int(time.time() * 1000), b"{")):  # the sim's clock is the real one
+            _, _, body = sim.http("GET", "/webcast/room/web/enter/?" + q + "&a_bogus=" + a_bogus(q, AB_UA, t0),
+                                  {"User-Agent": AB_UA})
+            self.assertEqual(body[:1], want, sim.stats("66")["last_abogus_detail"])
+        self.assertEqual(sim.stats("66")["abogus_bad_reasons"]["time"], 1)
+
+
+class TestPageControl(SimCase):
+    ROOMS = ["123:caps.frames", "789,page=challenge"]
+    EXTRA = ["--ping-ms", "60000"]
+
+    def page(self, live):
+        st, hdrs, body = self.sim.http("GET", "/" + live)
+        return "gone" if st == 404 else "normal" if b"roomStore" in body else "challenge"
+
+    def test_flip_at_runtime(self):
+        rid = default_room_id(123)
+        self.assertEqual((self.page("123"), self.sim.stats("123")["page"]), ("normal", "normal"))
+        self.sim.post("/_sim/page?live_id=123&page=challenge")
+        st, hdrs, body = self.sim.http("GET", "/123")
+        self.assertEqual(st, 200)
+        self.assertNotIn(b"roomStore", body)
+        self.assertTrue(any(k == "set-cookie" and v.startswith("__ac_nonce=") for k, v in hdrs))
+        self.assertEqual(self.sim.stats("123")["page"], "challenge")
+        enter = "/webcast/room/web/enter/?aid=6383&web_rid=123"
+        self.assertEqual(json.loads(self.sim.http("GET", enter)[2])["status_code"], 0)  # web/enter still answers
+        self.sim.post("/_sim/page?live_id=123&page=gone")
+        self.assertEqual(self.page("123"), "gone")
+        self.assertEqual(json.loads(self.sim.http("GET", enter)[2])["status_code"], 30003)
+        self.assertEqual(self.ws(rid).status, 404)
+        self.sim.post("/_sim/page?live_id=123&page=normal")
+        self.assertEqual(self.page("123"), "normal")
+        self.assertEqual(self.ws(rid).status, 101)
+        # the spec's page=challenge can be lifted the same way
+        self.assertEqual(self.page("789"), "challenge")
+        self.sim.post("/_sim/page?live_id=789&page=normal")
+        self.assertEqual(self.page("789"), "normal")
+
+    def test_bad_requests(self):
+        for q in ("live_id=123&page=nope", "live_id=123", "live_id=123&page="):
+            self.assertEqual(self.sim.http("POST", "/_sim/page?" + q)[0], 400, q)
+        self.assertEqual(self.sim.http("POST", "/_sim/page?live_id=999&page=gone")[0], 404)
+        self.assertEqual(self.page("123"), "normal")
+
+
+class TestGifts(SimCase):
+    """§9.5: a connection without a sessionid cookie gets every frame without its WebcastGiftMessage messages."""
+    ROOMS = ["123:caps.frames,gifts=login", "124:gift.frames,gifts=login", "125:caps.frames"]
+    EXTRA = ["--ping-ms", "60000"]
+
+    def frames_files(self):
+        gift_only, _ = keep_messages(self.caps[3], lambda m: message_method(m) == GIFT)
+        return {"gift.frames": [gift_only, self.caps[4]]}
+
+    def connect(self, live, cookie):
+        return self.ws(default_room_id(live), headers={"Cookie": cookie} if cookie is not None else None)
+
+    def check_guest_frame(self, got, orig):
+        want_frame, want_resp = keep_messages(orig, lambda m: message_method(m) != GIFT)
+        self.assertEqual(without_payload(got), without_payload(orig))  # log_id, headers, type: byte for byte
+        fr = decode_pushframe(got)
+        self.assertEqual(gzip.decompress(fr["payload"]), want_resp)
+        return fr, decode_response(fr)
+
+    def test_guest_gets_no_gifts(self):
+        for n, cookie in enumerate((None, "ttwid=1%7Cabc", "ttwid=x; sessionid=; sessionid_ss=abc; sid_tt=abc")):
+            w = self.connect("123", cookie)
+            got = [w.recv_data()[1] for _ in range(5)]
+            for i in (0, 1, 2, 4):
+                self.assertEqual(got[i], self.caps[i])
+            fr, resp = self.check_guest_frame(got[3], self.caps[3])
+            self.assertEqual((resp["messages"], resp["need_ack"]), (3, True))
+            self.assertEqual(resp["internal_ext"], decode_response(decode_pushframe(self.caps[3]))["internal_ext"])
+            for p in got:
+                f = decode_pushframe(p)
+                w.send(2, ack_frame(f["log_id"], decode_response(f)["internal_ext"]))
+            self.sim.wait_stats("123", lambda s: s["acks_ok"] == 5 * (n + 1))
+            if n == 0:
+                self.sim.post("/_sim/drop?live_id=123")
+        st = self.sim.stats("123")
+        self.assertTrue(st["gifts_need_login"])
+        self.assertEqual((st["guest_connections"], st["logged_in_connections"], st["acks_bad"]), (3, 0, 0))
+        # the 2nd and 3rd connections got the gift frame as a re-push too: it counts like the others
+        self.assertEqual(st["gifts_withheld"], st["frames_sent"] // 5)
+        self.assertEqual(st["messages_sent"], 9 * (st["frames_sent"] // 5))
+        self.assertEqual([c["logged_in"] for c in st["conns"]], [False, False])
+        self.assertTrue(all(c["gifts_withheld"] for c in st["conns"]))
+        self.assertEqual([u["logged_in"] for u in st["upgrades"]], [False, False, False])
+
+    def test_logged_in_gets_everything(self):
+        for cookie in ("ttwid=1%7Cabc; sessionid=0123abcd", 'sessionid = "x" ;odin_tt=y'):
+            w = self.connect("123", cookie)
+            self.assertEqual([w.recv_data()[1] for _ in range(5)], self.caps)
+            self.sim.post("/_sim/drop?live_id=123")
+        st = self.sim.stats("123")
+        self.assertEqual((st["logged_in_connections"], st["guest_connections"], st["gifts_withheld"]), (2, 0, 0))
+        self.assertEqual(st["messages_sent"], 20)
+
+    def test_frame_left_empty_is_still_sent(self):
+        w = self.connect("124", "ttwid=x")
+        got = [w.recv_data()[1] for _ in range(2)]
+        fr, resp = self.check_guest_frame(got[0], self.frames_files()["gift.frames"][0])
+        self.assertEqual((resp["messages"], resp["need_ack"]), (0, True))
+        self.assertEqual(got[1], self.caps[4])
+        w.send(2, ack_frame(fr["log_id"], resp["internal_ext"]))
+        st = self.sim.wait_stats("124", lambda s: s["acks_ok"] == 1)
+        self.assertEqual((st["messages_sent"], st["gifts_withheld"], st["done"]), (1, 1, True))
+
+    def test_default_and_global_flag(self):
+        w = self.connect("125", None)  # no option, no flag: everyone gets gifts
+        self.assertEqual([w.recv_data()[1] for _ in range(5)], self.caps)
+        self.assertFalse(self.sim.stats("125")["gifts_need_login"])
+        frames_file(os.path.join(self.tmp, "caps2.frames"), self.caps)
+        sim = self.other_sim(["223:%s" % os.path.join(self.tmp, "caps2.frames"),
+                              "224:%s,gifts=all" % os.path.join(self.tmp, "caps2.frames")],
+                             ["--ping-ms", "60000", "--gifts-need-login"])
+        for live, want in (("223", 3), ("224", 4)):
+            w = WS(sim.port, ws_query(default_room_id(live)))
+            self.socks.append(w)
+            got = [w.recv_data()[1] for _ in range(5)]
+            self.assertEqual(decode_response(decode_pushframe(got[3]))["messages"], want)
+            self.assertEqual(sim.stats(live)["gifts_need_login"], want == 3)
+
+
+class TestSilent(SimCase):
+    """§9.6: a silent connection stays open and pinged but gets no frames; the room's timeline waits."""
+    ROOMS = ["123:seq.frames,fps=20", "124:seq.frames,silent=1", "125:seq.frames"]
+    EXTRA = ["--ping-ms", "50", "--repush", "3"]
+    N = 30
+
+    def frames_files(self):
+        self.seq = [with_log_id(self.caps[i % 5], 1000 + i) for i in range(self.N)]
+        return {"seq.frames": self.seq}
+
+    def data_until_pings(self, w, pings=3):
+        """the data frames that arrive before the next `pings` pings (answered); pings are the clock"""
+        got = []
+        while pings:
+            fin, op, p = w.recv_frame()
+            if op == 9:
+                w.send(10, p)
+                pings -= 1
+            elif op in (1, 2):
+                got.append(p)
+        return got
+
+    def repush_start(self, pos):
+        start, m = pos, 0
+        while start > 0 and m < 3:
+            start -= 1
+            m += MSGS_PER_CAPTURE[start % 5]
+        return start
+
+    def test_current_connection_goes_silent(self):
+        w1 = self.ws(default_room_id(123))
+        got1 = [w1.recv_data()[1] for _ in range(3)]
+        self.assertEqual(self.sim.post("/_sim/silent?live_id=123")["connections"], 1)
+        pos = self.sim.stats("123")["position"]
+        self.assertLess(pos, self.N)
+        got1 += self.data_until_pings(w1)
+        w1.send(2, HB)  # heartbeats still go in
+        self.assertEqual(got1, self.seq[:pos])  # what was queued before the silence, nothing after
+        st = self.sim.wait_stats("123", lambda s: s["hb"] == 1)
+        self.assertEqual((st["position"], st["silenced"], st["silent_open"], st["open"]), (pos, 1, 1, 1))
+        self.assertEqual([c["silent"] for c in st["conns"]], [True])
+        self.assertGreaterEqual(st["pongs"], 3)
+        # a new connection: the usual re-push, then the room goes on where it was
+        w2 = self.ws(default_room_id(123))
+        start = self.repush_start(pos)
+        got2 = [w2.recv_data()[1] for _ in range(pos - start + self.N - pos)]
+        self.assertEqual(got2, self.seq[start:pos] + self.seq[pos:])
+        self.assertEqual(self.data_until_pings(w1), [])
+        st = self.sim.stats("123")
+        self.assertEqual((st["done"], st["silenced"], st["silent_open"]), (True, 1, 1))
+        self.assertEqual(self.sim.post("/_sim/silent?live_id=123")["connections"], 1)  # w2; w1 already was
+
+    def test_next_connection_silent_from_the_start(self):
+        self.sim.post("/_sim/silent?live_id=125&which=next")
+        self.assertEqual(self.sim.stats("125")["silent_pending"], 1)
+        w1 = self.ws(default_room_id(125))
+        self.assertEqual(w1.status, 101)
+        self.assertEqual(self.data_until_pings(w1), [])
+        st = self.sim.stats("125")
+        self.assertEqual((st["position"], st["silenced"], st["silent_open"], st["silent_pending"]), (0, 1, 1, 0))
+        w2 = self.ws(default_room_id(125))
+        self.assertEqual([w2.recv_data()[1] for _ in range(self.N)], self.seq)
+        self.assertEqual(self.data_until_pings(w1), [])
+        self.assertEqual(self.sim.http("POST", "/_sim/silent?live_id=125&which=later")[0], 400)
+
+    def test_silent_first_n_after_first_frame(self):
+        w1 = self.ws(default_room_id(124))
+        got = self.data_until_pings(w1)
+        self.assertEqual(got, self.seq[:1])
+        st = self.sim.stats("124")
+        self.assertEqual((st["position"], st["silenced"], st["silent_first"]), (1, 1, 1))
+        w1.close()
+        self.sim.wait_stats("124", lambda s: s["open"] == 0)
+        w2 = self.ws(default_room_id(124))
+        self.assertEqual([w2.recv_data()[1] for _ in range(self.N)], self.seq)  # frame 0 re-pushed, then the rest
+        st = self.sim.stats("124")
+        self.assertEqual((st["connections"], st["silenced"], st["done"]), (2, 1, True))
+
+
+class TestHandshakeOptions(SimCase):
+    ROOMS = ["123,handshake_options=ping-interval=7", "124", "125,handshake_options=ping-interval=10;reconnect-interval=5;"]
+    EXTRA = ["--ping-ms", "60000", "--handshake-options", "ping-interval=3"]
+
+    def test_header(self):
+        for live, want in (("123", "ping-interval=7;"), ("124", "ping-interval=3;"),
+                           ("125", "ping-interval=10;reconnect-interval=5;")):
+            w = self.ws(default_room_id(live))
+            self.assertEqual((w.status, w.headers.get("handshake-options")), (101, want))
+            self.assertEqual(self.sim.stats(live)["handshake_options"] + ("" if live == "125" else ";"), want)
+        sim = self.other_sim(["126"])
+        w = WS(sim.port, ws_query(default_room_id(126)))
+        self.socks.append(w)
+        self.assertEqual(w.status, 101)
+        self.assertNotIn("handshake-options", w.headers)
+
+    def test_bad_values_refused_at_start(self):
+        for rooms, extra in ((["1,handshake_options=ping-interval=x"], []), (["1,handshake_options=ping-interval"], []),
+                             (["1"], ["--handshake-options", "ping-interval=3\r\nX-Evil: 1"]),
+                             (["1"], ["--handshake-options", ""])):
+            with self.assertRaises(RuntimeError):
+                self.other_sim(rooms, extra)
+
+
+class TestIdentity(SimCase):
+    """§9.4: webcast_sdk_version, update_version_code and Origin of each upgrade; sdk= refuses other versions."""
+    ROOMS = ["123:caps.frames,sdk=1.0.15,sig=check", "124"]
+    EXTRA = ["--ping-ms", "60000"]
+
+    def connect(self, live, query, origin=None):
+        w = WS(self.sim.port, query, headers={"Origin": origin} if origin else None)
+        self.socks.append(w)
+        return w
+
+    def test_sdk_required(self):
+        rid = default_room_id(123)
+        w = self.connect("123", ws_query(rid, q_sig(sign(x_ms_stub(rid, sdk="1.0.15"))), sdk="1.0.15"))
+        self.assertEqual(w.status, 101)
+        old = "1.0.14-beta.0"
+        w = self.connect("123", ws_query(rid, q_sig(sign(x_ms_stub(rid, sdk=old))), sdk=old))
+        self.assertEqual((w.status, w.headers.get("handshake-status"), w.headers.get("handshake-msg")),
+                         (200, "415", "DEVICE_BLOCKED"))
+        st = self.sim.stats("123")
+        self.assertEqual((st["last_reject"], st["sdk_bad"], st["sig_ok"], st["sig_bad"]), ("sdk_mismatch", 1, 1, 0))
+        self.assertIn(old, st["last_reject_detail"])
+        # the X-MS-STUB takes webcast_sdk_version from the URL: 1.0.15 in the URL, signed for another sdk
+        w = self.connect("123", ws_query(rid, q_sig(sign(x_ms_stub(rid, sdk=old))), sdk="1.0.15"))
+        self.assertEqual(w.status, 200)
+        self.assertEqual(self.sim.stats("123")["last_reject"], "sig_bad")
+        q = ws_query(rid, q_sig(sign(x_ms_stub(rid)))).replace("webcast_sdk_version=1.0.15&", "")
+        self.assertEqual(self.connect("123", q).status, 200)
+        st = self.sim.stats("123")
+        self.assertEqual((st["last_reject"], st["sdk_bad"], st["ws_rejected"], st["sdk_required"]),
+                         ("sdk_mismatch", 2, 3, "1.0.15"))
+        self.assertEqual([u["result"] for u in st["upgrades"]], ["accepted", "sdk_mismatch", "sig_bad", "sdk_mismatch"])
+        self.assertEqual(st["upgrades"][-1]["webcast_sdk_version"], "")
+
+    def test_identity_recorded(self):
+        rid = default_room_id(124)
+        self.connect("124", ws_query(rid), origin="https://live.douyin.com")
+        self.connect("124", ws_query(rid, sdk="1.0.14-beta.0"))
+        st = self.sim.stats("124")
+        self.assertEqual(st["sdk_required"], "")
+        u1, u2 = st["upgrades"]
+        self.assertEqual((u1["n"], u1["webcast_sdk_version"], u1["update_version_code"], u1["origin"], u1["result"]),
+                         (1, "1.0.15", "1.0.15", "https://live.douyin.com", "accepted"))
+        self.assertEqual((u2["n"], u2["webcast_sdk_version"], u2["update_version_code"], u2["origin"]),
+                         (2, "1.0.14-beta.0", "1.0.14-beta.0", None))
+        # bytes outside printable ASCII are shown as '?': the stats stay valid JSON and UTF-8
+        self.connect("124", ws_query(rid, sdk="%FF%E4%B8%AD%0A"), origin="https://直播.com")
+        u3 = self.sim.stats("124")["upgrades"][-1]
+        self.assertEqual((u3["webcast_sdk_version"], u3["origin"], u3["result"]), ("?????", "https://??????.com", "accepted"))
+        for _ in range(17):  # the last 16 are kept, oldest first; long values are cut
+            self.connect("124", ws_query(rid, sdk="9" * 300), origin="o" * 300)
+        st = self.sim.stats("124")
+        self.assertEqual([u["n"] for u in st["upgrades"]], list(range(5, 21)))
+        self.assertEqual((len(st["upgrades"][-1]["webcast_sdk_version"]), len(st["upgrades"][-1]["origin"])), (63, 127))
 
 
 if __name__ == "__main__":
