@@ -439,7 +439,9 @@ static void connect_room(room *r) {
   ci.pwsi = &r->wsi;
   r->conn = R_CONNECTING;
   STAT_ADD(in, connects, 1);
-  dl_log(DL_LOG_DEBUG, "ws_connect", r->spec.live_id, "connecting to %s:%d", in->host, in->port);
+  if (px >= 0) dl_log(DL_LOG_DEBUG, "ws_connect", r->spec.live_id, "connecting to %s:%d through pool proxy #%d",
+                      in->host, in->port, px);
+  else dl_log(DL_LOG_DEBUG, "ws_connect", r->spec.live_id, "connecting to %s:%d", in->host, in->port);
   struct lws *w = lws_client_connect_via_info(&ci);
   free(url);
   if (!w && r->conn == R_CONNECTING) room_lost(r, "connect failed");

@@ -233,6 +233,7 @@ typedef struct croom {
   /* 2026: silent risk control: silent connections in a row, the current pause, the identity to
    * never reuse, and where the silenced connection stopped (resumed by the next one) */
   int silent_runs;
+  int conn_msg_frames;  /* frames with messages on the current connection */
   int64_t risk_pause_ms;
   char last_uid[DL_ROOM_ID_MAX];
   char cursor[DL_CURSOR_MAX], internal_ext[DL_INTERNAL_EXT_MAX];
@@ -911,10 +912,12 @@ static void on_ingest_msg(worker *wk, dl_in_msg *m) {
     /* events of a room we are closing still get written: they were received; a room we lost
      * belongs to its new owner, who gets Douyin's re-push */
     if (r && !r->lost && r->token[0]) write_frame(wk, r, m);
-    if (r && m->frame.n_events) r->silent_runs = 0, r->risk_pause_ms = 0; /* 2026: a message: not silent */
+    /* 2026: a connection that delivers messages beyond its first frame (Douyin re-pushes on every
+     * connect, and a silenced connection may still get that one) is not silent: the count resets */
+    if (r && m->frame.n_events && ++r->conn_msg_frames >= 2) r->silent_runs = 0, r->risk_pause_ms = 0;
     break;
   case DL_IN_CONNECTED:
-    if (r) r->refusals = 0;
+    if (r) r->refusals = 0, r->conn_msg_frames = 0; /* 2026: conn_msg_frames */
     if (r && r->st != C_CLOSING) {
       r->st = C_LIVE;
       set_status(wk, r, "live", NULL, 0);
@@ -1061,9 +1064,12 @@ static void on_resolved(worker *wk, dl_resolve_result *res) {
   }
   snprintf(r->room_id, sizeof r->room_id, "%s", res->page.room_id);
   r->st = C_CONNECTING;
-  /* 2026: logged_in (CONTRACT §3: Douyin withholds gifts from guests) and where the facts came from */
+  /* 2026: logged_in (CONTRACT §3: Douyin withholds gifts from guests), where the facts came from,
+   * and the egress proxy's label (host:port, never credentials; "" when direct) */
+  dl_proxy_url pu = {0};
+  if (res->proxy >= 0) dl_proxypool_get(wk->pool, res->proxy, &pu);
   const char *facts[] = {"title", res->page.title, "anchor", res->page.anchor, "logged_in",
-                         res->logged_in ? "1" : "0", "resolved_by", res->source, NULL};
+                         res->logged_in ? "1" : "0", "resolved_by", res->source, "proxy", pu.label, NULL};
   status_write(wk, r, 0, facts);
   set_status(wk, r, "starting", NULL, 0);
   dl_room_spec spec;
