@@ -114,7 +114,7 @@ def test_silenced_connection_recovers_exactly_once():
         frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "150", "--seed", "61")
         env.start_sim(["%s:%s,fps=25" % (LIVE, frames)], extra=["--ping-ms", "1000"])
         admin = free_port()
-        env.worker("--silence-timeout", "3", admin="127.0.0.1:%d" % admin)
+        w = env.worker("--silence-timeout", "3", admin="127.0.0.1:%d" % admin)
         r("LPUSH", "dylive:assign", LIVE)
         wait_until(lambda: env.sim_stats(LIVE)["position"] >= 30, 15, "the room under way")
         before = env.sim_stats(LIVE)
@@ -135,6 +135,8 @@ def test_silenced_connection_recovers_exactly_once():
         check_eq(ids, man["msg_ids"], "every event exactly once, in order")
         check_eq(metric(admin, "dylive_ws_silent_total"), 1.0, "one silent connection")
         check(recovery < 3 + 5, "recovered within the timeout and a resolve: %.1f s" % recovery)
+        w.terminate()
+        check_eq(w.wait(timeout=15), 0, "clean drain and exit (leak-free under ASan)")
         print("FIGURE recovery from a silent connection: %.1f s after the silence began (timeout 3 s); "
               "events lost 0, doubled 0 of %d" % (recovery, len(ids)))
 
@@ -231,7 +233,7 @@ def test_proxy_pool_spread_sticky_and_failover():
             wait_until(lambda: proxy_rooms(admin) == {la: per[la], lb: per[lb]}, 10, "WebSockets on the pages' proxy")
             check(a.auth and all(a.auth), "credentials sent to the proxy that has them")
             w.terminate()
-            w.wait(timeout=15)
+            check_eq(w.wait(timeout=15), 0, "clean drain and exit (leak-free under ASan)")
             with open(os.path.join(env.tmp, "worker0.log")) as f:
                 check("PROXYSECRET" not in f.read(), "proxy credentials never logged")
             env.worker("--proxy-file", pf, "--connect-rate", "100", "--connect-burst", "100",
