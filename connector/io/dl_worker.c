@@ -1662,7 +1662,7 @@ int dl_worker_run(const dl_config *cfg) {
     fprintf(stderr, "dylive-connector: --proxy: proxy URL too long\n");
     return 2;
   }
-  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy)) {
+  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy) && !(cfg->proxy_file && *cfg->proxy_file)) { /* 2026: the pool replaces it */
     /* never a silent bypass: the WebSocket would leave without the proxy */
     fprintf(stderr, "dylive-connector: --proxy: %s is a SOCKS proxy; this build's libwebsockets tunnels the "
                     "WebSocket only through HTTP CONNECT proxies (http://host:port)\n",

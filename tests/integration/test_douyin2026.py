@@ -5,6 +5,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import threading
 import time
 
@@ -253,6 +254,15 @@ def test_proxy_pool_spread_sticky_and_failover():
         finally:
             a.close()
             b.close()
+        with open(pf, "w") as f:
+            f.write("http://%s\nsocks5h://bob:PROXYSECRET@127.0.0.1:1080\n" % lb)
+        p = subprocess.run([os.path.join(harness.BUILD, "dylive-connector"), "--proxy-file", pf, "--admin", "off",
+                            "--redis", "redis://127.0.0.1:%d/0" % env.redis_port],
+                           capture_output=True, text=True, timeout=10)
+        check_eq(p.returncode, 2, "a bad proxy line refuses the start")
+        check(p.stderr.count("\n") == 1 and "--proxy-file" in p.stderr and "line 2" in p.stderr,
+              "one line naming the option and the line: %r", p.stderr)
+        check("PROXYSECRET" not in p.stderr and "bob" not in p.stderr, "credentials not echoed: %r", p.stderr)
 
 
 class SimLogTail:
