@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import harness
 from harness import Env, check, check_eq, default_room_id, free_port, metric, metrics, run, wait_until
@@ -131,6 +132,9 @@ def test_silenced_connection_recovers_exactly_once():
         ttwid = lambda c: re.search(r"ttwid=([^;]+)", c).group(1)  # noqa: E731
         check(uid(after["last_query"]) != uid(q1), "a new user_unique_id")
         check(ttwid(after["last_headers"].get("cookie", "")) != ttwid(c1), "a new ttwid")
+        cursor = urllib.parse.parse_qs(after["last_query"])["cursor"][0]
+        check(cursor.startswith("t-") and cursor.endswith("_d-1_u-1"),
+              "resumed from the silenced connection's cursor, not a fresh default: %r", cursor)
         wait_until(lambda: status(r).get("state") == "ended", 40, "the whole room")
         ids = [e["msg_id"] for e in events(r)]
         check_eq(ids, man["msg_ids"], "every event exactly once, in order")
