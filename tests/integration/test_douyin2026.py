@@ -31,7 +31,7 @@ def test_web_enter_only_while_page_is_a_challenge():
     with Env("enter") as env:
         r = env.start_redis()
         frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "60", "--seed", "41")
-        env.start_sim(["%s:%s,page=challenge,title=enter-title,nick=enter-nick,fps=20" % (LIVE, frames)],
+        env.start_sim(["%s:%s,page=challenge,title=enter-title,nick=enter-nick,fps=20,sdk=1.0.15" % (LIVE, frames)],
                       extra=["--check-abogus", "--check-signature"])
         env.worker()
         t0 = time.monotonic()
@@ -46,7 +46,9 @@ def test_web_enter_only_while_page_is_a_challenge():
         sim = env.sim_stats(LIVE)
         check(sim["abogus_ok"] >= 1 and sim["abogus_bad"] == 0 and sim["abogus_missing"] == 0,
               "a_bogus accepted by the verifier: %r", {k: sim[k] for k in sim if k.startswith("abogus")})
-        check_eq(sim["ws_rejected"], 0, "refused handshakes")
+        check_eq(sim["ws_rejected"], 0, "refused handshakes (signature, sdk 1.0.15)")
+        up = sim["upgrades"][-1]
+        check(up["webcast_sdk_version"] == up["update_version_code"] == "1.0.15", "client identity: %r", up)
         check_eq([e["msg_id"] for e in events(r)], man["msg_ids"], "every event once, in order")
         print("FIGURE resolve through web/enter (challenge page first): %.0f ms" % (took * 1000))
 
@@ -192,7 +194,7 @@ def test_signature_plus_and_slash_never_refused():
         rooms = [str(7700400 + i) for i in range(10)]
         # rooms that keep talking, so that each reconnect starts from the base backoff
         frames, _ = env.fixture("room", rooms[0], default_room_id(rooms[0]), "--frames", "50", "--no-end")
-        env.start_sim(["%s:%s,fps=10,loop" % (x, frames) for x in rooms], extra=["--check-signature"])
+        env.start_sim(["%s:%s,fps=10,loop,sdk=1.0.15" % (x, frames) for x in rooms], extra=["--check-signature"])
         env.worker("--connect-rate", "100", "--connect-burst", "100")
         r("LPUSH", "dylive:assign", *rooms)
         wait_until(lambda: all(status(r, x).get("state") == "live" for x in rooms), 20, "all live")
