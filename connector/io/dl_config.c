@@ -60,9 +60,16 @@ static int check_http_url(const char *v, char *why, size_t cap) {
   return 0;
 }
 
+/* The push host that answers 200 instead of 101 (BU #1567, 2025-12) and was reported dead
+ * (B #369, 2026-03): PROTOCOL §9.4. Refused rather than retried forever. */
+#define DL_DEAD_PUSH_HOST "webcast5-ws-web-lf."
+
 static int check_ws_url(const char *v, char *why, size_t cap) {
   if (strncmp(v, "ws://", 5) && strncmp(v, "wss://", 6))
     return snprintf(why, cap, "must start with ws:// or wss://"), -1;
+  if (strstr(v, DL_DEAD_PUSH_HOST))
+    return snprintf(why, cap, "webcast5-ws-web-lf refuses WebSocket upgrades since 2025-12; use "
+                              "wss://webcast100-ws-web-lq.douyin.com (or -hl, -lf)"), -1;
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "dl_limits.h"
 #include "dl_log.h"
 #include "dl_proxy.h"
+#include "dl_proxypool.h"
 #include "dl_redis.h"
 #include "dl_resolve.h"
 #include "dl_room.h"
@@ -261,13 +262,33 @@ int dl_worker_run(const dl_config *cfg) {
     rc = 2;
     goto out;
   }
-  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy)) {
+  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy) && !(cfg->proxy_file && *cfg->proxy_file)) { /* the pool replaces it */
     /* never a silent bypass: the WebSocket would leave without the proxy */
     fprintf(stderr, "dylive-connector: --proxy: %s is a SOCKS proxy; this build's libwebsockets tunnels the "
                     "WebSocket only through HTTP CONNECT proxies (http://host:port)\n",
             cfg->proxy && *cfg->proxy ? "the proxy" : "the environment's proxy");
     rc = 2;
     goto out;
+  }
+  /* --proxy-file: the egress pool (a bad line exits 2 naming the line, never its credentials) */
+  ctx->pool = dl_proxypool_new();
+  if (!ctx->pool) {
+    rc = 1;
+    goto out;
+  }
+  if (cfg->proxy_file && *cfg->proxy_file) {
+    if (cfg->proxy && *cfg->proxy) {
+      fprintf(stderr, "dylive-connector: --proxy-file: give either --proxy or --proxy-file, not both\n");
+      rc = 2;
+      goto out;
+    }
+    if (dl_proxypool_load(ctx->pool, cfg->proxy_file, why, sizeof why) != DL_EOK) {
+      fprintf(stderr, "dylive-connector: --proxy-file: %s\n", why);
+      rc = 2;
+      goto out;
+    }
+    ws_proxy[0] = http_proxy[0] = 0; /* the pool carries every room; the environment's proxy does not apply */
+    dl_log(DL_LOG_INFO, "proxy_pool", NULL, "%zu proxies from --proxy-file", dl_proxypool_rotation(ctx->pool));
   }
   if (ws_proxy[0] || http_proxy[0])
     dl_log(DL_LOG_INFO, "proxy", NULL, "pages via %s, WebSocket via %s", http_proxy[0] ? "proxy" : "direct",
@@ -331,9 +352,12 @@ int dl_worker_run(const dl_config *cfg) {
   io.limits.max_inflate_ratio = (size_t)cfg->max_inflate_ratio;
   io.limits.max_messages = (size_t)cfg->max_messages;
   io.proxy = ws_proxy;
+  io.pool = ctx->pool;
+  io.silence_ms = cfg->silence_timeout * 1000;
   ctx->ingest = dl_ingest_new(&io, ctx->inq, wk->wake_fd);
   dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy,
-                         (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0};
+                         (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0,
+                         ctx->pool};
   ctx->resolver = dl_resolver_new(&ro, ctx->resq, wk->wake_fd);
   if (!ctx->ingest || !ctx->resolver || dl_ingest_start(ctx->ingest) != 0) {
     dl_log(DL_LOG_ERROR, "startup", NULL, "cannot start the WebSocket or HTTP thread");
@@ -399,6 +423,7 @@ out:
   if (wk->wake_fd >= 0) close(wk->wake_fd);
   if (ctx->base) event_base_free(ctx->base);
   free(user_cookie);
+  dl_proxypool_free(ctx->pool);
   free(wk);
   return rc;
 }
