@@ -32,6 +32,10 @@
 #define DL_REDIS_BACKOFF_MAX_MS 8000
 /* A Cluster's primaries we track at most (slot map entries are one byte). */
 #define DL_REDIS_NODES_MAX 128
+/* Sentinel/Cluster: after a lost connection the topology is asked again every ~300 ms for the
+ * first 30 s (a failover takes a few seconds), then with the growing pause. */
+#define DL_FAILOVER_RETRY_MS 300
+#define DL_FAILOVER_FAST_MS 30000
 /* MOVED/READONLY trigger a fresh topology at most this often (a migration sends many MOVED). */
 #define DL_CLUSTER_REFRESH_MIN_MS 1000
 /* --redis-wait-replicas: each WAIT waits this long for the replicas; if fewer acknowledged, the

@@ -41,6 +41,8 @@ struct dl_rconn {
   size_t setup_left;         /* setup replies still expected before ready */
   int ready, dead, depth, free_later;
   char fail_why[200];        /* a failure found inside dl_rconn_open, reported from the loop */
+  dl_rconn_cb push_cb;       /* pub/sub messages */
+  void *push_priv;
 };
 
 static int64_t mono(void) { return dl_mono_ms(); }
@@ -143,6 +145,12 @@ static void dispatch(dl_rconn *c) {
       if (!reply) break;
       pending p;
       if (!q_pop(c, &p)) {
+        if (c->push_cb) {
+          c->push_cb(c, reply, c->push_priv);
+          freeReplyObject(reply);
+          if (c->dead || c->free_later) return;
+          continue;
+        }
         freeReplyObject(reply);
         go_down(c, "a reply nobody asked for");
         return;
@@ -343,6 +351,11 @@ dl_err dl_rconn_argv(dl_rconn *c, int argc, const char *const *argv, const size_
   if (e == DL_EOK) e = send_raw(c, b.p, b.len, extra_ms, cb, priv);
   dl_buf_free(&b);
   return e;
+}
+
+void dl_rconn_on_push(dl_rconn *c, dl_rconn_cb cb, void *priv) {
+  c->push_cb = cb;
+  c->push_priv = priv;
 }
 
 int dl_rconn_ready(const dl_rconn *c) { return c->ready && !c->dead; }

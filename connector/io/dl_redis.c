@@ -63,6 +63,11 @@ struct dl_redis {
   int stale;                   /* the topology must be asked again before connecting */
   struct event *disc_retry;
   dl_backoff disc_bo;
+  /* Sentinel: a subscription to +switch-master, so a failover is followed at once rather than
+   * when the demoted primary drops our connections (a sentinel reconfigures it seconds later) */
+  dl_rconn *sub;
+  int sub_idx;
+  struct event *sub_retry;
   int64_t last_refresh_ms;
   char sha[DL_LUA__COUNT][41];
   dl_redis_hooks h;
@@ -210,6 +215,10 @@ static void on_down(dl_rconn *c, void *ud, const char *why) {
   if (r->addr.mode == DL_RURL_SENTINEL) r->stale = 1;
   if (r->addr.mode == DL_RURL_CLUSTER) r->stale = 1;
   int64_t now = dl_mono_ms(), wait = dl_backoff_next(&l->bo);
+  /* a failover in progress: sentinels name the new primary within seconds; ask often until then
+   * (the growing pause applies once it takes longer than a failover should) */
+  if (r->addr.mode != DL_RURL_SINGLE && (!l->down_since || now - l->down_since < DL_FAILOVER_FAST_MS))
+    wait = DL_FAILOVER_RETRY_MS / 2 + (int64_t)((unsigned long)random() % DL_FAILOVER_RETRY_MS);
   if (!l->down_since) {
     l->down_since = now;
     l->last_summary = now;
@@ -305,6 +314,68 @@ static void topology_changed(dl_redis *r) {
   }
 }
 
+static void subscribe_switch(dl_redis *r);
+
+/* The primary moved: drop the links (what they had in flight is re-sent) and ask again. */
+static void follow_failover(dl_redis *r) {
+  r->stale = 1;
+  int was_w = r->nnodes && r->nodes[0].w.ready, was_b = r->b.ready;
+  for (int i = 0; i < r->nnodes; i++) link_close(&r->nodes[i].w);
+  link_close(&r->b);
+  r->st.connected = 0;
+  if (was_w && r->h.w_down) r->h.w_down(r->h.ud);
+  if (was_b && r->h.b_down) r->h.b_down(r->h.ud);
+  discover(r);
+}
+
+static void on_sub_message(dl_rconn *c, const redisReply *rep, void *priv) {
+  (void)c;
+  dl_redis *r = priv;
+  /* ["message", "+switch-master", "<master> <old ip> <old port> <new ip> <new port>"] */
+  if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[2]->type != REDIS_REPLY_STRING)
+    return;
+  const char *m = rep->element[2]->str;
+  size_t ml = strlen(r->addr.master);
+  if (strncmp(m, r->addr.master, ml) || m[ml] != ' ') return;
+  dl_log(DL_LOG_WARN, "redis_failover", NULL, "Sentinel announced a new primary for %s: %s", r->addr.master, m + ml + 1);
+  follow_failover(r);
+}
+
+static void on_sub_ready(dl_rconn *c, void *ud) {
+  dl_redis *r = ud;
+  dl_rconn_on_push(c, on_sub_message, r);
+  const char *argv[] = {"SUBSCRIBE", "+switch-master"};
+  dl_rconn_argv(c, 2, argv, NULL, 0, NULL, NULL);
+}
+
+static void on_sub_down(dl_rconn *c, void *ud, const char *why) {
+  (void)c;
+  dl_redis *r = ud;
+  dl_log(DL_LOG_DEBUG, "redis_sentinel", NULL, "subscription lost: %s", why);
+  dl_rconn_free(r->sub);
+  r->sub = NULL;
+  r->sub_idx = (r->sub_idx + 1) % (r->addr.nnodes ? r->addr.nnodes : 1);
+  if (!r->stopping) schedule(r->sub_retry, DL_FAILOVER_RETRY_MS * 3);
+}
+
+static void on_sub_retry(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  subscribe_switch(arg);
+}
+
+static void subscribe_switch(dl_redis *r) {
+  if (r->sub || r->stopping || r->addr.mode != DL_RURL_SENTINEL || !r->addr.nnodes) return;
+  dl_rconn_target t;
+  memset(&t, 0, sizeof t);
+  snprintf(t.host, sizeof t.host, "%s", r->addr.nodes[r->sub_idx].host);
+  t.port = r->addr.nodes[r->sub_idx].port;
+  dl_rconn_opts o = {NULL, getenv("DYLIVE_SENTINEL_PASSWORD"), 0, NULL, 0, DL_REDIS_CONNECT_TIMEOUT_MS,
+                     DL_REDIS_COMMAND_TIMEOUT_MS, r->dns};
+  dl_rconn_events ev = {on_sub_ready, on_sub_down, r};
+  r->sub = dl_rconn_open(r->base, &t, &o, &ev);
+}
+
 static void apply_sentinel(dl_redis *r, const redisReply *rep) {
   char host[256];
   int port = atoi(rep->element[1]->str);
@@ -378,10 +449,12 @@ static void on_disc_reply(dl_rconn *c, const redisReply *rep, void *priv) {
   r->discovering = 0;
   r->stale = 0;
   dl_backoff_reset(&r->disc_bo);
+  if (r->addr.mode == DL_RURL_SENTINEL && !r->sub) r->sub_idx = r->disc_idx; /* a sentinel that answers */
   dl_rconn_free(r->disc);
   r->disc = NULL;
   topology_changed(r);
   connect_all(r);
+  subscribe_switch(r);
 }
 
 static void on_disc_ready(dl_rconn *c, void *ud) {
@@ -547,9 +620,10 @@ dl_redis *dl_redis_new(struct event_base *base, const dl_config *cfg, const char
   if (!r->dns) r->dns = evdns_base_new(base, 0); /* no resolv.conf: numeric addresses still work */
   for (int i = 0; i < DL_LUA__COUNT; i++) dl_lua_sha1((dl_lua_script)i, r->sha[i]);
   r->disc_retry = evtimer_new(base, on_disc_retry, r);
+  r->sub_retry = evtimer_new(base, on_sub_retry, r);
   dl_backoff_init(&r->disc_bo, DL_REDIS_RETRY_MS, DL_REDIS_RETRY_MAX_MS, (uint64_t)dl_now_ms());
   link_init(r, &r->b, -1, 0);
-  if (!r->disc_retry || !r->b.retry) {
+  if (!r->disc_retry || !r->sub_retry || !r->b.retry) {
     snprintf(why, why_cap, "out of memory");
     goto fail;
   }
@@ -583,6 +657,8 @@ void dl_redis_free(dl_redis *r) {
   if (r->b.retry) event_free(r->b.retry);
   if (r->disc) dl_rconn_free(r->disc);
   if (r->disc_retry) event_free(r->disc_retry);
+  if (r->sub) dl_rconn_free(r->sub);
+  if (r->sub_retry) event_free(r->sub_retry);
   if (r->dns) evdns_base_free(r->dns, 0);
   if (r->tls) SSL_CTX_free(r->tls);
   free(r);
@@ -736,15 +812,6 @@ void dl_redis_note_error(dl_redis *r, const char *err) {
     if (dl_mono_ms() - r->last_refresh_ms >= DL_CLUSTER_REFRESH_MIN_MS) discover(r);
   } else if (!strncmp(err, "READONLY", 8) && r->addr.mode != DL_RURL_SINGLE) {
     /* writing to a replica: the primary moved. Drop the links and ask again. */
-    if (dl_mono_ms() - r->last_refresh_ms >= DL_CLUSTER_REFRESH_MIN_MS) {
-      r->stale = 1;
-      for (int i = 0; i < r->nnodes; i++)
-        if (r->nodes[i].w.c) dl_rconn_free(r->nodes[i].w.c), r->nodes[i].w.c = NULL, r->nodes[i].w.ready = 0;
-      if (r->b.c) dl_rconn_free(r->b.c), r->b.c = NULL, r->b.ready = 0;
-      r->st.connected = 0;
-      if (r->h.w_down) r->h.w_down(r->h.ud);
-      if (r->h.b_down) r->h.b_down(r->h.ud);
-      discover(r);
-    }
+    if (dl_mono_ms() - r->last_refresh_ms >= DL_CLUSTER_REFRESH_MIN_MS) follow_failover(r);
   }
 }
