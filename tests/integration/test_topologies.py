@@ -221,8 +221,25 @@ def test_sentinel_failover_mid_room_exact():
 
 # ---------------------------------------------------------------- Cluster
 
+def free_cluster_port():
+    """A free port whose cluster bus port (+10000) is free and in range too."""
+    import socket
+    while True:
+        p = free_port()
+        if p + 10000 > 65535:
+            continue
+        sk = socket.socket()
+        try:
+            sk.bind(("127.0.0.1", p + 10000))
+            return p
+        except OSError:
+            continue
+        finally:
+            sk.close()
+
+
 def start_cluster(env, n=3):
-    ports = [free_port() for _ in range(n)]
+    ports = [free_cluster_port() for _ in range(n)]
     for p in ports:
         d = os.path.join(env.tmp, "c%d" % p)
         os.makedirs(d)
