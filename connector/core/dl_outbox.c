@@ -17,6 +17,8 @@ struct dl_outbox {
   dl_cmd *ovf_head, *ovf_tail; /* overflow tier */
   size_t ovf_len;
   int probing;
+  int confirm;              /* --redis-wait-replicas: applied commands wait for a WAIT */
+  uint64_t sendno;
   dl_outbox_stats st;
 };
 
@@ -64,8 +66,8 @@ void dl_outbox_classify(const dl_cmd *c, const redisReply *r, dl_reply_info *out
     out->cls = DL_RC_OK;
     return;
   }
-  /* room.lua → {code, written}; orphan.lua → {written, duplicates} */
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+  /* room.lua → {code, written[, desired]}; orphan.lua → {written, duplicates} */
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 3 || r->element[0]->type != REDIS_REPLY_INTEGER ||
       r->element[1]->type != REDIS_REPLY_INTEGER) {
     out->cls = DL_RC_FATAL;
     snprintf(out->why, sizeof out->why, "unexpected reply to a %s write", c->kind == DL_CMD_ROOM ? "room" : "replay");
@@ -82,10 +84,15 @@ void dl_outbox_classify(const dl_cmd *c, const redisReply *r, dl_reply_info *out
   case DL_LUA_OK:
     out->cls = DL_RC_OK;
     out->written = b;
+    if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
+      snprintf(out->desired, sizeof out->desired, "%.*s", (int)r->element[2]->len, r->element[2]->str);
     break;
   case DL_LUA_APPLIED:
+    /* an earlier send of this very write was applied and its reply lost with the connection:
+     * its events are in the stream (once), so they count as written */
     out->cls = DL_RC_OK;
     out->applied_before = 1;
+    out->written = c->nevents;
     break;
   case DL_LUA_GAP:
     out->cls = DL_RC_GAP;
@@ -222,6 +229,7 @@ dl_cmd *dl_outbox_next(dl_outbox *ob) {
   if (ob->probing) {
     if (ob->head && ob->head->state == DL_CS_UNSENT) {
       ob->head->state = DL_CS_INFLIGHT;
+      ob->head->sendno = ++ob->sendno;
       return ob->head;
     }
     return NULL;
@@ -234,9 +242,38 @@ dl_cmd *dl_outbox_next(dl_outbox *ob) {
     return NULL;
   }
   c->state = DL_CS_INFLIGHT;
+  c->sendno = ++ob->sendno;
   ob->cursor = c->next;
   ob->cursor_valid = 1;
   return c;
+}
+
+void dl_outbox_unsend(dl_outbox *ob, dl_cmd *c) {
+  c->state = DL_CS_UNSENT;
+  ob->cursor_valid = 0;
+}
+
+void dl_outbox_set_confirm(dl_outbox *ob, int on) { ob->confirm = on; }
+uint64_t dl_outbox_last_sendno(const dl_outbox *ob) { return ob->sendno; }
+
+void dl_outbox_confirm(dl_outbox *ob, int node, uint64_t upto) {
+  for (dl_cmd *c = ob->head; c; c = c->next)
+    if (c->state == DL_CS_DONE && c->node == node && c->sendno <= upto) c->confirmed = 1;
+}
+
+size_t dl_outbox_unconfirmed(const dl_outbox *ob) {
+  size_t n = 0;
+  for (const dl_cmd *c = ob->head; c; c = c->next) n += c->state == DL_CS_DONE && !c->confirmed;
+  return n;
+}
+
+void dl_outbox_resend_unconfirmed(dl_outbox *ob) {
+  for (dl_cmd *c = ob->head; c; c = c->next)
+    if (c->state == DL_CS_DONE && !c->confirmed) {
+      c->state = DL_CS_UNSENT;
+      c->result = 0;
+    }
+  ob->cursor_valid = 0;
 }
 
 static void resend_later(dl_outbox *ob, dl_cmd *c) {
@@ -271,6 +308,8 @@ void dl_outbox_replied(dl_outbox *ob, dl_cmd *c, const dl_reply_info *ri) {
   default:
     c->state = DL_CS_DONE;
     c->result = ri->cls;
+    /* only an applied write waits for the replicas; a fenced or refused one is final at once */
+    c->confirmed = ri->cls != DL_RC_OK || !ob->confirm;
     if (c == ob->head && ri->cls == DL_RC_OK) ob->probing = 0;
   }
 }
@@ -283,7 +322,7 @@ void dl_outbox_disconnected(dl_outbox *ob) {
 
 dl_cmd *dl_outbox_pop(dl_outbox *ob) {
   dl_cmd *c = ob->head;
-  if (!c || c->state != DL_CS_DONE) return NULL;
+  if (!c || c->state != DL_CS_DONE || !c->confirmed) return NULL;
   ob->head = c->next;
   if (!ob->head) ob->tail = NULL;
   if (ob->cursor == c) ob->cursor = c->next;

@@ -18,6 +18,7 @@
 #include "dl_limits.h"
 #include "dl_log.h"
 #include "dl_proxy.h"
+#include "dl_proxypool.h"
 #include "dl_redis.h"
 #include "dl_resolve.h"
 #include "dl_room.h"
@@ -38,7 +39,7 @@ typedef struct worker {
   dl_spool *orphan;
   size_t orphan_outstanding;
   int wake_fd;
-  struct event *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev;
+  struct event *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev, *flush_ev;
   dl_admin *admin;
   int64_t drain_deadline;
   int done;
@@ -137,6 +138,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
   ctx->draining = 1;
   wk->drain_deadline = dl_mono_ms() + DL_DRAIN_DEADLINE_MS;
   dl_claims_drain(ctx->claims);
+  dl_rooms_flush(ctx->rooms);
   dl_rooms_drain(ctx->rooms);
   dl_claims_poll(ctx->claims); /* the registry says "draining" */
   wk->drain_ev = event_new(ctx->base, -1, EV_PERSIST, on_drain_tick, ctx);
@@ -163,9 +165,9 @@ static void drain_queues(worker *wk) {
       dl_rooms_on_ingest(ctx->rooms, items[i]);
       dl_in_msg_free(items[i]);
     }
-    dl_rooms_flush(ctx->rooms); /* what one pass took, per room: one write each */
+    if (!ctx->cfg->flush_ms) dl_rooms_flush(ctx->rooms); /* what one pass took, per room: one write each */
   }
-  dl_rooms_flush(ctx->rooms);
+  if (!ctx->cfg->flush_ms) dl_rooms_flush(ctx->rooms);
   orphan_feed(wk);
 }
 
@@ -175,6 +177,16 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   ssize_t rd = read(fd, &v, sizeof v);
   (void)rd;
   drain_queues(arg);
+}
+
+/* --flush-ms: every room's events of the period go in one write (fewer, larger writes when many
+ * rooms trickle events; the price is up to flush-ms of latency). */
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  worker *wk = arg;
+  drain_queues(wk);
+  dl_rooms_flush(wk->ctx.rooms);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
@@ -197,7 +209,10 @@ static void on_w_ready(void *ud) {
   drain_queues(wk);
 }
 
-static void on_w_down(void *ud) { (void)ud; }
+static void on_w_down(void *ud) {
+  worker *wk = ud;
+  dl_writer_on_down(wk->ctx.writer);
+}
 
 static void on_b_ready(void *ud) {
   worker *wk = ud;
@@ -258,13 +273,33 @@ int dl_worker_run(const dl_config *cfg) {
     rc = 2;
     goto out;
   }
-  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy)) {
+  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy) && !(cfg->proxy_file && *cfg->proxy_file)) { /* the pool replaces it */
     /* never a silent bypass: the WebSocket would leave without the proxy */
     fprintf(stderr, "dylive-connector: --proxy: %s is a SOCKS proxy; this build's libwebsockets tunnels the "
                     "WebSocket only through HTTP CONNECT proxies (http://host:port)\n",
             cfg->proxy && *cfg->proxy ? "the proxy" : "the environment's proxy");
     rc = 2;
     goto out;
+  }
+  /* --proxy-file: the egress pool (a bad line exits 2 naming the line, never its credentials) */
+  ctx->pool = dl_proxypool_new();
+  if (!ctx->pool) {
+    rc = 1;
+    goto out;
+  }
+  if (cfg->proxy_file && *cfg->proxy_file) {
+    if (cfg->proxy && *cfg->proxy) {
+      fprintf(stderr, "dylive-connector: --proxy-file: give either --proxy or --proxy-file, not both\n");
+      rc = 2;
+      goto out;
+    }
+    if (dl_proxypool_load(ctx->pool, cfg->proxy_file, why, sizeof why) != DL_EOK) {
+      fprintf(stderr, "dylive-connector: --proxy-file: %s\n", why);
+      rc = 2;
+      goto out;
+    }
+    ws_proxy[0] = http_proxy[0] = 0; /* the pool carries every room; the environment's proxy does not apply */
+    dl_log(DL_LOG_INFO, "proxy_pool", NULL, "%zu proxies from --proxy-file", dl_proxypool_rotation(ctx->pool));
   }
   if (ws_proxy[0] || http_proxy[0])
     dl_log(DL_LOG_INFO, "proxy", NULL, "pages via %s, WebSocket via %s", http_proxy[0] ? "proxy" : "direct",
@@ -285,7 +320,7 @@ int dl_worker_run(const dl_config *cfg) {
     goto out;
   }
   dl_redis_hooks rh = {on_w_ready, on_w_down, on_b_ready, on_b_down, wk};
-  ctx->redis = dl_redis_new(ctx->base, cfg, &rh, why, sizeof why);
+  ctx->redis = dl_redis_new(ctx->base, cfg, ctx->key_assign, &rh, why, sizeof why);
   if (!ctx->redis) {
     fprintf(stderr, "dylive-connector: --redis: %s\n", why);
     rc = 2;
@@ -301,7 +336,8 @@ int dl_worker_run(const dl_config *cfg) {
                     cfg->seen_max, DL_LEASE_MS, cfg->stream_maxlen,
                     cfg->stream_max_age > 0 ? dl_now_ms() - cfg->stream_max_age * 1000 : 0};
   dl_writer_hooks whk = {on_written, wk};
-  ctx->writer = ob ? dl_writer_new(ctx->base, ctx->redis, ob, &env, &whk) : NULL;
+  ctx->writer = ob ? dl_writer_new(ctx->base, ctx->redis, ob, &env, ctx->key_assign, cfg->redis_wait_replicas, &whk)
+                   : NULL;
   if (!ctx->writer) dl_outbox_free(ob);
   ctx->rooms = dl_rooms_new(ctx);
   ctx->claims = dl_claims_new(ctx);
@@ -327,9 +363,12 @@ int dl_worker_run(const dl_config *cfg) {
   io.limits.max_inflate_ratio = (size_t)cfg->max_inflate_ratio;
   io.limits.max_messages = (size_t)cfg->max_messages;
   io.proxy = ws_proxy;
+  io.pool = ctx->pool;
+  io.silence_ms = cfg->silence_timeout * 1000;
   ctx->ingest = dl_ingest_new(&io, ctx->inq, wk->wake_fd);
   dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy,
-                         (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0};
+                         (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0,
+                         ctx->pool};
   ctx->resolver = dl_resolver_new(&ro, ctx->resq, wk->wake_fd);
   if (!ctx->ingest || !ctx->resolver || dl_ingest_start(ctx->ingest) != 0) {
     dl_log(DL_LOG_ERROR, "startup", NULL, "cannot start the WebSocket or HTTP thread");
@@ -354,6 +393,11 @@ int dl_worker_run(const dl_config *cfg) {
   event_add(wk->poll_ev, &ptv);
   event_add(wk->sig_term, NULL);
   event_add(wk->sig_int, NULL);
+  if (cfg->flush_ms > 0) {
+    wk->flush_ev = event_new(ctx->base, -1, EV_PERSIST, on_flush, wk);
+    struct timeval ftv = {(time_t)(cfg->flush_ms / 1000), (suseconds_t)((cfg->flush_ms % 1000) * 1000)};
+    if (wk->flush_ev) event_add(wk->flush_ev, &ftv);
+  }
   dl_log(DL_LOG_INFO, "worker_start", NULL, "dylive %s: redis=%s prefix=%s max_rooms=%lld ws=%s spool=%s",
          DYLIVE_VERSION, dl_redis_where(ctx->redis), cfg->prefix, cfg->max_rooms, cfg->douyin_ws,
          wk->spool ? dl_spool_path(wk->spool) : "off");
@@ -387,7 +431,7 @@ out:
   dl_redis_free(ctx->redis);
   if (wk->orphan) dl_spool_detach(wk->orphan); /* not fully replayed: the next worker goes on */
   dl_spool_close(wk->spool);
-  struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev};
+  struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev, wk->flush_ev};
   for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
     if (evs[i]) event_free(evs[i]);
   if (ctx->inq) dl_queue_free(ctx->inq, dl_in_msg_free);
@@ -395,6 +439,7 @@ out:
   if (wk->wake_fd >= 0) close(wk->wake_fd);
   if (ctx->base) event_base_free(ctx->base);
   free(user_cookie);
+  dl_proxypool_free(ctx->pool);
   free(wk);
   return rc;
 }
