@@ -7,7 +7,8 @@ flat, that the worker does not spin, and what /healthz does — including what a
 probe settings of deploy/k8s/deployment.yaml would conclude.
 
 Tests whose docstring starts with "BUG" show a defect of the C side: they fail until it is fixed
-(the docstring says where and what)."""
+(the docstring says where and what). The figures of deploy/PRODUCTION.md come from the
+test_admin_sizing_* tests."""
 import json
 import math
 import os
@@ -184,12 +185,6 @@ class Kubelet(threading.Thread):
 
 # ---------------------------------------------------------------- a worker writing a room
 
-def worker(env, *args, admin="off"):
-    """Env.worker with the spool in this test's own directory: no spool left by another test's
-    killed worker is replayed here, and none of ours elsewhere."""
-    return env.worker("--spool-dir", env.tmp, *args, admin=admin)
-
-
 class World:
     """Redis + the simulator playing a paced chat room (no end) + one worker with its admin port."""
 
@@ -201,7 +196,7 @@ class World:
                                 "--per-frame", "1", "--seed", "11", "--no-end")
         env.start_sim(["%s:%s,fps=%d" % (LIVE, frames, fps), QUIET])
         self.admin = free_port()
-        self.w = worker(env, *worker_args, admin="127.0.0.1:%d" % self.admin)
+        self.w = env.worker(*worker_args, admin="127.0.0.1:%d" % self.admin)
         self.pid = self.w.pid
         self.r("LPUSH", "dylive:assign", LIVE)
         wait_until(lambda: self.xlen() >= 20, 30, "the room's first events in Redis")
@@ -698,16 +693,13 @@ def test_admin_readyz_redis_and_drain():
 
 
 def test_admin_ready_means_writing_after_redis_restarts_empty():
-    """BUG (connector/core/dl_outbox.c dl_outbox_replied, with dl_writer.c dl_writer_pump): writes
-    in flight when the connection drops come back as RETRY and put the outbox in probing mode
-    (only the head is sent). Probing ends only when the head is answered DL_RC_OK. If Redis comes
-    back without the data (a restart without persistence, a failover to an empty replica), the
-    head is a write of a room whose lease is gone: answered FENCED, the room is given up, probing
-    stays on, and pump() stops after complete() pops that head, so the outbox then advances one
-    command per newly pushed write: the pool's writes stall while /readyz says 200. Seen: a room
-    assigned afterwards is live in the worker (ws_open) but its status never reaches Redis,
-    dylive_redis_pending stuck at ~50 for 20 s. (Clearing `probing` on any definitive reply of
-    the head made this pass 6 runs out of 6 in a scratch build; without it 3 of 6 stalled.)"""
+    """/readyz 200 means the worker writes, also after Redis came back without its data (a restart
+    without persistence, a failover to an empty replica): writes in flight when the connection
+    dropped put the outbox in probing mode, the head is a write of a room whose lease is gone
+    (answered FENCED, the room is given up), and the writes behind it must still go out. Found
+    stalling here before main's c52f9d2 (the writer sends again after completions): a room
+    assigned afterwards was live in the worker but its status never reached Redis, with
+    dylive_redis_pending stuck at ~50."""
     with Env("adm-empty") as env:
         wd = World(env)
         wd.r("CLIENT", "PAUSE", "10000", "WRITE")  # writes in flight when Redis dies
@@ -732,18 +724,16 @@ def test_admin_ready_means_writing_after_redis_restarts_empty():
 
 
 def test_admin_pending_returns_to_zero_on_a_quiet_room():
-    """BUG (connector/io/dl_writer.c dl_writer_pump, with dl_outbox_pop in connector/core/dl_outbox.c):
-    a status write carries its P:rooms lifecycle entry as a follow-up (`then`, dl_room.c), which
-    dl_outbox_pop() queues while complete() runs, after pump()'s send loop; nothing sends it until
-    the next write is pushed or answered. On a quiet room the P:rooms entry for "live" is never
-    written (CONTRACT section 3: one entry per state change, how consumers discover rooms) and
-    dylive_redis_pending stays at 1 on an idle worker. Expected: pump() sends what complete()
-    queued (loop until complete() pops nothing)."""
+    """A status write carries its P:rooms lifecycle entry as a follow-up; on a quiet room (no
+    later write to push it out) the entry for "live" must still be written and
+    dylive_redis_pending must return to 0 on the idle worker. Failed before main's c52f9d2
+    (follow-ups queued by dl_outbox_pop after dl_writer_pump's send loop waited for the next
+    write)."""
     with Env("adm-quiet") as env:
         r = env.start_redis()
         env.start_sim([QUIET])
         admin = free_port()
-        worker(env, admin="127.0.0.1:%d" % admin)
+        env.worker(admin="127.0.0.1:%d" % admin)
         wait_until(lambda: http(admin, "/readyz", timeout=2)[0] == 200, 20, "the worker ready")
         r("LPUSH", "dylive:assign", QUIET)
         wait_until(lambda: r.hgetall("dylive:{%s}:status" % QUIET).get("state") == "live", 20, "the quiet room live")
@@ -774,7 +764,7 @@ def test_admin_metrics_exact_fixture_room():
         frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "400", "--seed", "7")
         env.start_sim(["%s:%s,fps=100" % (LIVE, frames)])
         admin = free_port()
-        worker(env, "--max-rooms", "3", admin="127.0.0.1:%d" % admin)
+        env.worker("--max-rooms", "3", admin="127.0.0.1:%d" % admin)
         wait_until(lambda: http(admin, "/readyz", timeout=2)[0] == 200, 20, "the worker ready")
         text = scrape(admin)
         m0 = samples(text)
@@ -837,7 +827,7 @@ def test_admin_assign_backlog_and_capacity():
         r = env.start_redis()
         env.start_sim([QUIET, "818000301", "818000302", "818000303", "818000304"])
         admin = free_port()
-        worker(env, "--max-rooms", "1", admin="127.0.0.1:%d" % admin)
+        env.worker("--max-rooms", "1", admin="127.0.0.1:%d" % admin)
         wait_until(lambda: http(admin, "/readyz", timeout=2)[0] == 200, 20, "the worker ready")
         r("LPUSH", "dylive:assign", QUIET)
         wait_until(lambda: samples(scrape(admin)).get('dylive_rooms{state="live"}') == 1, 20, "one room live")
@@ -907,7 +897,7 @@ def test_admin_sizing_100_quiet_rooms():
         env.start_sim(rooms)
         admin = free_port()
         fast = ["--connect-rate", "200", "--connect-burst", "200", "--http-rate", "200", "--http-burst", "200"]
-        w = worker(env, *fast, admin="127.0.0.1:%d" % admin)
+        w = env.worker(*fast, admin="127.0.0.1:%d" % admin)
         wait_until(lambda: http(admin, "/readyz", timeout=2)[0] == 200, 20, "the worker ready")
         for _ in range(3):
             scrape(admin)
@@ -946,7 +936,7 @@ def test_admin_sizing_100_quiet_rooms():
         check_eq(r("LLEN", "dylive:assign"), n, "every room handed back")
         admin2 = free_port()
         t0 = time.monotonic()
-        worker(env, admin="127.0.0.1:%d" % admin2)  # default connect and HTTP rates
+        env.worker(admin="127.0.0.1:%d" % admin2)  # default connect and HTTP rates
         wait_until(lambda: (http(admin2, "/metrics", timeout=2)[0] == 200 and
                             samples(scrape(admin2)).get('dylive_rooms{state="live"}') == n), 150,
                    "another worker (default rates) to have all %d rooms live" % n)
@@ -980,7 +970,7 @@ def test_admin_sizing_redis_memory_per_entry():
         f_chat, man_chat = env.fixture("chat", chat, default_room_id(chat), "--frames", "10000", "--kinds", "chat",
                                        "--per-frame", "1", "--seed", "22")
         env.start_sim(["%s:%s" % (rich, f_rich), "%s:%s" % (chat, f_chat)])
-        worker(env, "--stream-maxlen", str(maxlen))
+        env.worker("--stream-maxlen", str(maxlen))
         r("LPUSH", "dylive:assign", rich, chat)
         for live in (rich, chat):
             wait_until(lambda: r.hgetall("dylive:{%s}:status" % live).get("state") == "ended", 120, "%s ended" % live)
