@@ -87,7 +87,8 @@ def parse():
     ap.add_argument("--lat-rates", default="1000,10000", help="events/s of the latency runs")
     ap.add_argument("--lat-fps", type=int, default=200, help="frames/s of the latency runs (rate/fps chats a frame)")
     ap.add_argument("--lat-seconds", type=float, default=15)
-    ap.add_argument("--malloc-frames", default="1000,4000", help="frames of the two malloc runs")
+    ap.add_argument("--malloc-frames", default="300,1500", help="frames of the two malloc runs (the first is also "
+                    "recorded with call graphs)")
     ap.add_argument("--malloc-tool", default="auto", choices=["auto", "perf", "ltrace"])
     ap.add_argument("--tls-rooms", type=int, default=1000)
     ap.add_argument("--tls-rate", type=int, default=2, help="events/s per room once resumed")
@@ -448,23 +449,26 @@ def rich_peer(kind, frames, man, pb_dir):
         return res
 
 
-def perf_top(data, n=25):
+def perf_report(data, sort, limit):
     try:
-        out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--stdio",
-                              "-g", "none", "--percent-limit", "0.7"], capture_output=True, text=True,
-                             timeout=300).stdout
+        return subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", sort, "--stdio", "-g", "none",
+                               "--percent-limit", str(limit)], capture_output=True, text=True, timeout=300).stdout
     except (OSError, subprocess.TimeoutExpired) as e:
-        return ["perf report failed: %s" % e]
-    top = []
-    for line in out.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or not line.split()[0].endswith("%"):
-            continue
-        parts = line.split(None, 3)
-        if len(parts) < 4:
-            continue
-        top.append("%-7s %-26s %s" % (parts[0], parts[1], parts[3].split("  ")[0].strip()))
-    return top[:n]
+        return "# perf report failed: %s" % e
+
+
+def perf_top(data, n=25):
+    """(top symbols by self time, share of each DSO) of a perf.data."""
+    top, dsos = [], []
+    for line in perf_report(data, "dso,symbol", 0.7).splitlines():
+        parts = line.strip().split(None, 3)
+        if len(parts) == 4 and parts[0].endswith("%") and not line.startswith("#"):
+            top.append("%-7s %-26s %s" % (parts[0], parts[1], parts[3].split("  ")[0].strip()))
+    for line in perf_report(data, "dso", 0.5).splitlines():
+        parts = line.strip().split(None, 1)
+        if len(parts) == 2 and parts[0].endswith("%") and not line.startswith("#"):
+            dsos.append("%s %s" % (parts[0], parts[1].strip()))
+    return top[:n], dsos
 
 
 def phase_rich(tmp, out):
@@ -497,9 +501,11 @@ def phase_rich(tmp, out):
     if ARGS.profile:
         print("== profile: perf record -F 999 -g on dylive, the same rich room ==", flush=True)
         res = rich_dylive(frames, man, profile=True)
-        out["profile"] = {"events_per_s_under_perf": res["events_per_s"], "top": res.get("perf_top", [])}
+        top, dsos = res.get("perf_top", ([], []))
+        out["profile"] = {"events_per_s_under_perf": res["events_per_s"], "top": top, "dsos": dsos}
+        print("  by DSO: " + ", ".join(dsos))
         print("  self time, worker (all threads):")
-        for t in out["profile"]["top"]:
+        for t in top:
             print("    " + t)
 
 
@@ -781,11 +787,47 @@ class Counter:
         self.out = os.path.join(self.env.tmp, name + ".count")
         if self.tool == "perf":
             self.p = self.env.spawn(["perf", "stat", "-x", ",", "-o", self.out, "-e",
-                                     "dlbench:malloc,dlbench:calloc,dlbench:realloc", "-p", str(pid)], name + ".log")
+                                     "dlbench:malloc,dlbench:calloc,dlbench:realloc,raw_syscalls:sys_enter", "-p", str(pid)],
+                                    name + ".log")
         else:
             self.p = self.env.spawn(["ltrace", "-f", "-c", "-e", "malloc+calloc+realloc", "-o", self.out,
                                      "-p", str(pid)], name + ".log")
         time.sleep(1.0)  # attached
+
+    def record_callers(self, pid, period=17):
+        """perf record of every period-th allocation call with DWARF call graphs (runs until stop)."""
+        data = os.path.join(self.env.tmp, "callers.data")
+        self.rec = self.env.spawn(["perf", "record", "-q", "-e", "dlbench:malloc,dlbench:calloc,dlbench:realloc",
+                                   "-c", str(period), "--call-graph", "dwarf,4096", "-p", str(pid), "-o", data],
+                                  "callers.log")
+        time.sleep(1.0)
+        return data
+
+    def callers(self, data, n=12):
+        """Shares of the immediate callers of malloc/calloc/realloc and of the first dylive function
+        on each sampled stack."""
+        self.rec.send_signal(signal.SIGINT)
+        self.rec.wait(timeout=120)
+        txt = subprocess.run(["perf", "script", "-i", data, "-F", "event,ip,sym,dso"], capture_output=True,
+                             text=True, timeout=600).stdout
+        imm, own, total = {}, {}, 0
+        for block in txt.split("\n\n"):
+            frames = []
+            for line in block.strip().splitlines()[1:]:
+                mm = re.match(r"\s*[0-9a-f]+ (.+?) \((.+)\)$", line)
+                if mm:
+                    frames.append((mm.group(1), os.path.basename(mm.group(2))))
+            if len(frames) < 2:
+                continue
+            total += 1
+            a = "%s %s" % (frames[1][1], frames[1][0])
+            b = next((f[0] for f in frames[1:] if f[1] == "dylive-connector"), "(no dylive frame)")
+            imm[a] = imm.get(a, 0) + 1
+            own[b] = own.get(b, 0) + 1
+
+        def top(d):
+            return [(k, round(100.0 * v / total, 1)) for k, v in sorted(d.items(), key=lambda x: -x[1])[:n]]
+        return {"samples": total, "immediate": top(imm), "dylive": top(own)} if total else None
 
     def stop(self):
         self.p.send_signal(signal.SIGINT)
@@ -795,8 +837,9 @@ class Counter:
             for line in f:
                 if self.tool == "perf":
                     cells = line.strip().split(",")
-                    if len(cells) > 2 and cells[2].startswith("dlbench:"):
-                        counts[cells[2].split(":")[1]] = int(cells[0]) if cells[0].isdigit() else 0
+                    if len(cells) > 2 and cells[2].startswith(("dlbench:", "raw_syscalls:")):
+                        name = "syscalls" if cells[2].startswith("raw_") else cells[2].split(":")[1]
+                        counts[name] = int(cells[0]) if cells[0].isdigit() else 0
                 else:
                     mm = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\w+)", line)
                     if mm:
@@ -812,7 +855,7 @@ def phase_malloc(tmp, out):
     ldd = subprocess.run(["ldd", os.path.join(harness.BUILD, "dylive-connector")], capture_output=True, text=True).stdout
     mm = re.search(r"libc\.so\.6 => (\S+)", ldd)
     libc = os.path.realpath(mm.group(1)) if mm else "/lib/x86_64-linux-gnu/libc.so.6"
-    runs = []
+    runs, callers, runs_sc = [], None, []
     for nf in [int(x) for x in ARGS.malloc_frames.split(",")][:2]:
         frames, man = fixture(tmp, "m%d" % nf, LIVE, "--frames", str(nf), "--seed", "42")
         with harness.Env("cost-malloc") as env:
@@ -828,6 +871,7 @@ def phase_malloc(tmp, out):
                 idle = cnt.stop()
                 idle_s = time.monotonic() - ti
                 cnt.start(w.pid, "run")
+                rec = cnt.record_callers(w.pid) if tool == "perf" and not runs else None
                 t0 = time.monotonic()
                 r("LPUSH", "dylive:assign", LIVE)
                 expect = man["unique_msg_ids"]
@@ -835,14 +879,26 @@ def phase_malloc(tmp, out):
                 time.sleep(0.2)
                 run = cnt.stop()
                 run_s = time.monotonic() - t0
+                if rec:
+                    callers = cnt.callers(rec)
             finally:
                 cnt.close()
+        sc_idle, sc_run = idle.pop("syscalls", None), run.pop("syscalls", None)
         tot_idle = sum(idle.values())
         tot_run = sum(run.values())
+        if sc_run is not None:
+            runs_sc.append((expect, sc_run - sc_idle / idle_s * run_s))
         runs.append({"frames": nf, "events": expect, "mallocs": tot_run, "by_fn": run, "seconds": r2(run_s),
                      "idle_per_s": r2(tot_idle / idle_s, 1),
                      "per_event": r2((tot_run - tot_idle / idle_s * run_s) / expect)})
     res = {"tool": tool, "runs": runs}
+    if len(runs_sc) == 2 and runs_sc[1][0] != runs_sc[0][0]:
+        res["syscalls_per_event"] = r2((runs_sc[1][1] - runs_sc[0][1]) / (runs_sc[1][0] - runs_sc[0][0]))
+    if tool == "ltrace":
+        res["note"] = "ltrace -e counts only calls from the worker binary's own PLT, not those made inside " \
+                      "shared libraries (cJSON, protobuf-c, zlib, hiredis, lws, libevent): an undercount"
+    if callers:
+        res["callers"] = callers
     if len(runs) == 2 and runs[1]["events"] != runs[0]["events"]:
         a, b = runs
         # marginal: what the extra events cost, setup (resolve, connect, tables) cancelled out; idle
@@ -855,7 +911,13 @@ def phase_malloc(tmp, out):
         print("  %5d frames, %6d events: %d calls (%s) in %.1f s; idle %.0f/s; %.2f per event"
               % (x["frames"], x["events"], x["mallocs"], x["by_fn"], x["seconds"], x["idle_per_s"], x["per_event"]))
     if "marginal_per_event" in res:
-        print("  marginal (hot path): %.2f allocation calls per event" % res["marginal_per_event"], flush=True)
+        print("  marginal (hot path): %.2f allocation calls per event; %s system calls per event (all threads)"
+              % (res["marginal_per_event"], res.get("syscalls_per_event")), flush=True)
+    if callers:
+        print("  where they come from (sampled call graphs, %d samples): immediate caller | dylive function"
+              % callers["samples"])
+        for (a, pa), (b, pb) in zip(callers["immediate"], callers["dylive"]):
+            print("    %5.1f%% %-44s %5.1f%% %s" % (pa, a, pb, b))
 
 
 # ---------------------------------------------------------------- summary
