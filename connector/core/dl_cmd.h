@@ -63,6 +63,10 @@ typedef struct dl_cmd {
   long long written;              /* events the reply said were appended */
   char why[240];                  /* the reason of a non-OK outcome */
   void *owner;                    /* whoever sent it (the writer) */
+  uint64_t sendno;                /* the outbox's count of sends when it was last sent */
+  int node;                       /* the Redis node it was last sent to (for WAIT) */
+  uint8_t confirmed;              /* applied and (with WAIT) held by enough replicas */
+  char ask[280];                  /* a Cluster ASK redirection for the next send: "host:port" */
   uint32_t ntype[DL_CMD_TYPES];   /* events per dl_evtype (metrics) */
   int64_t recv_ms;                /* when the oldest frame in it was received (latency) */
   struct dl_cmd *then;            /* enqueued after this one succeeded (a P:rooms entry) */

@@ -53,3 +53,22 @@ int dl_keys_live_id_of(const char *key, size_t n, const char *prefix, char *out,
   out[end - id] = 0;
   return (int)(end - id);
 }
+
+/* CRC16-CCITT (XMODEM: poly 0x1021, init 0), bit by bit: keys are short and this is not hot. */
+static unsigned crc16(const char *p, size_t n) {
+  unsigned crc = 0;
+  for (size_t i = 0; i < n; i++) {
+    crc ^= (unsigned)(unsigned char)p[i] << 8;
+    for (int b = 0; b < 8; b++) crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
+  }
+  return crc & 0xffff;
+}
+
+unsigned dl_keys_slot(const char *key, size_t len) {
+  const char *open = memchr(key, '{', len);
+  if (open) {
+    const char *close = memchr(open + 1, '}', len - (size_t)(open + 1 - key));
+    if (close && close > open + 1) return crc16(open + 1, (size_t)(close - open - 1)) % DL_SLOTS;
+  }
+  return crc16(key, len) % DL_SLOTS;
+}

@@ -30,6 +30,11 @@ int dl_keys_workers(char *out, size_t cap, const char *prefix);          /* P:wo
 int dl_keys_rooms(char *out, size_t cap, const char *prefix);            /* P:rooms (lifecycle stream) */
 /* The SCAN pattern of every room's status hash: P:{*}:status */
 int dl_keys_status_pattern(char *out, size_t cap, const char *prefix);
+/* Redis Cluster's slot of a key: CRC16 (XMODEM) of the hash tag ({…}, when non-empty) or of the
+ * whole key, modulo 16384. */
+#define DL_SLOTS 16384
+unsigned dl_keys_slot(const char *key, size_t len);
+
 /* The live_id inside a room key of this prefix ("P:{123}:status" → "123"); -1 if not one. */
 int dl_keys_live_id_of(const char *key, size_t key_len, const char *prefix, char *out, size_t cap);
 

@@ -17,6 +17,8 @@ struct dl_outbox {
   dl_cmd *ovf_head, *ovf_tail; /* overflow tier */
   size_t ovf_len;
   int probing;
+  int confirm;              /* --redis-wait-replicas: applied commands wait for a WAIT */
+  uint64_t sendno;
   dl_outbox_stats st;
 };
 
@@ -222,6 +224,7 @@ dl_cmd *dl_outbox_next(dl_outbox *ob) {
   if (ob->probing) {
     if (ob->head && ob->head->state == DL_CS_UNSENT) {
       ob->head->state = DL_CS_INFLIGHT;
+      ob->head->sendno = ++ob->sendno;
       return ob->head;
     }
     return NULL;
@@ -234,9 +237,38 @@ dl_cmd *dl_outbox_next(dl_outbox *ob) {
     return NULL;
   }
   c->state = DL_CS_INFLIGHT;
+  c->sendno = ++ob->sendno;
   ob->cursor = c->next;
   ob->cursor_valid = 1;
   return c;
+}
+
+void dl_outbox_unsend(dl_outbox *ob, dl_cmd *c) {
+  c->state = DL_CS_UNSENT;
+  ob->cursor_valid = 0;
+}
+
+void dl_outbox_set_confirm(dl_outbox *ob, int on) { ob->confirm = on; }
+uint64_t dl_outbox_last_sendno(const dl_outbox *ob) { return ob->sendno; }
+
+void dl_outbox_confirm(dl_outbox *ob, int node, uint64_t upto) {
+  for (dl_cmd *c = ob->head; c; c = c->next)
+    if (c->state == DL_CS_DONE && c->node == node && c->sendno <= upto) c->confirmed = 1;
+}
+
+size_t dl_outbox_unconfirmed(const dl_outbox *ob) {
+  size_t n = 0;
+  for (const dl_cmd *c = ob->head; c; c = c->next) n += c->state == DL_CS_DONE && !c->confirmed;
+  return n;
+}
+
+void dl_outbox_resend_unconfirmed(dl_outbox *ob) {
+  for (dl_cmd *c = ob->head; c; c = c->next)
+    if (c->state == DL_CS_DONE && !c->confirmed) {
+      c->state = DL_CS_UNSENT;
+      c->result = 0;
+    }
+  ob->cursor_valid = 0;
 }
 
 static void resend_later(dl_outbox *ob, dl_cmd *c) {
@@ -271,6 +303,8 @@ void dl_outbox_replied(dl_outbox *ob, dl_cmd *c, const dl_reply_info *ri) {
   default:
     c->state = DL_CS_DONE;
     c->result = ri->cls;
+    /* only an applied write waits for the replicas; a fenced or refused one is final at once */
+    c->confirmed = ri->cls != DL_RC_OK || !ob->confirm;
     if (c == ob->head && ri->cls == DL_RC_OK) ob->probing = 0;
   }
 }
@@ -283,7 +317,7 @@ void dl_outbox_disconnected(dl_outbox *ob) {
 
 dl_cmd *dl_outbox_pop(dl_outbox *ob) {
   dl_cmd *c = ob->head;
-  if (!c || c->state != DL_CS_DONE) return NULL;
+  if (!c || c->state != DL_CS_DONE || !c->confirmed) return NULL;
   ob->head = c->next;
   if (!ob->head) ob->tail = NULL;
   if (ob->cursor == c) ob->cursor = c->next;

@@ -84,6 +84,18 @@ dl_cmd *dl_outbox_next(dl_outbox *ob);
 void dl_outbox_replied(dl_outbox *ob, dl_cmd *c, const dl_reply_info *ri);
 /* Every command in flight was lost with its connection: they will be sent again. */
 void dl_outbox_disconnected(dl_outbox *ob);
+/* A command taken with dl_outbox_next could not be sent after all: it goes back, in its place. */
+void dl_outbox_unsend(dl_outbox *ob, dl_cmd *c);
+
+/* Durability (--redis-wait-replicas): with confirm on, an applied command still waits for a
+ * WAIT reply that covers it before it counts as done; on a failover the applied-but-unconfirmed
+ * ones are sent again to the new primary (room writes are idempotent: sequence numbers). */
+void dl_outbox_set_confirm(dl_outbox *ob, int on);
+uint64_t dl_outbox_last_sendno(const dl_outbox *ob); /* the latest send, for a WAIT to cover */
+/* A WAIT on `node` covered every command sent there up to upto_sendno. */
+void dl_outbox_confirm(dl_outbox *ob, int node, uint64_t upto_sendno);
+size_t dl_outbox_unconfirmed(const dl_outbox *ob);
+void dl_outbox_resend_unconfirmed(dl_outbox *ob);
 /* The oldest command if it is finished (the caller acts on c->result and frees it), else NULL. */
 dl_cmd *dl_outbox_pop(dl_outbox *ob);
 

@@ -18,6 +18,7 @@
 #include "dl_ingest.h"
 #include "dl_limits.h"
 #include "dl_log.h"
+#include "dl_proxypool.h"
 #include "dl_queue.h"
 #include "dl_redis.h"
 #include "dl_room.h"
@@ -165,6 +166,27 @@ void dl_admin_render_metrics(dl_ctx *ctx, dl_buf *b) {
   metric(b, "bad_assignments_total", "counter", "Assignments that were not a live_id.", ctx->st.bad_assignments);
   metric(b, "resolve_errors_total", "counter", "Room resolutions that failed (retried).", ctx->st.resolve_errors);
   metric(b, "config_errors_total", "counter", "Rooms refused for a configuration error (an unknown cookie profile…).", ctx->st.config_errors);
+  metric(b, "ws_silent_total", "counter", "Connections closed for delivering no message for --silence-timeout.", ctx->st.silent_total);
+  metric(b, "risk_control_errors_total", "counter", "Rooms put in error after consecutive silent connections.", ctx->st.risk_errors);
+  metric(b, "ws_ping_interval_adopted_total", "counter", "Connections whose heartbeat follows a Handshake-Options ping-interval.",
+         st.ping_interval_adopted);
+  if (ctx->pool) { /* labels: the configured host:port, never credentials or room ids */
+    dl_proxy_stats ps[DL_PROXYPOOL_MAX];
+    size_t np = dl_proxypool_stats(ctx->pool, ps, DL_PROXYPOOL_MAX, dl_mono_ms());
+    if (np > DL_PROXYPOOL_MAX) np = DL_PROXYPOOL_MAX;
+    static const char *const pm[][3] = {
+        {"proxy_rooms", "gauge", "WebSockets through this proxy now."},
+        {"proxy_failures_total", "counter", "Connects and requests that failed at this proxy."},
+        {"proxy_set_asides_total", "counter", "Times this proxy was set aside after failing repeatedly."},
+        {"proxy_set_aside", "gauge", "1 while this proxy is set aside (its rooms move)."}};
+    for (size_t k = 0; np && k < sizeof pm / sizeof *pm; k++) {
+      dl_buf_printf(b, "# HELP dylive_%s %s\n# TYPE dylive_%s %s\n", pm[k][0], pm[k][2], pm[k][0], pm[k][1]);
+      for (size_t i = 0; i < np; i++) {
+        uint64_t v = k == 0 ? ps[i].rooms : k == 1 ? ps[i].failures : k == 2 ? ps[i].set_asides : (uint64_t)ps[i].cooling;
+        dl_buf_printf(b, "dylive_%s{proxy=\"%s\"} %llu\n", pm[k][0], ps[i].label, (unsigned long long)v);
+      }
+    }
+  }
   metric(b, "orphan_events_total", "counter", "Events of dead workers' spools written by this worker.", ctx->st.orphan_events);
   process_metrics(b);
 }

@@ -9,6 +9,7 @@
 #include "dl_limits.h"
 #include "dl_log.h"
 #include "dl_page.h"
+#include "dl_proxypool.h"
 #include "dl_redis.h"
 #include "dl_room.h"
 #include "dl_writer.h"
@@ -80,25 +81,26 @@ static void on_claim(void *priv, const redisReply *rep) {
   c->inflight = 0;
   if (!rep) return; /* the claims connection went down: it reconnects and claims again */
   if (rep->type == REDIS_REPLY_STRING) {
-    char live_id[DL_LIVE_ID_MAX], profile[72];
+    char live_id[DL_LIVE_ID_MAX], profile[72], proxy[DL_PROXY_URL_MAX];
     ctx->st.claims++;
     if (ctx->draining) {
       dl_claims_hand_back(c, rep->str, rep->len);
       dl_claims_release(c, rep->str, rep->len);
-    } else if (dl_assignment_parse(rep->str, rep->len, live_id, sizeof live_id, profile, sizeof profile) != 0) {
+    } else if (dl_assignment_parse(rep->str, rep->len, live_id, sizeof live_id, profile, sizeof profile, proxy,
+                                   sizeof proxy) != 0) {
       ctx->st.bad_assignments++;
-      char shown[101];
-      size_t n = 0;
-      for (size_t i = 0; i < rep->len && n < 100; i++) /* strangers' bytes: printable only */
-        shown[n++] = (unsigned char)rep->str[i] < 0x20 || rep->str[i] == 0x7f ? '?' : rep->str[i];
-      shown[n] = 0;
+      /* never the raw text: a JSON assignment may carry proxy credentials */
       dl_log(DL_LOG_WARN, "bad_assignment", NULL,
-             "ignoring assignment \"%s\": not a live_id, a live URL or {\"live_id\":…,\"cookie\":…}", shown);
+             "ignoring an assignment of %zu bytes: not a live_id, a live URL or {\"live_id\":…,\"cookie\":…,"
+             "\"proxy\":\"http://host:port\"}", rep->len);
       dl_claims_release(c, rep->str, rep->len);
     } else if (dl_rooms_has(ctx->rooms, live_id)) {
       dl_log(DL_LOG_INFO, "assign_dup", live_id, "already captured here; ignoring the repeated assignment");
       dl_claims_release(c, rep->str, rep->len);
     } else {
+      char why[160];
+      if (proxy[0] && dl_proxypool_pin(ctx->pool, live_id, proxy, why, sizeof why) < 0)
+        dl_log(DL_LOG_WARN, "assign_proxy", live_id, "assignment proxy not used: %s", why);
       dl_rooms_claimed(ctx->rooms, live_id, profile, rep->str, rep->len);
     }
   } else if (rep->type == REDIS_REPLY_ERROR) {

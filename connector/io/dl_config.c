@@ -60,9 +60,16 @@ static int check_http_url(const char *v, char *why, size_t cap) {
   return 0;
 }
 
+/* The push host that answers 200 instead of 101 (BU #1567, 2025-12) and was reported dead
+ * (B #369, 2026-03): PROTOCOL §9.4. Refused rather than retried forever. */
+#define DL_DEAD_PUSH_HOST "webcast5-ws-web-lf."
+
 static int check_ws_url(const char *v, char *why, size_t cap) {
   if (strncmp(v, "ws://", 5) && strncmp(v, "wss://", 6))
     return snprintf(why, cap, "must start with ws:// or wss://"), -1;
+  if (strstr(v, DL_DEAD_PUSH_HOST))
+    return snprintf(why, cap, "webcast5-ws-web-lf refuses WebSocket upgrades since 2025-12; use "
+                              "wss://webcast100-ws-web-lq.douyin.com (or -hl, -lf)"), -1;
   return 0;
 }
 
@@ -153,8 +160,8 @@ static const opt opts[] = {
     {"--log-format", "DYLIVE_LOG_FORMAT", OPT_STR, "json", 0, 0, check_format, OFF(log_format), "json or text"},
     {"--user-agent", "DYLIVE_USER_AGENT", OPT_STR, DL_DEFAULT_UA, 0, 0, NULL, OFF(user_agent),
      "browser User-Agent sent to Douyin"},
-    {"--seen-max", "DYLIVE_SEEN_MAX", OPT_INT, "5000", 16, 1000000, NULL, OFF(seen_max),
-     "recent msg_ids kept per room in Redis for dedupe (Douyin re-pushes ~15 on each connect)"},
+    {"--seen-max", "DYLIVE_SEEN_MAX", OPT_INT, "1000", 16, 1000000, NULL, OFF(seen_max),
+     "recent msg_ids kept per room for dedupe, in memory and read back from the stream when a room is taken (Douyin re-pushes ~15 on each connect)"},
     {"--queue-max", "DYLIVE_QUEUE_MAX", OPT_INT, "4096", 16, 1000000, NULL, OFF(queue_max),
      "frames waiting between the WebSocket thread and Redis before socket reads pause"},
     {"--batch-max", "DYLIVE_BATCH_MAX", OPT_INT, "512", 1, 100000, NULL, OFF(batch_max),

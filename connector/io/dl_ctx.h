@@ -19,11 +19,12 @@ struct dl_resolver;
 struct dl_queue;
 struct dl_rooms;
 struct dl_claims;
+struct dl_proxypool;
 
 /* Counters of the control thread (the ingest thread has its own, dl_ingest_stats). */
 typedef struct dl_ctl_stats {
   uint64_t events_written, events_dup, claims, bad_assignments, resolve_errors, batches, lost_rooms, requeued,
-      fatal_writes, orphan_events, orphan_dups, orphan_skipped, config_errors;
+      fatal_writes, orphan_events, orphan_dups, orphan_skipped, config_errors, silent_total, risk_errors;
   uint64_t written_by_type[DL_EVT__COUNT];
   dl_hist write_latency;   /* frame received → its write acknowledged */
   dl_hist event_delay;     /* write time − event ts_ms */
@@ -40,6 +41,7 @@ typedef struct dl_ctx {
   struct dl_queue *inq, *resq;
   struct dl_rooms *rooms;
   struct dl_claims *claims;
+  struct dl_proxypool *pool;   /* per-room egress proxies (--proxy-file, assignments); both threads use it */
   int draining;
   int64_t started_ms;
   char key_assign[DL_KEY_MAX], key_claims[DL_KEY_MAX], key_worker[DL_KEY_MAX], key_workers[DL_KEY_MAX],

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "dl_bucket.h"
@@ -31,6 +32,13 @@
 #define DL_QUEUE_HIGH_PCT 75
 #define DL_QUEUE_LOW_PCT 25
 #define DL_URL_MAX 8192
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *inp, size_t len);
+
+static const struct lws_protocols protocols[] = {
+    {"dylive", callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
 
 typedef struct ack_buf {
   size_t len;
@@ -69,6 +77,11 @@ typedef struct room {
   dl_in_msg *stalled; /* a frame the queue had no room for; reads paused until it goes */
   lws_sorted_usec_list_t sul_hb;
   lws_sorted_usec_list_t sul_retry;
+  lws_sorted_usec_list_t sul_silence;
+  int64_t last_msg_ms;/* the last frame with at least one message (not pongs, not empty frames) */
+  int silent;         /* closing for silence: DL_IN_SILENT, no reconnect here */
+  int hb_fixed;       /* the server set the period (Handshake-Options): heartbeat_duration won't */
+  int proxy_idx;      /* the pool proxy of the current/last connection, or -1 */
   dl_signer signer;
   uint64_t sign_gen;  /* external signer: which request we wait for */
   int awaiting_sig, have_sig;
@@ -105,6 +118,7 @@ struct dl_ingest {
   int paused;
   dl_bucket connects;         /* pacing of new connections */
   dl_xsign *xs;               /* --signer http://… */
+  struct lws_vhost *proxy_vh[DL_PROXYPOOL_MAX]; /* one per pool proxy, made on first use */
   lws_sorted_usec_list_t sul_flow;
   dl_ingest_stats st;
   uint64_t rng;
@@ -124,6 +138,8 @@ void dl_in_msg_free(void *p) {
   dl_in_msg *m = p;
   if (!m) return;
   dl_frame_clear(&m->frame);
+  free(m->cursor);
+  free(m->internal_ext);
   free(m);
 }
 
@@ -181,7 +197,7 @@ static void room_update_rx(room *r) {
   int want = !r->in->paused && !r->stalled && !r->ack_paused;
   if (want == r->rx_on) return;
   r->rx_on = want;
-  if (want) r->last_rx_ms = dl_mono_ms(); /* silence while paused was ours */
+  if (want) r->last_rx_ms = r->last_msg_ms = dl_mono_ms(); /* silence while paused was ours */
   lws_rx_flow_control(r->wsi, want);
 }
 
@@ -201,6 +217,8 @@ static void room_free(dl_ingest *in, room *r) {
     }
   lws_sul_cancel(&r->sul_hb);
   lws_sul_cancel(&r->sul_retry);
+  lws_sul_cancel(&r->sul_silence);
+  if (in->o.pool) dl_proxypool_move(in->o.pool, r->proxy_idx, -1);
   acks_clear(r);
   dl_in_msg_free(r->stalled);
   dl_decoder_free(r->dec);
@@ -209,6 +227,75 @@ static void room_free(dl_ingest *in, room *r) {
   free(r->cursor);
   free(r->internal_ext);
   free(r);
+}
+
+/* DL_IN_SILENT with where to resume, through the state reserve like every state message. */
+static void post_silent(room *r) {
+  dl_ingest *in = r->in;
+  dl_in_msg *m = calloc(1, sizeof *m);
+  if (!m) return;
+  m->kind = DL_IN_SILENT;
+  snprintf(m->live_id, sizeof m->live_id, "%s", r->spec.live_id);
+  snprintf(m->reason, sizeof m->reason, "%s", r->last_error);
+  m->cursor = r->cursor ? strdup(r->cursor) : NULL;
+  m->internal_ext = r->internal_ext ? strdup(r->internal_ext) : NULL;
+  int was_empty = 0;
+  if (dl_queue_push_reserved(in->out, m, &was_empty) != DL_EOK) {
+    dl_log(DL_LOG_ERROR, "state_lost", r->spec.live_id, "control queue and its reserve full; state message dropped");
+    dl_in_msg_free(m);
+    return;
+  }
+  if (was_empty) wake_control(in);
+}
+
+/* Silent risk control (PROTOCOL §9.6): the socket is healthy (pongs and heartbeats flow, the
+ * liveness check is satisfied) but no message came for --silence-timeout. Frames without a
+ * message and pongs do not count; time with reads paused by us does not either. */
+static void silence_cb(lws_sorted_usec_list_t *sul) {
+  room *r = lws_container_of(sul, room, sul_silence);
+  dl_ingest *in = r->in;
+  if (!r->wsi || r->conn != R_OPEN || r->silent) return;
+  int64_t now = dl_mono_ms(), quiet = now - r->last_msg_ms;
+  if (!r->rx_on || quiet < in->o.silence_ms) {
+    int64_t next = r->rx_on ? in->o.silence_ms - quiet : in->o.silence_ms;
+    lws_sul_schedule(in->ctx, 0, &r->sul_silence, silence_cb, (next > 0 ? next : 1) * LWS_US_PER_MS);
+    return;
+  }
+  STAT_ADD(in, silent, 1);
+  r->silent = 1;
+  snprintf(r->last_error, sizeof r->last_error,
+           "no message for %lld s while the connection stayed up (silent risk control)", (long long)(quiet / 1000));
+  dl_log(DL_LOG_WARN, "ws_silent_risk", r->spec.live_id, "%s; closing for a fresh identity", r->last_error);
+  lws_set_timeout(r->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+}
+
+/* The vhost that tunnels through pool proxy idx (lws keeps one proxy per vhost), made on first
+ * use on this thread. NULL when lws refuses it. */
+static struct lws_vhost *proxy_vhost(dl_ingest *in, int idx) {
+  if (idx < 0 || idx >= DL_PROXYPOOL_MAX) return NULL;
+  if (in->proxy_vh[idx]) return in->proxy_vh[idx];
+  dl_proxy_url u;
+  if (dl_proxypool_get(in->o.pool, idx, &u) != 0) return NULL;
+  char name[32], spec[2 * (DL_PROXY_USERINFO_MAX + 1) + DL_PROXY_LABEL_MAX + 16];
+  snprintf(name, sizeof name, "proxy%d", idx);
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof info);
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  info.protocols = protocols;
+  info.vhost_name = name;
+  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* a client TLS context of its own */
+  struct lws_vhost *vh = lws_create_vhost(in->ctx, &info);
+  /* lws takes "user:pass@host:port" (it Base64s the credentials for Proxy-Authorization) */
+  char hp[DL_PROXY_LABEL_MAX + 8];
+  dl_proxy_url_hostport(&u, hp, sizeof hp);
+  snprintf(spec, sizeof spec, "%s%s%s%s%s", u.user, u.user[0] ? ":" : "", u.pass, u.user[0] ? "@" : "", hp);
+  if (!vh || lws_set_proxy(vh, spec) != 0) {
+    dl_log(DL_LOG_ERROR, "proxy", NULL, "libwebsockets refused the proxy %s", u.label);
+    memset(spec, 0, sizeof spec);
+    return NULL;
+  }
+  memset(spec, 0, sizeof spec);
+  return in->proxy_vh[idx] = vh;
 }
 
 static void connect_room(room *r);
@@ -230,6 +317,7 @@ static void room_lost(room *r, const char *why) {
   r->close_sent = 0;
   acks_clear(r);
   lws_sul_cancel(&r->sul_hb);
+  lws_sul_cancel(&r->sul_silence);
   if (r->want_close) {
     post_state(in, DL_IN_CLOSED, r->spec.live_id, "closed on request");
     room_free(in, r);
@@ -237,6 +325,12 @@ static void room_lost(room *r, const char *why) {
   }
   if (r->ended) {
     post_state(in, DL_IN_ENDED, r->spec.live_id, "live ended (ControlMessage status 3)");
+    room_free(in, r);
+    return;
+  }
+  if (r->silent) { /* the control thread takes it from here: a fresh identity, then open again */
+    if (was_open) STAT_ADD(in, disconnects, 1);
+    post_silent(r);
     room_free(in, r);
     return;
   }
@@ -292,6 +386,10 @@ static void connect_room(room *r) {
   }
   char *url = malloc(DL_URL_MAX);
   if (!url) return;
+  if (r->hb_fixed) { /* Handshake-Options holds for the connection that sent it */
+    r->hb_fixed = 0;
+    r->hb_ms = in->o.heartbeat_ms;
+  }
   char sig[160] = "";
   if (in->xs) {
     snprintf(sig, sizeof sig, "%s", r->ext_sig); /* used once: every connection is signed anew */
@@ -318,6 +416,19 @@ static void connect_room(room *r) {
   /* a numeric address resolved on the control side: lws would resolve synchronously here and
    * stall every room; the host name still goes into Host and TLS SNI/verification */
   ci.address = r->spec.address[0] ? r->spec.address : in->host;
+  int px = in->o.pool ? dl_proxypool_pick(in->o.pool, r->spec.live_id, dl_mono_ms()) : -1;
+  if (px >= 0) { /* the room's proxy (the resolver's choice for its pages, by construction) */
+    ci.vhost = proxy_vhost(in, px);
+    ci.address = in->host; /* the proxy's CONNECT names the host; the proxy resolves it */
+    if (!ci.vhost) {
+      free(url);
+      r->conn = R_CONNECTING;
+      room_lost(r, "libwebsockets refused the room's proxy");
+      return;
+    }
+  }
+  if (in->o.pool) dl_proxypool_move(in->o.pool, r->proxy_idx, px);
+  r->proxy_idx = px;
   ci.port = in->port;
   ci.path = url;
   ci.host = in->host;
@@ -328,7 +439,9 @@ static void connect_room(room *r) {
   ci.pwsi = &r->wsi;
   r->conn = R_CONNECTING;
   STAT_ADD(in, connects, 1);
-  dl_log(DL_LOG_DEBUG, "ws_connect", r->spec.live_id, "connecting to %s:%d", in->host, in->port);
+  if (px >= 0) dl_log(DL_LOG_DEBUG, "ws_connect", r->spec.live_id, "connecting to %s:%d through pool proxy #%d",
+                      in->host, in->port, px);
+  else dl_log(DL_LOG_DEBUG, "ws_connect", r->spec.live_id, "connecting to %s:%d", in->host, in->port);
   struct lws *w = lws_client_connect_via_info(&ci);
   free(url);
   if (!w && r->conn == R_CONNECTING) room_lost(r, "connect failed");
@@ -399,8 +512,9 @@ static void on_message(room *r) {
   if (f->need_ack) enqueue_ack(r, f);
   set_str(&r->cursor, f->cursor);
   set_str(&r->internal_ext, f->internal_ext);
-  if (f->heartbeat_duration && (int64_t)f->heartbeat_duration * 1000 > in->o.heartbeat_ms &&
-      f->heartbeat_duration <= 60)
+  if (f->n_events || f->bad_messages) r->last_msg_ms = r->last_rx_ms; /* a message: not silent */
+  if (!r->hb_fixed && f->heartbeat_duration && (int64_t)f->heartbeat_duration * 1000 > in->o.heartbeat_ms &&
+      f->heartbeat_duration <= DL_PING_INTERVAL_MAX_S)
     r->hb_ms = (int64_t)f->heartbeat_duration * 1000;
   STAT_ADD(in, messages, f->n_events);
   STAT_ADD(in, bad_messages, f->bad_messages);
@@ -486,6 +600,9 @@ static void run_commands(dl_ingest *in) {
         r->spec = c->spec;
         r->hb_ms = in->o.heartbeat_ms;
         r->backoff_ms = DL_BACKOFF_BASE_MS;
+        r->proxy_idx = -1;
+        if (r->spec.cursor[0]) set_str(&r->cursor, r->spec.cursor); /* resume where the last identity stopped */
+        if (r->spec.internal_ext[0]) set_str(&r->internal_ext, r->spec.internal_ext);
         dl_signer_init(&r->signer, rnd(in));
         r->dec = dl_decoder_new(r->spec.live_id, r->spec.room_id, &in->o.limits);
         if (r->dec && r->spec.n_gifts) /* continue the previous owner's streaks: no double count */
@@ -588,16 +705,33 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       return -1;
     break;
   }
+  case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH: {
+    /* ByteDance push servers may say their ping period on the 101 (PROTOCOL §9.4, TL):
+     * "Handshake-Options: ping-interval=<s>;" — the heartbeat follows it, within bounds */
+    char ho[128];
+    int s_ = 0;
+    if (r && lws_hdr_custom_copy(wsi, ho, sizeof ho, "handshake-options:", 18) > 0 &&
+        (s_ = dl_handshake_ping_interval(ho)) > 0) {
+      r->hb_ms = (int64_t)s_ * 1000;
+      r->hb_fixed = 1;
+      STAT_ADD(in, ping_interval_adopted, 1);
+      dl_log(DL_LOG_DEBUG, "ws_ping_interval", r->spec.live_id, "server ping-interval %d s: heartbeat follows it", s_);
+    }
+    break;
+  }
   case LWS_CALLBACK_CLIENT_ESTABLISHED:
     if (!r) break;
     r->conn = R_OPEN;
     r->rx_on = 1;
     r->reject_wait_ms = 0;
     r->ack_paused = 0;
-    r->last_rx_ms = dl_mono_ms();
+    r->last_rx_ms = r->last_msg_ms = dl_mono_ms();
     r->hb_due = 1; /* one heartbeat at once, then every period (J) */
     lws_callback_on_writable(wsi);
     lws_sul_schedule(in->ctx, 0, &r->sul_hb, hb_cb, r->hb_ms * LWS_US_PER_MS);
+    if (in->o.silence_ms > 0)
+      lws_sul_schedule(in->ctx, 0, &r->sul_silence, silence_cb, in->o.silence_ms * LWS_US_PER_MS);
+    if (in->o.pool && r->proxy_idx >= 0) dl_proxypool_report(in->o.pool, r->proxy_idx, 1, dl_mono_ms());
     room_update_rx(r);
     dl_log(DL_LOG_INFO, "ws_open", r->spec.live_id, "connected to room %s", r->spec.room_id);
     post_state(in, DL_IN_CONNECTED, r->spec.live_id, NULL);
@@ -677,7 +811,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       r->tls_error[0] = 0;
     } else {
       snprintf(why, sizeof why, "connect error: %s", inp ? (const char *)inp : "unknown");
+      /* no answer from the far end: the proxy's failure when there is one (its rooms move once
+       * it keeps failing) */
+      if (in->o.pool && r->proxy_idx >= 0) dl_proxypool_report(in->o.pool, r->proxy_idx, 0, dl_mono_ms());
     }
+    if ((has_status || has_msg) && in->o.pool && r->proxy_idx >= 0)
+      dl_proxypool_report(in->o.pool, r->proxy_idx, 1, dl_mono_ms()); /* the proxy delivered Douyin's answer */
     lws_set_opaque_user_data(wsi, NULL);
     room_lost(r, why);
     break;
@@ -693,10 +832,28 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   return 0;
 }
 
-static const struct lws_protocols protocols[] = {
-    {"dylive", callback, 0, 0, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0},
-};
+int dl_handshake_ping_interval(const char *v) {
+  static const char key[] = "ping-interval";
+  for (const char *p = v; p && *p;) {
+    while (*p == ' ' || *p == '\t' || *p == ';') p++;
+    size_t l = strcspn(p, ";");
+    const char *eq = memchr(p, '=', l);
+    size_t kl = eq ? (size_t)(eq - p) : l;
+    while (kl && (p[kl - 1] == ' ' || p[kl - 1] == '\t')) kl--;
+    if (eq && kl == sizeof key - 1 && !strncasecmp(p, key, kl)) {
+      const char *d = eq + 1;
+      while (*d == ' ') d++;
+      long s = 0;
+      int nd = 0;
+      for (; *d >= '0' && *d <= '9' && nd < 7; d++, nd++) s = s * 10 + (*d - '0');
+      while (*d == ' ' || *d == '\t') d++;
+      if (!nd || (*d && *d != ';') || s <= 0) return 0;
+      return s < DL_PING_INTERVAL_MIN_S ? DL_PING_INTERVAL_MIN_S : s > DL_PING_INTERVAL_MAX_S ? DL_PING_INTERVAL_MAX_S : (int)s;
+    }
+    p += l;
+  }
+  return 0;
+}
 
 static int parse_base(dl_ingest *in, const char *base) {
   const char *p;

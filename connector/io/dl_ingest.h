@@ -10,10 +10,19 @@
 
 #include "dl_decode.h"
 #include "dl_gift.h"
+#include "dl_proxypool.h"
 #include "dl_queue.h"
 
 #define DL_LIVE_ID_MAX 64
 #define DL_ROOM_ID_MAX 32
+/* Resume position carried across a re-resolution (DL_IN_SILENT → a fresh identity): real cursors
+ * are ~60 bytes and internal_ext ~200; longer ones are dropped (Douyin re-pushes the last 15
+ * messages on a fresh connect anyway, and the worker drops the duplicates). */
+#define DL_CURSOR_MAX 256
+#define DL_INTERNAL_EXT_MAX 1024
+/* Handshake-Options ping-interval accepted (s): the bounds of --heartbeat-ms. */
+#define DL_PING_INTERVAL_MIN_S 1
+#define DL_PING_INTERVAL_MAX_S 60
 
 typedef struct dl_ingest dl_ingest;
 
@@ -26,6 +35,8 @@ typedef struct dl_ingest_opts {
   const char *signer_url;     /* --signer http://…: an external signer (overrides sign), or NULL */
   double connect_rate, connect_burst;
   int64_t heartbeat_ms;
+  int64_t silence_ms;         /* --silence-timeout: no message for this long → DL_IN_SILENT (0: off) */
+  dl_proxypool *pool;         /* per-room proxies (a vhost each), or NULL; not owned */
   size_t max_frame_bytes;
   dl_decode_limits limits;
 } dl_ingest_opts;
@@ -39,6 +50,8 @@ typedef struct dl_room_spec {
   char address[64];           /* numeric address of the push host (resolved by the caller), or "" */
   dl_gift_streak *gifts;      /* streak counts carried over from the previous owner (copied by open) */
   size_t n_gifts;
+  char cursor[DL_CURSOR_MAX]; /* resume here ("" for a fresh connect) */
+  char internal_ext[DL_INTERNAL_EXT_MAX];
 } dl_room_spec;
 
 typedef enum {
@@ -48,6 +61,9 @@ typedef enum {
   DL_IN_ENDED,                /* ControlMessage status 3: closed, no reconnect */
   DL_IN_CLOSED,               /* closed after dl_ingest_close: the room is gone from ingest */
   DL_IN_BAD_FRAME,            /* a frame that did not decode (reason) */
+  DL_IN_SILENT,               /* open and answering pings, but no message for --silence-timeout:
+                                 closed and gone from ingest (reason, cursor, internal_ext); the
+                                 control thread resolves again with a fresh identity (§9.6) */
 } dl_in_kind;
 
 typedef struct dl_in_msg {
@@ -57,6 +73,7 @@ typedef struct dl_in_msg {
   int64_t recv_ms;            /* DL_IN_FRAME: when it was read off the socket (wall clock ms) */
   char reason[256];
   int rejected;               /* DL_IN_DISCONNECTED: the server refused the handshake */
+  char *cursor, *internal_ext;/* DL_IN_SILENT: where to resume (malloc'd or NULL) */
 } dl_in_msg;
 
 void dl_in_msg_free(void *m);
@@ -64,8 +81,13 @@ void dl_in_msg_free(void *m);
 /* Counters read by the control thread for /metrics (relaxed atomics). */
 typedef struct dl_ingest_stats {
   uint64_t frames, bytes, messages, bad_frames, bad_messages, acks_sent, hb_sent, connects,
-      disconnects, pauses, bombs, acks_dropped, rejected;
+      disconnects, pauses, bombs, acks_dropped, rejected, silent, ping_interval_adopted;
 } dl_ingest_stats;
+
+/* The ping-interval of a Handshake-Options header value ("ping-interval=10;" — a cookie-style
+ * k=v; list, PROTOCOL §9.4) in seconds, clamped to [DL_PING_INTERVAL_MIN_S, DL_PING_INTERVAL_MAX_S];
+ * 0 when the header has none or it is not a positive integer. Pure. */
+int dl_handshake_ping_interval(const char *value);
 
 /* out: the queue to the control thread; wake_fd: an eventfd written after a push. */
 dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd);

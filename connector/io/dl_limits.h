@@ -30,6 +30,17 @@
 /* After an error reply (OOM, READONLY…): 1 s doubling to 8 s before the next probe. */
 #define DL_REDIS_BACKOFF_MS 1000
 #define DL_REDIS_BACKOFF_MAX_MS 8000
+/* A Cluster's primaries we track at most (slot map entries are one byte). */
+#define DL_REDIS_NODES_MAX 128
+/* Sentinel/Cluster: after a lost connection the topology is asked again every ~300 ms for the
+ * first 30 s (a failover takes a few seconds), then with the growing pause. */
+#define DL_FAILOVER_RETRY_MS 300
+#define DL_FAILOVER_FAST_MS 30000
+/* MOVED/READONLY trigger a fresh topology at most this often (a migration sends many MOVED). */
+#define DL_CLUSTER_REFRESH_MIN_MS 1000
+/* --redis-wait-replicas: each WAIT waits this long for the replicas; if fewer acknowledged, the
+ * writes stay pending and the WAIT is asked again. */
+#define DL_WAIT_TIMEOUT_MS 1000
 /* BLMOVE blocks this long per call, so a claim loop notices drains and capacity changes. */
 #define DL_CLAIM_BLOCK_S 1
 
@@ -71,6 +82,15 @@
  * flood Redis); log lines about them: 5 a second per worker. */
 #define DL_BAD_FRAME_STATUS_MS 1000
 #define DL_BAD_FRAME_LOGS_PER_S 5
+/* Silent risk control (PROTOCOL §9.6, CONTRACT §7): after this many silent connections in a row
+ * (each re-resolved at once with a fresh ttwid and user_unique_id) the room is in "error"
+ * ("risk control: …") and waits a growing pause before the next identity, 10 s doubling to
+ * 10 min, so a banned egress address is not hammered. */
+#define DL_SILENT_RUNS_MAX 3
+#define DL_RISK_PAUSE_MS 10000
+#define DL_RISK_PAUSE_MAX_MS 600000
+/* ±this percent on --watch-ended checks and risk pauses: rooms checked together drift apart. */
+#define DL_JITTER_PCT 20
 /* Combo streaks carried over from the stream's tail when a room is taken (the decoder tracks at
  * most 4096 per room anyway). */
 #define DL_TAIL_GIFTS_MAX 4096

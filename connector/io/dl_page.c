@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dl_proxypool.h"
+
 /* One unescape pass: \" → ", \\ → \, \/ → /, \u0026 → &, \u003c → <, \u003e → >. Returns the
  * number of escapes undone. */
 static size_t unescape_pass(char *s) {
@@ -35,6 +37,18 @@ static void copy_str(char *dst, size_t cap, const cJSON *o, const char *key) {
   if (cJSON_IsString(v) && v->valuestring) snprintf(dst, cap, "%s", v->valuestring);
 }
 
+/* A number or a decimal string ("finish_time" comes either way in public dumps); 0 otherwise. */
+static int64_t json_int(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  if (cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 9e15) return (int64_t)v->valuedouble;
+  if (cJSON_IsString(v) && v->valuestring) {
+    char *end = NULL;
+    long long x = strtoll(v->valuestring, &end, 10);
+    if (end != v->valuestring && !*end && x > 0) return x;
+  }
+  return 0;
+}
+
 static int all_digits(const char *s, size_t min) {
   size_t n = 0;
   for (; *s; s++, n++)
@@ -55,6 +69,7 @@ static void from_room_info(const char *at, dl_page_info *out) {
     copy_str(out->title, sizeof out->title, room, "title");
     const cJSON *owner = cJSON_GetObjectItemCaseSensitive(room, "owner");
     if (cJSON_IsObject(owner)) copy_str(out->anchor, sizeof out->anchor, owner, "nickname");
+    out->finish_time = json_int(room, "finish_time");
   }
   const cJSON *anchor = cJSON_GetObjectItemCaseSensitive(o, "anchor");
   if (!out->anchor[0] && cJSON_IsObject(anchor)) copy_str(out->anchor, sizeof out->anchor, anchor, "nickname");
@@ -146,10 +161,17 @@ dl_err dl_page_parse(const char *html, size_t len, dl_page_info *out) {
     digits_after(s, "user_unique_id%3D", 10, out->user_unique_id, sizeof out->user_unique_id);
   out->offline_text = strstr(s, "直播已结束") || strstr(s, "暂未开播") || strstr(s, "未开播");
   free(s);
+  if (out->finish_time > 0)
+    snprintf(out->ended_by, sizeof out->ended_by, "live page: finish_time %lld", (long long)out->finish_time);
+  else if (out->status && out->status != 2)
+    snprintf(out->ended_by, sizeof out->ended_by, "live page: status %d", out->status);
+  else if (!out->status && out->offline_text)
+    snprintf(out->ended_by, sizeof out->ended_by, "live page: offline text");
   return out->room_id[0] ? DL_EOK : DL_ECHALLENGE;
 }
 
 int dl_page_is_live(const dl_page_info *p) {
+  if (p->finish_time > 0) return 0;
   if (p->status) return p->status == 2;
   return !p->offline_text;
 }
@@ -181,8 +203,10 @@ static int profile_ok(const char *p) {
   return n >= 1 && n <= 64;
 }
 
-int dl_assignment_parse(const char *raw, size_t len, char *live_id, size_t cap, char *profile, size_t pcap) {
+int dl_assignment_parse(const char *raw, size_t len, char *live_id, size_t cap, char *profile, size_t pcap,
+                        char *proxy, size_t xcap) {
   profile[0] = 0;
+  if (proxy && xcap) proxy[0] = 0;
   if (len == 0 || len > DL_ASSIGNMENT_MAX || memchr(raw, 0, len)) return -1;
   char buf[DL_ASSIGNMENT_MAX + 1];
   memcpy(buf, raw, len);
@@ -204,11 +228,23 @@ int dl_assignment_parse(const char *raw, size_t len, char *live_id, size_t cap, 
     if (!cJSON_IsString(ck) || !profile_ok(ck->valuestring) || strlen(ck->valuestring) >= pcap) goto done;
     snprintf(profile, pcap, "%s", ck->valuestring);
   }
+  const cJSON *px = cJSON_GetObjectItemCaseSensitive(o, "proxy");
+  if (px && proxy) {
+    dl_proxy_url u;
+    char why[160];
+    if (!cJSON_IsString(px) || strlen(px->valuestring) >= xcap ||
+        dl_proxy_url_parse(px->valuestring, &u, why, sizeof why) != DL_EOK)
+      goto done;
+    snprintf(proxy, xcap, "%s", px->valuestring);
+  }
   rc = 0;
 done:
   cJSON_Delete(o);
   return rc;
 }
+
+/* web/enter's status_code for "live ended" (B; PROTOCOL §9.3). */
+#define DL_ENTER_CODE_ENDED 30003
 
 dl_err dl_enter_parse(const char *json, size_t len, dl_page_info *out) {
   memset(out, 0, sizeof *out);
@@ -217,29 +253,44 @@ dl_err dl_enter_parse(const char *json, size_t len, dl_page_info *out) {
   if (i == len) return DL_EEMPTY;
   cJSON *o = cJSON_ParseWithLength(json, len);
   if (!o) return DL_EPROTO;
-  dl_err rc = DL_ENOTFOUND;
+  dl_err rc = DL_EHTTP;
   const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "status_code");
   const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+  if (cJSON_IsNumber(code) && code->valueint == DL_ENTER_CODE_ENDED) {
+    out->status = 4;
+    snprintf(out->ended_by, sizeof out->ended_by, "web/enter: status_code %d", DL_ENTER_CODE_ENDED);
+    rc = DL_EOK;
+    goto done;
+  }
   if (!cJSON_IsNumber(code) || code->valueint != 0 || !cJSON_IsObject(data)) goto done;
   const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(data, "data");
   const cJSON *room = cJSON_IsArray(rooms) ? cJSON_GetArrayItem(rooms, 0) : NULL;
+  int room_st = -1; /* data.data[0].status, -1 when absent */
   if (cJSON_IsObject(room)) {
     copy_str(out->room_id, sizeof out->room_id, room, "id_str");
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(room, "status");
-    if (cJSON_IsNumber(st)) out->status = st->valueint;
+    if (cJSON_IsNumber(st)) room_st = st->valueint;
     copy_str(out->title, sizeof out->title, room, "title");
     const cJSON *owner = cJSON_GetObjectItemCaseSensitive(room, "owner");
     if (cJSON_IsObject(owner)) copy_str(out->anchor, sizeof out->anchor, owner, "nickname");
+    out->finish_time = json_int(room, "finish_time");
   }
   if (!out->room_id[0]) copy_str(out->room_id, sizeof out->room_id, data, "enter_room_id");
   if (!all_digits(out->room_id, 10)) out->room_id[0] = 0;
-  if (!out->status) { /* data.room_status: 0 live, 2 ended (PROTOCOL §1.3) */
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(data, "room_status");
-    if (cJSON_IsNumber(rs)) out->status = rs->valueint == 0 ? 2 : 4;
-  }
   const cJSON *user = cJSON_GetObjectItemCaseSensitive(data, "user");
   if (cJSON_IsObject(user)) copy_str(out->anchor, sizeof out->anchor, user, "nickname");
-  if (out->room_id[0] || out->status == 4) rc = DL_EOK;
+  const cJSON *rs = cJSON_GetObjectItemCaseSensitive(data, "room_status");
+  int room_status = cJSON_IsNumber(rs) ? rs->valueint : -1; /* 0 live, 2 ended (S); 1 live (B) */
+  /* any explicit end marker wins; only an explicit "live" is live (J #57) */
+  if (out->finish_time > 0)
+    snprintf(out->ended_by, sizeof out->ended_by, "web/enter: finish_time %lld", (long long)out->finish_time);
+  else if (room_st >= 0 && room_st != 2)
+    snprintf(out->ended_by, sizeof out->ended_by, "web/enter: status %d", room_st);
+  else if (room_status == 2)
+    snprintf(out->ended_by, sizeof out->ended_by, "web/enter: room_status 2");
+  if (out->ended_by[0]) out->status = room_st > 0 && room_st != 2 ? room_st : 4;
+  else if (room_st == 2 || room_status == 0 || room_status == 1) out->status = 2;
+  if (out->status && (out->room_id[0] || out->status != 2)) rc = DL_EOK;
 done:
   cJSON_Delete(o);
   return rc;

@@ -41,6 +41,8 @@ struct dl_rconn {
   size_t setup_left;         /* setup replies still expected before ready */
   int ready, dead, depth, free_later;
   char fail_why[200];        /* a failure found inside dl_rconn_open, reported from the loop */
+  dl_rconn_cb push_cb;       /* pub/sub messages */
+  void *push_priv;
 };
 
 static int64_t mono(void) { return dl_mono_ms(); }
@@ -108,6 +110,12 @@ static void on_setup(dl_rconn *c, const redisReply *r, void *priv) {
     go_down(c, why);
     return;
   }
+  if (!strcmp(what, "ROLE") &&
+      (r->type != REDIS_REPLY_ARRAY || !r->elements || r->element[0]->type != REDIS_REPLY_STRING ||
+       strcmp(r->element[0]->str, "master"))) {
+    go_down(c, "not the primary (ROLE is not master)");
+    return;
+  }
   if (--c->setup_left == 0) {
     c->ready = 1;
     bufferevent_set_timeouts(c->bev, NULL, NULL); /* from now on: per-command deadlines */
@@ -137,6 +145,12 @@ static void dispatch(dl_rconn *c) {
       if (!reply) break;
       pending p;
       if (!q_pop(c, &p)) {
+        if (c->push_cb) {
+          c->push_cb(c, reply, c->push_priv);
+          freeReplyObject(reply);
+          if (c->dead || c->free_later) return;
+          continue;
+        }
         freeReplyObject(reply);
         go_down(c, "a reply nobody asked for");
         return;
@@ -295,6 +309,7 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   if (o->db > 0 && setup_cmd(c, 2, (const char *[]){"SELECT", db}, "SELECT")) goto oom;
   if (o->client_name && setup_cmd(c, 3, (const char *[]){"CLIENT", "SETNAME", o->client_name}, "CLIENT SETNAME"))
     goto oom;
+  if (o->require_primary && setup_cmd(c, 1, (const char *[]){"ROLE"}, "ROLE")) goto oom;
   if (!c->setup_left && setup_cmd(c, 1, (const char *[]){"PING"}, "PING")) goto oom;
   int rc;
   if (t->unix_path[0]) {
@@ -336,6 +351,11 @@ dl_err dl_rconn_argv(dl_rconn *c, int argc, const char *const *argv, const size_
   if (e == DL_EOK) e = send_raw(c, b.p, b.len, extra_ms, cb, priv);
   dl_buf_free(&b);
   return e;
+}
+
+void dl_rconn_on_push(dl_rconn *c, dl_rconn_cb cb, void *priv) {
+  c->push_cb = cb;
+  c->push_priv = priv;
 }
 
 int dl_rconn_ready(const dl_rconn *c) { return c->ready && !c->dead; }

@@ -39,6 +39,7 @@ typedef struct dl_rconn_opts {
   const char *user, *password;  /* AUTH (password may be NULL/"") */
   int db;                       /* SELECT (skipped when 0 or on Cluster) */
   const char *client_name;      /* CLIENT SETNAME (NULL: none) */
+  int require_primary;          /* ROLE must say "master" (Sentinel: a demoted primary is refused) */
   int64_t connect_timeout_ms;
   int64_t command_timeout_ms;   /* default deadline of a command */
   struct evdns_base *dns;
@@ -59,6 +60,9 @@ dl_err dl_rconn_send(dl_rconn *c, const void *resp, size_t len, int64_t extra_ms
 /* Builds and sends a command from an argv (lens NULL: strlen). */
 dl_err dl_rconn_argv(dl_rconn *c, int argc, const char *const *argv, const size_t *lens, int64_t extra_ms,
                      dl_rconn_cb cb, void *priv);
+/* Pub/sub: replies that arrive with no command waiting (messages after SUBSCRIBE) go to cb
+ * instead of counting as a protocol error. */
+void dl_rconn_on_push(dl_rconn *c, dl_rconn_cb cb, void *priv);
 int dl_rconn_ready(const dl_rconn *c);
 size_t dl_rconn_pending(const dl_rconn *c);
 const char *dl_rconn_name(const dl_rconn *c); /* "host:port" or the socket path, for logs */

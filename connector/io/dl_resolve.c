@@ -13,14 +13,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dl_abogus.h"
 #include "dl_bucket.h"
 #include "dl_log.h"
+#include "dl_query.h"
 
 /* The live page is ~1 MB in 2026; anything past 8 MiB is not a live page. */
 #define DL_PAGE_MAX_BYTES (8u << 20)
 /* A ttwid is good for days; refresh hourly and after any failure. */
 #define DL_TTWID_TTL_MS (3600 * 1000)
 #define DL_COOKIE_MAX 8192
+/* The signed web/enter URL: base + ~450 bytes of query + the a_bogus parameter. */
+#define DL_ENTER_URL_MAX (2048 + DL_ABOGUS_APPEND_MAX)
+/* Room resolutions start at least this fraction of 1/--http-rate apart, times a jitter factor
+ * drawn from [JITTER_LO, JITTER_HI] percent: synchronized requests are what a ban rule sees. */
+#define DL_STAGGER_JITTER_LO 50
+#define DL_STAGGER_JITTER_HI 150
 
 /* Resolutions waiting for the HTTP thread: at most one per room, and rooms are capped far below. */
 #define DL_RESOLVE_JOBS_MAX 131072
@@ -33,6 +41,11 @@ typedef struct job {
 
 struct dl_resolver {
   char *base, *ca_file, *ua, *user_cookie, *cookie_dir, *proxy;
+  dl_proxypool *pool;      /* not owned */
+  int proxy_idx;           /* the pool proxy of the request being made, or -1 */
+  double rate;             /* --http-rate */
+  int64_t last_start_ms;   /* when the last room resolution started (stagger) */
+  int64_t enter_first_until; /* web/enter first until then (a challenge was seen) */
   char ws_host[256];       /* host of --douyin-ws, "" when proxied or numeric */
   dl_queue *out;
   int wake_fd;
@@ -102,6 +115,18 @@ static void pace(dl_resolver *r) {
   }
 }
 
+/* Room resolutions start a jittered 1/rate apart: a burst of N assignments (start-up, a pool
+ * rebalancing, --watch-ended checks that came due together) spreads over ~N/rate seconds instead
+ * of leaving in one burst; an isolated one starts at once. */
+static void stagger(dl_resolver *r) {
+  int64_t gap = (int64_t)(1000.0 / r->rate) *
+                (DL_STAGGER_JITTER_LO + (int64_t)((unsigned long)random() % (DL_STAGGER_JITTER_HI - DL_STAGGER_JITTER_LO + 1))) / 100;
+  int64_t now = dl_mono_ms();
+  if (r->last_start_ms && now < r->last_start_ms + gap && dl_queue_wait_closed(r->jobs, r->last_start_ms + gap - now))
+    return;
+  r->last_start_ms = dl_mono_ms();
+}
+
 static void curl_common(dl_resolver *r, const char *url, body *b) {
   pace(r);
   curl_easy_reset(r->curl);
@@ -114,14 +139,41 @@ static void curl_common(dl_resolver *r, const char *url, body *b) {
   curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(r->curl, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  /* decided once by dl_proxy ("" = direct: curl then ignores the environment) */
-  curl_easy_setopt(r->curl, CURLOPT_PROXY, r->proxy ? r->proxy : "");
-  if (r->proxy && !strncmp(r->proxy, "http", 4)) curl_easy_setopt(r->curl, CURLOPT_HTTPPROXYTUNNEL, 1L);
+  dl_proxy_url pu;
+  if (r->proxy_idx >= 0 && dl_proxypool_get(r->pool, r->proxy_idx, &pu) == 0) {
+    /* this room's proxy; credentials apart, so curl neither logs nor percent-decodes them */
+    char purl[DL_PROXY_LABEL_MAX + 16];
+    memcpy(purl, "http://", 8);
+    dl_proxy_url_hostport(&pu, purl + 7, sizeof purl - 7);
+    curl_easy_setopt(r->curl, CURLOPT_PROXY, purl);
+    curl_easy_setopt(r->curl, CURLOPT_HTTPPROXYTUNNEL, 1L);
+    if (pu.user[0]) {
+      curl_easy_setopt(r->curl, CURLOPT_PROXYUSERNAME, pu.user);
+      curl_easy_setopt(r->curl, CURLOPT_PROXYPASSWORD, pu.pass);
+    }
+  } else {
+    /* decided once by dl_proxy ("" = direct: curl then ignores the environment) */
+    curl_easy_setopt(r->curl, CURLOPT_PROXY, r->proxy ? r->proxy : "");
+    if (r->proxy && !strncmp(r->proxy, "http", 4)) curl_easy_setopt(r->curl, CURLOPT_HTTPPROXYTUNNEL, 1L);
+  }
   if (r->ca_file && *r->ca_file) {
     /* extra CA in addition to the system store */
     curl_easy_setopt(r->curl, CURLOPT_CAINFO, r->ca_file);
     curl_easy_setopt(r->curl, CURLOPT_CAPATH, "/etc/ssl/certs");
   }
+}
+
+/* curl_easy_perform, telling the pool whether the room's proxy carried the request: any HTTP
+ * answer is the proxy's success; failing to connect, a refused tunnel or a dead connection is
+ * its failure (a TLS verification failure is not: that is the far end's certificate). */
+static CURLcode perform(dl_resolver *r) {
+  CURLcode cc = curl_easy_perform(r->curl);
+  if (r->proxy_idx >= 0) {
+    int ok = cc == CURLE_OK || cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+             cc == CURLE_WRITE_ERROR; /* our own size cap */
+    dl_proxypool_report(r->pool, r->proxy_idx, ok, dl_mono_ms());
+  }
+  return cc;
 }
 
 static dl_err fetch_ttwid(dl_resolver *r, char *why, size_t cap) {
@@ -132,7 +184,7 @@ static dl_err fetch_ttwid(dl_resolver *r, char *why, size_t cap) {
   curl_common(r, url, &b);
   curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, (void *)jar);
-  CURLcode cc = curl_easy_perform(r->curl);
+  CURLcode cc = perform(r);
   free(b.buf);
   if (cc != CURLE_OK) {
     snprintf(why, cap, "GET / failed: %s", curl_easy_strerror(cc));
@@ -147,30 +199,104 @@ static dl_err fetch_ttwid(dl_resolver *r, char *why, size_t cap) {
   return DL_EOK;
 }
 
-/* GET /webcast/room/web/enter/ with the browser's query (PROTOCOL §1.3). Since 2025 Douyin wants
- * an a_bogus signature here, which we do not compute: the empty one sent still works where it is
- * not enforced (and in the simulator); an empty body is Douyin's risk-control answer. */
-static dl_err fetch_enter(dl_resolver *r, const char *live_id, const char *cookie, dl_page_info *out, char *why,
-                          size_t cap) {
-  char url[2048], referer[1024];
-  snprintf(url, sizeof url,
-           "%s/webcast/room/web/enter/?aid=6383&app_name=douyin_web&live_id=1&device_platform=web&language=zh-CN"
-           "&enter_from=web_live&cookie_enabled=true&screen_width=1920&screen_height=1080&browser_language=zh-CN"
-           "&browser_platform=Win32&browser_name=Chrome&browser_version=140.0.0.0&web_rid=%s&room_id_str="
-           "&enter_source=&is_need_double_stream=false&insert_task_id=&live_reason=&msToken=&a_bogus=",
-           r->base, live_id);
-  snprintf(referer, sizeof referer, "%s/%s", r->base, live_id);
-  body b = {0};
-  curl_common(r, url, &b);
-  struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json, text/plain, */*");
+/* The value of cookie name in a Cookie header value ("a=b; c=d"), into out ("" when absent). */
+static void cookie_get(const char *cookie, const char *name, char *out, size_t cap) {
+  out[0] = 0;
+  size_t nl = strlen(name);
+  for (const char *p = cookie; p && *p;) {
+    while (*p == ' ' || *p == ';') p++;
+    size_t l = strcspn(p, ";");
+    if (l > nl && !strncmp(p, name, nl) && p[nl] == '=') {
+      size_t vl = l - nl - 1;
+      if (vl >= cap) vl = cap - 1;
+      memcpy(out, p + nl + 1, vl);
+      out[vl] = 0;
+      while (vl && out[vl - 1] == ' ') out[--vl] = 0;
+      return;
+    }
+    p += l;
+  }
+}
+
+int dl_cookie_logged_in(const char *cookie) {
+  char v[512];
+  cookie_get(cookie, "sessionid", v, sizeof v);
+  return v[0] != 0;
+}
+
+/* The Chrome version of a User-Agent ("136.0.0.0"), what J puts in browser_version; the UA
+ * without "Mozilla/" when it names no Chrome. */
+static void chrome_version(const char *ua, char *out, size_t cap) {
+  const char *c = strstr(ua, "Chrome/");
+  if (c) {
+    c += 7;
+    size_t n = strspn(c, "0123456789.");
+    if (n >= cap) n = cap - 1;
+    memcpy(out, c, n);
+    out[n] = 0;
+    if (n) return;
+  }
+  snprintf(out, cap, "%s", strncmp(ua, "Mozilla/", 8) ? ua : ua + 8);
+}
+
+/* J's web/enter query (PROTOCOL §9.3, buildRoomEnterParams), in its order, every value
+ * percent-encoded (spaces as %20), then signed: a_bogus over exactly these bytes and the
+ * User-Agent header of the same request, appended last (dl_abogus_append). */
+static dl_err enter_url(const dl_resolver *r, const char *live_id, const char *room_id, const char *ms_token,
+                        char *url, size_t cap) {
+  char bv[128];
+  chrome_version(r->ua, bv, sizeof bv);
+  const char *const kv[] = {
+      "aid", "6383", "app_name", "douyin_web", "live_id", "1", "device_platform", "web", "language", "zh-CN",
+      "enter_from", "link_share", "cookie_enabled", "true", "screen_width", "1920", "screen_height", "1080",
+      "browser_language", "zh-CN", "browser_platform", "Win32", "browser_name", "Chrome", "browser_version", bv,
+      "os_name", "Windows", "os_version", "10", "web_rid", live_id, "room_id_str", room_id, "enter_source", "",
+      "is_need_double_stream", "false", "insert_task_id", "", "live_reason", "", "msToken", ms_token};
+  int n = snprintf(url, cap, "%s/webcast/room/web/enter/?", r->base);
+  if (n < 0 || (size_t)n >= cap) return DL_ELIMIT;
+  char *q = url + n;
+  size_t qlen = 0, qcap = cap - (size_t)n;
+  for (size_t i = 0; i < sizeof kv / sizeof *kv; i += 2)
+    if (dl_query_add(q, qcap, &qlen, kv[i], kv[i + 1]) != DL_EOK) return DL_ELIMIT;
+  return dl_abogus_append(NULL, q, qcap, r->ua, (uint64_t)dl_now_ms());
+}
+
+/* A browser-like GET of url into b (the caller frees b->buf): accept, Cookie, Referer and the
+ * client hints J sends; the answer's status into *code. */
+static CURLcode get(dl_resolver *r, const char *url, const char *accept, const char *cookie, const char *referer,
+                    body *b, long *code) {
+  curl_common(r, url, b);
+  struct curl_slist *h = curl_slist_append(NULL, accept);
+  h = curl_slist_append(h, "sec-ch-ua-mobile: ?0");
+  h = curl_slist_append(h, "sec-ch-ua-platform: \"Windows\"");
   curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
   curl_easy_setopt(r->curl, CURLOPT_COOKIE, cookie);
   curl_easy_setopt(r->curl, CURLOPT_REFERER, referer);
-  CURLcode cc = curl_easy_perform(r->curl);
+  CURLcode cc = perform(r);
   curl_slist_free_all(h);
-  long code = 0;
-  curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &code);
-  dl_err e;
+  *code = 0;
+  curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, code);
+  return cc;
+}
+
+/* One signed GET /webcast/room/web/enter/. */
+static dl_err fetch_enter_once(dl_resolver *r, const char *live_id, const char *room_id, const char *cookie,
+                               dl_page_info *out, char *why, size_t cap) {
+  char *url = malloc(DL_ENTER_URL_MAX);
+  char referer[1024], ms_token[256];
+  if (!url) return DL_ENOMEM;
+  cookie_get(cookie, "msToken", ms_token, sizeof ms_token); /* the user's, else empty (H) */
+  dl_err e = enter_url(r, live_id, room_id, ms_token, url, DL_ENTER_URL_MAX);
+  if (e != DL_EOK) {
+    snprintf(why, cap, "could not be signed: %s", dl_err_str(e));
+    free(url);
+    return e;
+  }
+  snprintf(referer, sizeof referer, "%s/%s", r->base, live_id);
+  body b = {0};
+  long code;
+  CURLcode cc = get(r, url, "Accept: application/json, text/plain, */*", cookie, referer, &b, &code);
+  free(url);
   if (cc != CURLE_OK) {
     snprintf(why, cap, "failed: %s", curl_easy_strerror(cc));
     e = DL_EHTTP;
@@ -179,9 +305,52 @@ static dl_err fetch_enter(dl_resolver *r, const char *live_id, const char *cooki
     e = DL_EHTTP;
   } else {
     e = dl_enter_parse(b.buf ? b.buf : "", b.len, out);
-    if (e == DL_EEMPTY) snprintf(why, cap, "answered an empty body (risk control)");
+    if (e == DL_EEMPTY) snprintf(why, cap, "empty");
     else if (e == DL_EPROTO) snprintf(why, cap, "answered something that is not JSON");
-    else if (e == DL_ENOTFOUND) snprintf(why, cap, "status_code not 0 or no room");
+    else if (e == DL_EHTTP) snprintf(why, cap, "answered no room status (an unknown status_code or no room data)");
+  }
+  free(b.buf);
+  return e;
+}
+
+/* web/enter with J's retries: an empty body (risk control or a refused a_bogus) is asked again,
+ * signed anew, DL_ENTER_TRIES times DL_ENTER_RETRY_MS apart. */
+static dl_err fetch_enter(dl_resolver *r, const char *live_id, const char *room_id, const char *cookie,
+                          dl_page_info *out, char *why, size_t cap) {
+  dl_err e = DL_EEMPTY;
+  for (int i = 0; i < DL_ENTER_TRIES; i++) {
+    if (i && dl_queue_wait_closed(r->jobs, DL_ENTER_RETRY_MS)) break;
+    e = fetch_enter_once(r, live_id, room_id, cookie, out, why, cap);
+    if (e != DL_EEMPTY) break;
+  }
+  if (e == DL_EEMPTY)
+    snprintf(why, cap, "empty body %d times, %d ms apart (a_bogus refused or rate-limited)", DL_ENTER_TRIES,
+             DL_ENTER_RETRY_MS);
+  return e;
+}
+
+/* GET /<live_id>: the live page. DL_EOK with facts, DL_ECHALLENGE for a 200 without room state,
+ * DL_ENOTFOUND for 404/410, DL_EHTTP/DL_ETLS otherwise (res->error says why). */
+static dl_err fetch_page(dl_resolver *r, const char *live_id, const char *cookie, dl_resolve_result *res) {
+  char url[1024], referer[1024];
+  snprintf(url, sizeof url, "%s/%s", r->base, live_id);
+  snprintf(referer, sizeof referer, "%s/", r->base);
+  body b = {0};
+  CURLcode cc = get(r, url, "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", cookie,
+                    referer, &b, &res->http_status);
+  dl_err e;
+  if (cc != CURLE_OK) {
+    e = cc == CURLE_PEER_FAILED_VERIFICATION ? DL_ETLS : DL_EHTTP;
+    snprintf(res->error, sizeof res->error, "GET /%s failed: %s", live_id,
+             b.over ? "page over 8 MiB" : curl_easy_strerror(cc));
+  } else if (res->http_status == 404 || res->http_status == 410) {
+    e = DL_ENOTFOUND;
+    snprintf(res->error, sizeof res->error, "live page answered %ld: no such room", res->http_status);
+  } else if (res->http_status != 200) {
+    e = DL_EHTTP;
+    snprintf(res->error, sizeof res->error, "live page answered HTTP %ld", res->http_status);
+  } else {
+    e = dl_page_parse(b.buf ? b.buf : "", b.len, &res->page);
   }
   free(b.buf);
   return e;
@@ -190,6 +359,9 @@ static dl_err fetch_enter(dl_resolver *r, const char *live_id, const char *cooki
 static void resolve(dl_resolver *r, const job *j, dl_resolve_result *res) {
   const char *live_id = j->live_id;
   snprintf(res->live_id, sizeof res->live_id, "%s", live_id);
+  /* sticky per room: the WebSocket thread computes the same answer for the same healthy set */
+  r->proxy_idx = r->pool ? dl_proxypool_pick(r->pool, live_id, dl_mono_ms()) : -1;
+  res->proxy = r->proxy_idx;
   char *profile_cookie = NULL;
   if (j->profile[0]) { /* a per-room login (e.g. a shop's own account) from --cookie-dir */
     char path[1024], why[200];
@@ -220,58 +392,58 @@ static void resolve(dl_resolver *r, const job *j, dl_resolve_result *res) {
     snprintf(cookie, sizeof cookie, "%s", r->ttwid_cookie);
   free(profile_cookie);
 
-  char url[1024], referer[1024];
-  snprintf(url, sizeof url, "%s/%s", r->base, live_id);
-  snprintf(referer, sizeof referer, "%s/", r->base);
-  body b = {0};
-  curl_common(r, url, &b);
-  struct curl_slist *h = NULL;
-  h = curl_slist_append(h, "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
-  h = curl_slist_append(h, "sec-ch-ua-mobile: ?0");
-  h = curl_slist_append(h, "sec-ch-ua-platform: \"Windows\"");
-  curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(r->curl, CURLOPT_COOKIE, cookie);
-  curl_easy_setopt(r->curl, CURLOPT_REFERER, referer);
-  CURLcode cc = curl_easy_perform(r->curl);
-  curl_slist_free_all(h);
-  curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
-  if (cc != CURLE_OK) {
-    res->err = cc == CURLE_PEER_FAILED_VERIFICATION ? DL_ETLS : DL_EHTTP;
-    snprintf(res->error, sizeof res->error, "GET /%s failed: %s", live_id,
-             b.over ? "page over 8 MiB" : curl_easy_strerror(cc));
-    r->ttwid_cookie[0] = 0;
-    goto done;
+  res->logged_in = dl_cookie_logged_in(cookie);
+
+  /* the page first (J), unless pages were challenges lately: then web/enter first */
+  int enter_first = dl_mono_ms() < r->enter_first_until;
+  char why[200] = "";
+  if (enter_first) {
+    res->err = fetch_enter(r, live_id, "", cookie, &res->page, why, sizeof why);
+    if (res->err == DL_EOK) snprintf(res->source, sizeof res->source, "web/enter");
   }
-  if (res->http_status == 404 || res->http_status == 410) {
-    res->err = DL_ENOTFOUND;
-    snprintf(res->error, sizeof res->error, "live page answered %ld: no such room", res->http_status);
-    goto done;
-  }
-  if (res->http_status != 200) {
-    res->err = DL_EHTTP;
-    snprintf(res->error, sizeof res->error, "live page answered HTTP %ld", res->http_status);
-    r->ttwid_cookie[0] = 0;
-    goto done;
-  }
-  res->err = dl_page_parse(b.buf ? b.buf : "", b.len, &res->page);
-  if (res->err == DL_ECHALLENGE) {
-    /* the second source: the JSON room API (PROTOCOL §1.3) */
-    char why[160] = "";
-    res->err = fetch_enter(r, live_id, cookie, &res->page, why, sizeof why);
-    if (res->err != DL_EOK && res->err != DL_ENOTFOUND) {
-      snprintf(res->error, sizeof res->error,
-               "live page has no room state (anti-bot challenge; a cookie may help) and web/enter %s", why);
-      res->err = DL_ECHALLENGE;
-      r->ttwid_cookie[0] = 0;
-    } else if (res->err == DL_ENOTFOUND) {
-      snprintf(res->error, sizeof res->error, "web/enter: no such room (%s)", why);
+  if (!enter_first || res->err != DL_EOK) {
+    dl_page_info enter_facts = res->page;
+    dl_err enter_err = enter_first ? res->err : DL_EOK;
+    memset(&res->page, 0, sizeof res->page);
+    res->err = fetch_page(r, live_id, cookie, res);
+    snprintf(res->source, sizeof res->source, "page");
+    if (res->err == DL_EHTTP || res->err == DL_ETLS) r->ttwid_cookie[0] = 0;
+    if (res->err == DL_ECHALLENGE) {
+      r->enter_first_until = dl_mono_ms() + DL_ENTER_FIRST_MS;
+      if (!enter_first) { /* the second source (PROTOCOL §9.3) */
+        enter_err = fetch_enter(r, live_id, res->page.room_id, cookie, &enter_facts, why, sizeof why);
+      }
+      if (enter_err == DL_EOK) {
+        char uid[sizeof res->page.user_unique_id];
+        snprintf(uid, sizeof uid, "%s", res->page.user_unique_id);
+        res->page = enter_facts;
+        snprintf(res->page.user_unique_id, sizeof res->page.user_unique_id, "%s", uid);
+        snprintf(res->source, sizeof res->source, "web/enter");
+        res->err = DL_EOK;
+      } else {
+        /* never "ended" or "gone" for a challenge or an empty body: report, and poll again */
+        if (enter_err == DL_EEMPTY)
+          snprintf(res->error, sizeof res->error,
+                   "risk control: web/enter %s, and the live page is an anti-bot challenge (no room state)", why);
+        else
+          snprintf(res->error, sizeof res->error,
+                   "live page is an anti-bot challenge (no room state; a cookie or another IP may help) and "
+                   "web/enter %s", why);
+        res->err = DL_ECHALLENGE;
+        r->ttwid_cookie[0] = 0;
+      }
+    } else if (res->err == DL_EOK) {
+      r->enter_first_until = 0; /* pages work again */
     }
   }
   if (res->err == DL_EOK && !dl_page_is_live(&res->page)) {
     res->err = DL_ENOTLIVE;
-    snprintf(res->error, sizeof res->error, "room is not live (status %d)", res->page.status);
+    if (res->page.ended_by[0])
+      snprintf(res->error, sizeof res->error, "room is not live (%s)", res->page.ended_by);
+    else
+      snprintf(res->error, sizeof res->error, "room is not live (status %d)", res->page.status);
   }
-  if (res->err == DL_EOK && r->ws_host[0]) {
+  if (res->err == DL_EOK && r->ws_host[0] && res->proxy < 0) {
     /* IPv4 first: what public clients use, and what loopback test servers listen on */
     struct addrinfo hints, *ai = NULL;
     memset(&hints, 0, sizeof hints);
@@ -293,8 +465,6 @@ static void resolve(dl_resolver *r, const job *j, dl_resolve_result *res) {
     if (ai) freeaddrinfo(ai);
   }
   res->cookie = strdup(cookie);
-done:
-  free(b.buf);
 }
 
 static void *thread_main(void *arg) {
@@ -304,7 +474,10 @@ static void *thread_main(void *arg) {
     job *j = item;
     dl_resolve_result *res = calloc(1, sizeof *res);
     if (res) {
+      stagger(r);
+      int64_t t0 = dl_mono_ms();
       resolve(r, j, res);
+      res->took_ms = dl_mono_ms() - t0;
       /* the control thread drains results continuously; never block past a shutdown */
       while (dl_queue_push(r->out, res, NULL) != DL_EOK)
         if (dl_queue_wait_closed(r->jobs, 1)) {
@@ -331,6 +504,9 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->user_cookie = o->user_cookie ? strdup(o->user_cookie) : NULL;
   r->cookie_dir = o->cookie_dir && *o->cookie_dir ? strdup(o->cookie_dir) : NULL;
   r->proxy = o->proxy && *o->proxy ? strdup(o->proxy) : NULL;
+  r->pool = o->pool;
+  r->proxy_idx = -1;
+  r->rate = o->rate > 0 ? o->rate : 1;
   dl_bucket_init(&r->pace, o->rate, o->burst, dl_mono_ms());
   if (o->ws_base && !o->ws_proxied) { /* the host part of ws[s]://host[:port][/…] */
     const char *h = strstr(o->ws_base, "://");

@@ -8,6 +8,7 @@
 #include "dl_backoff.h"
 #include "dl_claims.h"
 #include "dl_lease.h"
+#include "dl_proxypool.h"
 #include "dl_limits.h"
 #include "dl_log.h"
 #include "dl_redis.h"
@@ -62,6 +63,13 @@ typedef struct room {
   int viewers_dirty;
   uint64_t dups;
   int dups_dirty;
+  /* silent risk control: silent connections in a row, the current pause, the identity never to
+   * reuse, and where the silenced connection stopped (the next one resumes there) */
+  int silent_runs;
+  int conn_msg_frames;        /* frames with messages on the current connection */
+  int64_t risk_pause_ms;
+  char last_uid[DL_ROOM_ID_MAX];
+  char cursor[DL_CURSOR_MAX], internal_ext[DL_INTERNAL_EXT_MAX];
 } room;
 
 struct dl_rooms {
@@ -111,6 +119,7 @@ static void room_free(room *r) {
 }
 
 static void room_remove(dl_rooms *rs, room *r) {
+  if (rs->ctx->pool) dl_proxypool_unpin(rs->ctx->pool, r->live_id); /* an assignment's own proxy */
   if (r->prev) r->prev->next = r->next;
   else rs->head = r->next;
   if (r->next) r->next->prev = r->prev;
@@ -306,13 +315,21 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
     break;
   case ST_WATCHING: /* --watch-ended: is the anchor back? */
     r->st = ST_RESOLVING;
-    /* fall through */
-  case ST_RESOLVING:
     dl_resolver_submit(ctx->resolver, r->live_id, r->profile);
+    break;
+  case ST_RESOLVING:
+    if (r->silent_runs) dl_resolver_submit_fresh(ctx->resolver, r->live_id, r->profile); /* after a risk pause */
+    else dl_resolver_submit(ctx->resolver, r->live_id, r->profile);
     break;
   default:
     break;
   }
+}
+
+/* ms ± DL_JITTER_PCT percent. */
+static int64_t jittered(int64_t ms) {
+  int64_t span = ms * DL_JITTER_PCT / 100;
+  return span > 0 ? ms - span + (int64_t)((unsigned long)random() % (unsigned long)(2 * span + 1)) : ms;
 }
 
 static void retry_in(room *r, int64_t ms) {
@@ -334,8 +351,7 @@ static void finish_room(room *r, dl_rstate state, const char *why) {
     set_status(r, DL_RS_ended, msg, 0);
     r->pub = DL_RS_watching;
     r->st = ST_WATCHING;
-    int64_t base = ctx->cfg->watch_ended * 1000;
-    retry_in(r, base - base / 5 + (int64_t)(random() % (base / 5 * 2 + 1)));
+    retry_in(r, jittered(ctx->cfg->watch_ended * 1000));
     return;
   }
   if (r->lost) {
@@ -529,13 +545,21 @@ static void open_in_ingest(room *r, const dl_resolve_result *res) {
   memset(&spec, 0, sizeof spec);
   snprintf(spec.live_id, sizeof spec.live_id, "%s", r->live_id);
   snprintf(spec.room_id, sizeof spec.room_id, "%s", r->room_id);
-  if (res->page.user_unique_id[0]) {
+  /* the page's user_unique_id, else a random 19-digit one as public clients do (PROTOCOL §1.2);
+   * a fresh identity never reuses the last one (the page may hand it out again) */
+  if (res->page.user_unique_id[0] && strcmp(res->page.user_unique_id, r->last_uid))
     snprintf(spec.user_unique_id, sizeof spec.user_unique_id, "%s", res->page.user_unique_id);
-  } else { /* a random 19-digit id, as public clients do (PROTOCOL §1.2) */
+  while (!spec.user_unique_id[0] || !strcmp(spec.user_unique_id, r->last_uid)) {
     unsigned long long v = 7300000000000000000ULL +
                            ((unsigned long long)random() << 20 ^ (unsigned long long)random()) % 699999999999999999ULL;
     snprintf(spec.user_unique_id, sizeof spec.user_unique_id, "%llu", v);
   }
+  snprintf(r->last_uid, sizeof r->last_uid, "%s", spec.user_unique_id);
+  /* resume where a silenced connection stopped (consumed once; ingest tracks it from here). The
+   * proxy needs no field: ingest's dl_proxypool_pick gives the resolver's answer. */
+  snprintf(spec.cursor, sizeof spec.cursor, "%s", r->cursor);
+  snprintf(spec.internal_ext, sizeof spec.internal_ext, "%s", r->internal_ext);
+  r->cursor[0] = r->internal_ext[0] = 0;
   spec.cookie = res->cookie;
   snprintf(spec.address, sizeof spec.address, "%s", res->ws_addr);
   if (r->ua_turn)
@@ -579,10 +603,16 @@ void dl_rooms_on_resolved(dl_rooms *rs, dl_resolve_result *res) {
   dl_backoff_reset(&r->resolve_bo);
   snprintf(r->room_id, sizeof r->room_id, "%s", res->page.room_id);
   r->st = ST_CONNECTING;
-  const char *facts[] = {"title", res->page.title, "anchor", res->page.anchor, NULL};
+  /* logged_in (CONTRACT §3: Douyin withholds gifts from guests), where the facts came from, and
+   * the egress proxy's label (host:port, never credentials; "" when direct) */
+  dl_proxy_url pu = {0};
+  if (res->proxy >= 0 && ctx->pool) dl_proxypool_get(ctx->pool, res->proxy, &pu);
+  const char *facts[] = {"title", res->page.title, "anchor", res->page.anchor, "logged_in", res->logged_in ? "1" : "0",
+                         "resolved_by", res->source, "proxy", pu.label, NULL};
   status_write(r, facts, r->pub, 0, 0);
   set_status(r, DL_RS_starting, NULL, 0);
-  dl_log(DL_LOG_INFO, "room_resolved", r->live_id, "room_id=%s title=\"%s\"", r->room_id, res->page.title);
+  dl_log(DL_LOG_INFO, "room_resolved", r->live_id, "room_id=%s title=\"%s\" via %s in %lld ms logged_in=%d",
+         r->room_id, res->page.title, res->source, (long long)res->took_ms, res->logged_in);
   open_in_ingest(r, res);
 }
 
@@ -595,9 +625,13 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
     /* events of a room we are closing still get written: they were received; a room we lost
      * belongs to its new owner, who gets Douyin's re-push */
     if (!r->lost && !r->failed && r->token[0]) take_frame(r, m);
+    /* a connection that delivers messages beyond its first frame (Douyin re-pushes on every
+     * connect, and a silenced connection may still get that one) is not silent: the count resets */
+    if (m->frame.n_events && ++r->conn_msg_frames >= 2) r->silent_runs = 0, r->risk_pause_ms = 0;
     break;
   case DL_IN_CONNECTED:
     r->refusals = 0;
+    r->conn_msg_frames = 0;
     if (r->st != ST_CLOSING) {
       r->st = ST_LIVE;
       set_status(r, DL_RS_live, NULL, 0);
@@ -636,6 +670,30 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
     r->stop_requested = 0;
     r->handing_back = ctx->draining;
     finish_room(r, DL_RS_ended, "live ended (ControlMessage status 3)");
+    break;
+  case DL_IN_SILENT: /* silent risk control (PROTOCOL §9.6): ingest closed and forgot the room */
+    if (r->st == ST_CLOSING) break; /* a close is under way: its DL_IN_CLOSED ("not open") follows */
+    ctx->st.silent_total++;
+    snprintf(r->cursor, sizeof r->cursor, "%s", m->cursor && strlen(m->cursor) < sizeof r->cursor ? m->cursor : "");
+    snprintf(r->internal_ext, sizeof r->internal_ext, "%s",
+             m->internal_ext && strlen(m->internal_ext) < sizeof r->internal_ext ? m->internal_ext : "");
+    r->st = ST_RESOLVING;
+    if (++r->silent_runs >= DL_SILENT_RUNS_MAX) {
+      r->risk_pause_ms = r->risk_pause_ms ? r->risk_pause_ms * 2 : DL_RISK_PAUSE_MS;
+      if (r->risk_pause_ms > DL_RISK_PAUSE_MAX_MS) r->risk_pause_ms = DL_RISK_PAUSE_MAX_MS;
+      int64_t wait = jittered(r->risk_pause_ms);
+      char msg[300];
+      snprintf(msg, sizeof msg, "risk control: %d silent connections in a row (no message for %lld s each); "
+               "retrying in %lld s", r->silent_runs, ctx->cfg->silence_timeout, (long long)((wait + 999) / 1000));
+      ctx->st.risk_errors++;
+      dl_log(DL_LOG_WARN, "risk_control", r->live_id, "%s", msg);
+      set_status(r, DL_RS_error, msg, 0);
+      retry_in(r, wait);
+    } else {
+      dl_log(DL_LOG_WARN, "refresh_identity", r->live_id, "%s; fresh ttwid and user_unique_id", m->reason);
+      set_status(r, DL_RS_reconnecting, m->reason, 0);
+      dl_resolver_submit_fresh(ctx->resolver, r->live_id, r->profile);
+    }
     break;
   case DL_IN_CLOSED:
     if (r->reopen && !r->stop_requested && !r->handing_back && !r->lost && !r->failed && !ctx->draining) {

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dl_query.h"
+
 static const char sign_alphabet[] = "Dkdpgh4ZKsQB80/Mfvw36XI1R25+WUAlEi7NLboqYTOPuzmFjJnryx9HVGcaStCe";
 
 static void md5(const void *data, size_t len, unsigned char out[16]) {
@@ -108,22 +110,6 @@ int dl_signer_sign(dl_signer *s, const char *stub_hex, char out[DL_SIGN_LEN + 1]
                       (unsigned)((r >> 16) % 255), out);
 }
 
-/* Appends s with spaces as %20 and everything else raw (what the browser and public clients
- * send for browser_version). */
-static size_t put_raw20(char *out, size_t cap, size_t at, const char *s) {
-  for (; s && *s; s++) {
-    if (*s == ' ') {
-      if (at + 3 >= cap) return cap;
-      memcpy(out + at, "%20", 3);
-      at += 3;
-    } else {
-      if (at + 1 >= cap) return cap;
-      out[at++] = *s;
-    }
-  }
-  return at;
-}
-
 size_t dl_wsurl_build(char *out, size_t cap, const char *ws_base, const char *room_id, const char *uid,
                       const char *ua, const char *cursor, const char *internal_ext, const char *signature,
                       int64_t now_ms) {
@@ -142,28 +128,25 @@ size_t dl_wsurl_build(char *out, size_t cap, const char *ws_base, const char *ro
   const char *bv = ua && !strncmp(ua, "Mozilla/", 8) ? ua + 8 : (ua ? ua : "");
   size_t blen = strlen(ws_base);
   while (blen && ws_base[blen - 1] == '/') blen--;
-  int n = snprintf(out, cap,
-                   "%.*s/webcast/im/push/v2/?app_name=douyin_web&version_code=180800&webcast_sdk_version=%s"
-                   "&update_version_code=%s&compress=gzip&device_platform=web&cookie_enabled=true"
-                   "&screen_width=1920&screen_height=1080&browser_language=zh-CN&browser_platform=Win32"
-                   "&browser_name=Mozilla&browser_version=",
-                   (int)blen, ws_base, DL_SDK_VERSION, DL_SDK_VERSION);
+  int n = snprintf(out, cap, "%.*s/webcast/im/push/v2/?", (int)blen, ws_base);
   if (n < 0 || (size_t)n >= cap) return 0;
-  size_t at = put_raw20(out, cap, (size_t)n, bv);
-  if (at >= cap) return 0;
-  n = snprintf(out + at, cap - at, "&browser_online=true&tz_name=Asia/Shanghai&cursor=");
-  if (n < 0 || (size_t)n >= cap - at) return 0;
-  at = put_raw20(out, cap, at + (size_t)n, cursor);
-  if (at >= cap) return 0;
-  n = snprintf(out + at, cap - at, "&internal_ext=");
-  if (n < 0 || (size_t)n >= cap - at) return 0;
-  at = put_raw20(out, cap, at + (size_t)n, internal_ext);
-  if (at >= cap) return 0;
-  n = snprintf(out + at, cap - at,
-               "&host=https://live.douyin.com&aid=6383&live_id=1&did_rule=3&endpoint=live_pc&support_wrds=1"
-               "&user_unique_id=%s&im_path=/webcast/im/fetch/&identity=audience&need_persist_msg_count=15"
-               "&insert_task_id=&live_reason=&room_id=%s&heartbeatDuration=0&signature=%s",
-               uid, room_id, signature ? signature : "");
-  if (n < 0 || (size_t)n >= cap - at) return 0;
-  return at + (size_t)n;
+  /* PROTOCOL §2.1 in browser order; the X-MS-STUB fields (sdk, room_id, user_unique_id) are the
+   * very values dl_sign_stub hashes. Every value is percent-encoded (dl_query): the signature's
+   * alphabet has '+' and '/', cursor and internal_ext carry '|' and ':'. */
+  const char *const kv[] = {
+      "app_name", "douyin_web", "version_code", "180800", "webcast_sdk_version", DL_SDK_VERSION,
+      "update_version_code", DL_SDK_VERSION, "compress", "gzip", "device_platform", "web",
+      "cookie_enabled", "true", "screen_width", "1920", "screen_height", "1080", "browser_language", "zh-CN",
+      "browser_platform", "Win32", "browser_name", "Mozilla", "browser_version", bv, "browser_online", "true",
+      "tz_name", "Asia/Shanghai", "cursor", cursor, "internal_ext", internal_ext, "host", "https://live.douyin.com",
+      "aid", "6383", "live_id", "1", "did_rule", "3", "endpoint", "live_pc", "support_wrds", "1",
+      "user_unique_id", uid, "im_path", "/webcast/im/fetch/", "identity", "audience",
+      "need_persist_msg_count", "15", "insert_task_id", "", "live_reason", "", "room_id", room_id,
+      "heartbeatDuration", "0", "signature", signature ? signature : ""};
+  /* the query starts after the '?': dl_query_add joins with '&' only past its first pair */
+  char *q = out + n;
+  size_t qcap = cap - (size_t)n, qlen = 0;
+  for (size_t i = 0; i < sizeof kv / sizeof *kv; i += 2)
+    if (dl_query_add(q, qcap, &qlen, kv[i], kv[i + 1]) != DL_EOK) return 0;
+  return (size_t)n + qlen;
 }

@@ -12,7 +12,9 @@
 #include <stdint.h>
 
 #define DL_SIGN_LEN 16
-#define DL_SDK_VERSION "1.0.14-beta.0"
+/* The web client's webcast SDK in 2025–2026 (PROTOCOL §9.4: J, B, RS); the URL's
+ * webcast_sdk_version and update_version_code and the signed X-MS-STUB all carry it. */
+#define DL_SDK_VERSION "1.0.15"
 
 /* The X-MS-STUB: lowercase hex md5 of the 13-field string, into out[33]. */
 void dl_sign_stub(const char *room_id, const char *user_unique_id, char out[33]);
@@ -32,6 +34,7 @@ int dl_signer_sign(dl_signer *s, const char *stub_hex, char out[DL_SIGN_LEN + 1]
 
 /* The push URL: <ws_base>/webcast/im/push/v2/?<PROTOCOL §2.1 query in browser order>&signature=.
  * cursor and internal_ext may be NULL (fresh connect); signature may be "" (--signer none).
+ * Every value is percent-encoded as URLSearchParams does (spaces as %20; dl_query.h).
  * Returns the length written, or 0 if cap is too small. */
 size_t dl_wsurl_build(char *out, size_t cap, const char *ws_base, const char *room_id,
                       const char *user_unique_id, const char *user_agent, const char *cursor,

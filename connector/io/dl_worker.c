@@ -18,6 +18,7 @@
 #include "dl_limits.h"
 #include "dl_log.h"
 #include "dl_proxy.h"
+#include "dl_proxypool.h"
 #include "dl_redis.h"
 #include "dl_resolve.h"
 #include "dl_room.h"
@@ -197,7 +198,10 @@ static void on_w_ready(void *ud) {
   drain_queues(wk);
 }
 
-static void on_w_down(void *ud) { (void)ud; }
+static void on_w_down(void *ud) {
+  worker *wk = ud;
+  dl_writer_on_down(wk->ctx.writer);
+}
 
 static void on_b_ready(void *ud) {
   worker *wk = ud;
@@ -258,13 +262,33 @@ int dl_worker_run(const dl_config *cfg) {
     rc = 2;
     goto out;
   }
-  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy)) {
+  if (ws_proxy[0] && dl_proxy_is_socks(ws_proxy) && !(cfg->proxy_file && *cfg->proxy_file)) { /* the pool replaces it */
     /* never a silent bypass: the WebSocket would leave without the proxy */
     fprintf(stderr, "dylive-connector: --proxy: %s is a SOCKS proxy; this build's libwebsockets tunnels the "
                     "WebSocket only through HTTP CONNECT proxies (http://host:port)\n",
             cfg->proxy && *cfg->proxy ? "the proxy" : "the environment's proxy");
     rc = 2;
     goto out;
+  }
+  /* --proxy-file: the egress pool (a bad line exits 2 naming the line, never its credentials) */
+  ctx->pool = dl_proxypool_new();
+  if (!ctx->pool) {
+    rc = 1;
+    goto out;
+  }
+  if (cfg->proxy_file && *cfg->proxy_file) {
+    if (cfg->proxy && *cfg->proxy) {
+      fprintf(stderr, "dylive-connector: --proxy-file: give either --proxy or --proxy-file, not both\n");
+      rc = 2;
+      goto out;
+    }
+    if (dl_proxypool_load(ctx->pool, cfg->proxy_file, why, sizeof why) != DL_EOK) {
+      fprintf(stderr, "dylive-connector: --proxy-file: %s\n", why);
+      rc = 2;
+      goto out;
+    }
+    ws_proxy[0] = http_proxy[0] = 0; /* the pool carries every room; the environment's proxy does not apply */
+    dl_log(DL_LOG_INFO, "proxy_pool", NULL, "%zu proxies from --proxy-file", dl_proxypool_rotation(ctx->pool));
   }
   if (ws_proxy[0] || http_proxy[0])
     dl_log(DL_LOG_INFO, "proxy", NULL, "pages via %s, WebSocket via %s", http_proxy[0] ? "proxy" : "direct",
@@ -285,7 +309,7 @@ int dl_worker_run(const dl_config *cfg) {
     goto out;
   }
   dl_redis_hooks rh = {on_w_ready, on_w_down, on_b_ready, on_b_down, wk};
-  ctx->redis = dl_redis_new(ctx->base, cfg, &rh, why, sizeof why);
+  ctx->redis = dl_redis_new(ctx->base, cfg, ctx->key_assign, &rh, why, sizeof why);
   if (!ctx->redis) {
     fprintf(stderr, "dylive-connector: --redis: %s\n", why);
     rc = 2;
@@ -301,7 +325,8 @@ int dl_worker_run(const dl_config *cfg) {
                     cfg->seen_max, DL_LEASE_MS, cfg->stream_maxlen,
                     cfg->stream_max_age > 0 ? dl_now_ms() - cfg->stream_max_age * 1000 : 0};
   dl_writer_hooks whk = {on_written, wk};
-  ctx->writer = ob ? dl_writer_new(ctx->base, ctx->redis, ob, &env, &whk) : NULL;
+  ctx->writer = ob ? dl_writer_new(ctx->base, ctx->redis, ob, &env, ctx->key_assign, cfg->redis_wait_replicas, &whk)
+                   : NULL;
   if (!ctx->writer) dl_outbox_free(ob);
   ctx->rooms = dl_rooms_new(ctx);
   ctx->claims = dl_claims_new(ctx);
@@ -327,9 +352,12 @@ int dl_worker_run(const dl_config *cfg) {
   io.limits.max_inflate_ratio = (size_t)cfg->max_inflate_ratio;
   io.limits.max_messages = (size_t)cfg->max_messages;
   io.proxy = ws_proxy;
+  io.pool = ctx->pool;
+  io.silence_ms = cfg->silence_timeout * 1000;
   ctx->ingest = dl_ingest_new(&io, ctx->inq, wk->wake_fd);
   dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy,
-                         (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0};
+                         (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0,
+                         ctx->pool};
   ctx->resolver = dl_resolver_new(&ro, ctx->resq, wk->wake_fd);
   if (!ctx->ingest || !ctx->resolver || dl_ingest_start(ctx->ingest) != 0) {
     dl_log(DL_LOG_ERROR, "startup", NULL, "cannot start the WebSocket or HTTP thread");
@@ -395,6 +423,7 @@ out:
   if (wk->wake_fd >= 0) close(wk->wake_fd);
   if (ctx->base) event_base_free(ctx->base);
   free(user_cookie);
+  dl_proxypool_free(ctx->pool);
   free(wk);
   return rc;
 }

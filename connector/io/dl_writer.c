@@ -1,12 +1,21 @@
 #include "dl_writer.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dl_backoff.h"
+#include "dl_keys.h"
 #include "dl_limits.h"
 #include "dl_log.h"
+
+/* --redis-wait-replicas: per node, the WAIT in flight and what the last one covered. */
+typedef struct wait_state {
+  uint64_t sent_upto;     /* the latest sendno sent to the node */
+  uint64_t waited_upto;   /* what the last successful WAIT covered */
+  int inflight;
+} wait_state;
 
 struct dl_writer {
   struct event_base *base;
@@ -20,7 +29,16 @@ struct dl_writer {
   int waiting;            /* a retry pause is running: send nothing */
   dl_buf enc;             /* reused encoding buffer */
   dl_ratelimit err_rl;
+  char claims_route[DL_KEY_MAX];
+  long long wait_replicas;
+  wait_state ws[DL_REDIS_NODES_MAX];
 };
+
+typedef struct wait_call {
+  dl_writer *w;
+  int node;
+  uint64_t upto;
+} wait_call;
 
 static void on_retry(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
@@ -31,7 +49,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
 }
 
 dl_writer *dl_writer_new(struct event_base *base, dl_redis *r, dl_outbox *ob, const dl_cmd_env *env,
-                         const dl_writer_hooks *h) {
+                         const char *claims_route, long long wait_replicas, const dl_writer_hooks *h) {
   dl_writer *w = calloc(1, sizeof *w);
   if (!w) return NULL;
   w->base = base;
@@ -39,6 +57,9 @@ dl_writer *dl_writer_new(struct event_base *base, dl_redis *r, dl_outbox *ob, co
   w->ob = ob;
   w->env = *env;
   w->h = *h;
+  w->wait_replicas = wait_replicas;
+  snprintf(w->claims_route, sizeof w->claims_route, "%s", claims_route);
+  dl_outbox_set_confirm(ob, wait_replicas > 0);
   dl_backoff_init(&w->bo, DL_REDIS_BACKOFF_MS, DL_REDIS_BACKOFF_MAX_MS, (uint64_t)dl_now_ms());
   dl_buf_init(&w->enc, DL_CMD_BYTES_MAX + 65536);
   w->retry_ev = evtimer_new(base, on_retry, w);
@@ -74,8 +95,59 @@ static void complete(dl_writer *w) {
   }
 }
 
+/* The key a command is about, for routing: a room's hash tag, or a pool command's key. */
+static void route_of(const dl_writer *w, const dl_cmd *c, char *out, size_t cap) {
+  if (c->kind != DL_CMD_PLAIN) {
+    snprintf(out, cap, "{%s}", c->live_id);
+    return;
+  }
+  size_t off = 0, vl = 0, kl = 0;
+  const char *verb = NULL, *key = NULL;
+  dl_cmd_next_arg(&c->head, &off, &verb, &vl);
+  if (verb && vl == 6 && !memcmp(verb, "CLIENT", 6)) { /* CLIENT UNBLOCK: where the claims connection is */
+    snprintf(out, cap, "%s", w->claims_route);
+    return;
+  }
+  if (dl_cmd_next_arg(&c->head, &off, &key, &kl) == 1) snprintf(out, cap, "%.*s", (int)kl, key);
+  else out[0] = 0;
+}
+
+static void on_wait(void *priv, const redisReply *rep) {
+  wait_call *wc = priv;
+  dl_writer *w = wc->w;
+  wait_state *s = &w->ws[wc->node];
+  s->inflight = 0;
+  if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer >= w->wait_replicas) {
+    s->waited_upto = wc->upto;
+    dl_outbox_confirm(w->ob, wc->node, wc->upto);
+    complete(w);
+  } else if (rep && rep->type == REDIS_REPLY_INTEGER) {
+    w->st.wait_short++; /* fewer replicas than asked: the writes stay pending; the next pump asks again */
+  }
+  free(wc);
+  if (rep) dl_writer_pump(w);
+}
+
+/* One WAIT per node with writes it has not covered yet. */
+static void send_waits(dl_writer *w) {
+  if (w->wait_replicas <= 0) return;
+  char n[24], t[24];
+  snprintf(n, sizeof n, "%lld", w->wait_replicas);
+  snprintf(t, sizeof t, "%d", DL_WAIT_TIMEOUT_MS);
+  for (int i = 0; i < DL_REDIS_NODES_MAX; i++) {
+    wait_state *s = &w->ws[i];
+    if (s->inflight || s->sent_upto <= s->waited_upto) continue;
+    wait_call *wc = malloc(sizeof *wc);
+    if (!wc) return;
+    *wc = (wait_call){w, i, s->sent_upto};
+    const char *argv[] = {"WAIT", n, t};
+    if (dl_redis_call_node(w->r, i, 3, argv, on_wait, wc) == DL_EOK) s->inflight = 1;
+    else free(wc);
+  }
+}
+
 void dl_writer_pump(dl_writer *w) {
-  if (w->waiting || !dl_redis_w_ready(w->r)) return;
+  if (w->waiting) return;
   dl_cmd *c;
   while ((c = dl_outbox_next(w->ob))) {
     dl_buf_reset(&w->enc);
@@ -85,12 +157,19 @@ void dl_writer_pump(dl_writer *w) {
       dl_outbox_replied(w->ob, c, &ri);
       continue;
     }
+    char route[DL_KEY_MAX];
+    route_of(w, c, route, sizeof route);
     c->owner = w;
-    if (dl_redis_send(w->r, c->live_id, w->enc.p, w->enc.len, on_reply, c) != DL_EOK) {
-      dl_outbox_disconnected(w->ob); /* not sent: stays pending, sent when the connection is back */
+    int node = 0;
+    if (dl_redis_send(w->r, route, c->ask[0] ? c->ask : NULL, w->enc.p, w->enc.len, on_reply, c, &node) != DL_EOK) {
+      dl_outbox_unsend(w->ob, c); /* its node is not reachable now: it waits, in its place */
       break;
     }
+    c->ask[0] = 0; /* an ASK redirection is good for one send */
+    c->node = node;
+    if (node >= 0 && node < DL_REDIS_NODES_MAX) w->ws[node].sent_upto = c->sendno;
   }
+  send_waits(w);
   complete(w);
 }
 
@@ -104,14 +183,17 @@ static void on_reply(void *priv, const redisReply *rep) {
   switch (ri.cls) {
   case DL_RC_RETRY:
     w->st.retries++;
-    if (rep) { /* an error reply (a lost connection is paced by the reconnect) */
+    if (rep && ri.err == DL_RERR_ASK) { /* "ASK <slot> <host>:<port>": the next send goes there */
+      const char *hp = strchr(rep->str + 4, ' ');
+      if (hp) snprintf(c->ask, sizeof c->ask, "%s", hp + 1);
+    } else if (rep && ri.err != DL_RERR_MOVED && ri.err != DL_RERR_NOSCRIPT) {
+      /* an error reply that is not about the topology (a lost connection is paced by reconnects,
+       * MOVED/NOSCRIPT are fixed at once): pause before the next try */
       unsigned supp = 0;
       if (dl_ratelimit_allow(&w->err_rl, dl_mono_ms(), 1, &supp))
         dl_log(DL_LOG_WARN, "redis_error", c->live_id[0] ? c->live_id : NULL,
                "write refused: %s; retrying (%u similar suppressed)", ri.why, supp);
-      if (ri.err == DL_RERR_NOSCRIPT) {
-        dl_redis_reload_scripts(w->r);
-      } else if (!w->waiting) {
+      if (!w->waiting) {
         w->waiting = 1;
         int64_t ms = dl_backoff_next(&w->bo);
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -131,11 +213,16 @@ static void on_reply(void *priv, const redisReply *rep) {
   default:
     break;
   }
-  /* what the room needs to know later: events written, the reason of a failure */
   c->written = ri.written;
   snprintf(c->why, sizeof c->why, "%s", ri.why);
   dl_outbox_replied(w->ob, c, &ri);
   if (rep) dl_writer_pump(w);
+}
+
+void dl_writer_on_down(dl_writer *w) {
+  for (int i = 0; i < DL_REDIS_NODES_MAX; i++) w->ws[i].inflight = 0, w->ws[i].waited_upto = w->ws[i].sent_upto = 0;
+  /* what a lost primary acknowledged but no WAIT confirmed may be gone with it: send it again */
+  if (w->wait_replicas > 0) dl_outbox_resend_unconfirmed(w->ob);
 }
 
 void dl_writer_push(dl_writer *w, dl_cmd *c) {

@@ -23,14 +23,19 @@ typedef struct dl_writer_stats {
   uint64_t retries;        /* RETRY answers (error replies and lost connections) */
   uint64_t fatal;          /* FATAL answers */
   uint64_t fenced;         /* FENCED answers */
+  uint64_t wait_short;     /* WAITs that came back with fewer replicas than --redis-wait-replicas */
 } dl_writer_stats;
 
-/* Takes ownership of ob. */
+/* Takes ownership of ob. claims_route: where CLIENT UNBLOCK goes (the claims connection's key).
+ * wait_replicas > 0: a write is done only once a WAIT says that many replicas have it. */
 dl_writer *dl_writer_new(struct event_base *base, dl_redis *r, dl_outbox *ob, const dl_cmd_env *env,
-                         const dl_writer_hooks *h);
+                         const char *claims_route, long long wait_replicas, const dl_writer_hooks *h);
 void dl_writer_free(dl_writer *w);
 
 void dl_writer_push(dl_writer *w, dl_cmd *c);
+/* A write connection was lost: with --redis-wait-replicas, what it applied but no WAIT confirmed
+ * is sent again (the primary may be gone with it). */
+void dl_writer_on_down(dl_writer *w);
 /* Sends what can be sent (call when the connection comes up). */
 void dl_writer_pump(dl_writer *w);
 int dl_writer_accepting(const dl_writer *w, uint64_t bytes_hint);

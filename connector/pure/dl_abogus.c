@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "dl_b64.h"
+#include "dl_query.h"
 
 _Static_assert(DL_ABOGUS_ENCODED_LEN(DL_ABOGUS_ENV_MAX) + 1 <= DL_ABOGUS_MAX,
                "the longest env must still fit DL_ABOGUS_MAX");
@@ -238,40 +239,15 @@ dl_err dl_abogus_sign(const dl_abogus_params *p, const char *query, size_t query
   return dl_abogus_sign_trace(p, query, query_len, user_agent, t0_ms, out, out_cap, NULL);
 }
 
-/* Left as they are by both URLSearchParams and url.QueryEscape (their sets differ only in '~' and
- * '*', which no a_bogus contains); every other byte becomes %XX. */
-static int url_unreserved(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_' || c == '.';
-}
-
 dl_err dl_abogus_append(const dl_abogus_params *p, char *url_query, size_t cap,
                         const char *user_agent, uint64_t t0_ms) {
-  static const char hex[] = "0123456789ABCDEF";
-  static const char param[] = "a_bogus=";
   if (!url_query || cap == 0) return DL_EINVAL;
   size_t qlen = strnlen(url_query, cap);
   if (qlen == cap) return DL_EINVAL; /* not a string within its buffer */
   char value[DL_ABOGUS_MAX];
   dl_err e = dl_abogus_sign(p, url_query, qlen, user_agent, t0_ms, value, sizeof value);
   if (e) return e;
-
-  size_t need = qlen + (qlen ? 1 : 0) + sizeof param - 1;
-  for (const char *c = value; *c; c++) need += url_unreserved(*c) ? 1 : 3;
-  if (need + 1 > cap) return DL_ELIMIT;
-  char *o = url_query + qlen;
-  if (qlen) *o++ = '&';
-  memcpy(o, param, sizeof param - 1);
-  o += sizeof param - 1;
-  for (const char *c = value; *c; c++) {
-    if (url_unreserved(*c)) {
-      *o++ = *c;
-    } else {
-      *o++ = '%';
-      *o++ = hex[(unsigned char)*c >> 4];
-      *o++ = hex[(unsigned char)*c & 0xF];
-    }
-  }
-  *o = '\0';
-  return DL_EOK;
+  /* URLSearchParams' encoding ('/'→%2F '='→%3D '+'→%2B; J's url.QueryEscape agrees on every
+   * character an a_bogus can hold) */
+  return dl_query_add(url_query, cap, &qlen, "a_bogus", value);
 }

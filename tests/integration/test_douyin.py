@@ -189,6 +189,7 @@ class ConnectProxy:
         self.port = self.sock.getsockname()[1]
         self.targets = []
         self.auth = []
+        self.socks = []  # every client and upstream socket, for kill()
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -204,6 +205,8 @@ class ConnectProxy:
     def _serve(self, c):
         import socket
         import threading
+        with self.lock:
+            self.socks.append(c)
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = c.recv(4096)
@@ -227,6 +230,8 @@ class ConnectProxy:
             c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
             c.close()
             return
+        with self.lock:
+            self.socks.append(u)
         c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         rest = head.split(b"\r\n\r\n", 1)[1]
         if rest:
@@ -251,7 +256,23 @@ class ConnectProxy:
         pump(u, c)
 
     def close(self):
+        import socket
+        try:  # wakes the accept() blocked in the other thread (close alone would not, on Linux)
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+
+    def kill(self):
+        """Stop listening and cut every tunnel, as a proxy that dies does."""
+        import socket
+        self.close()
+        with self.lock:
+            for s_ in self.socks:
+                try:
+                    s_.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 def test_http_connect_proxy():

@@ -13,25 +13,12 @@
 #include "dl_xsign.h"
 
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-  if (b) b[n] = 0;
-  fclose(f);
-  *len = (size_t)n;
-  return b;
-}
 
 static int test_enter_capture(const char *captures) {
   char path[1024];
   snprintf(path, sizeof path, "%s/web_enter_response_2026-04-19_live.json", captures);
   size_t len;
-  char *j = slurp(path, &len);
+  char *j = dl_test_slurp(path, &len);
   ASSERT_TRUE(j != NULL);
   if (!j) return 1;
   dl_page_info p;
@@ -45,8 +32,9 @@ static int test_enter_capture(const char *captures) {
   ASSERT_TRUE(dl_enter_parse("", 0, &p) == DL_EEMPTY);
   ASSERT_TRUE(dl_enter_parse("  \n", 3, &p) == DL_EEMPTY);
   ASSERT_TRUE(dl_enter_parse("<html>", 6, &p) == DL_EPROTO);
-  const char *err = "{\"status_code\":30003,\"data\":{}}";
-  ASSERT_TRUE(dl_enter_parse(err, strlen(err), &p) == DL_ENOTFOUND);
+  const char *err = "{\"status_code\":30003,\"data\":{}}"; /* live ended (B): ended, not "not found" */
+  ASSERT_TRUE(dl_enter_parse(err, strlen(err), &p) == DL_EOK);
+  ASSERT_TRUE(p.status == 4 && !dl_page_is_live(&p));
   const char *ended = "{\"status_code\":0,\"data\":{\"room_status\":2,\"data\":[],\"user\":{\"nickname\":\"A\"}}}";
   ASSERT_TRUE(dl_enter_parse(ended, strlen(ended), &p) == DL_EOK);
   ASSERT_TRUE(p.status == 4 && !dl_page_is_live(&p));
@@ -77,22 +65,22 @@ static int test_page_shapes(void) {
 
 static int test_assignments(void) {
   char id[64], prof[72];
-  ASSERT_TRUE(dl_assignment_parse("261378947940", 12, id, sizeof id, prof, sizeof prof) == 0);
+  ASSERT_TRUE(dl_assignment_parse("261378947940", 12, id, sizeof id, prof, sizeof prof, NULL, 0) == 0);
   ASSERT_EQ_STR(id, "261378947940");
   ASSERT_EQ_STR(prof, "");
   const char *u = "https://live.douyin.com/261378947940?enter_from=share";
-  ASSERT_TRUE(dl_assignment_parse(u, strlen(u), id, sizeof id, prof, sizeof prof) == 0);
+  ASSERT_TRUE(dl_assignment_parse(u, strlen(u), id, sizeof id, prof, sizeof prof, NULL, 0) == 0);
   ASSERT_EQ_STR(id, "261378947940");
   const char *j = "{\"live_id\": \"261378947940\", \"cookie\": \"shop-1\"}";
-  ASSERT_TRUE(dl_assignment_parse(j, strlen(j), id, sizeof id, prof, sizeof prof) == 0);
+  ASSERT_TRUE(dl_assignment_parse(j, strlen(j), id, sizeof id, prof, sizeof prof, NULL, 0) == 0);
   ASSERT_EQ_STR(prof, "shop-1");
   const char *bad[] = {"", "abc", "{\"live_id\":\"x\"}", "{\"live_id\":\"1\",\"cookie\":\"../etc\"}", "{", "12 34",
                        "https://live.douyin.com/abc"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    ASSERT_TRUE(dl_assignment_parse(bad[i], strlen(bad[i]), id, sizeof id, prof, sizeof prof) != 0);
+    ASSERT_TRUE(dl_assignment_parse(bad[i], strlen(bad[i]), id, sizeof id, prof, sizeof prof, NULL, 0) != 0);
   char big[DL_ASSIGNMENT_MAX + 10];
   memset(big, '1', sizeof big);
-  ASSERT_TRUE(dl_assignment_parse(big, sizeof big, id, sizeof id, prof, sizeof prof) != 0);
+  ASSERT_TRUE(dl_assignment_parse(big, sizeof big, id, sizeof id, prof, sizeof prof, NULL, 0) != 0);
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DL_TEST_FAIL_(fmt, ...)                                                          \
@@ -77,6 +78,21 @@
   do {                                                                                   \
     if ((call) != 0) DL_TEST_FAIL_("  from %s", #call);                                  \
   } while (0)
+
+/* A whole file into a NUL-terminated malloc'd buffer (fixtures, captures); NULL when unreadable. */
+static inline char *dl_test_slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
+  if (b) b[n] = 0;
+  fclose(f);
+  *len = n > 0 ? (size_t)n : 0;
+  return b;
+}
 
 typedef int (*dl_test_fn)(void);
 typedef struct dl_test_case {

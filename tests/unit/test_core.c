@@ -125,6 +125,24 @@ int test_keys_names(void) {
   return 0;
 }
 
+/* Redis Cluster slots (values from Redis's own documentation and CLUSTER KEYSLOT). */
+int test_keys_slots(void) {
+  ASSERT_EQ_U64(dl_keys_slot("123456789", 9), 0x31C3 % DL_SLOTS); /* the CRC16 check value */
+  ASSERT_EQ_U64(dl_keys_slot("foo", 3), 12182);
+  ASSERT_EQ_U64(dl_keys_slot("{user1000}.following", 20), dl_keys_slot("user1000", 8));
+  ASSERT_EQ_U64(dl_keys_slot("foo{}{bar}", 10), dl_keys_slot("foo{}{bar}", 10)); /* "{}": the whole key */
+  ASSERT_EQ_U64(dl_keys_slot("foo{}{bar}", 10), 8363);
+  ASSERT_EQ_U64(dl_keys_slot("foo{{bar}}zap", 13), dl_keys_slot("{bar", 4));
+  char a[DL_KEY_MAX], b[DL_KEY_MAX];
+  dl_keys_room(a, sizeof a, "dylive", "261378947940", DL_RK_EVENTS);
+  dl_keys_room(b, sizeof b, "dylive", "261378947940", DL_RK_LEASE);
+  ASSERT_EQ_U64(dl_keys_slot(a, strlen(a)), dl_keys_slot(b, strlen(b))); /* a room's keys: one slot */
+  dl_keys_assign(a, sizeof a, "dylive");
+  dl_keys_claims(b, sizeof b, "dylive", "w1");
+  ASSERT_EQ_U64(dl_keys_slot(a, strlen(a)), dl_keys_slot(b, strlen(b))); /* the pool's: P:assign's */
+  return 0;
+}
+
 /* ---------- the dedupe window ---------- */
 
 int test_seen_window(void) {
@@ -636,6 +654,48 @@ int test_outbox_fenced_fatal_disconnect(void) {
   ASSERT_TRUE(d != NULL && d->kind == DL_CMD_PLAIN);
   answer(ob, d, mk_status("1-0"));
   dl_cmd_free(dl_outbox_pop(ob));
+  dl_outbox_free(ob);
+  return 0;
+}
+
+/* --redis-wait-replicas: applied is not done until a WAIT covers it; after a failover the
+ * applied-but-unconfirmed writes go again (to the new primary), in order. */
+int test_outbox_wait_replicas(void) {
+  dl_outbox_limits lim = {100, 1 << 20};
+  dl_outbox *ob = dl_outbox_new(&lim, NULL, "dylive");
+  dl_outbox_set_confirm(ob, 1);
+  for (uint64_t s = 1; s <= 3; s++) dl_outbox_push(ob, room_cmd("42", s, 1));
+  dl_cmd *a = dl_outbox_next(ob), *b = dl_outbox_next(ob);
+  uint64_t barrier = dl_outbox_last_sendno(ob); /* a WAIT sent now covers a and b */
+  dl_cmd *c = dl_outbox_next(ob);
+  answer(ob, a, mk_int_pair(DL_LUA_OK, 1));
+  answer(ob, b, mk_int_pair(DL_LUA_OK, 1));
+  answer(ob, c, mk_int_pair(DL_LUA_OK, 1));
+  ASSERT_TRUE(dl_outbox_pop(ob) == NULL); /* applied, not yet on a replica */
+  ASSERT_EQ_U64(dl_outbox_unconfirmed(ob), 3);
+  dl_outbox_confirm(ob, 0, barrier);
+  dl_cmd *d = dl_outbox_pop(ob);
+  ASSERT_TRUE(d == a);
+  dl_cmd_free(d);
+  d = dl_outbox_pop(ob);
+  ASSERT_TRUE(d == b);
+  dl_cmd_free(d);
+  ASSERT_TRUE(dl_outbox_pop(ob) == NULL); /* c was sent after the WAIT */
+  /* the primary fails over before a WAIT covers c: c goes again, to the new primary */
+  dl_outbox_resend_unconfirmed(ob);
+  ASSERT_TRUE(dl_outbox_next(ob) == c);
+  answer(ob, c, mk_int_pair(DL_LUA_APPLIED, 0)); /* the replica had it after all: fine */
+  dl_outbox_confirm(ob, 0, dl_outbox_last_sendno(ob));
+  d = dl_outbox_pop(ob);
+  ASSERT_TRUE(d == c);
+  dl_cmd_free(d);
+  /* a fenced write is final without a WAIT */
+  dl_outbox_push(ob, room_cmd("43", 1, 1));
+  dl_cmd *e = dl_outbox_next(ob);
+  answer(ob, e, mk_int_pair(DL_LUA_FENCED, 0));
+  d = dl_outbox_pop(ob);
+  ASSERT_TRUE(d == e);
+  dl_cmd_free(d);
   dl_outbox_free(ob);
   return 0;
 }

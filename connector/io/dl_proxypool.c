@@ -1,0 +1,369 @@
+#include "dl_proxypool.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* A --proxy-file line past this is not a proxy URL (DL_PROXY_URL_MAX plus blanks and a comment). */
+#define DL_PROXY_LINE_MAX 2048
+
+typedef struct entry {
+  dl_proxy_url u;
+  int in_rotation;
+  int fails;            /* failures in a row */
+  int64_t cool_until;   /* set aside until (monotonic ms); 0 never */
+  int64_t cool_ms;      /* the next cooling period */
+  uint64_t rooms, failures, set_asides;
+} entry;
+
+typedef struct pin {
+  char live_id[DL_PROXYPOOL_LIVE_ID_MAX];
+  int idx;
+} pin;
+
+struct dl_proxypool {
+  pthread_mutex_t mu;
+  entry *e[DL_PROXYPOOL_MAX];
+  size_t n, rotation;
+  pin *pins;            /* unordered; a linear scan per resolve or connect, never per frame */
+  size_t npins, pins_cap;
+};
+
+static int host_char(unsigned char c) { return isalnum(c) || c == '.' || c == '-' || c == '_'; }
+
+void dl_proxy_url_hostport(const dl_proxy_url *u, char *out, size_t cap) {
+  int v6 = strchr(u->host, ':') != NULL;
+  int n = snprintf(out, cap, "%s%s%s:%d", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
+  if (n < 0 || (size_t)n >= cap) out[0] = 0; /* never a cut address */
+}
+
+dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t cap) {
+  memset(out, 0, sizeof *out);
+  size_t len = strlen(s);
+  if (len == 0 || len >= DL_PROXY_URL_MAX) {
+    snprintf(why, cap, "%s", len ? "longer than a proxy URL" : "empty");
+    return DL_EINVAL;
+  }
+  if (!strncasecmp(s, "socks", 5)) {
+    snprintf(why, cap, "SOCKS proxies are refused: this build's libwebsockets tunnels the WebSocket only "
+                       "through HTTP CONNECT proxies (http://host:port)");
+    return DL_EINVAL;
+  }
+  if (strncasecmp(s, "http://", 7)) {
+    snprintf(why, cap, "not http://[user:pass@]host:port (only HTTP CONNECT proxies are supported)");
+    return DL_EINVAL;
+  }
+  const char *p = s + 7, *end = p + strcspn(p, "/?#");
+  if (*end && strcmp(end, "/")) {
+    snprintf(why, cap, "a proxy URL has no path or query");
+    return DL_EINVAL;
+  }
+  const char *at = NULL;
+  for (const char *q = p; q < end; q++)
+    if (*q == '@') at = q; /* the last '@': a password may hold one */
+  if (at) {
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    size_t ul = colon ? (size_t)(colon - p) : (size_t)(at - p);
+    size_t pl = colon ? (size_t)(at - colon - 1) : 0;
+    if ((size_t)(at - p) > DL_PROXY_USERINFO_MAX || ul == 0) {
+      snprintf(why, cap, "%s", ul ? "credentials longer than 95 bytes (libwebsockets' limit)" : "empty user name");
+      return DL_EINVAL;
+    }
+    memcpy(out->user, p, ul);
+    if (colon) memcpy(out->pass, colon + 1, pl);
+    p = at + 1;
+  }
+  const char *hs = p, *he, *port;
+  if (*p == '[') {
+    he = memchr(p, ']', (size_t)(end - p));
+    if (!he) {
+      snprintf(why, cap, "unclosed '[' in the host");
+      return DL_EINVAL;
+    }
+    hs = p + 1;
+    for (const char *q = hs; q < he; q++)
+      if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.') {
+        snprintf(why, cap, "bad character in the IPv6 host");
+        return DL_EINVAL;
+      }
+    port = he + 1;
+  } else {
+    he = memchr(p, ':', (size_t)(end - p));
+    if (!he) he = end;
+    for (const char *q = hs; q < he; q++)
+      if (!host_char((unsigned char)*q)) {
+        snprintf(why, cap, "bad character in the host");
+        return DL_EINVAL;
+      }
+    port = he;
+  }
+  if (he == hs) {
+    snprintf(why, cap, "no host");
+    return DL_EINVAL;
+  }
+  if (*port != ':' || port + 1 >= end) {
+    snprintf(why, cap, "no port (http://host:port)");
+    return DL_EINVAL;
+  }
+  long v = 0;
+  for (const char *q = port + 1; q < end; q++) {
+    if (!isdigit((unsigned char)*q) || (v = v * 10 + (*q - '0')) > 65535) {
+      snprintf(why, cap, "bad port");
+      return DL_EINVAL;
+    }
+  }
+  if (v < 1) {
+    snprintf(why, cap, "bad port");
+    return DL_EINVAL;
+  }
+  /* host, brackets, ':' and 5 digits must fit the label */
+  if ((size_t)(he - hs) + 8 >= sizeof out->label) {
+    snprintf(why, cap, "host name too long");
+    return DL_EINVAL;
+  }
+  out->port = (int)v;
+  memcpy(out->host, hs, (size_t)(he - hs));
+  dl_proxy_url_hostport(out, out->label, sizeof out->label);
+  return DL_EOK;
+}
+
+dl_proxypool *dl_proxypool_new(void) {
+  dl_proxypool *p = calloc(1, sizeof *p);
+  if (p) pthread_mutex_init(&p->mu, NULL);
+  return p;
+}
+
+void dl_proxypool_free(dl_proxypool *p) {
+  if (!p) return;
+  for (size_t i = 0; i < p->n; i++) free(p->e[i]);
+  free(p->pins);
+  pthread_mutex_destroy(&p->mu);
+  free(p);
+}
+
+static int same(const dl_proxy_url *a, const dl_proxy_url *b) {
+  return a->port == b->port && !strcasecmp(a->host, b->host) && !strcmp(a->user, b->user) &&
+         !strcmp(a->pass, b->pass);
+}
+
+int dl_proxypool_add(dl_proxypool *p, const char *url, int in_rotation, char *why, size_t cap) {
+  dl_proxy_url u;
+  if (dl_proxy_url_parse(url, &u, why, cap) != DL_EOK) return -1;
+  pthread_mutex_lock(&p->mu);
+  int idx = -1;
+  for (size_t i = 0; i < p->n && idx < 0; i++)
+    if (same(&p->e[i]->u, &u)) idx = (int)i;
+  if (idx >= 0) {
+    if (in_rotation && !p->e[idx]->in_rotation) {
+      p->e[idx]->in_rotation = 1;
+      p->rotation++;
+    }
+  } else if (p->n < DL_PROXYPOOL_MAX) {
+    entry *e = calloc(1, sizeof *e);
+    if (e) {
+      /* one gateway, several accounts (providers pick the egress address by user name): the
+       * label stays unique for /metrics with "#2", "#3", … */
+      unsigned twins = 0;
+      for (size_t i = 0; i < p->n; i++) twins += !strcasecmp(p->e[i]->u.host, u.host) && p->e[i]->u.port == u.port;
+      if (twins) {
+        size_t l = strlen(u.label);
+        if (l + 12 < sizeof u.label) snprintf(u.label + l, sizeof u.label - l, "#%u", twins + 1);
+      }
+      e->u = u;
+      e->in_rotation = in_rotation != 0;
+      e->cool_ms = DL_PROXYPOOL_COOL_MS;
+      idx = (int)p->n;
+      p->e[p->n++] = e;
+      p->rotation += e->in_rotation;
+    } else {
+      snprintf(why, cap, "out of memory");
+    }
+  } else {
+    snprintf(why, cap, "more than %d proxies", DL_PROXYPOOL_MAX);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return idx;
+}
+
+dl_err dl_proxypool_load(dl_proxypool *p, const char *path, char *why, size_t cap) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(why, cap, "cannot open: %s", strerror(errno));
+    return DL_EIO;
+  }
+  char line[DL_PROXY_LINE_MAX];
+  dl_err rc = DL_EOK;
+  for (unsigned no = 1; rc == DL_EOK && fgets(line, sizeof line, f); no++) {
+    size_t n = strlen(line);
+    if (n == sizeof line - 1 && line[n - 1] != '\n') {
+      snprintf(why, cap, "line %u: longer than %d bytes", no, DL_PROXY_LINE_MAX - 2);
+      rc = DL_EINVAL;
+      break;
+    }
+    char *s = line;
+    while (isspace((unsigned char)*s)) s++;
+    char *hash = strchr(s, '#');
+    if (hash && (hash == s || isspace((unsigned char)hash[-1]))) *hash = 0; /* a comment, not a '#' in a password */
+    n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1])) s[--n] = 0;
+    if (!n) continue;
+    char r[200];
+    if (dl_proxypool_add(p, s, 1, r, sizeof r) < 0) {
+      snprintf(why, cap, "line %u: %s", no, r);
+      rc = strstr(r, "more than") ? DL_ELIMIT : DL_EINVAL;
+    }
+  }
+  fclose(f);
+  if (rc == DL_EOK && dl_proxypool_rotation(p) == 0) {
+    snprintf(why, cap, "no proxy in the file");
+    rc = DL_EEMPTY;
+  }
+  return rc;
+}
+
+size_t dl_proxypool_rotation(dl_proxypool *p) {
+  pthread_mutex_lock(&p->mu);
+  size_t n = p->rotation;
+  pthread_mutex_unlock(&p->mu);
+  return n;
+}
+
+/* 64-bit FNV-1a of the room and the proxy label, finished with splitmix64's mixer (FNV alone
+ * spreads similar labels such as 10.0.0.1:3128 / 10.0.0.2:3128 poorly in the high bits). */
+static uint64_t weight(const char *live_id, const char *label) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char *s = live_id; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+  h = (h ^ 0xff) * 0x100000001b3ULL; /* separator: ("12","3") ≠ ("1","23") */
+  for (const char *s = label; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  return h ^ (h >> 31);
+}
+
+/* Under the lock. */
+static pin *find_pin(dl_proxypool *p, const char *live_id) {
+  for (size_t i = 0; i < p->npins; i++)
+    if (!strcmp(p->pins[i].live_id, live_id)) return &p->pins[i];
+  return NULL;
+}
+
+int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const char *url, char *why, size_t cap) {
+  if (strlen(live_id) >= DL_PROXYPOOL_LIVE_ID_MAX) {
+    snprintf(why, cap, "live_id too long");
+    return -1;
+  }
+  int idx = dl_proxypool_add(p, url, 0, why, cap);
+  if (idx < 0) return -1;
+  pthread_mutex_lock(&p->mu);
+  pin *x = find_pin(p, live_id);
+  if (!x && p->npins == p->pins_cap && p->pins_cap < DL_PROXYPOOL_PINS_MAX) {
+    size_t nc = p->pins_cap ? p->pins_cap * 2 : 64;
+    if (nc > DL_PROXYPOOL_PINS_MAX) nc = DL_PROXYPOOL_PINS_MAX;
+    pin *np = realloc(p->pins, nc * sizeof *np);
+    if (np) p->pins = np, p->pins_cap = nc;
+  }
+  if (!x && p->npins < p->pins_cap) {
+    x = &p->pins[p->npins++];
+    snprintf(x->live_id, sizeof x->live_id, "%s", live_id);
+  }
+  if (x) x->idx = idx;
+  else snprintf(why, cap, "too many pinned rooms");
+  pthread_mutex_unlock(&p->mu);
+  return x ? idx : -1;
+}
+
+void dl_proxypool_unpin(dl_proxypool *p, const char *live_id) {
+  pthread_mutex_lock(&p->mu);
+  pin *x = find_pin(p, live_id);
+  if (x) *x = p->pins[--p->npins];
+  pthread_mutex_unlock(&p->mu);
+}
+
+int dl_proxypool_pick(dl_proxypool *p, const char *live_id, int64_t now_ms) {
+  pthread_mutex_lock(&p->mu);
+  const pin *x = find_pin(p, live_id);
+  if (x) {
+    int idx = x->idx;
+    pthread_mutex_unlock(&p->mu);
+    return idx;
+  }
+  int best = -1, any = -1;
+  uint64_t bw = 0, aw = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    const entry *e = p->e[i];
+    if (!e->in_rotation) continue;
+    uint64_t w = weight(live_id, e->u.label);
+    if (any < 0 || w > aw) any = (int)i, aw = w;
+    if (now_ms >= e->cool_until && (best < 0 || w > bw)) best = (int)i, bw = w;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return best >= 0 ? best : any;
+}
+
+static entry *at(dl_proxypool *p, int idx) { return idx >= 0 && (size_t)idx < p->n ? p->e[idx] : NULL; }
+
+int dl_proxypool_cooling(dl_proxypool *p, int idx, int64_t now_ms) {
+  pthread_mutex_lock(&p->mu);
+  const entry *e = at(p, idx);
+  int c = e && now_ms < e->cool_until;
+  pthread_mutex_unlock(&p->mu);
+  return c;
+}
+
+int dl_proxypool_get(dl_proxypool *p, int idx, dl_proxy_url *out) {
+  pthread_mutex_lock(&p->mu);
+  const entry *e = at(p, idx);
+  if (e) *out = e->u;
+  pthread_mutex_unlock(&p->mu);
+  return e ? 0 : -1;
+}
+
+void dl_proxypool_report(dl_proxypool *p, int idx, int ok, int64_t now_ms) {
+  pthread_mutex_lock(&p->mu);
+  entry *e = at(p, idx);
+  if (e && ok) {
+    e->fails = 0;
+    e->cool_ms = DL_PROXYPOOL_COOL_MS;
+  } else if (e) {
+    e->failures++;
+    if (now_ms >= e->cool_until && ++e->fails >= DL_PROXYPOOL_FAILS) {
+      e->fails = 0;
+      e->cool_until = now_ms + e->cool_ms;
+      e->cool_ms = e->cool_ms * 2 > DL_PROXYPOOL_COOL_MAX_MS ? DL_PROXYPOOL_COOL_MAX_MS : e->cool_ms * 2;
+      e->set_asides++;
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+void dl_proxypool_move(dl_proxypool *p, int from, int to) {
+  if (from == to) return;
+  pthread_mutex_lock(&p->mu);
+  entry *f = at(p, from), *t = at(p, to);
+  if (f && f->rooms) f->rooms--;
+  if (t) t->rooms++;
+  pthread_mutex_unlock(&p->mu);
+}
+
+size_t dl_proxypool_stats(dl_proxypool *p, dl_proxy_stats *out, size_t max, int64_t now_ms) {
+  pthread_mutex_lock(&p->mu);
+  for (size_t i = 0; i < p->n && i < max; i++) {
+    const entry *e = p->e[i];
+    dl_proxy_stats *s = &out[i];
+    snprintf(s->label, sizeof s->label, "%s", e->u.label);
+    s->in_rotation = e->in_rotation;
+    s->rooms = e->rooms;
+    s->failures = e->failures;
+    s->set_asides = e->set_asides;
+    s->cooling = now_ms < e->cool_until;
+  }
+  size_t n = p->n;
+  pthread_mutex_unlock(&p->mu);
+  return n;
+}

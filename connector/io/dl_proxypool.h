@@ -1,0 +1,116 @@
+/* dl_proxypool — the worker's egress addresses (--proxy-file, and proxies that JSON assignments
+ * name): which HTTP CONNECT proxy carries a room's pages and WebSocket, which proxies are failing,
+ * and what /metrics says about them.
+ *
+ * - Sticky per room: rendezvous (highest-random-weight) hashing of the live_id over the healthy
+ *   proxies of the rotation. The choice is a pure function of (live_id, healthy set), so the
+ *   resolver thread (pages) and the WebSocket thread compute the same proxy without talking to
+ *   each other, and adding or removing one proxy moves only the rooms that hash to it.
+ * - A proxy with DL_PROXYPOOL_FAILS connect/HTTP failures in a row is set aside for a cooling
+ *   period (DL_PROXYPOOL_COOL_MS, doubling up to DL_PROXYPOOL_COOL_MAX_MS while it keeps failing
+ *   after each return; a success resets it). Its rooms move on their next resolve or reconnect.
+ *   When every proxy is set aside the rooms keep their own: never a silent fall-back to direct.
+ * - Labels are the configured host:port without credentials; credentials never leave this module
+ *   except to the HTTP clients that send them (never to a log line or an error text).
+ *
+ * Thread-safe (one mutex); the clock is the caller's (monotonic ms), so tests drive time. */
+#ifndef DL_PROXYPOOL_H
+#define DL_PROXYPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dl_err.h"
+
+/* Proxies held: the rotation plus assignment-named ones. A worker holds ≤ a few hundred rooms,
+ * and more egress addresses than rooms buys nothing; past it assignment proxies are refused. */
+#define DL_PROXYPOOL_MAX 256
+/* A proxy URL line (scheme, credentials, host, port); longer is not a proxy URL. */
+#define DL_PROXY_URL_MAX 512
+/* host:port: a DNS name (≤ 253) or a bracketed IPv6 literal, ':' and 5 digits. */
+#define DL_PROXY_LABEL_MAX 264
+/* libwebsockets (4.1) keeps "user:pass" of a proxy in a 96-byte buffer before Base64. */
+#define DL_PROXY_USERINFO_MAX 95
+/* Rooms pinned to their own proxy at once: a worker holds --max-rooms (≤ 100000) rooms. */
+#define DL_PROXYPOOL_PINS_MAX 100000
+/* A live_id as the pool keeps it (the worker's are shorter). */
+#define DL_PROXYPOOL_LIVE_ID_MAX 64
+/* Failures in a row that set a proxy aside: one is noise (a reset tunnel), three are a pattern. */
+#define DL_PROXYPOOL_FAILS 3
+/* First cooling period, doubling while the proxy fails again after each return, capped. */
+#define DL_PROXYPOOL_COOL_MS 30000
+#define DL_PROXYPOOL_COOL_MAX_MS 600000
+
+/* One proxy URL taken apart. */
+typedef struct dl_proxy_url {
+  char host[DL_PROXY_LABEL_MAX];      /* without brackets */
+  int port;
+  char user[DL_PROXY_USERINFO_MAX + 1], pass[DL_PROXY_USERINFO_MAX + 1]; /* "" when none */
+  char label[DL_PROXY_LABEL_MAX];     /* "host:port" ([v6]:port), "#2"… for the 2nd… entry with
+                                         the same host:port (other credentials): safe to log */
+} dl_proxy_url;
+
+/* Parses http://[user[:pass]@]host:port[/]. Refuses other schemes (SOCKS by name), a missing or
+ * bad port, a host with characters no host has, credentials over DL_PROXY_USERINFO_MAX. why
+ * receives the reason without any part of the credentials. */
+dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t why_cap);
+
+/* "host:port" to connect to ("[v6]:port"), without credentials and without the label's "#N". */
+void dl_proxy_url_hostport(const dl_proxy_url *u, char *out, size_t cap);
+
+typedef struct dl_proxypool dl_proxypool;
+
+dl_proxypool *dl_proxypool_new(void);
+void dl_proxypool_free(dl_proxypool *p);
+
+/* Reads --proxy-file: one URL a line, '#' comments and blank lines skipped. DL_EINVAL with why =
+ * "line N: <reason>" (no credentials) on the first bad line, DL_EIO when it cannot be read,
+ * DL_ELIMIT past DL_PROXYPOOL_MAX, DL_EEMPTY when it names no proxy. */
+dl_err dl_proxypool_load(dl_proxypool *p, const char *path, char *why, size_t why_cap);
+
+/* Adds one proxy (or finds it again: same host, port and credentials). in_rotation 1: rooms
+ * without their own proxy may be placed on it; 0: only the rooms that name it (assignments).
+ * Returns its index (stable for the pool's life) or -1 (bad URL, pool full). */
+int dl_proxypool_add(dl_proxypool *p, const char *url, int in_rotation, char *why, size_t why_cap);
+
+/* A room whose assignment names its own proxy: that proxy (added outside the rotation) is the
+ * room's answer of dl_proxypool_pick, healthy or not (the operator chose it), until unpinned.
+ * Returns the proxy's index or -1 (bad URL — why says it, without credentials —, pool or pin
+ * table full). */
+int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const char *url, char *why, size_t why_cap);
+/* The room is gone: forget its pin (nothing when it has none). */
+void dl_proxypool_unpin(dl_proxypool *p, const char *live_id);
+
+/* Proxies in the rotation (0: the pool places no room). */
+size_t dl_proxypool_rotation(dl_proxypool *p);
+
+/* The proxy of a room now: its pin, else the rotation proxy with the highest rendezvous weight
+ * among the healthy ones, else among all of them. -1 when neither (a direct connection). */
+int dl_proxypool_pick(dl_proxypool *p, const char *live_id, int64_t now_ms);
+
+/* 1 while the proxy is set aside. */
+int dl_proxypool_cooling(dl_proxypool *p, int idx, int64_t now_ms);
+
+/* Copies a proxy's parts (credentials included, for the HTTP clients). -1 for a bad index. */
+int dl_proxypool_get(dl_proxypool *p, int idx, dl_proxy_url *out);
+
+/* A connection or request through the proxy worked (ok 1) or failed at the proxy or before any
+ * answer (ok 0). */
+void dl_proxypool_report(dl_proxypool *p, int idx, int ok, int64_t now_ms);
+
+/* A room's WebSocket moved from proxy from to proxy to (-1: none), for the rooms gauge. */
+void dl_proxypool_move(dl_proxypool *p, int from, int to);
+
+typedef struct dl_proxy_stats {
+  char label[DL_PROXY_LABEL_MAX];
+  int in_rotation;
+  uint64_t rooms;        /* WebSockets through it now */
+  uint64_t failures;     /* failed connects/requests through it, ever */
+  uint64_t set_asides;   /* times it was set aside */
+  int cooling;           /* set aside now */
+} dl_proxy_stats;
+
+/* Fills up to max entries in index order; returns how many proxies there are. */
+size_t dl_proxypool_stats(dl_proxypool *p, dl_proxy_stats *out, size_t max, int64_t now_ms);
+
+#endif

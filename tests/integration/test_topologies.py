@@ -1,0 +1,316 @@
+"""Production Redis (CONTRACT §2.1): TLS with a private CA and mutual TLS, Sentinel with a failover
+mid-room (--redis-wait-replicas), and Cluster with a live room's slot migrated (ASK, then MOVED)
+and a primary restarted. Real redis-server/redis-sentinel processes on loopback; every case ends
+with the exact stream: the fixture's msg_ids, in order, once."""
+import os
+import subprocess
+import time
+
+from harness import (BUILD, Env, Redis, RespError, check, check_eq, default_room_id, free_port, metric, run,
+                     wait_until)
+
+LIVE = "666000111"
+
+
+def status(r, live_id=LIVE):
+    return r.hgetall("dylive:{%s}:status" % live_id)
+
+
+def stream_ids(r, live_id=LIVE):
+    return [f["msg_id"] for _, f in r.xrange_all("dylive:{%s}:events" % live_id)]
+
+
+def log_text(env, name):
+    with open(os.path.join(env.tmp, name), "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- TLS
+
+def make_pki(d):
+    """A private CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
+    def ossl(*a):
+        subprocess.run(["openssl"] + list(a), check=True, capture_output=True, cwd=d)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+         "-subj", "/CN=dylive test CA")
+    with open(os.path.join(d, "san.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr", "-subj",
+             "/CN=" + ("localhost" if name == "server" else "dylive-worker"))
+        ossl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+             name + ".pem", "-days", "2", "-extfile", "san.cnf")
+    return {k: os.path.join(d, k) for k in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+def start_tls_redis(env, pki, auth_clients):
+    port = free_port()
+    d = os.path.join(env.tmp, "redis-tls")
+    os.makedirs(d, exist_ok=True)
+    env.spawn(["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--tls-cert-file", pki["server.pem"], "--tls-key-file", pki["server.key"], "--tls-ca-cert-file",
+               pki["ca.pem"], "--tls-auth-clients", "yes" if auth_clients else "no", "--dir", d], "redis-tls.log")
+    # plain connections are refused by a TLS port; readiness = the port accepts
+    wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "--tls", "--cacert", pki["ca.pem"], "--cert",
+                                       pki["client.pem"], "--key", pki["client.key"], "PING"],
+                                      capture_output=True, text=True).stdout.strip() == "PONG", 10, "TLS redis up")
+    return port
+
+
+def tls_cli(port, pki, *args):
+    out = subprocess.run(["redis-cli", "-p", str(port), "--tls", "--cacert", pki["ca.pem"], "--cert", pki["client.pem"],
+                          "--key", pki["client.key"], "--no-raw"] + list(args), capture_output=True, text=True)
+    return out.stdout
+
+
+def test_tls_redis_exact_and_fails_closed():
+    with Env("tls") as env:
+        pki = make_pki(env.tmp)
+        port = start_tls_redis(env, pki, auth_clients=False)
+        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "200", "--seed", "21")
+        env.start_sim(["%s:%s,fps=100" % (LIVE, frames)])
+        url = "rediss://127.0.0.1:%d/0" % port
+        # without the CA: no connection, and the log says why; never plain text
+        bad = env.spawn([os.path.join(BUILD, "dylive-connector"), "--redis", url, "--admin", "off",
+                         "--douyin-http", "http://127.0.0.1:%d" % env.sim_port], "untrusted.log")
+        wait_until(lambda: "certificate verification failed" in log_text(env, "untrusted.log"), 15,
+                   "the untrusted certificate named in the log")
+        bad.kill()
+        admin = free_port()
+        env.spawn([os.path.join(BUILD, "dylive-connector"), "--redis", url, "--redis-ca-file", pki["ca.pem"],
+                   "--douyin-http", "http://127.0.0.1:%d" % env.sim_port, "--douyin-ws", "ws://127.0.0.1:%d" % env.sim_port,
+                   "--admin", "127.0.0.1:%d" % admin, "--poll-ms", "200"], "worker.log")
+        wait_until(lambda: metric(admin, "dylive_redis_connected") == 1, 15, "connected over TLS")
+        tls_cli(port, pki, "LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: "ended" in tls_cli(port, pki, "HGET", "dylive:{%s}:status" % LIVE, "state"), 30, "room ended")
+        n = int(tls_cli(port, pki, "XLEN", "dylive:{%s}:events" % LIVE).split()[-1])
+        check_eq(n, len(man["msg_ids"]), "every event over TLS, once")
+        # dylivectl speaks it too
+        p = subprocess.run([os.path.join(BUILD, "dylivectl"), "--redis", url, "--redis-ca-file", pki["ca.pem"], "rooms"],
+                           capture_output=True, text=True, timeout=20)
+        check(p.returncode == 0 and LIVE in p.stdout and "ended" in p.stdout, "dylivectl over TLS: %r %r", p.stdout,
+              p.stderr)
+
+
+def test_tls_mutual_client_certificate():
+    with Env("mtls") as env:
+        pki = make_pki(env.tmp)
+        port = start_tls_redis(env, pki, auth_clients=True)
+        env.start_sim([LIVE])
+        base = [os.path.join(BUILD, "dylive-connector"), "--redis", "rediss://127.0.0.1:%d/0" % port, "--redis-ca-file",
+                pki["ca.pem"], "--douyin-http", "http://127.0.0.1:%d" % env.sim_port]
+        a1, a2 = free_port(), free_port()
+        env.spawn(base + ["--admin", "127.0.0.1:%d" % a1], "nocert.log")
+        env.spawn(base + ["--admin", "127.0.0.1:%d" % a2, "--redis-cert", pki["client.pem"], "--redis-key",
+                          pki["client.key"]], "cert.log")
+        wait_until(lambda: metric(a2, "dylive_redis_connected") == 1, 15, "the worker with a client certificate")
+        wait_until(lambda: "redis_down" in log_text(env, "nocert.log"), 15, "the one without is refused")
+        check_eq(metric(a1, "dylive_redis_connected"), 0, "no certificate, no connection")
+
+
+# ---------------------------------------------------------------- Sentinel
+
+def start_sentinel_set(env):
+    """A primary, a replica and three sentinels watching 'mymaster'."""
+    p1, p2 = free_port(), free_port()
+    for port, extra in ((p1, []), (p2, ["--replicaof", "127.0.0.1", str(p1)])):
+        d = os.path.join(env.tmp, "r%d" % port)
+        os.makedirs(d)
+        env.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", d] + extra,
+                  "redis-%d.log" % port)
+    wait_until(lambda: _ping(p1) and _ping(p2), 10, "primary and replica up")
+    r2 = Redis(p2)
+    wait_until(lambda: "master_link_status:up" in r2("INFO", "replication"), 15, "the replica in sync")
+    sentinels = []
+    for i in range(3):
+        port = free_port()
+        conf = os.path.join(env.tmp, "sentinel%d.conf" % i)
+        with open(conf, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %d 2\n"
+                    "sentinel down-after-milliseconds mymaster 2000\nsentinel failover-timeout mymaster 10000\n"
+                    % (port, env.tmp, p1))
+        env.spawn(["redis-sentinel", conf], "sentinel%d.log" % i)
+        sentinels.append(port)
+    wait_until(lambda: all(_ping(s) for s in sentinels), 10, "sentinels up")
+    s0 = Redis(sentinels[0])
+    wait_until(lambda: int(dict(zip(*[iter(s0("SENTINEL", "master", "mymaster"))] * 2)).get("num-other-sentinels", 0)) == 2,
+               20, "the sentinels know each other")
+    return p1, p2, sentinels
+
+
+def q(port, *args):
+    """One command on a fresh connection (Sentinel kills clients while it reconfigures); None when the
+    connection is refused or killed under us."""
+    try:
+        r = Redis(port)
+        try:
+            return r(*args)
+        finally:
+            r.close()
+    except (OSError, ConnectionError):
+        return None
+
+
+def qstatus(port, live_id=LIVE):
+    h = q(port, "HGETALL", "dylive:{%s}:status" % live_id) or []
+    return dict(zip(h[0::2], h[1::2]))
+
+
+def _ping(port):
+    try:
+        r = Redis(port)
+        ok = r("PING") == "PONG"
+        r.close()
+        return ok
+    except (OSError, RespError):
+        return False
+
+
+def test_sentinel_failover_mid_room_exact():
+    with Env("sentinel") as env:
+        p1, p2, sentinels = start_sentinel_set(env)
+        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "1500", "--seed", "23")
+        env.start_sim(["%s:%s,fps=100" % (LIVE, frames)])
+        url = "redis-sentinel://%s/0#mymaster" % ",".join("127.0.0.1:%d" % s for s in sentinels)
+        admin = free_port()
+        env.spawn([os.path.join(BUILD, "dylive-connector"), "--redis", url, "--redis-wait-replicas", "1",
+                   "--douyin-http", "http://127.0.0.1:%d" % env.sim_port, "--douyin-ws", "ws://127.0.0.1:%d" % env.sim_port,
+                   "--admin", "127.0.0.1:%d" % admin, "--poll-ms", "200"], "worker.log")
+        q(p1, "LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: int(qstatus(p1).get("events", "0")) >= 300, 30, "events flowing on the first primary")
+        t0 = time.monotonic()
+        q(sentinels[0], "SENTINEL", "FAILOVER", "mymaster")
+        wait_until(lambda: "role:master" in (q(p2, "INFO", "replication") or ""), 30, "the replica promoted")
+        before = int(qstatus(p2).get("events", "0"))
+        wait_until(lambda: int(qstatus(p2).get("events", "0")) > before, 30, "writes on the new primary")
+        pause = time.monotonic() - t0
+        wait_until(lambda: qstatus(p2).get("state") == "ended", 60, "room ended on the new primary")
+        wait_until(lambda: (metric(admin, "dylive_redis_pending") or 0) == 0, 20, "nothing pending")
+        ids = stream_ids(Redis(p2))
+        if os.environ.get("DYLIVE_TEST_VERBOSE"):
+            print(log_text(env, "worker.log")[-6000:])
+        print("sentinel failover: writes resumed %.2f s after SENTINEL FAILOVER; %d events" % (pause, len(ids)),
+              flush=True)
+        check_eq(len(ids), len(set(ids)), "no duplicates across the failover")
+        check_eq(ids, man["msg_ids"], "every event once, in order, on the new primary")
+
+
+# ---------------------------------------------------------------- Cluster
+
+def start_cluster(env, n=3):
+    ports = [free_port() for _ in range(n)]
+    for p in ports:
+        d = os.path.join(env.tmp, "c%d" % p)
+        os.makedirs(d)
+        env.spawn(cluster_node_args(env, p), "cluster-%d.log" % p)
+    wait_until(lambda: all(_ping(p) for p in ports), 10, "cluster nodes up")
+    out = subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in ports] +
+                         ["--cluster-replicas", "0", "--cluster-yes"], capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, "cluster create: %s %s", out.stdout[-500:], out.stderr[-500:])
+    wait_until(lambda: all("cluster_state:ok" in Redis(p)("CLUSTER", "INFO") for p in ports), 20, "cluster ok")
+    return ports
+
+
+def cluster_node_args(env, p):
+    d = os.path.join(env.tmp, "c%d" % p)
+    return ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+            "--cluster-config-file", os.path.join(d, "nodes.conf"), "--cluster-node-timeout", "2000",
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--dir", d]
+
+
+def node_of(ports, key):
+    slot = Redis(ports[0])("CLUSTER", "KEYSLOT", key)
+    for p in ports:
+        for lo, hi, *rest in Redis(p)("CLUSTER", "SLOTS"):
+            if lo <= slot <= hi:
+                return rest[0][1], slot
+    return None, slot
+
+
+def cluster_get(ports, *args):
+    """A command on whichever node serves its key (args[1])."""
+    port, _ = node_of(ports, args[1])
+    return Redis(port)(*args)
+
+
+def node_id(port):
+    return Redis(port)("CLUSTER", "MYID")
+
+
+def test_cluster_rooms_spread_migration_and_restart_exact():
+    with Env("cluster") as env:
+        ports = start_cluster(env)
+        # three rooms whose slots live on three different primaries
+        rooms, seen_nodes, lid = [], set(), 666000100
+        while len(rooms) < 3:
+            lid += 1
+            node, _ = node_of(ports, "{%d}" % lid)
+            if node not in seen_nodes:
+                seen_nodes.add(node)
+                rooms.append(str(lid))
+        mans, specs = {}, []
+        for i, live in enumerate(rooms):
+            frames, mans[live] = env.fixture("room%d" % i, live, default_room_id(live), "--frames", "1200", "--seed",
+                                             str(30 + i))
+            specs.append("%s:%s,fps=60" % (live, frames))
+        env.start_sim(specs)
+        dead_seed = free_port()  # any seed may be down at start
+        url = "redis-cluster://127.0.0.1:%d,%s" % (dead_seed, ",".join("127.0.0.1:%d" % p for p in ports))
+        admin = free_port()
+        env.spawn([os.path.join(BUILD, "dylive-connector"), "--redis", url, "--douyin-http",
+                   "http://127.0.0.1:%d" % env.sim_port, "--douyin-ws", "ws://127.0.0.1:%d" % env.sim_port,
+                   "--admin", "127.0.0.1:%d" % admin, "--poll-ms", "200"], "worker.log")
+        cluster_get(ports, "LPUSH", "dylive:assign", *rooms)
+
+        def events(live):
+            return int(cluster_get(ports, "HGET", "dylive:{%s}:status" % live, "events") or 0)
+        wait_until(lambda: all(events(l) >= 100 for l in rooms), 30, "every room writing on its own primary")
+        # migrate the first room's slot to another primary mid-room, key by key (ASK), then assign it (MOVED)
+        live = rooms[0]
+        src, slot = node_of(ports, "{%s}" % live)
+        dst = next(p for p in ports if p != src)
+        Redis(dst)("CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(src))
+        Redis(src)("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(dst))
+        while True:
+            keys = Redis(src)("CLUSTER", "GETKEYSINSLOT", slot, 10)
+            if not keys:
+                break
+            for k in keys:
+                Redis(src)("MIGRATE", "127.0.0.1", dst, k, 0, 5000)
+                time.sleep(0.05)  # let the live room write between key moves: ASK and TRYAGAIN happen here
+        for p in ports:
+            Redis(p)("CLUSTER", "SETSLOT", slot, "NODE", node_id(dst))
+        wait_until(lambda: (metric(admin, "dylive_redis_errors_total") or 0) > 0, 20, "redirections seen")
+        # restart the primary of the second room (AOF keeps its data)
+        victim, _ = node_of(ports, "{%s}" % rooms[1])
+        proc = next(p for p in env.procs if p.args[:3] == ["redis-server", "--port", str(victim)])
+        proc.kill()
+        proc.wait(timeout=10)
+        env.spawn(cluster_node_args(env, victim), "cluster-%d-restart.log" % victim)
+        wait_until(lambda: _ping(victim), 20, "the primary back")
+        wait_until(lambda: all(cluster_get(ports, "HGET", "dylive:{%s}:status" % l, "state") == "ended" for l in rooms),
+                   90, "every room ended")
+        for l in rooms:
+            port, _ = node_of(ports, "{%s}" % l)
+            ids = stream_ids(Redis(port), l)
+            check_eq(ids, mans[l]["msg_ids"], "room %s exact across migration and restart" % l)
+        print("cluster: redirections/errors %s (moved %s ask %s)" % (
+            metric(admin, "dylive_redis_errors_total"), _labelled(admin, "moved"), _labelled(admin, "ask")), flush=True)
+        # dylivectl scans every primary
+        p = subprocess.run([os.path.join(BUILD, "dylivectl"), "--redis", url, "rooms"], capture_output=True, text=True,
+                           timeout=20)
+        check(p.returncode == 0 and all(l in p.stdout for l in rooms), "dylivectl rooms on a cluster: %r %r", p.stdout,
+              p.stderr)
+
+
+def _labelled(admin, kind):
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin, timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith('dylive_redis_errors_total{kind="%s"}' % kind):
+            return line.rsplit(" ", 1)[1]
+    return None
+
+
+if __name__ == "__main__":
+    run()
