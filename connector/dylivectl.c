@@ -166,38 +166,48 @@ static int do_rooms(void) {
   char pattern[DL_KEY_MAX];
   dl_keys_status_pattern(pattern, sizeof pattern, g_prefix);
   printf("%-16s %-13s %-28s %10s %8s %8s\n", "LIVE_ID", "STATE", "WORKER", "EVENTS", "LAST", "VIEWERS");
-  char cursor[32] = "0";
-  do {
-    /* TYPE hash: a key of another type under the pattern is not a room status (skipped, not fatal) */
-    redisReply *r = must(CMD("SCAN", cursor, "MATCH", pattern, "COUNT", "500", "TYPE", "hash"));
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
-      fprintf(stderr, "dylivectl: unexpected SCAN reply\n");
-      freeReplyObject(r);
-      return 1;
-    }
-    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-    const redisReply *keys = r->element[1];
-    for (size_t i = 0; keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++) {
-      const redisReply *k = keys->element[i];
-      char id[64], safe_id[64];
-      if (k->type != REDIS_REPLY_STRING || dl_keys_live_id_of(k->str, k->len, g_prefix, id, sizeof id) < 0) continue;
-      printable(safe_id, sizeof safe_id, id, strlen(id));
-      redisReply *h = CMD("HGETALL", k->str);
-      if (h->type == REDIS_REPLY_ERROR) { /* changed type since the SCAN: say so and go on */
-        printf("%-16s (unreadable: %.60s)\n", safe_id, h->str);
-        freeReplyObject(h);
-        continue;
+  /* on a Cluster every primary holds some rooms: scan each */
+  for (int node = 0; node < dl_rsync_nodes(g_c); node++) {
+    if (!dl_rsync_is_primary(g_c, node)) continue;
+    char cursor[32] = "0";
+    do {
+      /* TYPE hash: a key of another type under the pattern is not a room status (skipped, not fatal) */
+      const char *scan[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "500", "TYPE", "hash"};
+      redisReply *r = dl_rsync_cmd_on(g_c, node, 8, scan, NULL);
+      if (!r) {
+        fprintf(stderr, "dylivectl: %s\n", dl_rsync_error(g_c));
+        return 1;
       }
-      char st[32], w[120], ev[32], vw[32], lm[32], last[16];
-      age(last, sizeof last, hget(h, "last_event_ms", lm, sizeof lm));
-      hget(h, "events", ev, sizeof ev);
-      hget(h, "viewers", vw, sizeof vw);
-      printf("%-16s %-13s %-28s %10s %8s %8s\n", safe_id, hget(h, "state", st, sizeof st), hget(h, "worker", w, sizeof w),
-             *ev ? ev : "0", last, *vw ? vw : "-");
-      freeReplyObject(h);
-    }
-    freeReplyObject(r);
-  } while (strcmp(cursor, "0"));
+      must(r);
+      if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "dylivectl: unexpected SCAN reply\n");
+        freeReplyObject(r);
+        return 1;
+      }
+      snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+      const redisReply *keys = r->element[1];
+      for (size_t i = 0; keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++) {
+        const redisReply *k = keys->element[i];
+        char id[64], safe_id[64];
+        if (k->type != REDIS_REPLY_STRING || dl_keys_live_id_of(k->str, k->len, g_prefix, id, sizeof id) < 0) continue;
+        printable(safe_id, sizeof safe_id, id, strlen(id));
+        redisReply *h = CMD("HGETALL", k->str);
+        if (h->type == REDIS_REPLY_ERROR) { /* changed type since the SCAN: say so and go on */
+          printf("%-16s (unreadable: %.60s)\n", safe_id, h->str);
+          freeReplyObject(h);
+          continue;
+        }
+        char st[32], w[120], ev[32], vw[32], lm[32], last[16];
+        age(last, sizeof last, hget(h, "last_event_ms", lm, sizeof lm));
+        hget(h, "events", ev, sizeof ev);
+        hget(h, "viewers", vw, sizeof vw);
+        printf("%-16s %-13s %-28s %10s %8s %8s\n", safe_id, hget(h, "state", st, sizeof st), hget(h, "worker", w, sizeof w),
+               *ev ? ev : "0", last, *vw ? vw : "-");
+        freeReplyObject(h);
+      }
+      freeReplyObject(r);
+    } while (strcmp(cursor, "0"));
+  }
   return 0;
 }
 

@@ -12,23 +12,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dl_buf.h"
+#include "dl_keys.h"
 #include "dl_rurl.h"
 
-/* One command's RESP (dylivectl's commands are small; an XADD of a test event is the largest). */
+/* One command's RESP (dylivectl's commands are small). */
 #define DL_RSYNC_CMD_MAX (1u << 20)
+/* Cluster primaries dylivectl talks to at most. */
+#define DL_RSYNC_NODES_MAX 128
+/* MOVED/ASK hops for one command before giving up (a resharding in progress settles fast). */
+#define DL_RSYNC_REDIRECTS_MAX 5
 
-struct dl_rsync {
+typedef struct conn {
+  char host[256];
+  int port;
   int fd;
-  SSL_CTX *ctx;
   SSL *ssl;
   redisReader *rd;
+} conn;
+
+struct dl_rsync {
+  dl_redis_addr a;
+  dl_rsync_opts o;
+  SSL_CTX *ctx;
   int timeout_ms;
+  conn nodes[DL_RSYNC_NODES_MAX];
+  int nnodes;
+  unsigned char slot_node[DL_SLOTS];
   char err[300];
 };
 
@@ -98,30 +114,41 @@ static int unix_connect(const char *path, char *why, size_t cap) {
   return fd;
 }
 
-static ssize_t io_write(dl_rsync *c, const void *p, size_t n) {
-  if (c->ssl) {
-    int r = SSL_write(c->ssl, p, (int)n);
+static ssize_t io_write(conn *k, const void *p, size_t n) {
+  if (k->ssl) {
+    int r = SSL_write(k->ssl, p, (int)n);
     if (r > 0) return r;
-    int e = SSL_get_error(c->ssl, r);
+    int e = SSL_get_error(k->ssl, r);
     errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : EIO;
     return -1;
   }
-  return send(c->fd, p, n, MSG_NOSIGNAL);
+  return send(k->fd, p, n, MSG_NOSIGNAL);
 }
 
-static ssize_t io_read(dl_rsync *c, void *p, size_t n) {
-  if (c->ssl) {
-    int r = SSL_read(c->ssl, p, (int)n);
+static ssize_t io_read(conn *k, void *p, size_t n) {
+  if (k->ssl) {
+    int r = SSL_read(k->ssl, p, (int)n);
     if (r > 0) return r;
-    int e = SSL_get_error(c->ssl, r);
+    int e = SSL_get_error(k->ssl, r);
     if (e == SSL_ERROR_ZERO_RETURN) return 0;
     errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : EIO;
     return -1;
   }
-  return recv(c->fd, p, n, 0);
+  return recv(k->fd, p, n, 0);
 }
 
-static int tls_start(dl_rsync *c, const dl_redis_addr *a, const dl_rsync_opts *o, char *why, size_t cap) {
+static void conn_close(conn *k) {
+  if (k->ssl) SSL_free(k->ssl);
+  if (k->fd >= 0) close(k->fd);
+  if (k->rd) redisReaderFree(k->rd);
+  k->ssl = NULL;
+  k->fd = -1;
+  k->rd = NULL;
+}
+
+static int tls_ctx(dl_rsync *c, char *why, size_t cap) {
+  if (c->ctx) return 0;
+  const dl_rsync_opts *o = &c->o;
   c->ctx = SSL_CTX_new(TLS_client_method());
   if (!c->ctx) return snprintf(why, cap, "cannot create a TLS context"), -1;
   SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
@@ -133,21 +160,26 @@ static int tls_start(dl_rsync *c, const dl_redis_addr *a, const dl_rsync_opts *o
       (SSL_CTX_use_certificate_chain_file(c->ctx, o->cert) != 1 ||
        SSL_CTX_use_PrivateKey_file(c->ctx, o->key && *o->key ? o->key : o->cert, SSL_FILETYPE_PEM) != 1))
     return snprintf(why, cap, "cannot load the client certificate"), -1;
-  c->ssl = SSL_new(c->ctx);
-  if (!c->ssl) return snprintf(why, cap, "cannot create a TLS session"), -1;
-  const char *name = o->sni && *o->sni ? o->sni : a->host;
-  SSL_set_tlsext_host_name(c->ssl, name);
-  if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1) SSL_set1_host(c->ssl, name);
-  SSL_set_fd(c->ssl, c->fd);
+  return 0;
+}
+
+static int tls_start(dl_rsync *c, conn *k, char *why, size_t cap) {
+  if (tls_ctx(c, why, cap) != 0) return -1;
+  k->ssl = SSL_new(c->ctx);
+  if (!k->ssl) return snprintf(why, cap, "cannot create a TLS session"), -1;
+  const char *name = c->o.sni && *c->o.sni ? c->o.sni : k->host;
+  SSL_set_tlsext_host_name(k->ssl, name);
+  if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k->ssl), name) != 1) SSL_set1_host(k->ssl, name);
+  SSL_set_fd(k->ssl, k->fd);
   long long deadline = now_ms() + c->timeout_ms;
   for (;;) {
-    int r = SSL_connect(c->ssl);
+    int r = SSL_connect(k->ssl);
     if (r == 1) return 0;
-    int e = SSL_get_error(c->ssl, r);
+    int e = SSL_get_error(k->ssl, r);
     if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
-        wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) == 1)
+        wait_fd(k->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) == 1)
       continue;
-    long vr = SSL_get_verify_result(c->ssl);
+    long vr = SSL_get_verify_result(k->ssl);
     if (vr != X509_V_OK)
       return snprintf(why, cap, "TLS certificate verification failed: %s", X509_verify_cert_error_string(vr)), -1;
     unsigned long le = ERR_get_error();
@@ -155,57 +187,9 @@ static int tls_start(dl_rsync *c, const dl_redis_addr *a, const dl_rsync_opts *o
   }
 }
 
-static redisReply *cmd_strs(dl_rsync *c, int argc, const char *const *argv) {
-  return dl_rsync_cmd(c, argc, argv, NULL);
-}
-
-dl_rsync *dl_rsync_connect(const char *url, const dl_rsync_opts *o, char *why, size_t cap) {
-  dl_redis_addr a;
-  if (dl_redis_parse_url(url, &a, why, cap) != 0) return NULL;
-  if (a.mode != DL_RURL_SINGLE) {
-    snprintf(why, cap, "%s URLs are not supported by this dylivectl yet", a.mode == DL_RURL_SENTINEL ? "sentinel" : "cluster");
-    return NULL;
-  }
-  if (!a.password[0] && getenv("DYLIVE_REDIS_PASSWORD")) snprintf(a.password, sizeof a.password, "%s", getenv("DYLIVE_REDIS_PASSWORD"));
-  dl_rsync *c = calloc(1, sizeof *c);
-  if (!c) return snprintf(why, cap, "out of memory"), NULL;
-  c->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : 5000;
-  c->rd = redisReaderCreate();
-  c->fd = a.unix_path[0] ? unix_connect(a.unix_path, why, cap) : tcp_connect(a.host, a.port, c->timeout_ms, why, cap);
-  if (c->fd < 0 || !c->rd) goto fail;
-  if (a.tls && tls_start(c, &a, o ? o : &(dl_rsync_opts){0}, why, cap) != 0) goto fail;
-  redisReply *r = NULL;
-  if (a.password[0]) {
-    const char *u[] = {"AUTH", a.user, a.password};
-    const char *p[] = {"AUTH", a.password};
-    r = a.user[0] ? cmd_strs(c, 3, u) : cmd_strs(c, 2, p);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-      snprintf(why, cap, "AUTH failed: %s", r ? r->str : c->err);
-      freeReplyObject(r);
-      goto fail;
-    }
-    freeReplyObject(r);
-  }
-  if (a.db) {
-    char db[16];
-    snprintf(db, sizeof db, "%d", a.db);
-    const char *s[] = {"SELECT", db};
-    r = cmd_strs(c, 2, s);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-      snprintf(why, cap, "SELECT %d failed: %s", a.db, r ? r->str : c->err);
-      freeReplyObject(r);
-      goto fail;
-    }
-    freeReplyObject(r);
-  }
-  return c;
-fail:
-  dl_rsync_free(c);
-  return NULL;
-}
-
-redisReply *dl_rsync_cmd(dl_rsync *c, int argc, const char *const *argv, const size_t *lens) {
-  if (c->fd < 0) return NULL;
+/* One command on one connection; NULL (and the connection closed) on I/O failure. */
+static redisReply *exchange(dl_rsync *c, conn *k, int argc, const char *const *argv, const size_t *lens) {
+  if (k->fd < 0) return NULL;
   dl_buf b;
   dl_buf_init(&b, DL_RSYNC_CMD_MAX);
   dl_err e = dl_buf_printf(&b, "*%d\r\n", argc);
@@ -215,58 +199,288 @@ redisReply *dl_rsync_cmd(dl_rsync *c, int argc, const char *const *argv, const s
     if (e == DL_EOK) e = dl_buf_add(&b, argv[i], l);
     if (e == DL_EOK) e = dl_buf_add(&b, "\r\n", 2);
   }
+  if (e != DL_EOK) {
+    snprintf(c->err, sizeof c->err, "command too large");
+    dl_buf_free(&b);
+    return NULL;
+  }
   long long deadline = now_ms() + c->timeout_ms;
   size_t off = 0;
-  while (e == DL_EOK && off < b.len) {
-    ssize_t w = io_write(c, b.p + off, b.len - off);
+  while (off < b.len) {
+    ssize_t w = io_write(k, b.p + off, b.len - off);
     if (w > 0) off += (size_t)w;
-    else if (w < 0 && (errno == EAGAIN || errno == EINTR) && wait_fd(c->fd, POLLOUT, deadline) == 1) continue;
+    else if (w < 0 && (errno == EAGAIN || errno == EINTR) && wait_fd(k->fd, POLLOUT, deadline) == 1) continue;
     else {
-      snprintf(c->err, sizeof c->err, "write to Redis failed: %s", w < 0 ? strerror(errno) : "closed");
+      snprintf(c->err, sizeof c->err, "write to Redis at %s:%d failed: %s", k->host, k->port,
+               w < 0 ? strerror(errno) : "closed");
       goto dead;
     }
   }
   dl_buf_free(&b);
   for (;;) {
     void *reply = NULL;
-    if (redisReaderGetReply(c->rd, &reply) != REDIS_OK) {
-      snprintf(c->err, sizeof c->err, "protocol error from Redis");
+    if (redisReaderGetReply(k->rd, &reply) != REDIS_OK) {
+      snprintf(c->err, sizeof c->err, "protocol error from Redis at %s:%d", k->host, k->port);
       goto dead;
     }
     if (reply) return reply;
     char buf[16384];
-    ssize_t n = io_read(c, buf, sizeof buf);
+    ssize_t n = io_read(k, buf, sizeof buf);
     if (n > 0) {
-      redisReaderFeed(c->rd, buf, (size_t)n);
+      redisReaderFeed(k->rd, buf, (size_t)n);
     } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      int w = wait_fd(c->fd, POLLIN, deadline);
-      if (w == 0) {
-        snprintf(c->err, sizeof c->err, "Redis did not answer within %d ms", c->timeout_ms);
+      if (wait_fd(k->fd, POLLIN, deadline) == 0) {
+        snprintf(c->err, sizeof c->err, "Redis at %s:%d did not answer within %d ms", k->host, k->port, c->timeout_ms);
         goto dead;
       }
     } else {
-      snprintf(c->err, sizeof c->err, "connection to Redis lost: %s", n < 0 ? strerror(errno) : "closed");
+      snprintf(c->err, sizeof c->err, "connection to Redis at %s:%d lost: %s", k->host, k->port,
+               n < 0 ? strerror(errno) : "closed");
       goto dead;
     }
   }
 dead:
   dl_buf_free(&b);
-  if (c->ssl) {
-    SSL_free(c->ssl);
-    c->ssl = NULL;
-  }
-  close(c->fd);
-  c->fd = -1;
+  conn_close(k);
   return NULL;
+}
+
+/* Connects k (host/port set) and runs the set-up: AUTH, SELECT, and ROLE when asked. */
+static int conn_open(dl_rsync *c, conn *k, int tls, int auth, int select_db, int want_primary, char *why, size_t cap) {
+  k->rd = redisReaderCreate();
+  k->fd = c->a.unix_path[0] && !k->port ? unix_connect(c->a.unix_path, why, cap)
+                                        : tcp_connect(k->host, k->port, c->timeout_ms, why, cap);
+  if (k->fd < 0 || !k->rd) goto fail;
+  if (tls && tls_start(c, k, why, cap) != 0) goto fail;
+  redisReply *r;
+  if (auth && c->a.password[0]) {
+    const char *u[] = {"AUTH", c->a.user, c->a.password}, *p[] = {"AUTH", c->a.password};
+    r = c->a.user[0] ? exchange(c, k, 3, u, NULL) : exchange(c, k, 2, p, NULL);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+      snprintf(why, cap, "AUTH failed: %s", r ? r->str : c->err);
+      freeReplyObject(r);
+      goto fail;
+    }
+    freeReplyObject(r);
+  }
+  if (select_db && c->a.db) {
+    char db[16];
+    snprintf(db, sizeof db, "%d", c->a.db);
+    const char *s[] = {"SELECT", db};
+    r = exchange(c, k, 2, s, NULL);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+      snprintf(why, cap, "SELECT %d failed: %s", c->a.db, r ? r->str : c->err);
+      freeReplyObject(r);
+      goto fail;
+    }
+    freeReplyObject(r);
+  }
+  if (want_primary) {
+    const char *role[] = {"ROLE"};
+    r = exchange(c, k, 1, role, NULL);
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->type == REDIS_REPLY_STRING &&
+             !strcmp(r->element[0]->str, "master");
+    freeReplyObject(r);
+    if (!ok) {
+      snprintf(why, cap, "%s:%d is not the primary", k->host, k->port);
+      goto fail;
+    }
+  }
+  return 0;
+fail:
+  conn_close(k);
+  return -1;
+}
+
+static int node_add(dl_rsync *c, const char *host, int port) {
+  for (int i = 0; i < c->nnodes; i++)
+    if (c->nodes[i].port == port && !strcmp(c->nodes[i].host, host)) return i;
+  if (c->nnodes >= DL_RSYNC_NODES_MAX) return -1;
+  conn *k = &c->nodes[c->nnodes];
+  memset(k, 0, sizeof *k);
+  k->fd = -1;
+  snprintf(k->host, sizeof k->host, "%s", host);
+  k->port = port;
+  return c->nnodes++;
+}
+
+/* The node's connection, opened on first use. */
+static conn *node_conn(dl_rsync *c, int i) {
+  conn *k = &c->nodes[i];
+  if (k->fd >= 0) return k;
+  char why[300];
+  if (conn_open(c, k, c->a.tls, 1, c->a.mode != DL_RURL_CLUSTER, 0, why, sizeof why) != 0) {
+    snprintf(c->err, sizeof c->err, "%s", why);
+    return NULL;
+  }
+  return k;
+}
+
+/* CLUSTER SLOTS from any node that answers: the slot → primary map. */
+static int cluster_map(dl_rsync *c, char *why, size_t cap) {
+  int tried = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    int n = pass ? c->a.nnodes : c->nnodes;
+    for (int i = 0; i < n; i++) {
+      int idx = pass ? node_add(c, c->a.nodes[i].host, c->a.nodes[i].port) : i;
+      if (idx < 0) continue;
+      tried++;
+      conn *k = node_conn(c, idx);
+      if (!k) continue;
+      const char *argv[] = {"CLUSTER", "SLOTS"};
+      redisReply *r = exchange(c, k, 2, argv, NULL);
+      if (!r || r->type != REDIS_REPLY_ARRAY || !r->elements) {
+        freeReplyObject(r);
+        continue;
+      }
+      memset(c->slot_node, 0xff, sizeof c->slot_node);
+      for (size_t e = 0; e < r->elements; e++) {
+        const redisReply *x = r->element[e];
+        if (x->type != REDIS_REPLY_ARRAY || x->elements < 3 || x->element[2]->type != REDIS_REPLY_ARRAY ||
+            x->element[2]->elements < 2 || x->element[2]->element[0]->type != REDIS_REPLY_STRING)
+          continue;
+        long long lo = x->element[0]->integer, hi = x->element[1]->integer;
+        const char *h = *x->element[2]->element[0]->str ? x->element[2]->element[0]->str : k->host;
+        int ni = node_add(c, h, (int)x->element[2]->element[1]->integer);
+        if (ni < 0 || lo < 0 || hi >= DL_SLOTS || lo > hi) continue;
+        memset(c->slot_node + lo, ni, (size_t)(hi - lo + 1));
+      }
+      freeReplyObject(r);
+      return 0;
+    }
+  }
+  snprintf(why, cap, "no cluster node answered CLUSTER SLOTS (%d tried): %s", tried, c->err);
+  return -1;
+}
+
+/* The primary from the sentinels, in turn. */
+static int sentinel_primary(dl_rsync *c, char *why, size_t cap) {
+  for (int i = 0; i < c->a.nnodes; i++) {
+    conn s = {.fd = -1};
+    snprintf(s.host, sizeof s.host, "%s", c->a.nodes[i].host);
+    s.port = c->a.nodes[i].port;
+    c->a.unix_path[0] = 0;
+    if (conn_open(c, &s, 0, 0, 0, 0, why, cap) != 0) continue;
+    const char *argv[] = {"SENTINEL", "get-master-addr-by-name", c->a.master};
+    redisReply *r = exchange(c, &s, 3, argv, NULL);
+    conn_close(&s);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
+      int idx = node_add(c, r->element[0]->str, atoi(r->element[1]->str));
+      freeReplyObject(r);
+      if (idx < 0) break;
+      if (conn_open(c, &c->nodes[idx], c->a.tls, 1, 1, 1, why, cap) == 0) return 0;
+      continue;
+    }
+    freeReplyObject(r);
+  }
+  if (!why[0]) snprintf(why, cap, "no sentinel knows the primary of %s", c->a.master);
+  return -1;
+}
+
+dl_rsync *dl_rsync_connect(const char *url, const dl_rsync_opts *o, char *why, size_t cap) {
+  dl_rsync *c = calloc(1, sizeof *c);
+  if (!c) return snprintf(why, cap, "out of memory"), NULL;
+  why[0] = 0;
+  if (dl_redis_parse_url(url, &c->a, why, cap) != 0) goto fail;
+  if (o) c->o = *o;
+  c->timeout_ms = c->o.timeout_ms > 0 ? c->o.timeout_ms : 5000;
+  if (!c->a.password[0] && getenv("DYLIVE_REDIS_PASSWORD"))
+    snprintf(c->a.password, sizeof c->a.password, "%s", getenv("DYLIVE_REDIS_PASSWORD"));
+  memset(c->slot_node, 0xff, sizeof c->slot_node);
+  switch (c->a.mode) {
+  case DL_RURL_SINGLE:
+    node_add(c, c->a.unix_path[0] ? c->a.unix_path : c->a.host, c->a.unix_path[0] ? 0 : c->a.port);
+    if (conn_open(c, &c->nodes[0], c->a.tls, 1, 1, 0, why, cap) != 0) goto fail;
+    break;
+  case DL_RURL_SENTINEL:
+    if (sentinel_primary(c, why, cap) != 0) goto fail;
+    break;
+  default:
+    if (cluster_map(c, why, cap) != 0) goto fail;
+  }
+  return c;
+fail:
+  dl_rsync_free(c);
+  return NULL;
+}
+
+/* The key a command is about (for routing), or NULL. */
+static const char *key_of(int argc, const char *const *argv) {
+  if (argc < 2) return NULL;
+  const char *v = argv[0];
+  if (!strcasecmp(v, "XREAD") || !strcasecmp(v, "XREADGROUP")) {
+    for (int i = 1; i + 1 < argc; i++)
+      if (!strcasecmp(argv[i], "STREAMS")) return argv[i + 1];
+    return NULL;
+  }
+  if (!strcasecmp(v, "EVAL") || !strcasecmp(v, "EVALSHA"))
+    return argc > 3 && atoi(argv[2]) > 0 ? argv[3] : NULL;
+  if (!strcasecmp(v, "SCAN") || !strcasecmp(v, "INFO") || !strcasecmp(v, "PING") || !strcasecmp(v, "CLUSTER") ||
+      !strcasecmp(v, "CLIENT") || !strcasecmp(v, "CONFIG"))
+    return NULL;
+  return argv[1];
+}
+
+redisReply *dl_rsync_cmd_on(dl_rsync *c, int node, int argc, const char *const *argv, const size_t *lens) {
+  if (node < 0 || node >= c->nnodes) return NULL;
+  if (c->a.mode != DL_RURL_CLUSTER) node = 0;
+  conn *k = node_conn(c, node);
+  return k ? exchange(c, k, argc, argv, lens) : NULL;
+}
+
+redisReply *dl_rsync_cmd(dl_rsync *c, int argc, const char *const *argv, const size_t *lens) {
+  if (c->a.mode != DL_RURL_CLUSTER) return dl_rsync_cmd_on(c, 0, argc, argv, lens);
+  const char *key = key_of(argc, argv);
+  int idx = 0;
+  if (key) {
+    unsigned s = dl_keys_slot(key, strlen(key));
+    idx = c->slot_node[s] == 0xff ? 0 : c->slot_node[s];
+  }
+  int asking = 0;
+  for (int hop = 0; hop <= DL_RSYNC_REDIRECTS_MAX; hop++) {
+    conn *k = node_conn(c, idx);
+    if (!k) return NULL;
+    if (asking) {
+      const char *a[] = {"ASKING"};
+      freeReplyObject(exchange(c, k, 1, a, NULL));
+      asking = 0;
+    }
+    redisReply *r = exchange(c, k, argc, argv, lens);
+    if (!r || r->type != REDIS_REPLY_ERROR || (strncmp(r->str, "MOVED ", 6) && strncmp(r->str, "ASK ", 4))) return r;
+    /* "MOVED|ASK <slot> <host>:<port>" */
+    const char *hp = strchr(r->str + 4, ' ');
+    const char *colon = hp ? strrchr(hp, ':') : NULL;
+    if (!colon) return r;
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - hp - 1), hp + 1);
+    int ni = node_add(c, host, atoi(colon + 1));
+    if (ni < 0) return r;
+    if (!strncmp(r->str, "MOVED", 5)) {
+      char why[300];
+      if (cluster_map(c, why, sizeof why) != 0) c->slot_node[(unsigned)atoi(r->str + 6) % DL_SLOTS] = (unsigned char)ni;
+    } else {
+      asking = 1;
+    }
+    idx = ni;
+    freeReplyObject(r);
+  }
+  snprintf(c->err, sizeof c->err, "too many redirections");
+  return NULL;
+}
+
+int dl_rsync_nodes(dl_rsync *c) { return c->a.mode == DL_RURL_CLUSTER ? c->nnodes : 1; }
+
+int dl_rsync_is_primary(dl_rsync *c, int i) {
+  if (c->a.mode != DL_RURL_CLUSTER) return i == 0;
+  return i >= 0 && i < c->nnodes && memchr(c->slot_node, i, sizeof c->slot_node) != NULL; /* it serves slots */
 }
 
 const char *dl_rsync_error(const dl_rsync *c) { return c->err; }
 
 void dl_rsync_free(dl_rsync *c) {
   if (!c) return;
-  if (c->ssl) SSL_free(c->ssl);
+  for (int i = 0; i < c->nnodes; i++) conn_close(&c->nodes[i]);
   if (c->ctx) SSL_CTX_free(c->ctx);
-  if (c->fd >= 0) close(c->fd);
-  if (c->rd) redisReaderFree(c->rd);
   free(c);
 }
