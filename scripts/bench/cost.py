@@ -31,7 +31,8 @@ Phases (--phases, default all, in this order):
            configured --tls-connect-rate/--tls-connect-burst, RSS per idle room (rooms paused at
            the sim), then CPU % at --tls-rate events/s per room.
   --profile adds a `perf record` run of dylive on the rich fixture and prints the worker's top
-           symbols (self time).
+           symbols (self time) and its share per DSO; with the tls phase, also 5 s of the worker
+           holding its idle rooms.
 
 --repeat N runs the rich phase (interleaved) and the ceiling N times and keeps the fastest run of
 each (all runs are listed in "all_runs"): the machine is shared, and "others_cpu_pct" of every
@@ -712,6 +713,12 @@ def phase_tls(tmp, out, fx):
         idle_redis = iw.cpu["redis"] / idle_s * 100
         idle_cmds = {c: v["calls"] for c, v in cmdstats_per_event(cs0, cmdstats(r), idle_s, top=5).items()}
         rss_idle = max(rss_samples)
+        idle_top = None
+        if ARGS.profile:  # after the idle measurement, so that perf does not weigh on it
+            pdata = os.path.join(env.tmp, "idle.perf.data")
+            subprocess.run(["perf", "record", "-q", "-F", "999", "-g", "-p", str(w.pid), "-o", pdata, "--", "sleep",
+                            "5"], capture_output=True, timeout=120)
+            idle_top = perf_top(pdata, 12)
         sim_post_all(env, "/_sim/resume", lives)
         time.sleep(5)
         m0 = prom(port)
@@ -736,6 +743,8 @@ def phase_tls(tmp, out, fx):
                "rss_kb": kb(w.pid, "VmRSS"), "peak_rss_kb": kb(w.pid, "VmHWM"), "fds": harness.proc_nfds(w.pid),
                "ws_connects": int(prom_sum(m1, "dylive_ws_connects_total")),
                "rooms_live": int(prom_sum(m1, "dylive_rooms_live"))}
+    if idle_top:
+        res["idle_profile"] = {"top": idle_top[0], "dsos": idle_top[1]}
     out["tls"] = res
     print("== tls: %d rooms over wss:// + https:// (--connect-rate %d --connect-burst %d) ==" % (n, cr, cb))
     print("  set-up: first live %.2f s, all live %.1f s after assign (expected (N-burst)/rate = %.1f s); "
@@ -744,6 +753,10 @@ def phase_tls(tmp, out, fx):
     print("  idle: RSS %.1f -> %.1f MiB = %.1f KiB per room; worker %.1f%% of a core (pings, pongs, heartbeats, "
           "lease renewals), redis %.1f%% (calls/s: %s)" % (mib(rss_base), mib(rss_idle), res["rss_per_idle_room_kb"],
                                                            idle_cpu, idle_redis, idle_cmds))
+    if idle_top:
+        print("  idle profile (perf, 5 s): " + ", ".join(idle_top[1]))
+        for t in idle_top[0]:
+            print("    " + t)
     print("  %d events/s/room: %d events/s; worker %.1f%% of a core (%s us/event); redis %.1f%%; RSS %.1f MiB;"
           "  others %.1f%%" % (rate, res["events_per_s"], res["worker_cpu_pct"], res["worker_cpu_us_per_event"],
                                res["redis_cpu_pct"], mib(res["rss_kb"]), res["others_cpu_pct"]), flush=True)
