@@ -86,8 +86,11 @@ void dl_outbox_classify(const dl_cmd *c, const redisReply *r, dl_reply_info *out
     out->written = b;
     break;
   case DL_LUA_APPLIED:
+    /* an earlier send of this very write was applied and its reply lost with the connection:
+     * its events are in the stream (once), so they count as written */
     out->cls = DL_RC_OK;
     out->applied_before = 1;
+    out->written = c->nevents;
     break;
   case DL_LUA_GAP:
     out->cls = DL_RC_GAP;

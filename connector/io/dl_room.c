@@ -710,6 +710,20 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
 
 /* ---------- what Redis said about our writes ---------- */
 
+/* Events per type of a command, from its arguments (type, msg_id, ts_ms, json per event). */
+static void count_types(dl_cmd *c) {
+  size_t off = 0, n;
+  const char *p;
+  for (uint32_t e = 0; e < c->nevents; e++) {
+    char type[24];
+    if (dl_cmd_next_arg(&c->body, &off, &p, &n) != 1) return;
+    snprintf(type, sizeof type, "%.*s", (int)n, p);
+    c->ntype[dl_evtype_of(type)]++;
+    for (int k = 0; k < 3; k++)
+      if (dl_cmd_next_arg(&c->body, &off, &p, &n) != 1) return;
+  }
+}
+
 void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri) {
   dl_ctx *ctx = rs->ctx;
   if (c->kind == DL_CMD_ORPHAN) {
@@ -727,6 +741,9 @@ void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri) {
   case DL_RC_OK:
     if (ri->written > 0) {
       ctx->st.events_written += (uint64_t)ri->written;
+      uint32_t sum = 0;
+      for (int i = 0; i < DL_EVT__COUNT; i++) sum += c->ntype[i];
+      if (!sum) count_types(c); /* read back from the spool: the counts were not kept, the events are */
       for (int i = 0; i < DL_EVT__COUNT; i++) ctx->st.written_by_type[i] += c->ntype[i];
       if (c->recv_ms) dl_hist_observe(&ctx->st.write_latency, (double)(dl_now_ms() - c->recv_ms) / 1000.0, (uint64_t)ri->written);
     }

@@ -79,11 +79,14 @@ void dl_writer_free(dl_writer *w) {
 }
 
 static void on_reply(void *priv, const redisReply *rep);
+static void send_pending(dl_writer *w);
 
-/* Hands finished commands to the hook, oldest first. */
-static void complete(dl_writer *w) {
+/* Hands finished commands to the hook, oldest first; returns how many. */
+static size_t complete(dl_writer *w) {
   dl_cmd *c;
+  size_t n = 0;
   while ((c = dl_outbox_pop(w->ob))) {
+    n++;
     dl_reply_info ri;
     memset(&ri, 0, sizeof ri);
     ri.cls = (dl_reply_class)c->result;
@@ -93,6 +96,7 @@ static void complete(dl_writer *w) {
     if (w->h.done) w->h.done(w->h.ud, c, &ri);
     dl_cmd_free(c);
   }
+  return n;
 }
 
 /* The key a command is about, for routing: a room's hash tag, or a pool command's key. */
@@ -120,7 +124,6 @@ static void on_wait(void *priv, const redisReply *rep) {
   if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer >= w->wait_replicas) {
     s->waited_upto = wc->upto;
     dl_outbox_confirm(w->ob, wc->node, wc->upto);
-    complete(w);
   } else if (rep && rep->type == REDIS_REPLY_INTEGER) {
     w->st.wait_short++; /* fewer replicas than asked: the writes stay pending; the next pump asks again */
   }
@@ -147,7 +150,16 @@ static void send_waits(dl_writer *w) {
 }
 
 void dl_writer_pump(dl_writer *w) {
-  if (w->waiting) return;
+  /* completions may queue more (a finished status write's P:rooms entry, a room's release), and
+   * refill memory from the spool: send again until a pass finishes nothing */
+  do {
+    if (w->waiting) return;
+    send_pending(w);
+    send_waits(w);
+  } while (complete(w));
+}
+
+static void send_pending(dl_writer *w) {
   dl_cmd *c;
   while ((c = dl_outbox_next(w->ob))) {
     dl_buf_reset(&w->enc);
@@ -169,8 +181,6 @@ void dl_writer_pump(dl_writer *w) {
     c->node = node;
     if (node >= 0 && node < DL_REDIS_NODES_MAX) w->ws[node].sent_upto = c->sendno;
   }
-  send_waits(w);
-  complete(w);
 }
 
 /* The details the hook needs later (counts, reasons) travel on the command. */

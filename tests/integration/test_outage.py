@@ -110,6 +110,8 @@ def finish_and_check(env, r, w, s, man, label, outage_s, require_ws_single=True)
     check(w.poll() is None, "worker exited (status %r) during the outage", w.poll())
     compare_stream(ids, expected)
     check_eq(int(st.get("events", "-1")), len(expected), "status events (entries written)")
+    check_eq(int(s.last("events_written_total")), len(expected),
+             "dylive_events_written_total (every type) counts every event, spooled ones too")
     if require_ws_single:
         check_eq(sim["connections"], 1, "the room's WebSocket stayed connected through the outage")
 

@@ -333,6 +333,10 @@ def test_cluster_rooms_spread_migration_and_restart_exact():
             port, _ = node_of(ports, "{%s}" % l)
             ids = stream_ids(Redis(port), l)
             check_eq(ids, mans[l]["msg_ids"], "room %s exact across migration and restart" % l)
+        wait_until(lambda: (metric(admin, "dylive_redis_pending") or 0) == 0, 10, "every write done, none left behind")
+        rp, _ = node_of(ports, "dylive:rooms")
+        ended = {f["live_id"] for _, f in Redis(rp).xrange_all("dylive:rooms") if f["state"] == "ended"}
+        check_eq(ended, set(rooms), "P:rooms says every room ended")
         print("cluster: redirections/errors %s (moved %s ask %s)" % (
             metric(admin, "dylive_redis_errors_total"), _labelled(admin, "moved"), _labelled(admin, "ask")), flush=True)
         # dylivectl scans every primary
