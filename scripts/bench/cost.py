@@ -828,17 +828,23 @@ class Counter:
     def __init__(self, env, tool, libc):
         self.env, self.tool, self.libc = env, tool, libc
         self.created = []
-        if tool == "perf":
+
+    def open(self):
+        if self.tool == "perf":
             have = subprocess.run(["perf", "probe", "-l"], capture_output=True, text=True).stdout
             for fn in ("malloc", "calloc", "realloc"):
                 if "dlbench:%s " % fn not in have and "dlbench:%s\t" % fn not in have:
-                    rc = subprocess.run(["perf", "probe", "-q", "-x", libc, "-a", "dlbench:%s=%s" % (fn, fn)],
+                    rc = subprocess.run(["perf", "probe", "-q", "-x", self.libc, "-a", "dlbench:%s=%s" % (fn, fn)],
                                         capture_output=True, text=True)
                     if rc.returncode:
                         raise RuntimeError("perf probe %s: %s" % (fn, rc.stderr.strip()))
                     self.created.append("dlbench:%s" % fn)
 
     def close(self):
+        for p in (getattr(self, "p", None), getattr(self, "rec", None)):  # a probe in use cannot be deleted
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
         for ev in self.created:
             subprocess.run(["perf", "probe", "-q", "-d", ev], capture_output=True)
 
@@ -920,6 +926,7 @@ def phase_malloc(tmp, out):
         with harness.Env("cost-malloc") as env:
             cnt = Counter(env, tool, libc)
             try:
+                cnt.open()
                 r = env.start_redis()
                 env.start_sim(["%s:%s,fps=0" % (LIVE, frames)])
                 w, port = start_worker(env, r, admin=False)
@@ -1058,6 +1065,7 @@ def main():
     if ARGS.check:
         print("cost.py: everything needed is there")
         return 0
+    signal.signal(signal.SIGINT, on_signal)  # even when started with SIGINT ignored (a background job)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     nofile = raise_nofile()
