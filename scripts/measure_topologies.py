@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Redis CPU per event and the write pause on each Redis topology (README "Production Redis").
 
-Usage: scripts/measure_topologies.py [BUILD_DIR] [--frames N]
+Usage: scripts/measure_topologies.py [BUILD_DIR] [--frames N] [--only single,tls,sentinel,cluster,...]
 
 For one node, one node over TLS, Sentinel (--redis-wait-replicas 1) and a 3-primary Cluster:
 one worker writes one rich fixture room flat out (the simulator at full speed) and the script
@@ -20,7 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "build")
 os.environ["DYLIVE_BUILD"] = BUILD
-FRAMES = int(sys.argv[sys.argv.index("--frames") + 1]) if "--frames" in sys.argv else 4000
+FRAMES = int(sys.argv[sys.argv.index("--frames") + 1]) if "--frames" in sys.argv else 20000
+ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
 
 import harness  # noqa: E402
 import test_topologies as tt  # noqa: E402
@@ -141,6 +142,8 @@ def main():
     out = {"frames": FRAMES}
     for name, fn in (("single", single), ("tls", lambda: single(True)), ("sentinel", sentinel), ("cluster", cluster),
                      ("sentinel_failover", sentinel_failover), ("cluster_restart", cluster_restart)):
+        if ONLY and name not in ONLY:
+            continue
         out[name] = fn()
         print(name, out[name], flush=True)
     print(json.dumps(out))

@@ -62,6 +62,7 @@ typedef struct dl_cmd {
   int result;                     /* dl_reply_class once DONE */
   long long written;              /* events the reply said were appended */
   char why[240];                  /* the reason of a non-OK outcome */
+  char desired[16];               /* what a room write's reply said of the operator's wish */
   void *owner;                    /* whoever sent it (the writer) */
   uint64_t sendno;                /* the outbox's count of sends when it was last sent */
   int node;                       /* the Redis node it was last sent to (for WAIT) */

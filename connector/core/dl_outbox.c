@@ -66,8 +66,8 @@ void dl_outbox_classify(const dl_cmd *c, const redisReply *r, dl_reply_info *out
     out->cls = DL_RC_OK;
     return;
   }
-  /* room.lua → {code, written}; orphan.lua → {written, duplicates} */
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+  /* room.lua → {code, written[, desired]}; orphan.lua → {written, duplicates} */
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 3 || r->element[0]->type != REDIS_REPLY_INTEGER ||
       r->element[1]->type != REDIS_REPLY_INTEGER) {
     out->cls = DL_RC_FATAL;
     snprintf(out->why, sizeof out->why, "unexpected reply to a %s write", c->kind == DL_CMD_ROOM ? "room" : "replay");
@@ -84,6 +84,8 @@ void dl_outbox_classify(const dl_cmd *c, const redisReply *r, dl_reply_info *out
   case DL_LUA_OK:
     out->cls = DL_RC_OK;
     out->written = b;
+    if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
+      snprintf(out->desired, sizeof out->desired, "%.*s", (int)r->element[2]->len, r->element[2]->str);
     break;
   case DL_LUA_APPLIED:
     /* an earlier send of this very write was applied and its reply lost with the connection:

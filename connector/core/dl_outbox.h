@@ -49,6 +49,7 @@ typedef struct dl_reply_info {
   long long written;      /* events appended (room and orphan writes) */
   long long dups;         /* orphan events already in the stream */
   int applied_before;     /* OK because Redis already had this sequence */
+  char desired[16];       /* a room write: the status hash's `desired` ("stopped" after an unassign) */
   char why[240];          /* for RETRY/FATAL: the error, for logs and the status hash */
 } dl_reply_info;
 

@@ -205,6 +205,9 @@ static const opt opts[] = {
      "one http://[user:pass@]host:port proxy a line: rooms are spread over them, sticky per room"},
     {"--silence-timeout", "DYLIVE_SILENCE_TIMEOUT", OPT_INT, "90", 0, 86400, NULL, OFF(silence_timeout),
      "a live room that delivers no message for S seconds is reconnected with a fresh identity; 0: off"},
+    {"--flush-ms", "DYLIVE_FLUSH_MS", OPT_INT, "0", 0, 10000, NULL, OFF(flush_ms),
+     "0: a room's events are written as soon as the worker takes them (one write per room per pass); N: every N ms, "
+     "fewer and larger writes for many quiet rooms, at up to N ms of latency"},
     {"--check-config", NULL, OPT_FLAG, "0", 0, 1, NULL, OFF(check_only), "validate the options and exit"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

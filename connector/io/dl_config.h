@@ -50,6 +50,7 @@ typedef struct dl_config {
   /* v1.1: Douyin 2026 (CONTRACT §7) */
   char *proxy_file;        /* one http://[user:pass@]host:port a line: the worker's egress pool */
   long long silence_timeout;     /* seconds without a message before a fresh identity (0: off) */
+  long long flush_ms;            /* linger: rooms' events written every flush_ms (0: every pass) */
   int check_only;          /* --check-config: validate and exit */
 } dl_config;
 

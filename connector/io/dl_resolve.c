@@ -424,11 +424,11 @@ static void resolve(dl_resolver *r, const job *j, dl_resolve_result *res) {
         /* never "ended" or "gone" for a challenge or an empty body: report, and poll again */
         if (enter_err == DL_EEMPTY)
           snprintf(res->error, sizeof res->error,
-                   "risk control: web/enter %s, and the live page is an anti-bot challenge (no room state)", why);
+                   "risk control: web/enter %.120s, and the live page is an anti-bot challenge (no room state)", why);
         else
           snprintf(res->error, sizeof res->error,
                    "live page is an anti-bot challenge (no room state; a cookie or another IP may help) and "
-                   "web/enter %s", why);
+                   "web/enter %.100s", why);
         res->err = DL_ECHALLENGE;
         r->ttwid_cookie[0] = 0;
       }

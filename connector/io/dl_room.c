@@ -63,6 +63,7 @@ typedef struct room {
   int viewers_dirty;
   uint64_t dups;
   int dups_dirty;
+  int64_t last_ok_ms;         /* monotonic: the last write Redis applied (it renewed the lease) */
   /* silent risk control: silent connections in a row, the current pause, the identity never to
    * reuse, and where the silenced connection stopped (the next one resumes there) */
   int silent_runs;
@@ -737,6 +738,16 @@ void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri) {
   }
   room *r = find(rs, c->live_id);
   int ours = r && !strcmp(r->token, c->token); /* not a leftover of an earlier lease */
+  if (ours && ri->cls == DL_RC_OK) {
+    r->last_ok_ms = dl_mono_ms();
+    if (!strcmp(ri->desired, "stopped") && !r->stop_requested && r->st != ST_CLOSING && !c->release) {
+      dl_log(DL_LOG_INFO, "room_unassign", r->live_id, "unassigned; closing");
+      r->stop_requested = 1;
+      close_room(r);
+      r = find(rs, c->live_id); /* closing may have released it */
+      ours = r != NULL;
+    }
+  }
   switch (ri->cls) {
   case DL_RC_OK:
     if (ri->written > 0) {
@@ -795,8 +806,14 @@ static void on_renewed(dl_ctx *ctx, const char *live_id, const dl_lease_result *
 void dl_rooms_poll(dl_rooms *rs) {
   dl_ctx *ctx = rs->ctx;
   if (!dl_redis_w_ready(ctx->redis)) return;
-  for (room *r = rs->head; r; r = r->next)
-    if (r->token[0] && !r->lost && r->st != ST_CLOSING) dl_lease_renew(ctx, r->live_id, r->token, on_renewed);
+  int64_t now = dl_mono_ms();
+  for (room *r = rs->head; r; r = r->next) {
+    if (!r->token[0] || r->lost || r->st == ST_CLOSING) continue;
+    /* a room that wrote within the period had its lease renewed and its `desired` read by that
+     * write (room.lua): one call less per room per poll where rooms are busy */
+    if (r->last_ok_ms && now - r->last_ok_ms < ctx->cfg->poll_ms) continue;
+    dl_lease_renew(ctx, r->live_id, r->token, on_renewed);
+  }
 }
 
 void dl_rooms_drain(dl_rooms *rs) {

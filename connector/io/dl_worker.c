@@ -39,7 +39,7 @@ typedef struct worker {
   dl_spool *orphan;
   size_t orphan_outstanding;
   int wake_fd;
-  struct event *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev;
+  struct event *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev, *flush_ev;
   dl_admin *admin;
   int64_t drain_deadline;
   int done;
@@ -138,6 +138,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
   ctx->draining = 1;
   wk->drain_deadline = dl_mono_ms() + DL_DRAIN_DEADLINE_MS;
   dl_claims_drain(ctx->claims);
+  dl_rooms_flush(ctx->rooms);
   dl_rooms_drain(ctx->rooms);
   dl_claims_poll(ctx->claims); /* the registry says "draining" */
   wk->drain_ev = event_new(ctx->base, -1, EV_PERSIST, on_drain_tick, ctx);
@@ -164,9 +165,9 @@ static void drain_queues(worker *wk) {
       dl_rooms_on_ingest(ctx->rooms, items[i]);
       dl_in_msg_free(items[i]);
     }
-    dl_rooms_flush(ctx->rooms); /* what one pass took, per room: one write each */
+    if (!ctx->cfg->flush_ms) dl_rooms_flush(ctx->rooms); /* what one pass took, per room: one write each */
   }
-  dl_rooms_flush(ctx->rooms);
+  if (!ctx->cfg->flush_ms) dl_rooms_flush(ctx->rooms);
   orphan_feed(wk);
 }
 
@@ -176,6 +177,16 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   ssize_t rd = read(fd, &v, sizeof v);
   (void)rd;
   drain_queues(arg);
+}
+
+/* --flush-ms: every room's events of the period go in one write (fewer, larger writes when many
+ * rooms trickle events; the price is up to flush-ms of latency). */
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  worker *wk = arg;
+  drain_queues(wk);
+  dl_rooms_flush(wk->ctx.rooms);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
@@ -382,6 +393,11 @@ int dl_worker_run(const dl_config *cfg) {
   event_add(wk->poll_ev, &ptv);
   event_add(wk->sig_term, NULL);
   event_add(wk->sig_int, NULL);
+  if (cfg->flush_ms > 0) {
+    wk->flush_ev = event_new(ctx->base, -1, EV_PERSIST, on_flush, wk);
+    struct timeval ftv = {(time_t)(cfg->flush_ms / 1000), (suseconds_t)((cfg->flush_ms % 1000) * 1000)};
+    if (wk->flush_ev) event_add(wk->flush_ev, &ftv);
+  }
   dl_log(DL_LOG_INFO, "worker_start", NULL, "dylive %s: redis=%s prefix=%s max_rooms=%lld ws=%s spool=%s",
          DYLIVE_VERSION, dl_redis_where(ctx->redis), cfg->prefix, cfg->max_rooms, cfg->douyin_ws,
          wk->spool ? dl_spool_path(wk->spool) : "off");
@@ -415,7 +431,7 @@ out:
   dl_redis_free(ctx->redis);
   if (wk->orphan) dl_spool_detach(wk->orphan); /* not fully replayed: the next worker goes on */
   dl_spool_close(wk->spool);
-  struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev};
+  struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev, wk->flush_ev};
   for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
     if (evs[i]) event_free(evs[i]);
   if (ctx->inq) dl_queue_free(ctx->inq, dl_in_msg_free);

@@ -92,6 +92,7 @@ static size_t complete(dl_writer *w) {
     ri.cls = (dl_reply_class)c->result;
     ri.written = c->written;
     snprintf(ri.why, sizeof ri.why, "%s", c->why);
+    snprintf(ri.desired, sizeof ri.desired, "%s", c->desired);
     w->st.commands++;
     if (w->h.done) w->h.done(w->h.ud, c, &ri);
     dl_cmd_free(c);
@@ -225,6 +226,7 @@ static void on_reply(void *priv, const redisReply *rep) {
   }
   c->written = ri.written;
   snprintf(c->why, sizeof c->why, "%s", ri.why);
+  snprintf(c->desired, sizeof c->desired, "%s", ri.desired);
   dl_outbox_replied(w->ob, c, &ri);
   if (rep) dl_writer_pump(w);
 }

@@ -6,8 +6,9 @@
 -- ARGV[8] with release: expire the room's keys after this many seconds (0: keep)
 -- ARGV[9] n = how many status strings follow; ARGV[10 .. 9+n] status field, value, …
 -- then per event: type, msg_id, ts_ms, json
--- Returns {code, written}; codes in connector/lua/dl_lua.h: 0 applied, 1 applied before,
--- 2 out of order (predecessor missing), 3 fenced.
+-- Returns {code, written, desired}; codes in connector/lua/dl_lua.h: 0 applied, 1 applied before,
+-- 2 out of order (predecessor missing), 3 fenced. desired is the status hash's `desired` field (''
+-- when unset): the operator's wish reaches a busy room with its writes, no extra call.
 --
 -- Dedupe is the worker's job (its recent-msg_id window, refilled from this stream's tail when it
 -- takes the room); here only what makes a write safe: the fence, the order, and atomicity. Redis
@@ -49,4 +50,4 @@ else
   redis.call('SET', KEYS[1], tok, 'PX', ARGV[2])
 end
 if n > 0 then redis.call('HINCRBY', KEYS[2], 'events', n) end
-return {0, n}
+return {0, n, redis.call('HGET', KEYS[2], 'desired') or ''}

@@ -149,6 +149,7 @@ class Env:
     def spawn(self, args, log, env=None, stdout=None):
         logf = open(os.path.join(self.tmp, log), "ab")
         e = dict(os.environ)
+        e.setdefault("DYLIVE_SPOOL_DIR", self.tmp)  # a killed worker's spool stays in the test's temp dir
         if env:
             e.update(env)
         p = subprocess.Popen(args, stdout=stdout or logf, stderr=logf, env=e, cwd=self.tmp)

@@ -273,14 +273,17 @@ def test_redis_long_outage_backpressure():
     bound: socket reads pause instead of memory growing; after the AOF restart the stream is exact."""
     with Env("outage-long") as env:
         r = env.start_redis(AOF)
-        w, s, man = start_room(env, r, 9000, 1000, 25, "--queue-max", "512", "--spool-max-bytes", "0")
+        w, s, man = start_room(env, r, 9000, 1000, 25, "--queue-max", "512", "--spool-max-bytes", "0",
+                               "--buffer-max-bytes", "1048576")
         try:
             wait_until(lambda: int(status(r).get("events", "0")) >= 1000, 30, "events flowing")
             before = len(stream_ids(r))
             t_down = kill_redis(env)
             r.close()
-            wait_until(lambda: s.last("redis_pending") >= 4096, 30, "the outbox at its bound (4096 commands)")
-            wait_until(lambda: s.last("ingest_paused") == 1, 15, "socket reads paused")
+            # the outbox's bound (4096 commands or 1 MiB, whichever comes first; with several frames per
+            # room write the bytes come first) stops the control thread from taking frames, and then the
+            # ingest queue's high-water mark pauses the sockets
+            wait_until(lambda: s.last("ingest_paused") == 1, 30, "socket reads paused at the outbox's bound")
             paused_pos = env.sim_stats(LIVE)["position"]
             # stay down, paused, for 3 s more (the length of the outage is the point here)
             t_p = time.monotonic()
@@ -296,8 +299,9 @@ def test_redis_long_outage_backpressure():
             finish_and_check(env, r, w, s, man, "long outage (outbox bound)", outage)
             check(s.last("ingest_pauses_total") >= 1, "reads paused: dylive_ingest_pauses_total %r",
                   s.last("ingest_pauses_total"))
-            # 4096 commands, plus at most one pop of the ingest queue (256 frames) and a few status writes
+            # 4096 commands / 1 MiB, plus at most one pass over the ingest queue (256 frames) and a few status writes
             check(s.max("redis_pending") <= 4096 + 256 + 64, "outbox bounded: peak %r", s.max("redis_pending"))
+            check(s.max("buffer_bytes") <= 3 << 20, "outbox bounded in bytes: peak %r", s.max("buffer_bytes"))
             check(s.max("queue_depth") <= 512, "ingest queue bounded by --queue-max: peak %r", s.max("queue_depth"))
         finally:
             s.close()

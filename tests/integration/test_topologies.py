@@ -164,14 +164,14 @@ def start_sentinel_set(env):
 
 def q(port, *args):
     """One command on a fresh connection (Sentinel kills clients while it reconfigures); None when the
-    connection is refused or killed under us."""
+    connection is refused or killed under us, or the node is not serving (LOADING, CLUSTERDOWN)."""
     try:
         r = Redis(port)
         try:
             return r(*args)
         finally:
             r.close()
-    except (OSError, ConnectionError):
+    except (OSError, ConnectionError, RespError):
         return None
 
 

@@ -51,12 +51,12 @@ def test_scripts():
         check_eq(r("HGET", R + "status", "wseq"), tok + "|0", "wseq after acquire")
         check_eq(acquire(r, sha, "w2"), [0, tok], "held by w1")
         # in order: 1 then 2; 2 again = applied before; 4 = gap; 4 forced = applied
-        check_eq(room(r, sha, tok, 1, [ev(1), ev(2)], ["state", "live"]), [CODE["OK"], 2], "seq 1")
-        check_eq(room(r, sha, tok, 2, [ev(3)]), [CODE["OK"], 1], "seq 2")
+        check_eq(room(r, sha, tok, 1, [ev(1), ev(2)], ["state", "live"]), [CODE["OK"], 2, ""], "seq 1")
+        check_eq(room(r, sha, tok, 2, [ev(3)]), [CODE["OK"], 1, ""], "seq 2")
         check_eq(room(r, sha, tok, 2, [ev(3)]), [CODE["APPLIED"], 0], "seq 2 again")
         check_eq(room(r, sha, tok, 4, [ev(5)]), [CODE["GAP"], 0], "seq 4 before 3")
         check_eq(r("XLEN", R + "events"), 3, "gap wrote nothing")
-        check_eq(room(r, sha, tok, 4, [ev(5)], force=1), [CODE["OK"], 1], "seq 4 forced")
+        check_eq(room(r, sha, tok, 4, [ev(5)], force=1), [CODE["OK"], 1, ""], "seq 4 forced")
         st = r.hgetall(R + "status")
         check_eq((st["events"], st["state"], st["wseq"]), ("4", "live", tok + "|4"), "status after writes")
         fields = dict(zip(*[iter(r("XRANGE", R + "events", "-", "+")[0][1])] * 2))
@@ -97,12 +97,12 @@ def test_scripts():
             check("WRONGTYPE" in str(e), "wrong type reported: %s", e)
         check_eq(r("HGET", R + "status", "wseq"), tok2 + "|0", "no commit after the failure")
         r("DEL", R + "events")
-        check_eq(room(r, sha, tok2, 1, [ev(7)]), [CODE["OK"], 1], "the retry applies")
+        check_eq(room(r, sha, tok2, 1, [ev(7)]), [CODE["OK"], 1, ""], "the retry applies")
         # status deleted by hand: the lease still proves ownership
         r("DEL", R + "status")
-        check_eq(room(r, sha, tok2, 2, [ev(8)], ["state", "live"]), [CODE["OK"], 1], "write after status deleted")
+        check_eq(room(r, sha, tok2, 2, [ev(8)], ["state", "live"]), [CODE["OK"], 1, ""], "write after status deleted")
         # release with expiry: lease gone, wseq names nobody, keys expire; later writes fenced
-        check_eq(room(r, sha, tok2, 3, [], ["state", "ended"], release=1, expire=100), [CODE["OK"], 0], "release")
+        check_eq(room(r, sha, tok2, 3, [], ["state", "ended"], release=1, expire=100), [CODE["OK"], 0, ""], "release")
         check_eq(r("EXISTS", R + "lease"), 0, "lease released")
         check(0 < int(r("TTL", R + "status")) <= 100 and 0 < int(r("TTL", R + "events")) <= 100, "keys expire")
         check_eq(room(r, sha, tok2, 4, [ev(9)]), [CODE["FENCED"], 0], "after release")
@@ -139,7 +139,9 @@ def test_scripts():
         except RespError as e:
             check(str(e).startswith("OOM"), "OOM error code first: %s", e)
         r("CONFIG", "SET", "maxmemory", "0")
-        check_eq(room(r, sha, took3[1], 2, [ev(12)]), [CODE["OK"], 1], "after OOM the same write applies")
+        check_eq(room(r, sha, took3[1], 2, [ev(12)]), [CODE["OK"], 1, ""], "after OOM the same write applies")
+        r("HSET", R + "status", "desired", "stopped")
+        check_eq(room(r, sha, took3[1], 3, [ev(13)]), [CODE["OK"], 1, "stopped"], "a write reports the operator's wish")
 
 
 if __name__ == "__main__":
