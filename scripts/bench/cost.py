@@ -51,6 +51,7 @@ import os
 import re
 import resource
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -91,6 +92,8 @@ def parse():
     ap.add_argument("--connect-burst", type=int, default=100)
     ap.add_argument("--http-rate", type=int, default=1000, help="worker --http-rate (and burst) in the rooms/tls phases")
     ap.add_argument("--poll-ms", type=int, default=1000, help="worker --poll-ms (the default of the worker)")
+    ap.add_argument("--worker-args", default="", help="more flags for every dylive worker, e.g. '--flush-ms 100' "
+                    "(they come last, so they win)")
     ap.add_argument("--lat-rates", default="1000,10000", help="events/s of the latency runs")
     ap.add_argument("--lat-fps", type=int, default=200, help="frames/s of the latency runs (rate/fps chats a frame)")
     ap.add_argument("--lat-seconds", type=float, default=15)
@@ -341,7 +344,7 @@ def start_worker(env, r, wid="bench", extra=(), admin=True):
     registered (and its /metrics answers). Returns (process, admin port or None)."""
     port = harness.free_port() if admin else None
     w = env.worker("--stream-maxlen", "10000000", "--log-level", "warn", "--poll-ms", str(ARGS.poll_ms), *extra,
-                   worker_id=wid, admin="127.0.0.1:%d" % port if admin else "off")
+                   *shlex.split(ARGS.worker_args), worker_id=wid, admin="127.0.0.1:%d" % port if admin else "off")
     harness.wait_until(lambda: r("ZSCORE", "dylive:workers", wid) is not None, 30, "worker registered")
     if admin:
         harness.wait_until(lambda: prom(port) is not None, 10, "worker /metrics")
