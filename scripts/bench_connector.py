@@ -9,7 +9,13 @@ Usage: scripts/bench_connector.py [BUILD_DIR] [options]          (BUILD_DIR defa
   --room-rate R    phase B: events/s per room (default 20; fps 4, R/4 chats per frame)
   --seconds S      phase B: measuring window (default 30)
   --rich-frames N  phase C: frames of the default rich (--kinds all) fixture (default 80000; 0 skips)
+  --connect-rate N, --connect-burst N, --http-rate N
+                   phase B: the worker's connect and HTTP pacing (default: the worker's own, 5/s with
+                   bursts of 20 and 10); raise them for hundreds of rooms, e.g. --rooms 1000 --room-rate 4
+                   --connect-rate 200 --connect-burst 100 --http-rate 1000 (the open-files limit is
+                   raised to what the rooms need)
   --perf           sample the worker with `perf record -g` during phases A and C; print the top symbols
+  (the fuller cost bench, with the peers and the XADD ceiling, is scripts/bench/cost.py)
   --only A,B,C     run only these phases
 
 Phases (each in its own fresh redis + simulator + worker, all cleaned up):
@@ -24,6 +30,7 @@ Prints a human-readable block per phase and, last, one JSON line with every figu
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,6 +50,9 @@ def parse():
     ap.add_argument("--room-rate", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--rich-frames", type=int, default=80000)
+    ap.add_argument("--connect-rate", type=int)
+    ap.add_argument("--connect-burst", type=int)
+    ap.add_argument("--http-rate", type=int)
     ap.add_argument("--perf", action="store_true")
     ap.add_argument("--only", default="A,B,C")
     return ap.parse_args()
@@ -201,12 +211,17 @@ def many_rooms():
             specs.append("%s:%s,fps=%d,loop" % (live, frames, fps))
             lives.append(live)
         t_gen = time.monotonic() - t_gen
-        r, sim, w = start_world(env, specs, ("--max-rooms", str(max(200, n))))
+        pacing = []
+        for flag, v in (("--connect-rate", ARGS.connect_rate), ("--connect-burst", ARGS.connect_burst),
+                        ("--http-rate", ARGS.http_rate), ("--http-burst", ARGS.http_rate)):
+            if v:
+                pacing += [flag, str(v)]
+        r, sim, w = start_world(env, specs, ["--max-rooms", str(max(200, n))] + pacing)
         rss_idle, fds_idle = status_kb(w.pid, "VmRSS"), nfds(w.pid)
         t_a = time.monotonic()
         for live in lives:
             r("LPUSH", "dylive:assign", live)
-        harness.wait_until(lambda: sum(st(r, x).get("state") == "live" for x in lives) == n, 120,
+        harness.wait_until(lambda: sum(st(r, x).get("state") == "live" for x in lives) == n, max(120, n / 5 + 30),
                            "%d rooms live" % n, interval=0.2)
         t_live = time.monotonic() - t_a
         time.sleep(3)  # past the re-push burst of each connection
@@ -256,6 +271,9 @@ def many_rooms():
 
 def main():
     only = set(ARGS.only.upper().split(","))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if "B" in only and soft < 2 * ARGS.rooms + 1024:  # the worker and the sim each hold one socket per room
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * ARGS.rooms + 1024), hard))
     out = {"build": harness.BUILD, "cpus": os.cpu_count()}
     t = time.monotonic()
     if "A" in only:
