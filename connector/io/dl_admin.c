@@ -43,6 +43,7 @@ typedef struct conn {
   struct conn *prev, *next;
   dl_admin *a;
   struct bufferevent *bev;
+  struct event *deadline; /* the whole request must arrive by then (libevent's read timeout is per byte) */
   int answered;
 } conn;
 
@@ -199,10 +200,12 @@ static void conn_free(conn *c) {
   else a->list = c->next;
   if (c->next) c->next->prev = c->prev;
   bufferevent_free(c->bev);
+  if (c->deadline) event_free(c->deadline);
   free(c);
   a->conns--;
-  if (a->paused && a->conns < DL_ADMIN_CONNS_MAX && !evtimer_pending(a->resume_ev, NULL)) {
+  if (a->paused && a->conns < DL_ADMIN_CONNS_MAX) { /* a descriptor and a slot were just freed */
     a->paused = 0;
+    evtimer_del(a->resume_ev);
     evconnlistener_enable(a->lis);
   }
 }
@@ -215,7 +218,8 @@ static void on_written(struct bufferevent *bev, void *arg) {
 static void respond(conn *c, int code, const char *reason, const char *type, const void *body, size_t len, int head) {
   struct evbuffer *out = bufferevent_get_output(c->bev);
   evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n"
-                           "Cache-Control: no-store\r\n\r\n", code, reason, type, len);
+                           "Cache-Control: no-store\r\n%s\r\n", code, reason, type, len,
+                      code == 405 ? "Allow: GET, HEAD\r\n" : "");
   if (!head && len) evbuffer_add(out, body, len);
   c->answered = 1;
   bufferevent_disable(c->bev, EV_READ);
@@ -281,6 +285,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
   conn_free(arg); /* timeout, EOF or error: the client is gone or too slow */
 }
 
+static void on_deadline(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  conn *c = arg;
+  if (!c->answered) conn_free(c); /* too slow: a slow client must not hold a slot */
+}
+
 static void on_resume(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
@@ -313,7 +324,9 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
   bufferevent_setcb(bev, on_read, on_written, on_event, c);
   struct timeval rt = {DL_ADMIN_READ_TIMEOUT_MS / 1000, (DL_ADMIN_READ_TIMEOUT_MS % 1000) * 1000},
                  wt = {DL_ADMIN_WRITE_TIMEOUT_MS / 1000, (DL_ADMIN_WRITE_TIMEOUT_MS % 1000) * 1000};
-  bufferevent_set_timeouts(bev, &rt, &wt); /* the read deadline covers the whole request */
+  bufferevent_set_timeouts(bev, &rt, &wt); /* idle timeouts; the deadline below bounds the whole request */
+  c->deadline = evtimer_new(a->ctx->base, on_deadline, c);
+  if (c->deadline) evtimer_add(c->deadline, &rt);
   bufferevent_setwatermark(bev, EV_READ, 0, DL_ADMIN_HEADER_MAX + 1);
   bufferevent_enable(bev, EV_READ);
   if (a->conns >= DL_ADMIN_CONNS_MAX) { /* the cap: stop accepting until one closes */

@@ -41,6 +41,7 @@ struct dl_rconn {
   size_t setup_left;         /* setup replies still expected before ready */
   int ready, dead, depth, free_later;
   char fail_why[200];        /* a failure found inside dl_rconn_open, reported from the loop */
+  int opening;               /* inside dl_rconn_open: failures are reported from the loop */
   dl_rconn_cb push_cb;       /* pub/sub messages */
   void *push_priv;
 };
@@ -195,6 +196,14 @@ static void keepalive(struct bufferevent *bev) {
 
 static void on_event(struct bufferevent *bev, short what, void *arg) {
   dl_rconn *c = arg;
+  if (c->opening && !(what & BEV_EVENT_CONNECTED)) {
+    /* libevent reports some failures (EMFILE, a refused numeric connect) from inside
+     * bufferevent_socket_connect: the owner has no handle yet, so say it from the loop */
+    snprintf(c->fail_why, sizeof c->fail_why, "cannot connect: %s",
+             evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    event_active(c->timer, EV_TIMEOUT, 1);
+    return;
+  }
   c->depth++;
   if (what & BEV_EVENT_CONNECTED) {
     if (!c->t.unix_path[0]) keepalive(bev);
@@ -312,6 +321,7 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   if (o->require_primary && setup_cmd(c, 1, (const char *[]){"ROLE"}, "ROLE")) goto oom;
   if (!c->setup_left && setup_cmd(c, 1, (const char *[]){"PING"}, "PING")) goto oom;
   int rc;
+  c->opening = 1;
   if (t->unix_path[0]) {
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof sun);
@@ -326,7 +336,8 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   } else {
     rc = bufferevent_socket_connect_hostname(c->bev, o->dns, AF_UNSPEC, t->host, t->port);
   }
-  if (rc != 0) { /* reported as `down` from the loop, never from inside open */
+  c->opening = 0;
+  if (rc != 0 && !c->fail_why[0]) { /* reported as `down` from the loop, never from inside open */
     snprintf(c->fail_why, sizeof c->fail_why, "cannot connect: %s",
              evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     event_active(c->timer, EV_TIMEOUT, 1);
