@@ -378,7 +378,7 @@ def test_admin_idle_connections_300():
 
 
 def test_admin_slowloris():
-    """BUG (connector/io/dl_admin.c, on_accept): DL_ADMIN_READ_TIMEOUT_MS is meant as "a whole
+    """Regression (a bug the first version of this test found, now fixed): (connector/io/dl_admin.c, on_accept): DL_ADMIN_READ_TIMEOUT_MS is meant as "a whole
     request must arrive within this", but bufferevent_set_timeouts() sets libevent's *idle* read
     timeout, which restarts on every byte read. A client that trickles one header byte every second
     keeps its connection for up to DL_ADMIN_HEADER_MAX seconds (8 KiB -> over 2 hours); 64 of them
@@ -584,7 +584,7 @@ def test_admin_fd_squeeze():
 
 
 def test_admin_fd_squeeze_recovers_within_a_second():
-    """BUG (connector/io/dl_admin.c, on_accept_error + conn_free): after EMFILE the listener pauses
+    """Regression (a bug the first version of this test found, now fixed): (connector/io/dl_admin.c, on_accept_error + conn_free): after EMFILE the listener pauses
     for DL_ADMIN_ACCEPT_PAUSE_MS and conn_free() does not resume it while that timer is pending, so
     once a flood ends, the backlog it left (up to 128 connections whose clients are gone) is
     accepted only ~(free descriptors) per second, each second's EMFILE also accept-and-closes one
@@ -621,7 +621,7 @@ def test_admin_fd_squeeze_recovers_within_a_second():
 
 
 def test_admin_redis_reconnects_after_emfile():
-    """BUG (connector/io/dl_rconn.c dl_rconn_open + dl_redis.c link_connect/on_down): when a Redis
+    """Regression (a bug the first version of this test found, now fixed): (connector/io/dl_rconn.c dl_rconn_open + dl_redis.c link_connect/on_down): when a Redis
     reconnect finds no free descriptor, libevent reports the failure synchronously (for a numeric
     host bufferevent_socket_connect_hostname resolves at once, bufferevent_socket_connect fails and
     BEV_EVENT_ERROR runs inside the call), so on_event -> go_down -> on_down runs *inside*
