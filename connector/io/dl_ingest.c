@@ -8,30 +8,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "dl_bucket.h"
+#include "dl_ingest_int.h"
 #include "dl_log.h"
-#include "dl_sign.h"
-#include "dl_xsign.h"
-
-/* Acks waiting for a writable socket, per room. Douyin asks for one ack per frame; at 1000
- * frames/s and a socket that blocks briefly, 256 is plenty. Past it the oldest ack is dropped
- * (and counted): the server does not enforce acks strictly (PROTOCOL §3.4). */
-#define DL_ACK_QUEUE_MAX 256
-/* Acks are never dropped in practice: past the high mark the socket stops reading until the
- * acks drain below the low mark (the server's frames wait in the kernel, not in our memory). */
-#define DL_ACK_HIGH 64
-#define DL_ACK_LOW 16
-/* Reconnect backoff (PROTOCOL §3.6, J reconnectDecision): 1.5 s doubling to 60 s + jitter. */
-#define DL_BACKOFF_BASE_MS 1500
-#define DL_BACKOFF_MAX_MS 60000
-#define DL_BACKOFF_JITTER_MS 1200
-/* No frame and no pong for this many heartbeat periods: the connection is dead (silent drops
- * on quiet rooms are the top complaint, DESIGN §1). */
-#define DL_LIVENESS_PERIODS 3
-/* Back-pressure: pause reading at high-water, resume below low-water (fractions of capacity). */
-#define DL_QUEUE_HIGH_PCT 75
-#define DL_QUEUE_LOW_PCT 25
-#define DL_URL_MAX 8192
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *inp, size_t len);
 
@@ -39,92 +17,6 @@ static const struct lws_protocols protocols[] = {
     {"dylive", callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
-
-typedef struct ack_buf {
-  size_t len;
-  uint8_t *data; /* LWS_PRE + len */
-} ack_buf;
-
-typedef enum { R_IDLE, R_CONNECTING, R_OPEN } room_conn;
-
-typedef struct room {
-  struct room *next;
-  dl_ingest *in;
-  dl_room_spec spec;
-  dl_decoder *dec;
-  struct lws *wsi;
-  room_conn conn;
-  int want_close;     /* dl_ingest_close: close and forget */
-  int ended;          /* live ended: close and forget */
-  int close_sent;
-  int hb_due, ping_due;
-  uint8_t *rx;
-  size_t rx_len, rx_cap;
-  int rx_overflow;
-  ack_buf acks[DL_ACK_QUEUE_MAX];
-  size_t ack_head, ack_len;
-  char *cursor, *internal_ext;
-  int64_t hb_ms;
-  int64_t last_rx_ms;
-  int64_t backoff_ms;
-  int min_wait_ms;    /* from the last close code */
-  int got_data;       /* this connection delivered a frame: reset backoff */
-  int ack_paused;     /* reads paused until acks drain */
-  int rx_on;          /* what we last told lws_rx_flow_control */
-  int rejected;       /* the last attempt's handshake was refused (bad signature, blocked device) */
-  char tls_error[160];/* why the server certificate was refused, from the verify callback */
-  int64_t reject_wait_ms;
-  dl_in_msg *stalled; /* a frame the queue had no room for; reads paused until it goes */
-  lws_sorted_usec_list_t sul_hb;
-  lws_sorted_usec_list_t sul_retry;
-  lws_sorted_usec_list_t sul_silence;
-  int64_t last_msg_ms;/* the last frame with at least one message (not pongs, not empty frames) */
-  int silent;         /* closing for silence: DL_IN_SILENT, no reconnect here */
-  int hb_fixed;       /* the server set the period (Handshake-Options): heartbeat_duration won't */
-  int proxy_idx;      /* the pool proxy of the current/last connection, or -1 */
-  dl_signer signer;
-  uint64_t sign_gen;  /* external signer: which request we wait for */
-  int awaiting_sig, have_sig;
-  char ext_sig[160];
-  char last_error[200];
-} room;
-
-typedef struct cmd {
-  struct cmd *next;
-  int open;
-  int signed_result;  /* an answer of the external signer for spec.live_id */
-  uint64_t gen;
-  int ok;
-  char sig[160];      /* the signature, or why there is none */
-  dl_room_spec spec;
-} cmd;
-
-struct dl_ingest {
-  dl_ingest_opts o;
-  char *ws_base, *ca_file, *ua;
-  char scheme_tls;
-  char host[256];
-  int port;
-  char path_prefix[256];
-  dl_queue *out;
-  int wake_fd;
-  struct lws_context *ctx;
-  pthread_t thread;
-  int started;
-  volatile int stop;
-  pthread_mutex_t mu;
-  cmd *cmds, **cmds_tail;
-  room *rooms;
-  int paused;
-  dl_bucket connects;         /* pacing of new connections */
-  dl_xsign *xs;               /* --signer http://… */
-  struct lws_vhost *proxy_vh[DL_PROXYPOOL_MAX]; /* one per pool proxy, made on first use */
-  lws_sorted_usec_list_t sul_flow;
-  dl_ingest_stats st;
-  uint64_t rng;
-};
-
-#define STAT_ADD(in, f, n) __atomic_fetch_add(&(in)->st.f, (n), __ATOMIC_RELAXED)
 
 static uint64_t rnd(dl_ingest *in) {
   uint64_t x = in->rng;
@@ -150,7 +42,7 @@ static void wake_control(dl_ingest *in) {
 }
 
 /* Queues a message for the control thread. Returns 0, or -1 when the queue is full. */
-static int post(dl_ingest *in, dl_in_msg *m) {
+int ingest_post(dl_ingest *in, dl_in_msg *m) {
   int was_empty = 0;
   if (dl_queue_push(in->out, m, &was_empty) != DL_EOK) return -1;
   /* The control thread drains the queue until empty (or until its outbox is full, and then it
@@ -178,7 +70,7 @@ static void post_state_ex(dl_ingest *in, dl_in_kind kind, const char *live_id, c
   if (was_empty) wake_control(in);
 }
 
-static void post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason) {
+void ingest_post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason) {
   post_state_ex(in, kind, live_id, reason, 0);
 }
 
@@ -192,7 +84,7 @@ static room *find_room(dl_ingest *in, const char *live_id) {
 
 /* Reads flow unless something downstream is full: the queue to Redis (global), this room's
  * stalled frame, or its unsent acks. */
-static void room_update_rx(room *r) {
+void ingest_room_update_rx(room *r) {
   if (!r->wsi || r->conn != R_OPEN) return;
   int want = !r->in->paused && !r->stalled && !r->ack_paused;
   if (want == r->rx_on) return;
@@ -319,12 +211,12 @@ static void room_lost(room *r, const char *why) {
   lws_sul_cancel(&r->sul_hb);
   lws_sul_cancel(&r->sul_silence);
   if (r->want_close) {
-    post_state(in, DL_IN_CLOSED, r->spec.live_id, "closed on request");
+    ingest_post_state(in, DL_IN_CLOSED, r->spec.live_id, "closed on request");
     room_free(in, r);
     return;
   }
   if (r->ended) {
-    post_state(in, DL_IN_ENDED, r->spec.live_id, "live ended (ControlMessage status 3)");
+    ingest_post_state(in, DL_IN_ENDED, r->spec.live_id, "live ended (ControlMessage status 3)");
     room_free(in, r);
     return;
   }
@@ -447,125 +339,6 @@ static void connect_room(room *r) {
   if (!w && r->conn == R_CONNECTING) room_lost(r, "connect failed");
 }
 
-static void enqueue_ack(room *r, const dl_frame *f) {
-  const char *ext = f->ack_ext ? f->ack_ext : "";
-  size_t cap = 32 + strlen(ext);
-  uint8_t *b = malloc(LWS_PRE + cap);
-  if (!b) return;
-  size_t len = dl_frame_build_ack(f->log_id, ext, b + LWS_PRE, cap);
-  if (!len) {
-    free(b);
-    return;
-  }
-  if (r->ack_len == DL_ACK_QUEUE_MAX) { /* drop the oldest */
-    STAT_ADD(r->in, acks_dropped, 1);
-    free(r->acks[r->ack_head].data);
-    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
-    r->ack_len--;
-  }
-  ack_buf *a = &r->acks[(r->ack_head + r->ack_len) % DL_ACK_QUEUE_MAX];
-  a->data = b;
-  a->len = len;
-  r->ack_len++;
-  if (r->ack_len >= DL_ACK_HIGH && !r->ack_paused) {
-    r->ack_paused = 1;
-    room_update_rx(r);
-  }
-  lws_callback_on_writable(r->wsi);
-}
-
-static void set_str(char **slot, const char *v) {
-  if (!v) return;
-  char *c = strdup(v);
-  if (!c) return;
-  free(*slot);
-  *slot = c;
-}
-
-static void pause_all(dl_ingest *in);
-
-static void on_message(room *r) {
-  dl_ingest *in = r->in;
-  STAT_ADD(in, frames, 1);
-  STAT_ADD(in, bytes, r->rx_len);
-  r->last_rx_ms = dl_mono_ms();
-  if (r->rx_overflow) {
-    STAT_ADD(in, bad_frames, 1);
-    post_state(in, DL_IN_BAD_FRAME, r->spec.live_id, "frame over --max-frame-bytes (limit)");
-    return;
-  }
-  dl_in_msg *m = calloc(1, sizeof *m);
-  if (!m) return;
-  m->recv_ms = dl_now_ms();
-  dl_err e = dl_decode_frame(r->dec, r->rx, r->rx_len, m->recv_ms, &m->frame);
-  if (e != DL_EOK) {
-    STAT_ADD(in, bad_frames, 1);
-    if (e == DL_EBOMB) STAT_ADD(in, bombs, 1);
-    m->kind = DL_IN_BAD_FRAME;
-    snprintf(m->live_id, sizeof m->live_id, "%s", r->spec.live_id);
-    snprintf(m->reason, sizeof m->reason, "%s: %s (%zu bytes)", dl_err_name(e), dl_err_str(e), r->rx_len);
-    if (post(in, m) != 0) dl_in_msg_free(m);
-    return;
-  }
-  dl_frame *f = &m->frame;
-  r->got_data = 1;
-  if (f->need_ack) enqueue_ack(r, f);
-  set_str(&r->cursor, f->cursor);
-  set_str(&r->internal_ext, f->internal_ext);
-  if (f->n_events || f->bad_messages) r->last_msg_ms = r->last_rx_ms; /* a message: not silent */
-  if (!r->hb_fixed && f->heartbeat_duration && (int64_t)f->heartbeat_duration * 1000 > in->o.heartbeat_ms &&
-      f->heartbeat_duration <= DL_PING_INTERVAL_MAX_S)
-    r->hb_ms = (int64_t)f->heartbeat_duration * 1000;
-  STAT_ADD(in, messages, f->n_events);
-  STAT_ADD(in, bad_messages, f->bad_messages);
-  if (f->live_ended) {
-    r->ended = 1;
-    lws_callback_on_writable(r->wsi); /* flush the ack, then close */
-  }
-  if (f->n_events == 0 && !f->live_ended) {
-    dl_in_msg_free(m);
-    return;
-  }
-  m->kind = DL_IN_FRAME;
-  snprintf(m->live_id, sizeof m->live_id, "%s", r->spec.live_id);
-  if (post(in, m) != 0) {
-    /* queue full: keep it, stop reading this socket until it fits */
-    r->stalled = m;
-    room_update_rx(r);
-    pause_all(in);
-    return;
-  }
-  if (!in->paused && dl_queue_len(in->out) * 100 >= dl_queue_cap(in->out) * DL_QUEUE_HIGH_PCT) pause_all(in);
-}
-
-static void flow_cb(lws_sorted_usec_list_t *sul) {
-  dl_ingest *in = lws_container_of(sul, dl_ingest, sul_flow);
-  /* stalled frames first, in room order */
-  int still = 0;
-  for (room *r = in->rooms; r; r = r->next)
-    if (r->stalled) {
-      if (post(in, r->stalled) == 0) r->stalled = NULL;
-      else still = 1;
-    }
-  if (!still && dl_queue_len(in->out) * 100 <= dl_queue_cap(in->out) * DL_QUEUE_LOW_PCT) {
-    in->paused = 0;
-    for (room *r = in->rooms; r; r = r->next) room_update_rx(r);
-    dl_log(DL_LOG_INFO, "ingest_resume", NULL, "queue below low-water; reading again");
-    return;
-  }
-  lws_sul_schedule(in->ctx, 0, &in->sul_flow, flow_cb, 10 * LWS_US_PER_MS);
-}
-
-static void pause_all(dl_ingest *in) {
-  if (in->paused) return;
-  in->paused = 1;
-  STAT_ADD(in, pauses, 1);
-  for (room *r = in->rooms; r; r = r->next) room_update_rx(r);
-  dl_log(DL_LOG_WARN, "ingest_pause", NULL, "queue to Redis at %zu/%zu; pausing socket reads",
-         dl_queue_len(in->out), dl_queue_cap(in->out));
-  lws_sul_schedule(in->ctx, 0, &in->sul_flow, flow_cb, 10 * LWS_US_PER_MS);
-}
-
 static void run_commands(dl_ingest *in) {
   pthread_mutex_lock(&in->mu);
   cmd *c = in->cmds;
@@ -601,8 +374,8 @@ static void run_commands(dl_ingest *in) {
         r->hb_ms = in->o.heartbeat_ms;
         r->backoff_ms = DL_BACKOFF_BASE_MS;
         r->proxy_idx = -1;
-        if (r->spec.cursor[0]) set_str(&r->cursor, r->spec.cursor); /* resume where the last identity stopped */
-        if (r->spec.internal_ext[0]) set_str(&r->internal_ext, r->spec.internal_ext);
+        if (r->spec.cursor[0]) ingest_set_str(&r->cursor, r->spec.cursor); /* resume where the last identity stopped */
+        if (r->spec.internal_ext[0]) ingest_set_str(&r->internal_ext, r->spec.internal_ext);
         dl_signer_init(&r->signer, rnd(in));
         r->dec = dl_decoder_new(r->spec.live_id, r->spec.room_id, &in->o.limits);
         if (r->dec && r->spec.n_gifts) /* continue the previous owner's streaks: no double count */
@@ -619,11 +392,11 @@ static void run_commands(dl_ingest *in) {
       }
     } else {
       if (!r) {
-        post_state(in, DL_IN_CLOSED, c->spec.live_id, "not open");
+        ingest_post_state(in, DL_IN_CLOSED, c->spec.live_id, "not open");
       } else {
         r->want_close = 1;
         if (r->conn == R_IDLE) {
-          post_state(in, DL_IN_CLOSED, r->spec.live_id, "closed on request");
+          ingest_post_state(in, DL_IN_CLOSED, r->spec.live_id, "closed on request");
           room_free(in, r);
         } else if (r->wsi) {
           lws_callback_on_writable(r->wsi);
@@ -633,37 +406,6 @@ static void run_commands(dl_ingest *in) {
     free(c);
     c = next;
   }
-}
-
-static int write_one(room *r, struct lws *wsi) {
-  uint8_t buf[LWS_PRE + 8];
-  if (r->hb_due) {
-    r->hb_due = 0;
-    size_t n = dl_frame_build_heartbeat(buf + LWS_PRE, 8);
-    if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n) return -1;
-    STAT_ADD(r->in, hb_sent, 1);
-    return 1;
-  }
-  if (r->ack_len) {
-    ack_buf *a = &r->acks[r->ack_head];
-    int w = lws_write(wsi, a->data + LWS_PRE, a->len, LWS_WRITE_BINARY);
-    free(a->data);
-    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
-    r->ack_len--;
-    if (w < (int)a->len) return -1;
-    STAT_ADD(r->in, acks_sent, 1);
-    if (r->ack_paused && r->ack_len <= DL_ACK_LOW) {
-      r->ack_paused = 0;
-      room_update_rx(r);
-    }
-    return 1;
-  }
-  if (r->ping_due) {
-    r->ping_due = 0;
-    if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
-    return 1;
-  }
-  return 0;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *inp, size_t len) {
@@ -732,9 +474,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (in->o.silence_ms > 0)
       lws_sul_schedule(in->ctx, 0, &r->sul_silence, silence_cb, in->o.silence_ms * LWS_US_PER_MS);
     if (in->o.pool && r->proxy_idx >= 0) dl_proxypool_report(in->o.pool, r->proxy_idx, 1, dl_mono_ms());
-    room_update_rx(r);
+    ingest_room_update_rx(r);
     dl_log(DL_LOG_INFO, "ws_open", r->spec.live_id, "connected to room %s", r->spec.room_id);
-    post_state(in, DL_IN_CONNECTED, r->spec.live_id, NULL);
+    ingest_post_state(in, DL_IN_CONNECTED, r->spec.live_id, NULL);
     break;
   case LWS_CALLBACK_CLIENT_RECEIVE:
     if (!r) break;
@@ -756,7 +498,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       }
     }
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-      on_message(r);
+      ingest_on_message(r);
       r->rx_len = 0;
       r->rx_overflow = 0;
     }
@@ -766,7 +508,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     break;
   case LWS_CALLBACK_CLIENT_WRITEABLE: {
     if (!r) break;
-    int w = write_one(r, wsi);
+    int w = ingest_write_one(r, wsi);
     if (w < 0) return -1;
     if (w > 0) {
       lws_callback_on_writable(wsi);

@@ -1,0 +1,130 @@
+/* dl_ingest_int.h — private to the ingest thread (dl_ingest.c: connections, commands, timers;
+ * dl_ingest_rx.c: the frame path — decode, acks, back-pressure, writes). Not for other modules. */
+#ifndef DL_INGEST_INT_H
+#define DL_INGEST_INT_H
+
+#include <libwebsockets.h>
+#include <pthread.h>
+
+#include "dl_bucket.h"
+#include "dl_ingest.h"
+#include "dl_sign.h"
+#include "dl_xsign.h"
+
+/* Acks waiting for a writable socket, per room. Douyin asks for one ack per frame; at 1000
+ * frames/s and a socket that blocks briefly, 256 is plenty. Past it the oldest ack is dropped
+ * (and counted): the server does not enforce acks strictly (PROTOCOL §3.4). */
+#define DL_ACK_QUEUE_MAX 256
+/* Acks are never dropped in practice: past the high mark the socket stops reading until the
+ * acks drain below the low mark (the server's frames wait in the kernel, not in our memory). */
+#define DL_ACK_HIGH 64
+#define DL_ACK_LOW 16
+/* Reconnect backoff (PROTOCOL §3.6, J reconnectDecision): 1.5 s doubling to 60 s + jitter. */
+#define DL_BACKOFF_BASE_MS 1500
+#define DL_BACKOFF_MAX_MS 60000
+#define DL_BACKOFF_JITTER_MS 1200
+/* No frame and no pong for this many heartbeat periods: the connection is dead (silent drops
+ * on quiet rooms are the top complaint, DESIGN §1). */
+#define DL_LIVENESS_PERIODS 3
+/* Back-pressure: pause reading at high-water, resume below low-water (fractions of capacity). */
+#define DL_QUEUE_HIGH_PCT 75
+#define DL_QUEUE_LOW_PCT 25
+#define DL_URL_MAX 8192
+
+typedef struct ack_buf {
+  size_t len;
+  uint8_t *data; /* LWS_PRE + len */
+} ack_buf;
+
+typedef enum { R_IDLE, R_CONNECTING, R_OPEN } room_conn;
+
+typedef struct room {
+  struct room *next;
+  dl_ingest *in;
+  dl_room_spec spec;
+  dl_decoder *dec;
+  struct lws *wsi;
+  room_conn conn;
+  int want_close;     /* dl_ingest_close: close and forget */
+  int ended;          /* live ended: close and forget */
+  int close_sent;
+  int hb_due, ping_due;
+  uint8_t *rx;
+  size_t rx_len, rx_cap;
+  int rx_overflow;
+  ack_buf acks[DL_ACK_QUEUE_MAX];
+  size_t ack_head, ack_len;
+  char *cursor, *internal_ext;
+  int64_t hb_ms;
+  int64_t last_rx_ms;
+  int64_t backoff_ms;
+  int min_wait_ms;    /* from the last close code */
+  int got_data;       /* this connection delivered a frame: reset backoff */
+  int ack_paused;     /* reads paused until acks drain */
+  int rx_on;          /* what we last told lws_rx_flow_control */
+  int rejected;       /* the last attempt's handshake was refused (bad signature, blocked device) */
+  char tls_error[160];/* why the server certificate was refused, from the verify callback */
+  int64_t reject_wait_ms;
+  dl_in_msg *stalled; /* a frame the queue had no room for; reads paused until it goes */
+  lws_sorted_usec_list_t sul_hb;
+  lws_sorted_usec_list_t sul_retry;
+  lws_sorted_usec_list_t sul_silence;
+  int64_t last_msg_ms;/* the last frame with at least one message (not pongs, not empty frames) */
+  int silent;         /* closing for silence: DL_IN_SILENT, no reconnect here */
+  int hb_fixed;       /* the server set the period (Handshake-Options): heartbeat_duration won't */
+  int proxy_idx;      /* the pool proxy of the current/last connection, or -1 */
+  dl_signer signer;
+  uint64_t sign_gen;  /* external signer: which request we wait for */
+  int awaiting_sig, have_sig;
+  char ext_sig[160];
+  char last_error[200];
+} room;
+
+typedef struct cmd {
+  struct cmd *next;
+  int open;
+  int signed_result;  /* an answer of the external signer for spec.live_id */
+  uint64_t gen;
+  int ok;
+  char sig[160];      /* the signature, or why there is none */
+  dl_room_spec spec;
+} cmd;
+
+struct dl_ingest {
+  dl_ingest_opts o;
+  char *ws_base, *ca_file, *ua;
+  char scheme_tls;
+  char host[256];
+  int port;
+  char path_prefix[256];
+  dl_queue *out;
+  int wake_fd;
+  struct lws_context *ctx;
+  pthread_t thread;
+  int started;
+  volatile int stop;
+  pthread_mutex_t mu;
+  cmd *cmds, **cmds_tail;
+  room *rooms;
+  int paused;
+  dl_bucket connects;         /* pacing of new connections */
+  dl_xsign *xs;               /* --signer http://… */
+  struct lws_vhost *proxy_vh[DL_PROXYPOOL_MAX]; /* one per pool proxy, made on first use */
+  lws_sorted_usec_list_t sul_flow;
+  dl_ingest_stats st;
+  uint64_t rng;
+};
+
+#define STAT_ADD(in, f, n) __atomic_fetch_add(&(in)->st.f, (n), __ATOMIC_RELAXED)
+
+/* dl_ingest.c */
+int ingest_post(dl_ingest *in, dl_in_msg *m);
+void ingest_post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason);
+void ingest_room_update_rx(room *r);
+
+/* dl_ingest_rx.c */
+void ingest_set_str(char **slot, const char *v);
+void ingest_on_message(room *r);
+int ingest_write_one(room *r, struct lws *wsi);
+
+#endif

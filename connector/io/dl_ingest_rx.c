@@ -1,0 +1,159 @@
+/* The ingest frame path: decode a complete WebSocket message, queue its ack, hand the events to
+ * the control thread, and pause reads when anything downstream is full. Runs on the lws thread. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dl_ingest_int.h"
+#include "dl_log.h"
+
+static void enqueue_ack(room *r, const dl_frame *f) {
+  const char *ext = f->ack_ext ? f->ack_ext : "";
+  size_t cap = 32 + strlen(ext);
+  uint8_t *b = malloc(LWS_PRE + cap);
+  if (!b) return;
+  size_t len = dl_frame_build_ack(f->log_id, ext, b + LWS_PRE, cap);
+  if (!len) {
+    free(b);
+    return;
+  }
+  if (r->ack_len == DL_ACK_QUEUE_MAX) { /* drop the oldest */
+    STAT_ADD(r->in, acks_dropped, 1);
+    free(r->acks[r->ack_head].data);
+    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
+    r->ack_len--;
+  }
+  ack_buf *a = &r->acks[(r->ack_head + r->ack_len) % DL_ACK_QUEUE_MAX];
+  a->data = b;
+  a->len = len;
+  r->ack_len++;
+  if (r->ack_len >= DL_ACK_HIGH && !r->ack_paused) {
+    r->ack_paused = 1;
+    ingest_room_update_rx(r);
+  }
+  lws_callback_on_writable(r->wsi);
+}
+
+void ingest_set_str(char **slot, const char *v) {
+  if (!v) return;
+  char *c = strdup(v);
+  if (!c) return;
+  free(*slot);
+  *slot = c;
+}
+
+static void pause_all(dl_ingest *in);
+
+void ingest_on_message(room *r) {
+  dl_ingest *in = r->in;
+  STAT_ADD(in, frames, 1);
+  STAT_ADD(in, bytes, r->rx_len);
+  r->last_rx_ms = dl_mono_ms();
+  if (r->rx_overflow) {
+    STAT_ADD(in, bad_frames, 1);
+    ingest_post_state(in, DL_IN_BAD_FRAME, r->spec.live_id, "frame over --max-frame-bytes (limit)");
+    return;
+  }
+  dl_in_msg *m = calloc(1, sizeof *m);
+  if (!m) return;
+  m->recv_ms = dl_now_ms();
+  dl_err e = dl_decode_frame(r->dec, r->rx, r->rx_len, m->recv_ms, &m->frame);
+  if (e != DL_EOK) {
+    STAT_ADD(in, bad_frames, 1);
+    if (e == DL_EBOMB) STAT_ADD(in, bombs, 1);
+    m->kind = DL_IN_BAD_FRAME;
+    snprintf(m->live_id, sizeof m->live_id, "%s", r->spec.live_id);
+    snprintf(m->reason, sizeof m->reason, "%s: %s (%zu bytes)", dl_err_name(e), dl_err_str(e), r->rx_len);
+    if (ingest_post(in, m) != 0) dl_in_msg_free(m);
+    return;
+  }
+  dl_frame *f = &m->frame;
+  r->got_data = 1;
+  if (f->need_ack) enqueue_ack(r, f);
+  ingest_set_str(&r->cursor, f->cursor);
+  ingest_set_str(&r->internal_ext, f->internal_ext);
+  if (f->n_events || f->bad_messages) r->last_msg_ms = r->last_rx_ms; /* a message: not silent */
+  if (!r->hb_fixed && f->heartbeat_duration && (int64_t)f->heartbeat_duration * 1000 > in->o.heartbeat_ms &&
+      f->heartbeat_duration <= DL_PING_INTERVAL_MAX_S)
+    r->hb_ms = (int64_t)f->heartbeat_duration * 1000;
+  STAT_ADD(in, messages, f->n_events);
+  STAT_ADD(in, bad_messages, f->bad_messages);
+  if (f->live_ended) {
+    r->ended = 1;
+    lws_callback_on_writable(r->wsi); /* flush the ack, then close */
+  }
+  if (f->n_events == 0 && !f->live_ended) {
+    dl_in_msg_free(m);
+    return;
+  }
+  m->kind = DL_IN_FRAME;
+  snprintf(m->live_id, sizeof m->live_id, "%s", r->spec.live_id);
+  if (ingest_post(in, m) != 0) {
+    /* queue full: keep it, stop reading this socket until it fits */
+    r->stalled = m;
+    ingest_room_update_rx(r);
+    pause_all(in);
+    return;
+  }
+  if (!in->paused && dl_queue_len(in->out) * 100 >= dl_queue_cap(in->out) * DL_QUEUE_HIGH_PCT) pause_all(in);
+}
+
+static void flow_cb(lws_sorted_usec_list_t *sul) {
+  dl_ingest *in = lws_container_of(sul, dl_ingest, sul_flow);
+  /* stalled frames first, in room order */
+  int still = 0;
+  for (room *r = in->rooms; r; r = r->next)
+    if (r->stalled) {
+      if (ingest_post(in, r->stalled) == 0) r->stalled = NULL;
+      else still = 1;
+    }
+  if (!still && dl_queue_len(in->out) * 100 <= dl_queue_cap(in->out) * DL_QUEUE_LOW_PCT) {
+    in->paused = 0;
+    for (room *r = in->rooms; r; r = r->next) ingest_room_update_rx(r);
+    dl_log(DL_LOG_INFO, "ingest_resume", NULL, "queue below low-water; reading again");
+    return;
+  }
+  lws_sul_schedule(in->ctx, 0, &in->sul_flow, flow_cb, 10 * LWS_US_PER_MS);
+}
+
+static void pause_all(dl_ingest *in) {
+  if (in->paused) return;
+  in->paused = 1;
+  STAT_ADD(in, pauses, 1);
+  for (room *r = in->rooms; r; r = r->next) ingest_room_update_rx(r);
+  dl_log(DL_LOG_WARN, "ingest_pause", NULL, "queue to Redis at %zu/%zu; pausing socket reads",
+         dl_queue_len(in->out), dl_queue_cap(in->out));
+  lws_sul_schedule(in->ctx, 0, &in->sul_flow, flow_cb, 10 * LWS_US_PER_MS);
+}
+
+
+int ingest_write_one(room *r, struct lws *wsi) {
+  uint8_t buf[LWS_PRE + 8];
+  if (r->hb_due) {
+    r->hb_due = 0;
+    size_t n = dl_frame_build_heartbeat(buf + LWS_PRE, 8);
+    if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n) return -1;
+    STAT_ADD(r->in, hb_sent, 1);
+    return 1;
+  }
+  if (r->ack_len) {
+    ack_buf *a = &r->acks[r->ack_head];
+    int w = lws_write(wsi, a->data + LWS_PRE, a->len, LWS_WRITE_BINARY);
+    free(a->data);
+    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
+    r->ack_len--;
+    if (w < (int)a->len) return -1;
+    STAT_ADD(r->in, acks_sent, 1);
+    if (r->ack_paused && r->ack_len <= DL_ACK_LOW) {
+      r->ack_paused = 0;
+      ingest_room_update_rx(r);
+    }
+    return 1;
+  }
+  if (r->ping_due) {
+    r->ping_due = 0;
+    if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+    return 1;
+  }
+  return 0;
+}
+
