@@ -27,11 +27,11 @@ with harness.Env("measure-outage") as env:
     w, s, man = t.start_room(env, r, frames, fps, 99, "--buffer-max-bytes", str(8 << 20))
     try:
         harness.wait_until(lambda: int(t.status(r).get("events", "0")) >= 2000, 60, "events flowing")
-        t_down = t.kill_redis(env)
+        t_down = env.kill_redis()
         r.close()
         while time.monotonic() - t_down < down:  # the outage length is the point here
             time.sleep(0.5)
-        r = t.restart_redis(env, t.AOF, 1)
+        r = env.restart_redis()
         outage = time.monotonic() - t_down
         t.finish_and_check(env, r, w, s, man, "Redis down %.0f s at ~%d events/s" % (down, rate), outage)
         print("spool peak %d bytes, memory buffer peak %d bytes, reads paused %d times, worker RSS peak %d KiB" %

@@ -51,7 +51,7 @@ def run_room(env, url, status_fn, assign_fn, fps, *extra):
     cpu0, t0 = redis_cpu(env), time.monotonic()
     assign_fn()
     harness.wait_until(lambda: status_fn().get("state") == "ended", 300, "room ended")
-    harness.wait_until(lambda: (harness.metric(admin, "dylive_redis_pending") or 0) == 0, 60, "written")
+    harness.wait_until(lambda: harness.metric(admin, "dylive_redis_pending") == 0, 60, "written")
     dt, cpu = time.monotonic() - t0, redis_cpu(env) - cpu0
     n = int(status_fn().get("events", "0"))
     return {"events": n, "expected": len(man["msg_ids"]), "events_per_s": round(n / dt),

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """deploy/grafana/dylive.json: valid JSON, the datasource is a variable (no fixed uid), and every
 metric a panel queries is one the worker exports (the list below, issue 12) or Prometheus' `up`.
-With promtool given, every query (Grafana variables substituted) must also parse as PromQL.
-The same metric check runs over deploy/prometheus/rules.yaml (when PyYAML is there).
+Every query (Grafana variables substituted) must also parse as PromQL (promtool). The same metric
+check runs over deploy/prometheus/rules.yaml. Without promtool or PyYAML the test is skipped.
 
 usage: test_grafana.py [PROMTOOL]
 """
@@ -110,23 +110,18 @@ def main():
         if need not in used:
             errors.append(f"no panel shows {need}")
 
-    try:
-        import yaml
-    except ImportError:
-        yaml = None
-        print("note: PyYAML missing, rules.yaml's metrics not checked")
-    if yaml:
-        rules = yaml.safe_load(open(os.path.join(dl.DEPLOY, "prometheus", "rules.yaml")))
-        recorded = {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
-        for g in rules["groups"]:
-            for r in g["rules"]:
-                for name in metric_names(r["expr"]):
-                    if not known(name) and name not in recorded:
-                        errors.append(f"rules.yaml {r.get('alert') or r.get('record')} uses {name!r}, "
-                                      "which no worker exports")
+    yaml = dl.need_yaml()
+    rules = yaml.safe_load(open(os.path.join(dl.DEPLOY, "prometheus", "rules.yaml")))
+    recorded = {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            for name in metric_names(r["expr"]):
+                if not known(name) and name not in recorded:
+                    errors.append(f"rules.yaml {r.get('alert') or r.get('record')} uses {name!r}, "
+                                  "which no worker exports")
 
-    if len(sys.argv) > 1 and exprs:
-        promtool = sys.argv[1]
+    if exprs:
+        promtool = dl.need_tool(sys.argv[1] if len(sys.argv) > 1 else None, "promtool")
         rules = {"groups": [{"name": "grafana", "rules": [
             {"record": f"dashboard:query{i}", "expr": re.sub(r"\$\{?\w+\}?", lambda m: ".*" if "instance" in m.group(0) else "5m", e)}
             for i, e in enumerate(exprs)]}]}

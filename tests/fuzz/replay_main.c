@@ -182,5 +182,9 @@ int main(int argc, char **argv) {
   }
   for (; i < argc; i++) run_path(argv[i]);
   if (!emit_dir) printf("replayed %zu inputs\n", n_inputs);
+  if (!emit_dir && n_inputs == 0) { /* an empty seed directory or a frames file cut at its first record */
+    fprintf(stderr, "no input replayed: the corpus is empty or unreadable\n");
+    return 1;
+  }
   return 0;
 }

@@ -157,13 +157,31 @@ class Env:
         self.procs.append(p)
         return p
 
+    def _redis_args(self):
+        return ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                "no", "--dir", os.path.join(self.tmp, "redis")] + self.redis_extra
+
     def start_redis(self, extra=()):
         self.redis_port = free_port()
-        d = os.path.join(self.tmp, "redis")
-        os.makedirs(d, exist_ok=True)
-        self.redis_proc = self.spawn(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--dir", d] + list(extra), "redis.log")
+        self.redis_extra = list(extra)
+        self.redis_restarts = 0
+        os.makedirs(os.path.join(self.tmp, "redis"), exist_ok=True)
+        self.redis_proc = self.spawn(self._redis_args(), "redis.log")
         wait_until(self._redis_up, 10, "redis-server to accept connections")
+        return Redis(self.redis_port)
+
+    def kill_redis(self):
+        """SIGKILL redis-server; returns the monotonic time it was gone."""
+        self.redis_proc.send_signal(signal.SIGKILL)
+        self.redis_proc.wait(timeout=10)
+        return time.monotonic()
+
+    def restart_redis(self):
+        """redis-server again on the same port, directory and options (an AOF given to start_redis is
+        loaded again)."""
+        self.redis_restarts += 1
+        self.redis_proc = self.spawn(self._redis_args(), "redis-restart%d.log" % self.redis_restarts)
+        wait_until(self._redis_up, 20, "redis-server restarted (and its AOF loaded)")
         return Redis(self.redis_port)
 
     def _redis_up(self):
@@ -280,18 +298,15 @@ def proc_nfds(pid):
 
 
 def metric(port, name):
-    """A metric's value; for a labelled family (name{…}) the sum of its samples; None if absent."""
-    total, seen = 0.0, False
+    """A metric's value; for a labelled family (name{…}) the sum of its samples; None if absent or
+    if the endpoint does not answer (so `metric(…) == 0` never holds for a dead worker)."""
     try:
         text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
     except OSError:  # not listening yet (or any more): no value
         return None
-    if True:
-        for line in text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                total += float(line.rsplit(" ", 1)[1])
-                seen = True
-    return total if seen else None
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith(name + " ") or line.startswith(name + "{")]
+    return sum(values) if values else None
 
 
 def check(cond, msg, *args):
@@ -304,14 +319,23 @@ def check_eq(a, b, what):
         raise AssertionError("%s: %r != %r" % (what, a, b))
 
 
+class Skip(Exception):
+    """Raised by skip(): the test could not check what it promises here (a tool is missing)."""
+
+
+def skip(why):
+    raise Skip(why)
+
+
 def run(tests=None):
     """Runs the named test functions (default: every test_* function of the __main__ module, in
-    file order); prints 'N passed, N failed'. CMake registers one ctest entry per test_* def."""
+    file order); prints 'N passed, N failed'. CMake registers one ctest entry per test_* def. A run
+    in which every test skipped exits 77, which ctest reports as skipped, never as passed."""
     if tests is None:
         main = sys.modules["__main__"]
         tests = [v for k, v in vars(main).items() if k.startswith("test_") and callable(v)]
     only = sys.argv[1:]
-    passed = failed = 0
+    passed = failed = skipped = 0
     for fn in tests:
         if only and fn.__name__ not in only:
             continue
@@ -320,13 +344,18 @@ def run(tests=None):
             fn()
             passed += 1
             print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0), flush=True)
+        except Skip as e:
+            skipped += 1
+            print("SKIP %s: %s" % (fn.__name__, e), flush=True)
         except Exception as e:  # noqa: BLE001 - report every failure the same way
             failed += 1
             print("FAIL %s: %s" % (fn.__name__, e), flush=True)
             import traceback
             traceback.print_exc()
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed or not passed else 0)
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    if failed:
+        sys.exit(1)
+    sys.exit(0 if passed else 77 if skipped else 1)
 
 
 # ---- appended helpers (outage tests) ----

@@ -22,8 +22,8 @@ import subprocess
 import threading
 import time
 
-from harness import (BUILD, Env, Redis, check, check_eq, default_room_id, free_port, proc_cpu_s, proc_nfds, redis_ready,
-                     rss_kb, run, wait_until)
+from harness import (BUILD, Env, check, check_eq, default_room_id, free_port, proc_cpu_s, proc_nfds,
+                     rss_kb, run, skip, wait_until)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 LIVE = "818000111"
@@ -190,8 +190,7 @@ class World:
 
     def __init__(self, env, fps=50, worker_args=(), redis_extra=()):
         self.env = env
-        self.redis_extra = list(redis_extra)
-        self.r = env.start_redis(self.redis_extra)
+        self.r = env.start_redis(redis_extra)
         frames, _ = env.fixture("long", LIVE, default_room_id(LIVE), "--frames", "30000", "--kinds", "chat",
                                 "--per-frame", "1", "--seed", "11", "--no-end")
         env.start_sim(["%s:%s,fps=%d" % (LIVE, frames, fps), QUIET])
@@ -233,19 +232,12 @@ class World:
         check(self.w.poll() is None, "the worker exited (status %r)", self.w.poll())
 
     def kill_redis(self):
-        self.env.redis_proc.send_signal(signal.SIGKILL)
-        self.env.redis_proc.wait(10)
+        self.env.kill_redis()
         wait_until(lambda: http(self.admin, "/readyz", timeout=2)[:3:2] == (503, b"redis not connected\n"), 10,
                    "/readyz 503 once Redis is gone")
 
-    def restart_redis(self, n):
-        """redis-server again on the same port, directory and options (Env.start_redis's command line)."""
-        env = self.env
-        args = ["redis-server", "--port", str(env.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                "no", "--dir", os.path.join(env.tmp, "redis")] + self.redis_extra
-        env.redis_proc = env.spawn(args, "redis-restart%d.log" % n)
-        wait_until(lambda: redis_ready(env.redis_port), 20, "redis-server back")
-        self.r = Redis(env.redis_port)
+    def restart_redis(self):
+        self.r = self.env.restart_redis()
         wait_until(lambda: http(self.admin, "/readyz", timeout=2)[:3:2] == (200, b"ready\n"), 40,
                    "/readyz 200 after Redis returned")
 
@@ -677,7 +669,7 @@ def test_admin_readyz_redis_and_drain():
         wd.kill_redis()
         check_eq(samples(scrape(wd.admin))["dylive_redis_connected"], 0, "dylive_redis_connected without Redis")
         check(healthz_time(wd.admin, 1.0) is not None, "/healthz without Redis")
-        wd.restart_redis(1)
+        wd.restart_redis()
         check_eq(samples(scrape(wd.admin))["dylive_redis_connected"], 1, "dylive_redis_connected after Redis returned")
         wd.assert_writing("after Redis returned")
         wd.r("CLIENT", "PAUSE", "3000", "WRITE")
@@ -705,7 +697,7 @@ def test_admin_ready_means_writing_after_redis_restarts_empty():
         wd.r("CLIENT", "PAUSE", "10000", "WRITE")  # writes in flight when Redis dies
         wait_until(lambda: samples(scrape(wd.admin))["dylive_redis_pending"] >= 3, 10, "room writes in flight")
         wd.kill_redis()
-        wd.restart_redis(1)  # without persistence: empty
+        wd.restart_redis()  # without persistence: empty
         wd.r("LPUSH", "dylive:assign", QUIET)
         ok = True
         try:
@@ -812,10 +804,12 @@ def test_admin_metrics_exact_fixture_room():
         # the delay is Redis's write time minus ts_ms: compare with the stream's own ids
         delay = sum(int(eid.split("-")[0]) - json.loads(f["json"])["ts_ms"]
                     for eid, f in r.xrange_all("dylive:{%s}:events" % LIVE)) / 1000.0
-        check(abs(m["dylive_event_delay_seconds_sum"] - delay) <= xlen * 0.5,
+        # per event the two differ by the time between Redis's XADD and the worker seeing the reply
+        check(abs(m["dylive_event_delay_seconds_sum"] - delay) <= xlen * 0.05,
               "event delay sum %.1f vs stream ids - ts_ms %.1f", m["dylive_event_delay_seconds_sum"], delay)
-        check(0 <= m["dylive_write_latency_seconds_sum"] <= xlen * 5.0, "write latency sum %r",
-              m["dylive_write_latency_seconds_sum"])
+        # a local Redis acknowledges a fixture room's writes in milliseconds: 0.5 s on average is lax
+        check(0 < m["dylive_write_latency_seconds_sum"] <= xlen * 0.5, "write latency sum %r for %d events",
+              m["dylive_write_latency_seconds_sum"], xlen)
         for k in ("dylive_write_gaps_total", "dylive_fatal_writes_total", "dylive_redis_pending", "dylive_spool_bytes"):
             check_eq(m[k], 0, k)
 
@@ -936,9 +930,10 @@ def test_admin_sizing_100_quiet_rooms():
         check_eq(r("LLEN", "dylive:assign"), n, "every room handed back")
         admin2 = free_port()
         t0 = time.monotonic()
-        env.worker(admin="127.0.0.1:%d" % admin2)  # default connect and HTTP rates
+        env.worker(admin="127.0.0.1:%d" % admin2)  # default connect and HTTP rates: ~20 s for 100 rooms
+        # (the waits of this test add up to less than its ctest TIMEOUT of 180 s, so a failure shows its logs)
         wait_until(lambda: (http(admin2, "/metrics", timeout=2)[0] == 200 and
-                            samples(scrape(admin2)).get('dylive_rooms{state="live"}') == n), 150,
+                            samples(scrape(admin2)).get('dylive_rooms{state="live"}') == n), 75,
                    "another worker (default rates) to have all %d rooms live" % n)
         print("SIZING another worker with the default --connect-rate/--http-rate had all %d rooms live after %.1f s"
               % (n, time.monotonic() - t0))
@@ -1094,8 +1089,7 @@ def test_admin_metrics_wellformed():
             check_eq(types.get(fam), t, "TYPE of %s" % fam)
         promtool = shutil.which("promtool")
         if not promtool:
-            print("promtool not installed: `promtool check metrics` skipped")
-            return
+            skip("promtool is not installed (scripts/deps.sh installs prometheus): `promtool check metrics` not run")
         p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
         check(p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(),
               "promtool check metrics: status %d\n%s%s", p.returncode, p.stdout, p.stderr)

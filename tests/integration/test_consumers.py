@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import BUILD, Env, check, check_eq, default_room_id, run, wait_until
+from harness import BUILD, Env, check, check_eq, default_room_id, run, skip, wait_until
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CONSUMERS = os.path.join(ROOT, "scripts", "consumers")
@@ -396,8 +396,7 @@ def test_dashboard_page_in_chromium():
     """What a person sees: the room, its chats, the diamond total; strangers' markup stays text."""
     exe = chromium_path()
     if not exe:
-        print("SKIP test_dashboard_page_in_chromium: chromium is not installed (scripts/deps.sh installs it)")
-        return
+        skip("chromium is not installed (scripts/deps.sh installs it)")
     with Env("dash-page") as env:
         r, man = captured_room(env, frames=150, seed=42)
         evs = events_of(r)

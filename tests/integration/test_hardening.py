@@ -36,7 +36,8 @@ def spool_files(d):
 def test_spool_planted_symlink_untouched():
     """A symlink planted where the old worker put its spool (<dir>/<worker>.spool) pointed at a file
     the worker could write: the old worker truncated it. Spools now live in a private 0700 directory
-    and are created O_EXCL|O_NOFOLLOW."""
+    <dir>/dylive-<uid> (the planted link is never opened; test_spool_planted_private_dir_refused
+    covers a link planted in the new place)."""
     with Env("spool-link") as env:
         r = env.start_redis()
         frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "60", "--seed", "3")
@@ -59,6 +60,32 @@ def test_spool_planted_symlink_untouched():
         check_eq(os.stat(os.path.join(priv, mine[0])).st_mode & 0o777, 0o600, "spool file mode")
 
 
+def test_spool_planted_private_dir_refused():
+    """A local user who plants <dir>/dylive-<uid> (a link to a directory of theirs, or a directory
+    open to all) before the worker starts would read every spooled event and could plant records:
+    the worker refuses to start, names the path, and writes nothing there."""
+    with Env("spool-plant") as env:
+        env.start_redis()
+        env.start_sim([LIVE])
+        d = os.path.join(env.tmp, "spool")
+        evil = os.path.join(env.tmp, "evil")
+        os.makedirs(d)
+        os.makedirs(evil)
+        priv = os.path.join(d, "dylive-%d" % os.getuid())
+        os.symlink(evil, priv)
+        w = env.worker("--spool-dir", d, worker_id="wplant")
+        check_eq(w.wait(timeout=20), 2, "exit status with a planted link")
+        check("not a directory" in log_of(env, "worker0.log"), "the reason logged: %r", log_of(env, "worker0.log"))
+        check_eq(os.listdir(evil), [], "nothing written through the link")
+        os.unlink(priv)
+        os.mkdir(priv)
+        os.chmod(priv, 0o777)
+        w = env.worker("--spool-dir", d, worker_id="wopen")
+        check_eq(w.wait(timeout=20), 2, "exit status with a directory open to all")
+        check("open to other users" in log_of(env, "worker1.log"), "the reason logged: %r", log_of(env, "worker1.log"))
+        check_eq(os.listdir(priv), [], "nothing written in the open directory")
+
+
 def first_record_length_offset(path):
     with open(path, "rb") as f:
         head = f.read(8)
@@ -66,22 +93,30 @@ def first_record_length_offset(path):
     return 12 if head == b"DLSPOOL1" else 0
 
 
+def spooling_room(env, seed, spool_bytes, worker_id=None):
+    """A 3000-frame room at 1000 frames/s, one worker with a 1 MiB memory tier and a spool, and
+    Redis refusing every write (maxmemory 1) until the spool holds spool_bytes.
+    Returns (redis, manifest, spool dir, admin port, worker)."""
+    r = env.start_redis(["--maxmemory-policy", "noeviction"])
+    frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "3000", "--seed", str(seed))
+    env.start_sim(["%s:%s,fps=1000" % (LIVE, frames)])
+    d = os.path.join(env.tmp, "spool")
+    os.makedirs(d)
+    admin = free_port()
+    w = env.worker("--spool-dir", d, "--buffer-max-bytes", "1048576", worker_id=worker_id, admin="127.0.0.1:%d" % admin)
+    r("LPUSH", "dylive:assign", LIVE)
+    wait_until(lambda: int(status(r).get("events", "0")) >= 200, 30, "events flowing")
+    r("CONFIG", "SET", "maxmemory", "1")  # every write refused: memory fills, then the spool
+    wait_until(lambda: (metric(admin, "dylive_spool_bytes") or 0) > spool_bytes, 30, "writes in the spool")
+    return r, man, d, admin, w
+
+
 def test_corrupt_spool_record_is_skipped():
     """One corrupted record length made the old control thread spin at 100 % for ever (/metrics dead,
     SIGTERM ignored). Now the record is counted and skipped, the gap it leaves is repaired, the rest
     is written once, and the worker answers and drains."""
     with Env("spool-corrupt") as env:
-        r = env.start_redis(["--maxmemory-policy", "noeviction"])
-        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "3000", "--seed", "5")
-        env.start_sim(["%s:%s,fps=1000" % (LIVE, frames)])
-        d = os.path.join(env.tmp, "spool")
-        os.makedirs(d)
-        admin = free_port()
-        w = env.worker("--spool-dir", d, "--buffer-max-bytes", "1048576", admin="127.0.0.1:%d" % admin)
-        r("LPUSH", "dylive:assign", LIVE)
-        wait_until(lambda: int(status(r).get("events", "0")) >= 200, 30, "events flowing")
-        r("CONFIG", "SET", "maxmemory", "1")  # every write refused: memory fills, then the spool
-        wait_until(lambda: (metric(admin, "dylive_spool_bytes") or 0) > 300000, 30, "writes in the spool")
+        r, man, d, admin, w = spooling_room(env, 5, 300000)
         path = spool_files(d)[0]
         with open(path, "r+b") as f:
             f.seek(first_record_length_offset(path))
@@ -90,7 +125,7 @@ def test_corrupt_spool_record_is_skipped():
         wait_until(lambda: (metrics(admin) or {}).get("dylive_spool_bad_records_total", 0) >= 1, 20,
                    "the bad record counted (and /metrics answering)")
         wait_until(lambda: status(r).get("state") == "ended", 60, "the room ends")
-        wait_until(lambda: (metric(admin, "dylive_redis_pending") or 0) == 0, 20, "everything written")
+        wait_until(lambda: metric(admin, "dylive_redis_pending") == 0, 20, "everything written")
         ids = [f["msg_id"] for _, f in stream(r)]
         check_eq(len(ids), len(set(ids)), "no duplicates")
         lost = len(man["msg_ids"]) - len(ids)
@@ -130,17 +165,7 @@ def test_crashed_worker_spool_replayed():
     per process and truncated). A worker started on the same --spool-dir replays it: each event
     once (dedupe by msg_id against the stream's tail), marked replayed=1, and removes the file."""
     with Env("spool-orphan") as env:
-        r = env.start_redis(["--maxmemory-policy", "noeviction"])
-        frames, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "3000", "--seed", "9")
-        env.start_sim(["%s:%s,fps=1000" % (LIVE, frames)])
-        d = os.path.join(env.tmp, "spool")
-        os.makedirs(d)
-        a1 = free_port()
-        w1 = env.worker("--spool-dir", d, "--buffer-max-bytes", "1048576", worker_id="first", admin="127.0.0.1:%d" % a1)
-        r("LPUSH", "dylive:assign", LIVE)
-        wait_until(lambda: int(status(r).get("events", "0")) >= 200, 30, "events flowing")
-        r("CONFIG", "SET", "maxmemory", "1")
-        wait_until(lambda: (metric(a1, "dylive_spool_bytes") or 0) > 200000, 30, "writes in the spool")
+        r, man, d, a1, w1 = spooling_room(env, 9, 200000, worker_id="first")
         w1.send_signal(signal.SIGKILL)
         w1.wait(timeout=10)
         check_eq(len(spool_files(d)), 1, "the dead worker's spool is on disk")
@@ -224,18 +249,21 @@ def test_secrets_never_logged():
 
 
 def test_text_logs_cannot_be_forged():
-    """Text logs wrote strangers' bytes raw: a newline in an assignment forged a log line."""
+    """Text logs wrote strangers' bytes raw: a newline in a room title (Douyin's text, logged when
+    the room resolves) forged a log line. Control characters are now written as \\xNN."""
+    forged = "2026-01-01T00:00:00.000Z error FORGED line"
     with Env("forge") as env:
         r = env.start_redis()
-        env.start_sim([LIVE])
-        admin = free_port()
-        w = env.worker("--log-format", "text", admin="127.0.0.1:%d" % admin)
-        r("LPUSH", "dylive:assign", "1\n2026-01-01T00:00:00.000Z error FORGED line")
-        wait_until(lambda: (metric(admin, "dylive_bad_assignments_total") or 0) >= 1, 20, "the bad assignment seen")
+        env.start_sim([LIVE + ",title=pwned\n" + forged])
+        w = env.worker("--log-format", "text")
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: "room_resolved" in log_of(env, "worker0.log"), 30, "the room resolved and logged")
         w.send_signal(signal.SIGTERM)
         w.wait(timeout=10)
-        lines = log_of(env, "worker0.log").splitlines()
-        check(not any(l.startswith("2026-01-01T00:00:00.000Z error FORGED") for l in lines), "a forged line: %r", lines)
+        text = log_of(env, "worker0.log")
+        lines = text.splitlines()
+        check(not any(l.startswith(forged) for l in lines), "a forged line: %r", lines)
+        check("pwned\\x0a" + forged in text, "the title logged with its newline escaped: %r", text[-2000:])
 
 
 def test_error_and_stopped_room_keys_expire():
@@ -270,8 +298,7 @@ def test_no_redis_quiet_and_quick_exit():
         w = env.spawn([os.path.join(BUILD, "dylive-connector"), "--redis", "redis://127.0.0.1:%d/0" % free_port(),
                        "--admin", "off", "--log-format", "json"], "w.log")
         wait_until(lambda: "redis_down" in log_of(env, "w.log"), 10, "the first failure logged")
-        t0 = time.monotonic()
-        wait_until(lambda: time.monotonic() - t0 >= 4, 6, "four seconds without Redis", interval=0.2)
+        time.sleep(4)  # a window in which nothing should happen: the absence of log lines is the point
         lines = [l for l in log_of(env, "w.log").splitlines() if "redis" in l and '"level":"warn"' in l]
         check(len(lines) <= 2, "at most a line or two in five seconds, not one a second: %r", lines)
         t1 = time.monotonic()

@@ -4,11 +4,10 @@ the fixture's msg_ids, in order, once (nothing lost, nothing doubled).
 
 Real redis-server, the simulator and a real worker process, as the other integration tests."""
 import os
-import signal
 import threading
 import time
 
-from harness import (Env, Redis, check, check_eq, default_room_id, encode_command, free_port, metrics, redis_ready,
+from harness import (Env, Redis, check, check_eq, default_room_id, encode_command, free_port, metrics,
                      run, wait_until)
 
 LIVE = "555000333"
@@ -57,24 +56,6 @@ class Sampler(threading.Thread):
     def close(self):
         self.stop.set()
         self.join(5)
-
-
-def redis_args(env, extra):
-    """The command line of Env.start_redis, so that a restart reuses its port, --dir and AOF."""
-    return ["redis-server", "--port", str(env.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", os.path.join(env.tmp, "redis")] + list(extra)
-
-
-def kill_redis(env):
-    env.redis_proc.send_signal(signal.SIGKILL)
-    env.redis_proc.wait(timeout=10)
-    return time.monotonic()
-
-
-def restart_redis(env, extra, n):
-    env.redis_proc = env.spawn(redis_args(env, extra), "redis-restart%d.log" % n)
-    wait_until(lambda: redis_ready(env.redis_port), 20, "redis-server restarted and its AOF loaded")
-    return Redis(env.redis_port)
 
 
 def start_room(env, r, frames, fps, seed, *worker_args, redis_extra=None):
@@ -152,12 +133,12 @@ def test_redis_kill9_aof_restart():
         try:
             wait_until(lambda: int(status(r).get("events", "0")) >= 400, 30, "events flowing")
             before = stream_ids(r)
-            t_down = kill_redis(env)
+            t_down = env.kill_redis()
             r.close()
             # down until the outbox holds ~3.5 s of frames at 200 frames/s
             wait_until(lambda: s.last("redis_pending") >= 700, 20, "the outbox filling while Redis is down")
             check(w.poll() is None, "worker exited while Redis was down")
-            r = restart_redis(env, AOF, 1)
+            r = env.restart_redis()
             outage = time.monotonic() - t_down
             after = stream_ids(r)
             check(len(after) >= len(before), "AOF lost entries: %d before the kill, %d after", len(before), len(after))
@@ -278,7 +259,7 @@ def test_redis_long_outage_backpressure():
         try:
             wait_until(lambda: int(status(r).get("events", "0")) >= 1000, 30, "events flowing")
             before = len(stream_ids(r))
-            t_down = kill_redis(env)
+            t_down = env.kill_redis()
             r.close()
             # the outbox's bound (4096 commands or 1 MiB, whichever comes first; with several frames per
             # room write the bytes come first) stops the control thread from taking frames, and then the
@@ -290,7 +271,7 @@ def test_redis_long_outage_backpressure():
             wait_until(lambda: time.monotonic() - t_p >= 3, 5, "3 s of paused reads", interval=0.1)
             check_eq(s.last("ingest_paused"), 1, "reads still paused while Redis is down")
             held_pos = env.sim_stats(LIVE)["position"]
-            r = restart_redis(env, AOF, 1)
+            r = env.restart_redis()
             outage = time.monotonic() - t_down
             check(len(stream_ids(r)) >= before, "AOF kept the %d entries written before the kill", before)
             print("outbox peak %d, queue peak %d; sim position %d of %d when reads paused, %d 3 s later" %
@@ -317,7 +298,7 @@ def test_redis_outage_spools_to_disk():
         w, s, man = start_room(env, r, 6000, 1000, 27, "--buffer-max-bytes", "1048576", "--spool-dir", spool)
         try:
             wait_until(lambda: int(status(r).get("events", "0")) >= 1000, 30, "events flowing")
-            t_down = kill_redis(env)
+            t_down = env.kill_redis()
             r.close()
             wait_until(lambda: s.last("spool_bytes") > 1 << 20, 30, "writes spooling to disk")
             check_eq(os.listdir(spool), ["dylive-%d" % os.getuid()], "a private directory inside --spool-dir")
@@ -325,7 +306,7 @@ def test_redis_outage_spools_to_disk():
             check_eq(os.stat(priv).st_mode & 0o777, 0o700, "the private directory is the worker's alone")
             spool_files = os.listdir(priv)
             check_eq(len(spool_files), 1, "one spool file for the worker: %r" % spool_files)
-            r = restart_redis(env, AOF, 1)
+            r = env.restart_redis()
             outage = time.monotonic() - t_down
             print("spool peak %d bytes, buffer peak %d bytes, spooled writes %d" %
                   (s.max("spool_bytes"), s.max("buffer_bytes"), s.last("spooled_total")), flush=True)

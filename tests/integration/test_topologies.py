@@ -209,7 +209,7 @@ def test_sentinel_failover_mid_room_exact():
         wait_until(lambda: int(qstatus(p2).get("events", "0")) > before, 30, "writes on the new primary")
         pause = time.monotonic() - t0
         wait_until(lambda: qstatus(p2).get("state") == "ended", 60, "room ended on the new primary")
-        wait_until(lambda: (metric(admin, "dylive_redis_pending") or 0) == 0, 20, "nothing pending")
+        wait_until(lambda: metric(admin, "dylive_redis_pending") == 0, 20, "nothing pending")
         ids = stream_ids(Redis(p2))
         if os.environ.get("DYLIVE_TEST_VERBOSE"):
             print(log_text(env, "worker.log")[-6000:])
@@ -333,7 +333,7 @@ def test_cluster_rooms_spread_migration_and_restart_exact():
             port, _ = node_of(ports, "{%s}" % l)
             ids = stream_ids(Redis(port), l)
             check_eq(ids, mans[l]["msg_ids"], "room %s exact across migration and restart" % l)
-        wait_until(lambda: (metric(admin, "dylive_redis_pending") or 0) == 0, 10, "every write done, none left behind")
+        wait_until(lambda: metric(admin, "dylive_redis_pending") == 0, 10, "every write done, none left behind")
         rp, _ = node_of(ports, "dylive:rooms")
         ended = {f["live_id"] for _, f in Redis(rp).xrange_all("dylive:rooms") if f["state"] == "ended"}
         check_eq(ended, set(rooms), "P:rooms says every room ended")
