@@ -99,9 +99,15 @@ static void on_claim(void *priv, const redisReply *rep) {
       dl_claims_release(c, rep->str, rep->len);
     } else {
       char why[160];
-      if (proxy[0] && dl_proxypool_pin(ctx->pool, live_id, proxy, why, sizeof why) < 0)
-        dl_log(DL_LOG_WARN, "assign_proxy", live_id, "assignment proxy not used: %s", why);
-      dl_rooms_claimed(ctx->rooms, live_id, profile, rep->str, rep->len);
+      if (proxy[0] && dl_proxypool_pin(ctx->pool, live_id, proxy, why, sizeof why) < 0) {
+        /* never captured without the proxy its assignment names: no silent fall-back to the
+         * rotation or to a direct connection */
+        ctx->st.config_errors++;
+        dl_log(DL_LOG_ERROR, "assign_proxy", live_id, "not captured: its assignment proxy cannot be used: %s", why);
+        dl_claims_release(c, rep->str, rep->len);
+      } else {
+        dl_rooms_claimed(ctx->rooms, live_id, profile, rep->str, rep->len);
+      }
     }
   } else if (rep->type == REDIS_REPLY_ERROR) {
     /* e.g. OOM refuses BLMOVE at once: try again in a second, not in a loop */

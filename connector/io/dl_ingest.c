@@ -164,12 +164,23 @@ static void silence_cb(lws_sorted_usec_list_t *sul) {
 /* The vhost that tunnels through pool proxy idx (lws keeps one proxy per vhost), made on first
  * use on this thread. NULL when lws refuses it. */
 static struct lws_vhost *proxy_vhost(dl_ingest *in, int idx) {
-  if (idx < 0 || idx >= DL_PROXYPOOL_MAX) return NULL;
-  if (in->proxy_vh[idx]) return in->proxy_vh[idx];
   dl_proxy_url u;
-  if (dl_proxypool_get(in->o.pool, idx, &u) != 0) return NULL;
+  uint64_t id;
+  if (idx < 0 || idx >= DL_PROXYPOOL_MAX || dl_proxypool_lookup(in->o.pool, idx, &u, &id) != 0) return NULL;
+  pvhost *c = &in->proxy_vh[idx];
+  if (c->id != id) {
+    /* the slot holds another proxy now; the pool kept the last one while any WebSocket went
+     * through it, so nothing is bound to its vhost any more */
+    if (c->vh) lws_vhost_destroy(c->vh);
+    c->vh = NULL;
+    c->id = id;
+  }
+  if (c->vh) {
+    memset(&u, 0, sizeof u);
+    return c->vh;
+  }
   char name[32], spec[2 * (DL_PROXY_USERINFO_MAX + 1) + DL_PROXY_LABEL_MAX + 16];
-  snprintf(name, sizeof name, "proxy%d", idx);
+  snprintf(name, sizeof name, "proxy%llu", (unsigned long long)id);
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
   info.port = CONTEXT_PORT_NO_LISTEN;
@@ -181,13 +192,11 @@ static struct lws_vhost *proxy_vhost(dl_ingest *in, int idx) {
   char hp[DL_PROXY_LABEL_MAX + 8];
   dl_proxy_url_hostport(&u, hp, sizeof hp);
   snprintf(spec, sizeof spec, "%s%s%s%s%s", u.user, u.user[0] ? ":" : "", u.pass, u.user[0] ? "@" : "", hp);
-  if (!vh || lws_set_proxy(vh, spec) != 0) {
-    dl_log(DL_LOG_ERROR, "proxy", NULL, "libwebsockets refused the proxy %s", u.label);
-    memset(spec, 0, sizeof spec);
-    return NULL;
-  }
+  int ok = vh && lws_set_proxy(vh, spec) == 0;
   memset(spec, 0, sizeof spec);
-  return in->proxy_vh[idx] = vh;
+  if (!ok) dl_log(DL_LOG_ERROR, "proxy", NULL, "libwebsockets refused the proxy %s", u.label);
+  memset(&u, 0, sizeof u);
+  return ok ? (c->vh = vh) : NULL;
 }
 
 static void connect_room(room *r);
@@ -309,6 +318,9 @@ static void connect_room(room *r) {
    * stall every room; the host name still goes into Host and TLS SNI/verification */
   ci.address = r->spec.address[0] ? r->spec.address : in->host;
   int px = in->o.pool ? dl_proxypool_pick(in->o.pool, r->spec.live_id, dl_mono_ms()) : -1;
+  /* counted on the proxy at once: the pool keeps an assignment proxy while a WebSocket uses it */
+  if (in->o.pool) dl_proxypool_move(in->o.pool, r->proxy_idx, px);
+  r->proxy_idx = px;
   if (px >= 0) { /* the room's proxy (the resolver's choice for its pages, by construction) */
     ci.vhost = proxy_vhost(in, px);
     ci.address = in->host; /* the proxy's CONNECT names the host; the proxy resolves it */
@@ -319,8 +331,6 @@ static void connect_room(room *r) {
       return;
     }
   }
-  if (in->o.pool) dl_proxypool_move(in->o.pool, r->proxy_idx, px);
-  r->proxy_idx = px;
   ci.port = in->port;
   ci.path = url;
   ci.host = in->host;

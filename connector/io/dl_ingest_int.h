@@ -38,6 +38,13 @@ typedef struct ack_buf {
 
 typedef enum { R_IDLE, R_CONNECTING, R_OPEN } room_conn;
 
+/* The vhost that tunnels through one pool proxy (lws keeps one proxy per vhost). A pool slot can
+ * hold another proxy later (an assignment proxy goes with its last room): id tells them apart. */
+typedef struct pvhost {
+  struct lws_vhost *vh;
+  uint64_t id;        /* the pool entry it was made for (dl_proxypool_lookup) */
+} pvhost;
+
 typedef struct room {
   struct room *next;
   dl_ingest *in;
@@ -109,7 +116,7 @@ struct dl_ingest {
   int paused;
   dl_bucket connects;         /* pacing of new connections */
   dl_xsign *xs;               /* --signer http://… */
-  struct lws_vhost *proxy_vh[DL_PROXYPOOL_MAX]; /* one per pool proxy, made on first use */
+  pvhost proxy_vh[DL_PROXYPOOL_MAX]; /* one per pool proxy, made on first use */
   lws_sorted_usec_list_t sul_flow;
   dl_ingest_stats st;
   uint64_t rng;

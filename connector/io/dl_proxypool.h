@@ -22,8 +22,10 @@
 
 #include "dl_err.h"
 
-/* Proxies held: the rotation plus assignment-named ones. A worker holds ≤ a few hundred rooms,
- * and more egress addresses than rooms buys nothing; past it assignment proxies are refused. */
+/* Proxies held at once: the rotation plus the assignment-named ones that rooms still pin or use
+ * (an assignment proxy is dropped with its last room, and its slot serves the next one). A worker
+ * holds ≤ a few hundred rooms, and more egress addresses than rooms buys nothing; past it an
+ * assignment proxy is refused (and its room is not captured). */
 #define DL_PROXYPOOL_MAX 256
 /* A proxy URL line (scheme, credentials, host, port); longer is not a proxy URL. */
 #define DL_PROXY_URL_MAX 512
@@ -69,16 +71,19 @@ void dl_proxypool_free(dl_proxypool *p);
 dl_err dl_proxypool_load(dl_proxypool *p, const char *path, char *why, size_t why_cap);
 
 /* Adds one proxy (or finds it again: same host, port and credentials). in_rotation 1: rooms
- * without their own proxy may be placed on it; 0: only the rooms that name it (assignments).
- * Returns its index (stable for the pool's life) or -1 (bad URL, pool full). */
+ * without their own proxy may be placed on it (held for the pool's life); 0: only the rooms that
+ * pin it (assignments), held while a room pins it or a WebSocket goes through it.
+ * Returns its index (stable while the proxy is held) or -1 (bad URL, pool full). */
 int dl_proxypool_add(dl_proxypool *p, const char *url, int in_rotation, char *why, size_t why_cap);
 
 /* A room whose assignment names its own proxy: that proxy (added outside the rotation) is the
  * room's answer of dl_proxypool_pick, healthy or not (the operator chose it), until unpinned.
- * Returns the proxy's index or -1 (bad URL — why says it, without credentials —, pool or pin
- * table full). */
+ * Pinning a room again moves it to the new proxy. Returns the proxy's index or -1 (bad URL — why
+ * says it, without credentials —, DL_PROXYPOOL_MAX proxies held, or the pin table full): the room
+ * must then not be captured (never a silent fall-back to the rotation or to direct). */
 int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const char *url, char *why, size_t why_cap);
-/* The room is gone: forget its pin (nothing when it has none). */
+/* The room is gone: forget its pin (nothing when it has none). A proxy outside the rotation is
+ * dropped with its last pin once no WebSocket goes through it (dl_proxypool_move). */
 void dl_proxypool_unpin(dl_proxypool *p, const char *live_id);
 
 /* Proxies in the rotation (0: the pool places no room). */
@@ -93,12 +98,16 @@ int dl_proxypool_cooling(dl_proxypool *p, int idx, int64_t now_ms);
 
 /* Copies a proxy's parts (credentials included, for the HTTP clients). -1 for a bad index. */
 int dl_proxypool_get(dl_proxypool *p, int idx, dl_proxy_url *out);
+/* The same, plus the entry's id (unique over the pool's life): whoever caches something per index
+ * (ingest's vhosts) tells a reused slot from the proxy it cached. */
+int dl_proxypool_lookup(dl_proxypool *p, int idx, dl_proxy_url *out, uint64_t *id);
 
 /* A connection or request through the proxy worked (ok 1) or failed at the proxy or before any
  * answer (ok 0). */
 void dl_proxypool_report(dl_proxypool *p, int idx, int ok, int64_t now_ms);
 
-/* A room's WebSocket moved from proxy from to proxy to (-1: none), for the rooms gauge. */
+/* A room's WebSocket moved from proxy from to proxy to (-1: none), for the rooms gauge; an
+ * assignment proxy is held while a WebSocket goes through it. */
 void dl_proxypool_move(dl_proxypool *p, int from, int to);
 
 typedef struct dl_proxy_stats {
@@ -110,7 +119,7 @@ typedef struct dl_proxy_stats {
   int cooling;           /* set aside now */
 } dl_proxy_stats;
 
-/* Fills up to max entries in index order; returns how many proxies there are. */
+/* Fills up to max entries (the held proxies, in index order); returns how many proxies are held. */
 size_t dl_proxypool_stats(dl_proxypool *p, dl_proxy_stats *out, size_t max, int64_t now_ms);
 
 #endif

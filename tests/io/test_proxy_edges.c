@@ -1,0 +1,80 @@
+/* Proxy edges of the I/O side: assignment proxies come and go for the whole life of a worker
+ * (slots are reused, never exhausted), and every proxy URL the parser accepts is one that
+ * libwebsockets accepts too (a refused one would leave the room without its WebSocket). */
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dl_proxypool.h"
+#include "dl_test.h"
+
+/* 1000 rooms, one after the other, each with its own assignment proxy: every pin succeeds (the
+ * pool holds DL_PROXYPOOL_MAX at once, not over its life) and the slot of a gone proxy is reused. */
+static int test_pins_reuse_slots(void) {
+  char why[200], id[32], url[64];
+  dl_proxypool *p = dl_proxypool_new();
+  ASSERT_EQ_I64(dl_proxypool_add(p, "http://10.0.0.1:3128", 1, why, sizeof why), 0);
+  for (int i = 0; i < 1000; i++) {
+    snprintf(id, sizeof id, "%d", 100000 + i);
+    snprintf(url, sizeof url, "http://u%d:pw@10.1.%d.%d:8080", i, i / 250, i % 250);
+    int idx = dl_proxypool_pin(p, id, url, why, sizeof why);
+    ASSERT_EQ_I64(idx, 1); /* the slot the last room's proxy left */
+    ASSERT_EQ_I64(dl_proxypool_pick(p, id, 0), idx);
+    dl_proxypool_unpin(p, id);
+    ASSERT_EQ_I64(dl_proxypool_pick(p, id, 0), 0);
+  }
+  dl_proxy_stats st[4];
+  ASSERT_EQ_U64(dl_proxypool_stats(p, st, 4, 0), 1); /* only the rotation is left */
+  ASSERT_EQ_U64(dl_proxypool_rotation(p), 1);
+  dl_proxypool_free(p);
+  return 0;
+}
+
+/* An assignment proxy stays while a WebSocket goes through it (the gauge and the ingest vhost
+ * refer to its index), two rooms share one entry, a re-pin moves the room, and a reused slot gets
+ * a new id and a label no other held proxy has. */
+static int test_pins_refcount(void) {
+  char why[200];
+  dl_proxypool *p = dl_proxypool_new();
+  int a = dl_proxypool_pin(p, "1", "http://u:pw@h.example:1", why, sizeof why);
+  ASSERT_EQ_I64(a, 0);
+  ASSERT_EQ_I64(dl_proxypool_pin(p, "2", "http://u:pw@h.example:1", why, sizeof why), a); /* shared */
+  ASSERT_EQ_I64(dl_proxypool_pin(p, "3", "http://v:pw@h.example:1", why, sizeof why), 1);
+  dl_proxy_url u;
+  uint64_t id0 = 0, id1 = 0;
+  ASSERT_TRUE(dl_proxypool_lookup(p, 1, &u, &id1) == 0);
+  ASSERT_EQ_STR(u.label, "h.example:1#2");
+  dl_proxypool_move(p, -1, a); /* room 1's WebSocket */
+  dl_proxypool_unpin(p, "1");
+  dl_proxypool_unpin(p, "2");
+  ASSERT_TRUE(dl_proxypool_lookup(p, a, &u, &id0) == 0); /* still used by a WebSocket */
+  dl_proxypool_move(p, a, -1);
+  ASSERT_TRUE(dl_proxypool_get(p, a, &u) != 0); /* gone with its last user */
+  /* the free slot takes the next proxy: a new id, and the plain label is free again */
+  ASSERT_EQ_I64(dl_proxypool_pin(p, "4", "http://w:pw@h.example:1", why, sizeof why), a);
+  uint64_t id = 0;
+  ASSERT_TRUE(dl_proxypool_lookup(p, a, &u, &id) == 0 && id != id0 && id != id1);
+  ASSERT_EQ_STR(u.label, "h.example:1");
+  /* room 3 pinned again elsewhere: its old proxy goes */
+  ASSERT_EQ_I64(dl_proxypool_pin(p, "3", "http://w:pw@h.example:1", why, sizeof why), a);
+  ASSERT_TRUE(dl_proxypool_get(p, 1, &u) != 0);
+  dl_proxy_stats st[4];
+  ASSERT_EQ_U64(dl_proxypool_stats(p, st, 4, 0), 1);
+  /* DL_PROXYPOOL_MAX proxies held at once: the next pin is refused, and says so */
+  char rid[32], url[64];
+  for (int i = 1; i < DL_PROXYPOOL_MAX; i++) {
+    snprintf(rid, sizeof rid, "r%d", i);
+    snprintf(url, sizeof url, "http://10.2.%d.%d:8080", i / 250, i % 250);
+    ASSERT_TRUE(dl_proxypool_pin(p, rid, url, why, sizeof why) >= 0);
+  }
+  ASSERT_TRUE(dl_proxypool_pin(p, "full", "http://10.3.0.1:8080", why, sizeof why) < 0 && strstr(why, "proxies"));
+  ASSERT_EQ_I64(dl_proxypool_pick(p, "full", 0), -1); /* nothing pinned, no rotation: the caller must not capture */
+  dl_proxypool_free(p);
+  return 0;
+}
+
+int main(void) {
+  int failures = test_pins_reuse_slots() + test_pins_refcount();
+  printf("%s\n", failures ? "FAIL" : "ok");
+  return failures != 0;
+}
