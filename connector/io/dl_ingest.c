@@ -162,7 +162,8 @@ static void silence_cb(lws_sorted_usec_list_t *sul) {
 }
 
 /* The vhost that tunnels through pool proxy idx (lws keeps one proxy per vhost), made on first
- * use on this thread. NULL when lws refuses it. */
+ * use on this thread. NULL when lws refuses it (remembered: the room's proxy is sticky, and every
+ * attempt would leave another vhost with its own TLS context behind). */
 static struct lws_vhost *proxy_vhost(dl_ingest *in, int idx) {
   dl_proxy_url u;
   uint64_t id;
@@ -172,31 +173,31 @@ static struct lws_vhost *proxy_vhost(dl_ingest *in, int idx) {
     /* the slot holds another proxy now; the pool kept the last one while any WebSocket went
      * through it, so nothing is bound to its vhost any more */
     if (c->vh) lws_vhost_destroy(c->vh);
-    c->vh = NULL;
+    memset(c, 0, sizeof *c);
     c->id = id;
   }
-  if (c->vh) {
-    memset(&u, 0, sizeof u);
-    return c->vh;
+  if (!c->vh && !c->refused) {
+    char name[32], spec[DL_PROXY_LWS_MAX];
+    snprintf(name, sizeof name, "proxy%llu", (unsigned long long)id);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.vhost_name = name;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* a client TLS context of its own */
+    struct lws_vhost *vh = lws_create_vhost(in->ctx, &info);
+    int ok = vh && dl_proxy_url_lws(&u, spec, sizeof spec) == 0 && lws_set_proxy(vh, spec) == 0;
+    memset(spec, 0, sizeof spec);
+    if (ok) {
+      c->vh = vh;
+    } else { /* the parser admits only what lws takes (dl_proxy_url_parse): this is a bug, said once */
+      if (vh) lws_vhost_destroy(vh);
+      c->refused = 1;
+      dl_log(DL_LOG_ERROR, "proxy", NULL, "libwebsockets refused the proxy %s", u.label);
+    }
   }
-  char name[32], spec[2 * (DL_PROXY_USERINFO_MAX + 1) + DL_PROXY_LABEL_MAX + 16];
-  snprintf(name, sizeof name, "proxy%llu", (unsigned long long)id);
-  struct lws_context_creation_info info;
-  memset(&info, 0, sizeof info);
-  info.port = CONTEXT_PORT_NO_LISTEN;
-  info.protocols = protocols;
-  info.vhost_name = name;
-  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* a client TLS context of its own */
-  struct lws_vhost *vh = lws_create_vhost(in->ctx, &info);
-  /* lws takes "user:pass@host:port" (it Base64s the credentials for Proxy-Authorization) */
-  char hp[DL_PROXY_LABEL_MAX + 8];
-  dl_proxy_url_hostport(&u, hp, sizeof hp);
-  snprintf(spec, sizeof spec, "%s%s%s%s%s", u.user, u.user[0] ? ":" : "", u.pass, u.user[0] ? "@" : "", hp);
-  int ok = vh && lws_set_proxy(vh, spec) == 0;
-  memset(spec, 0, sizeof spec);
-  if (!ok) dl_log(DL_LOG_ERROR, "proxy", NULL, "libwebsockets refused the proxy %s", u.label);
   memset(&u, 0, sizeof u);
-  return ok ? (c->vh = vh) : NULL;
+  return c->vh;
 }
 
 static void connect_room(room *r);

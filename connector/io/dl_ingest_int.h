@@ -43,6 +43,7 @@ typedef enum { R_IDLE, R_CONNECTING, R_OPEN } room_conn;
 typedef struct pvhost {
   struct lws_vhost *vh;
   uint64_t id;        /* the pool entry it was made for (dl_proxypool_lookup) */
+  int refused;        /* lws refused that proxy: not asked again (each try cost a vhost and a TLS context) */
 } pvhost;
 
 typedef struct room {

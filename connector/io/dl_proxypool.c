@@ -45,6 +45,13 @@ void dl_proxy_url_hostport(const dl_proxy_url *u, char *out, size_t cap) {
   if (n < 0 || (size_t)n >= cap) out[0] = 0; /* never a cut address */
 }
 
+int dl_proxy_url_lws(const dl_proxy_url *u, char *out, size_t cap) {
+  char hp[DL_PROXY_LABEL_MAX];
+  dl_proxy_url_hostport(u, hp, sizeof hp);
+  int n = snprintf(out, cap, "%s%s%s%s%s", u->user, u->user[0] ? ":" : "", u->pass, u->user[0] ? "@" : "", hp);
+  return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t cap) {
   memset(out, 0, sizeof *out);
   size_t len = strlen(s);
@@ -74,7 +81,7 @@ dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t ca
     size_t ul = colon ? (size_t)(colon - p) : (size_t)(at - p);
     size_t pl = colon ? (size_t)(at - colon - 1) : 0;
     if ((size_t)(at - p) > DL_PROXY_USERINFO_MAX || ul == 0) {
-      snprintf(why, cap, "%s", ul ? "credentials longer than 95 bytes (libwebsockets' limit)" : "empty user name");
+      snprintf(why, cap, "%s", ul ? "credentials longer than 93 bytes (libwebsockets' limit)" : "empty user name");
       return DL_EINVAL;
     }
     memcpy(out->user, p, ul);
@@ -124,7 +131,7 @@ dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t ca
     snprintf(why, cap, "bad port");
     return DL_EINVAL;
   }
-  /* host, brackets, ':' and 5 digits must fit the label */
+  /* host, brackets, ':' and the port as libwebsockets keeps them */
   if ((size_t)(he - hs) + 8 >= sizeof out->label) {
     snprintf(why, cap, "host name too long");
     return DL_EINVAL;
@@ -132,6 +139,11 @@ dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t ca
   out->port = (int)v;
   memcpy(out->host, hs, (size_t)(he - hs));
   dl_proxy_url_hostport(out, out->label, sizeof out->label);
+  if (strlen(out->label) > DL_PROXY_HOSTPORT_MAX) {
+    memset(out, 0, sizeof *out);
+    snprintf(why, cap, "host:port longer than %d bytes (libwebsockets' limit)", DL_PROXY_HOSTPORT_MAX);
+    return DL_EINVAL;
+  }
   return DL_EOK;
 }
 

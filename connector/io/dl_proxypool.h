@@ -31,8 +31,14 @@
 #define DL_PROXY_URL_MAX 512
 /* host:port: a DNS name (≤ 253) or a bracketed IPv6 literal, ':' and 5 digits. */
 #define DL_PROXY_LABEL_MAX 264
-/* libwebsockets (4.1) keeps "user:pass" of a proxy in a 96-byte buffer before Base64. */
-#define DL_PROXY_USERINFO_MAX 95
+/* libwebsockets (4.1) Base64s "user:pass" of a proxy into 128 bytes with its NUL: 93 bytes at most
+ * (lws_set_proxy refuses 94). */
+#define DL_PROXY_USERINFO_MAX 93
+/* libwebsockets (4.1) copies "host:port" of a proxy into 128 bytes and cuts what does not fit:
+ * a longer one would reach another host or port, silently. */
+#define DL_PROXY_HOSTPORT_MAX 127
+/* "user:pass@host:port", what lws_set_proxy takes. */
+#define DL_PROXY_LWS_MAX (DL_PROXY_USERINFO_MAX + 1 + DL_PROXY_HOSTPORT_MAX + 1)
 /* Rooms pinned to their own proxy at once: a worker holds --max-rooms (≤ 100000) rooms. */
 #define DL_PROXYPOOL_PINS_MAX 100000
 /* A live_id as the pool keeps it (the worker's are shorter). */
@@ -53,12 +59,16 @@ typedef struct dl_proxy_url {
 } dl_proxy_url;
 
 /* Parses http://[user[:pass]@]host:port[/]. Refuses other schemes (SOCKS by name), a missing or
- * bad port, a host with characters no host has, credentials over DL_PROXY_USERINFO_MAX. why
+ * bad port, a host with characters no host has, credentials over DL_PROXY_USERINFO_MAX, a
+ * host:port over DL_PROXY_HOSTPORT_MAX (what it accepts, libwebsockets accepts too). why
  * receives the reason without any part of the credentials. */
 dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t why_cap);
 
 /* "host:port" to connect to ("[v6]:port"), without credentials and without the label's "#N". */
 void dl_proxy_url_hostport(const dl_proxy_url *u, char *out, size_t cap);
+/* "[user[:pass]@]host:port", the form lws_set_proxy takes (it Base64s the credentials for
+ * Proxy-Authorization). 0, or -1 when cap is too small (DL_PROXY_LWS_MAX always fits). */
+int dl_proxy_url_lws(const dl_proxy_url *u, char *out, size_t cap);
 
 typedef struct dl_proxypool dl_proxypool;
 

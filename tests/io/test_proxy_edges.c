@@ -73,8 +73,49 @@ static int test_pins_refcount(void) {
   return 0;
 }
 
+static const struct lws_protocols protocols[] = {{"t", NULL, 0, 0, 0, NULL, 0}, {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+/* Every URL the parser accepts, libwebsockets accepts as ingest hands it over: credentials up to
+ * the parser's limit and past it, host names up to it and past it (lws 4.1 refuses 94 bytes of
+ * credentials, and cuts a host:port over 127 bytes into another address). */
+static int test_parser_admits_only_what_lws_takes(void) {
+  lws_set_log_level(0, NULL);
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof info);
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  info.protocols = protocols;
+  struct lws_context *ctx = lws_create_context(&info);
+  ASSERT_TRUE(ctx != NULL);
+  struct lws_vhost *vh = lws_get_vhost_by_name(ctx, "default");
+  char url[600], why[200], spec[DL_PROXY_LWS_MAX], user[200], host[200];
+  int accepted = 0, refused = 0;
+  for (int ul = 1; ul < 120; ul++)
+    for (int hl = 1; hl < 140; hl += (hl > 100 ? 1 : 33)) {
+      memset(user, 'u', (size_t)ul);
+      user[ul] = 0;
+      if (ul > 2) user[ul / 2] = ':'; /* user:pass */
+      memset(host, 'h', (size_t)hl);
+      host[hl] = 0;
+      snprintf(url, sizeof url, "http://%s@%s:65535", user, host);
+      dl_proxy_url u;
+      if (dl_proxy_url_parse(url, &u, why, sizeof why) != DL_EOK) {
+        refused++;
+        continue;
+      }
+      accepted++;
+      ASSERT_TRUE(dl_proxy_url_lws(&u, spec, sizeof spec) == 0);
+      if (lws_set_proxy(vh, spec) != 0) {
+        lws_context_destroy(ctx);
+        DL_TEST_FAIL_("the parser accepted a proxy lws refuses: %d bytes of credentials, host of %d", ul, hl);
+      }
+    }
+  ASSERT_TRUE(accepted > 0 && refused > 0);
+  lws_context_destroy(ctx);
+  return 0;
+}
+
 int main(void) {
-  int failures = test_pins_reuse_slots() + test_pins_refcount();
+  int failures = test_pins_reuse_slots() + test_pins_refcount() + test_parser_admits_only_what_lws_takes();
   printf("%s\n", failures ? "FAIL" : "ok");
   return failures != 0;
 }
