@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dl_bucket.h"
@@ -148,6 +149,14 @@ static int test_queue(void) {
   ASSERT_TRUE(dl_queue_push(q, &d, NULL) == DL_EOK);
   ASSERT_TRUE(dl_queue_pop_wait(q, out, 4) == 1 && out[0] == &d);
   ASSERT_TRUE(dl_queue_wait_closed(q, 5) == 0);
+  /* the whole timeout, measured on the monotonic clock the wait uses (a wall-clock step back
+   * would have stretched a CLOCK_REALTIME deadline by the step) */
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ASSERT_TRUE(dl_queue_wait_closed(q, 60) == 0);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  int64_t took = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  ASSERT_TRUE(took >= 59 && took < 5000);
   dl_queue_close(q);
   ASSERT_TRUE(dl_queue_wait_closed(q, 1000) == 1);
   ASSERT_TRUE(dl_queue_pop_wait(q, out, 4) == 0); /* never blocks once closed */
