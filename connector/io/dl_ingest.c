@@ -161,6 +161,14 @@ static void silence_cb(lws_sorted_usec_list_t *sul) {
   lws_set_timeout(r->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 }
 
+/* Tunnels vh's connections through u: the host, port and decoded credentials the pages get too. */
+static int set_proxy(struct lws_vhost *vh, const dl_proxy_url *u) {
+  char spec[DL_PROXY_LWS_MAX];
+  int rc = dl_proxy_url_lws(u, spec, sizeof spec) == 0 && lws_set_proxy(vh, spec) == 0 ? 0 : -1;
+  memset(spec, 0, sizeof spec); /* credentials */
+  return rc;
+}
+
 /* The vhost that tunnels through pool proxy idx (lws keeps one proxy per vhost), made on first
  * use on this thread. NULL when lws refuses it (remembered: the room's proxy is sticky, and every
  * attempt would leave another vhost with its own TLS context behind). */
@@ -177,7 +185,7 @@ static struct lws_vhost *proxy_vhost(dl_ingest *in, int idx) {
     c->id = id;
   }
   if (!c->vh && !c->refused) {
-    char name[32], spec[DL_PROXY_LWS_MAX];
+    char name[32];
     snprintf(name, sizeof name, "proxy%llu", (unsigned long long)id);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -186,8 +194,7 @@ static struct lws_vhost *proxy_vhost(dl_ingest *in, int idx) {
     info.vhost_name = name;
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* a client TLS context of its own */
     struct lws_vhost *vh = lws_create_vhost(in->ctx, &info);
-    int ok = vh && dl_proxy_url_lws(&u, spec, sizeof spec) == 0 && lws_set_proxy(vh, spec) == 0;
-    memset(spec, 0, sizeof spec);
+    int ok = vh && set_proxy(vh, &u) == 0;
     if (ok) {
       c->vh = vh;
     } else { /* the parser admits only what lws takes (dl_proxy_url_parse): this is a bug, said once */
@@ -696,13 +703,18 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
     dl_ingest_free(in);
     return NULL;
   }
-  if (o->proxy && *o->proxy) {
-    const char *p = !strncmp(o->proxy, "http://", 7) ? o->proxy + 7 : o->proxy;
-    char hostport[512];
-    snprintf(hostport, sizeof hostport, "%.*s", (int)strcspn(p, "/"), p);
+  if (o->proxy && *o->proxy) { /* the one parser the pages' proxy goes through too (dl_resolve) */
+    dl_proxy_url u;
+    char why[200];
     struct lws_vhost *vh = lws_get_vhost_by_name(in->ctx, "default");
-    if (!vh || lws_set_proxy(vh, hostport) != 0) {
-      dl_log(DL_LOG_ERROR, "proxy", NULL, "libwebsockets refused the proxy %s", hostport);
+    int ok = dl_proxy_url_parse(o->proxy, &u, why, sizeof why) == DL_EOK;
+    if (ok && (!vh || set_proxy(vh, &u) != 0)) {
+      snprintf(why, sizeof why, "libwebsockets refused %s", u.label);
+      ok = 0;
+    }
+    memset(&u, 0, sizeof u);
+    if (!ok) {
+      dl_log(DL_LOG_ERROR, "proxy", NULL, "the WebSocket's proxy: %s", why);
       dl_ingest_free(in);
       return NULL;
     }

@@ -37,116 +37,6 @@ struct dl_proxypool {
   size_t npins, pins_cap;
 };
 
-static int host_char(unsigned char c) { return isalnum(c) || c == '.' || c == '-' || c == '_'; }
-
-void dl_proxy_url_hostport(const dl_proxy_url *u, char *out, size_t cap) {
-  int v6 = strchr(u->host, ':') != NULL;
-  int n = snprintf(out, cap, "%s%s%s:%d", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
-  if (n < 0 || (size_t)n >= cap) out[0] = 0; /* never a cut address */
-}
-
-int dl_proxy_url_lws(const dl_proxy_url *u, char *out, size_t cap) {
-  char hp[DL_PROXY_LABEL_MAX];
-  dl_proxy_url_hostport(u, hp, sizeof hp);
-  int n = snprintf(out, cap, "%s%s%s%s%s", u->user, u->user[0] ? ":" : "", u->pass, u->user[0] ? "@" : "", hp);
-  return n < 0 || (size_t)n >= cap ? -1 : 0;
-}
-
-dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t cap) {
-  memset(out, 0, sizeof *out);
-  size_t len = strlen(s);
-  if (len == 0 || len >= DL_PROXY_URL_MAX) {
-    snprintf(why, cap, "%s", len ? "longer than a proxy URL" : "empty");
-    return DL_EINVAL;
-  }
-  if (!strncasecmp(s, "socks", 5)) {
-    snprintf(why, cap, "SOCKS proxies are refused: this build's libwebsockets tunnels the WebSocket only "
-                       "through HTTP CONNECT proxies (http://host:port)");
-    return DL_EINVAL;
-  }
-  if (strncasecmp(s, "http://", 7)) {
-    snprintf(why, cap, "not http://[user:pass@]host:port (only HTTP CONNECT proxies are supported)");
-    return DL_EINVAL;
-  }
-  const char *p = s + 7, *end = p + strcspn(p, "/?#");
-  if (*end && strcmp(end, "/")) {
-    snprintf(why, cap, "a proxy URL has no path or query");
-    return DL_EINVAL;
-  }
-  const char *at = NULL;
-  for (const char *q = p; q < end; q++)
-    if (*q == '@') at = q; /* the last '@': a password may hold one */
-  if (at) {
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    size_t ul = colon ? (size_t)(colon - p) : (size_t)(at - p);
-    size_t pl = colon ? (size_t)(at - colon - 1) : 0;
-    if ((size_t)(at - p) > DL_PROXY_USERINFO_MAX || ul == 0) {
-      snprintf(why, cap, "%s", ul ? "credentials longer than 93 bytes (libwebsockets' limit)" : "empty user name");
-      return DL_EINVAL;
-    }
-    memcpy(out->user, p, ul);
-    if (colon) memcpy(out->pass, colon + 1, pl);
-    p = at + 1;
-  }
-  const char *hs = p, *he, *port;
-  if (*p == '[') {
-    he = memchr(p, ']', (size_t)(end - p));
-    if (!he) {
-      snprintf(why, cap, "unclosed '[' in the host");
-      return DL_EINVAL;
-    }
-    hs = p + 1;
-    for (const char *q = hs; q < he; q++)
-      if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.') {
-        snprintf(why, cap, "bad character in the IPv6 host");
-        return DL_EINVAL;
-      }
-    port = he + 1;
-  } else {
-    he = memchr(p, ':', (size_t)(end - p));
-    if (!he) he = end;
-    for (const char *q = hs; q < he; q++)
-      if (!host_char((unsigned char)*q)) {
-        snprintf(why, cap, "bad character in the host");
-        return DL_EINVAL;
-      }
-    port = he;
-  }
-  if (he == hs) {
-    snprintf(why, cap, "no host");
-    return DL_EINVAL;
-  }
-  if (*port != ':' || port + 1 >= end) {
-    snprintf(why, cap, "no port (http://host:port)");
-    return DL_EINVAL;
-  }
-  long v = 0;
-  for (const char *q = port + 1; q < end; q++) {
-    if (!isdigit((unsigned char)*q) || (v = v * 10 + (*q - '0')) > 65535) {
-      snprintf(why, cap, "bad port");
-      return DL_EINVAL;
-    }
-  }
-  if (v < 1) {
-    snprintf(why, cap, "bad port");
-    return DL_EINVAL;
-  }
-  /* host, brackets, ':' and the port as libwebsockets keeps them */
-  if ((size_t)(he - hs) + 8 >= sizeof out->label) {
-    snprintf(why, cap, "host name too long");
-    return DL_EINVAL;
-  }
-  out->port = (int)v;
-  memcpy(out->host, hs, (size_t)(he - hs));
-  dl_proxy_url_hostport(out, out->label, sizeof out->label);
-  if (strlen(out->label) > DL_PROXY_HOSTPORT_MAX) {
-    memset(out, 0, sizeof *out);
-    snprintf(why, cap, "host:port longer than %d bytes (libwebsockets' limit)", DL_PROXY_HOSTPORT_MAX);
-    return DL_EINVAL;
-  }
-  return DL_EOK;
-}
-
 dl_proxypool *dl_proxypool_new(void) {
   dl_proxypool *p = calloc(1, sizeof *p);
   if (p) pthread_mutex_init(&p->mu, NULL);
@@ -302,13 +192,11 @@ static pin *find_pin(dl_proxypool *p, const char *live_id) {
   return NULL;
 }
 
-int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const char *url, char *why, size_t cap) {
+int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const dl_proxy_url *u, char *why, size_t cap) {
   if (strlen(live_id) >= DL_PROXYPOOL_LIVE_ID_MAX) {
     snprintf(why, cap, "live_id too long");
     return -1;
   }
-  dl_proxy_url u;
-  if (dl_proxy_url_parse(url, &u, why, cap) != DL_EOK) return -1;
   pthread_mutex_lock(&p->mu);
   int idx = -1;
   pin *x = find_pin(p, live_id);
@@ -319,7 +207,7 @@ int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const char *url, char
     if (np) p->pins = np, p->pins_cap = nc;
   }
   if (!x && p->npins == p->pins_cap) snprintf(why, cap, "too many pinned rooms");
-  else if ((idx = add_locked(p, &u, 0, 1, why, cap)) >= 0) {
+  else if ((idx = add_locked(p, u, 0, 1, why, cap)) >= 0) {
     if (x) { /* pinned again: the new proxy holds the room, the old one may go */
       int old = x->idx;
       x->idx = idx;
@@ -332,7 +220,6 @@ int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const char *url, char
     }
   }
   pthread_mutex_unlock(&p->mu);
-  memset(&u, 0, sizeof u);
   return idx;
 }
 

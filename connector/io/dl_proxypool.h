@@ -21,24 +21,13 @@
 #include <stdint.h>
 
 #include "dl_err.h"
+#include "dl_proxyurl.h"
 
 /* Proxies held at once: the rotation plus the assignment-named ones that rooms still pin or use
  * (an assignment proxy is dropped with its last room, and its slot serves the next one). A worker
  * holds ≤ a few hundred rooms, and more egress addresses than rooms buys nothing; past it an
  * assignment proxy is refused (and its room is not captured). */
 #define DL_PROXYPOOL_MAX 256
-/* A proxy URL line (scheme, credentials, host, port); longer is not a proxy URL. */
-#define DL_PROXY_URL_MAX 512
-/* host:port: a DNS name (≤ 253) or a bracketed IPv6 literal, ':' and 5 digits. */
-#define DL_PROXY_LABEL_MAX 264
-/* libwebsockets (4.1) Base64s "user:pass" of a proxy into 128 bytes with its NUL: 93 bytes at most
- * (lws_set_proxy refuses 94). */
-#define DL_PROXY_USERINFO_MAX 93
-/* libwebsockets (4.1) copies "host:port" of a proxy into 128 bytes and cuts what does not fit:
- * a longer one would reach another host or port, silently. */
-#define DL_PROXY_HOSTPORT_MAX 127
-/* "user:pass@host:port", what lws_set_proxy takes. */
-#define DL_PROXY_LWS_MAX (DL_PROXY_USERINFO_MAX + 1 + DL_PROXY_HOSTPORT_MAX + 1)
 /* Rooms pinned to their own proxy at once: a worker holds --max-rooms (≤ 100000) rooms. */
 #define DL_PROXYPOOL_PINS_MAX 100000
 /* A live_id as the pool keeps it (the worker's are shorter). */
@@ -48,27 +37,6 @@
 /* First cooling period, doubling while the proxy fails again after each return, capped. */
 #define DL_PROXYPOOL_COOL_MS 30000
 #define DL_PROXYPOOL_COOL_MAX_MS 600000
-
-/* One proxy URL taken apart. */
-typedef struct dl_proxy_url {
-  char host[DL_PROXY_LABEL_MAX];      /* without brackets */
-  int port;
-  char user[DL_PROXY_USERINFO_MAX + 1], pass[DL_PROXY_USERINFO_MAX + 1]; /* "" when none */
-  char label[DL_PROXY_LABEL_MAX];     /* "host:port" ([v6]:port), "#2"… for the 2nd… entry with
-                                         the same host:port (other credentials): safe to log */
-} dl_proxy_url;
-
-/* Parses http://[user[:pass]@]host:port[/]. Refuses other schemes (SOCKS by name), a missing or
- * bad port, a host with characters no host has, credentials over DL_PROXY_USERINFO_MAX, a
- * host:port over DL_PROXY_HOSTPORT_MAX (what it accepts, libwebsockets accepts too). why
- * receives the reason without any part of the credentials. */
-dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t why_cap);
-
-/* "host:port" to connect to ("[v6]:port"), without credentials and without the label's "#N". */
-void dl_proxy_url_hostport(const dl_proxy_url *u, char *out, size_t cap);
-/* "[user[:pass]@]host:port", the form lws_set_proxy takes (it Base64s the credentials for
- * Proxy-Authorization). 0, or -1 when cap is too small (DL_PROXY_LWS_MAX always fits). */
-int dl_proxy_url_lws(const dl_proxy_url *u, char *out, size_t cap);
 
 typedef struct dl_proxypool dl_proxypool;
 
@@ -86,12 +54,12 @@ dl_err dl_proxypool_load(dl_proxypool *p, const char *path, char *why, size_t wh
  * Returns its index (stable while the proxy is held) or -1 (bad URL, pool full). */
 int dl_proxypool_add(dl_proxypool *p, const char *url, int in_rotation, char *why, size_t why_cap);
 
-/* A room whose assignment names its own proxy: that proxy (added outside the rotation) is the
- * room's answer of dl_proxypool_pick, healthy or not (the operator chose it), until unpinned.
- * Pinning a room again moves it to the new proxy. Returns the proxy's index or -1 (bad URL — why
- * says it, without credentials —, DL_PROXYPOOL_MAX proxies held, or the pin table full): the room
- * must then not be captured (never a silent fall-back to the rotation or to direct). */
-int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const char *url, char *why, size_t why_cap);
+/* A room whose assignment names its own proxy (parsed by dl_assignment_parse): that proxy (added
+ * outside the rotation) is the room's answer of dl_proxypool_pick, healthy or not (the operator
+ * chose it), until unpinned. Pinning a room again moves it to the new proxy. Returns the proxy's
+ * index or -1 (why says it: DL_PROXYPOOL_MAX proxies held, or the pin table full): the room must
+ * then not be captured (never a silent fall-back to the rotation or to direct). */
+int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const dl_proxy_url *u, char *why, size_t why_cap);
 /* The room is gone: forget its pin (nothing when it has none). A proxy outside the rotation is
  * dropped with its last pin once no WebSocket goes through it (dl_proxypool_move). */
 void dl_proxypool_unpin(dl_proxypool *p, const char *live_id);

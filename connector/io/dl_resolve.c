@@ -16,6 +16,7 @@
 #include "dl_abogus.h"
 #include "dl_bucket.h"
 #include "dl_log.h"
+#include "dl_proxy.h"
 #include "dl_query.h"
 
 /* The live page is ~1 MB in 2026; anything past 8 MiB is not a live page. */
@@ -41,6 +42,9 @@ typedef struct job {
 
 struct dl_resolver {
   char *base, *ca_file, *ua, *user_cookie, *cookie_dir, *proxy;
+  dl_proxy_url http_proxy; /* --proxy (or the environment's) when it is an HTTP CONNECT proxy:
+                              taken apart by the parser ingest uses, so both send the same
+                              credentials (port 0: none, or a SOCKS proxy in proxy) */
   dl_proxypool *pool;      /* not owned */
   int proxy_idx;           /* the pool proxy of the request being made, or -1 */
   double rate;             /* --http-rate */
@@ -139,9 +143,10 @@ static void curl_common(dl_resolver *r, const char *url, body *b) {
   curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(r->curl, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  dl_proxy_url pu;
-  if (r->proxy_idx >= 0 && dl_proxypool_get(r->pool, r->proxy_idx, &pu) == 0) {
-    /* this room's proxy; credentials apart, so curl neither logs nor percent-decodes them */
+  dl_proxy_url pu = r->http_proxy;
+  if ((r->proxy_idx >= 0 && dl_proxypool_get(r->pool, r->proxy_idx, &pu) == 0) || pu.port) {
+    /* this room's proxy, else --proxy; credentials apart (decoded by the parser), so curl neither
+     * logs nor decodes them again */
     char purl[DL_PROXY_LABEL_MAX + 16];
     memcpy(purl, "http://", 8);
     dl_proxy_url_hostport(&pu, purl + 7, sizeof purl - 7);
@@ -152,10 +157,11 @@ static void curl_common(dl_resolver *r, const char *url, body *b) {
       curl_easy_setopt(r->curl, CURLOPT_PROXYPASSWORD, pu.pass);
     }
   } else {
-    /* decided once by dl_proxy ("" = direct: curl then ignores the environment) */
+    /* a SOCKS proxy (pages only), decided once by dl_proxy ("" = direct: curl then ignores the
+     * environment) */
     curl_easy_setopt(r->curl, CURLOPT_PROXY, r->proxy ? r->proxy : "");
-    if (r->proxy && !strncmp(r->proxy, "http", 4)) curl_easy_setopt(r->curl, CURLOPT_HTTPPROXYTUNNEL, 1L);
   }
+  memset(&pu, 0, sizeof pu);
   if (r->ca_file && *r->ca_file) {
     /* extra CA in addition to the system store */
     curl_easy_setopt(r->curl, CURLOPT_CAINFO, r->ca_file);
@@ -493,6 +499,20 @@ static void *thread_main(void *arg) {
   return NULL;
 }
 
+/* Frees what dl_resolver_new set up (the thread is not running or has stopped). */
+static void resolver_free(dl_resolver *r) {
+  if (r->curl) curl_easy_cleanup(r->curl);
+  dl_queue_free(r->jobs, free);
+  free(r->base);
+  free(r->ca_file);
+  free(r->ua);
+  free(r->user_cookie);
+  free(r->cookie_dir);
+  free(r->proxy);
+  memset(&r->http_proxy, 0, sizeof r->http_proxy); /* credentials */
+  free(r);
+}
+
 dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_fd) {
   dl_resolver *r = calloc(1, sizeof *r);
   if (!r) return NULL;
@@ -503,7 +523,14 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->ua = strdup(o->user_agent);
   r->user_cookie = o->user_cookie ? strdup(o->user_cookie) : NULL;
   r->cookie_dir = o->cookie_dir && *o->cookie_dir ? strdup(o->cookie_dir) : NULL;
-  r->proxy = o->proxy && *o->proxy ? strdup(o->proxy) : NULL;
+  char why[200] = "";
+  if (o->proxy && *o->proxy && !dl_proxy_is_socks(o->proxy) &&
+      dl_proxy_url_parse(o->proxy, &r->http_proxy, why, sizeof why) != DL_EOK) {
+    dl_log(DL_LOG_ERROR, "proxy", NULL, "the pages' proxy: %s", why);
+    resolver_free(r);
+    return NULL;
+  }
+  r->proxy = o->proxy && *o->proxy && !r->http_proxy.port ? strdup(o->proxy) : NULL;
   r->pool = o->pool;
   r->proxy_idx = -1;
   r->rate = o->rate > 0 ? o->rate : 1;
@@ -525,15 +552,7 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->jobs = dl_queue_new(DL_RESOLVE_JOBS_MAX, 0);
   r->curl = curl_easy_init();
   if (!r->base || !r->ua || !r->curl || !r->jobs || pthread_create(&r->thread, NULL, thread_main, r) != 0) {
-    if (r->curl) curl_easy_cleanup(r->curl);
-    dl_queue_free(r->jobs, NULL);
-    free(r->base);
-    free(r->ca_file);
-    free(r->ua);
-    free(r->user_cookie);
-    free(r->cookie_dir);
-    free(r->proxy);
-    free(r);
+    resolver_free(r);
     return NULL;
   }
   return r;
@@ -563,15 +582,7 @@ void dl_resolver_free(dl_resolver *r) {
   if (!r) return;
   dl_queue_close(r->jobs);
   pthread_join(r->thread, NULL);
-  dl_queue_free(r->jobs, free);
-  curl_easy_cleanup(r->curl);
-  free(r->base);
-  free(r->ca_file);
-  free(r->ua);
-  free(r->user_cookie);
-  free(r->cookie_dir);
-  free(r->proxy);
-  free(r);
+  resolver_free(r);
 }
 
 void dl_resolve_result_free(void *p) {

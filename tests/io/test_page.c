@@ -66,22 +66,22 @@ static int test_page_shapes(void) {
 
 static int test_assignments(void) {
   char id[64], prof[72];
-  ASSERT_TRUE(dl_assignment_parse("261378947940", 12, id, sizeof id, prof, sizeof prof, NULL, 0) == 0);
+  ASSERT_TRUE(dl_assignment_parse("261378947940", 12, id, sizeof id, prof, sizeof prof, NULL) == 0);
   ASSERT_EQ_STR(id, "261378947940");
   ASSERT_EQ_STR(prof, "");
   const char *u = "https://live.douyin.com/261378947940?enter_from=share";
-  ASSERT_TRUE(dl_assignment_parse(u, strlen(u), id, sizeof id, prof, sizeof prof, NULL, 0) == 0);
+  ASSERT_TRUE(dl_assignment_parse(u, strlen(u), id, sizeof id, prof, sizeof prof, NULL) == 0);
   ASSERT_EQ_STR(id, "261378947940");
   const char *j = "{\"live_id\": \"261378947940\", \"cookie\": \"shop-1\"}";
-  ASSERT_TRUE(dl_assignment_parse(j, strlen(j), id, sizeof id, prof, sizeof prof, NULL, 0) == 0);
+  ASSERT_TRUE(dl_assignment_parse(j, strlen(j), id, sizeof id, prof, sizeof prof, NULL) == 0);
   ASSERT_EQ_STR(prof, "shop-1");
   const char *bad[] = {"", "abc", "{\"live_id\":\"x\"}", "{\"live_id\":\"1\",\"cookie\":\"../etc\"}", "{", "12 34",
                        "https://live.douyin.com/abc"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    ASSERT_TRUE(dl_assignment_parse(bad[i], strlen(bad[i]), id, sizeof id, prof, sizeof prof, NULL, 0) != 0);
+    ASSERT_TRUE(dl_assignment_parse(bad[i], strlen(bad[i]), id, sizeof id, prof, sizeof prof, NULL) != 0);
   char big[DL_ASSIGNMENT_MAX + 10];
   memset(big, '1', sizeof big);
-  ASSERT_TRUE(dl_assignment_parse(big, sizeof big, id, sizeof id, prof, sizeof prof, NULL, 0) != 0);
+  ASSERT_TRUE(dl_assignment_parse(big, sizeof big, id, sizeof id, prof, sizeof prof, NULL) != 0);
   return 0;
 }
 
@@ -107,6 +107,9 @@ static int test_proxy(void) {
   dl_proxy_for("https://other.com", "none", out, sizeof out);
   ASSERT_EQ_STR(out, "");
   ASSERT_TRUE(dl_proxy_is_socks("socks5h://h:1") && !dl_proxy_is_socks("http://h:1"));
+  setenv("https_proxy", "proxy.corp:3128", 1); /* no scheme: an HTTP proxy, as curl reads it */
+  dl_proxy_for("https://other.com", "", out, sizeof out);
+  ASSERT_EQ_STR(out, "http://proxy.corp:3128");
   return 0;
 }
 

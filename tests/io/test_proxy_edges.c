@@ -10,6 +10,12 @@
 
 /* 1000 rooms, one after the other, each with its own assignment proxy: every pin succeeds (the
  * pool holds DL_PROXYPOOL_MAX at once, not over its life) and the slot of a gone proxy is reused. */
+/* dl_proxypool_pin of a URL (an assignment's proxy comes parsed). */
+static int pin(dl_proxypool *p, const char *live_id, const char *url, char *why, size_t cap) {
+  dl_proxy_url u;
+  return dl_proxy_url_parse(url, &u, why, cap) == DL_EOK ? dl_proxypool_pin(p, live_id, &u, why, cap) : -2;
+}
+
 static int test_pins_reuse_slots(void) {
   char why[200], id[32], url[64];
   dl_proxypool *p = dl_proxypool_new();
@@ -17,7 +23,7 @@ static int test_pins_reuse_slots(void) {
   for (int i = 0; i < 1000; i++) {
     snprintf(id, sizeof id, "%d", 100000 + i);
     snprintf(url, sizeof url, "http://u%d:pw@10.1.%d.%d:8080", i, i / 250, i % 250);
-    int idx = dl_proxypool_pin(p, id, url, why, sizeof why);
+    int idx = pin(p, id, url, why, sizeof why);
     ASSERT_EQ_I64(idx, 1); /* the slot the last room's proxy left */
     ASSERT_EQ_I64(dl_proxypool_pick(p, id, 0), idx);
     dl_proxypool_unpin(p, id);
@@ -36,10 +42,10 @@ static int test_pins_reuse_slots(void) {
 static int test_pins_refcount(void) {
   char why[200];
   dl_proxypool *p = dl_proxypool_new();
-  int a = dl_proxypool_pin(p, "1", "http://u:pw@h.example:1", why, sizeof why);
+  int a = pin(p, "1", "http://u:pw@h.example:1", why, sizeof why);
   ASSERT_EQ_I64(a, 0);
-  ASSERT_EQ_I64(dl_proxypool_pin(p, "2", "http://u:pw@h.example:1", why, sizeof why), a); /* shared */
-  ASSERT_EQ_I64(dl_proxypool_pin(p, "3", "http://v:pw@h.example:1", why, sizeof why), 1);
+  ASSERT_EQ_I64(pin(p, "2", "http://u:pw@h.example:1", why, sizeof why), a); /* shared */
+  ASSERT_EQ_I64(pin(p, "3", "http://v:pw@h.example:1", why, sizeof why), 1);
   dl_proxy_url u;
   uint64_t id0 = 0, id1 = 0;
   ASSERT_TRUE(dl_proxypool_lookup(p, 1, &u, &id1) == 0);
@@ -51,12 +57,12 @@ static int test_pins_refcount(void) {
   dl_proxypool_move(p, a, -1);
   ASSERT_TRUE(dl_proxypool_get(p, a, &u) != 0); /* gone with its last user */
   /* the free slot takes the next proxy: a new id, and the plain label is free again */
-  ASSERT_EQ_I64(dl_proxypool_pin(p, "4", "http://w:pw@h.example:1", why, sizeof why), a);
+  ASSERT_EQ_I64(pin(p, "4", "http://w:pw@h.example:1", why, sizeof why), a);
   uint64_t id = 0;
   ASSERT_TRUE(dl_proxypool_lookup(p, a, &u, &id) == 0 && id != id0 && id != id1);
   ASSERT_EQ_STR(u.label, "h.example:1");
   /* room 3 pinned again elsewhere: its old proxy goes */
-  ASSERT_EQ_I64(dl_proxypool_pin(p, "3", "http://w:pw@h.example:1", why, sizeof why), a);
+  ASSERT_EQ_I64(pin(p, "3", "http://w:pw@h.example:1", why, sizeof why), a);
   ASSERT_TRUE(dl_proxypool_get(p, 1, &u) != 0);
   dl_proxy_stats st[4];
   ASSERT_EQ_U64(dl_proxypool_stats(p, st, 4, 0), 1);
@@ -65,11 +71,34 @@ static int test_pins_refcount(void) {
   for (int i = 1; i < DL_PROXYPOOL_MAX; i++) {
     snprintf(rid, sizeof rid, "r%d", i);
     snprintf(url, sizeof url, "http://10.2.%d.%d:8080", i / 250, i % 250);
-    ASSERT_TRUE(dl_proxypool_pin(p, rid, url, why, sizeof why) >= 0);
+    ASSERT_TRUE(pin(p, rid, url, why, sizeof why) >= 0);
   }
-  ASSERT_TRUE(dl_proxypool_pin(p, "full", "http://10.3.0.1:8080", why, sizeof why) < 0 && strstr(why, "proxies"));
+  ASSERT_TRUE(pin(p, "full", "http://10.3.0.1:8080", why, sizeof why) < 0 && strstr(why, "proxies"));
   ASSERT_EQ_I64(dl_proxypool_pick(p, "full", 0), -1); /* nothing pinned, no rotation: the caller must not capture */
   dl_proxypool_free(p);
+  return 0;
+}
+
+/* Credentials are percent-decoded as curl decodes them, so the WebSocket (lws) and the pages
+ * (curl) send the same ones; a '%' without two hex digits stays, %00 is refused. */
+static int test_credentials_decoded(void) {
+  dl_proxy_url u;
+  char why[200], spec[DL_PROXY_LWS_MAX];
+  ASSERT_TRUE(dl_proxy_url_parse("http://us%65r:p%40ss%2Fw%3Ard@h.example:3128/", &u, why, sizeof why) == DL_EOK);
+  ASSERT_EQ_STR(u.user, "user");
+  ASSERT_EQ_STR(u.pass, "p@ss/w:rd");
+  ASSERT_TRUE(dl_proxy_url_lws(&u, spec, sizeof spec) == 0);
+  ASSERT_EQ_STR(spec, "user:p@ss/w:rd@h.example:3128"); /* lws takes the last '@' */
+  ASSERT_TRUE(dl_proxy_url_parse("http://u:50%-off%4@h:1", &u, why, sizeof why) == DL_EOK);
+  ASSERT_EQ_STR(u.pass, "50%-off%4");
+  ASSERT_TRUE(dl_proxy_url_parse("http://u:a%00b@h:1", &u, why, sizeof why) != DL_EOK && !strstr(why, "a%00b"));
+  /* 93 bytes decoded are lws's limit, however long the encoded form */
+  char url[400] = "http://u:";
+  for (int i = 0; i < 91; i++) strcat(url, "%41");
+  strcat(url, "@h:1");
+  ASSERT_TRUE(dl_proxy_url_parse(url, &u, why, sizeof why) == DL_EOK && strlen(u.pass) == 91);
+  strcpy(url + strlen(url) - 4, "%41@h:1");
+  ASSERT_TRUE(dl_proxy_url_parse(url, &u, why, sizeof why) != DL_EOK);
   return 0;
 }
 
@@ -115,7 +144,8 @@ static int test_parser_admits_only_what_lws_takes(void) {
 }
 
 int main(void) {
-  int failures = test_pins_reuse_slots() + test_pins_refcount() + test_parser_admits_only_what_lws_takes();
+  int failures = test_pins_reuse_slots() + test_pins_refcount() + test_parser_admits_only_what_lws_takes() +
+                 test_credentials_decoded();
   printf("%s\n", failures ? "FAIL" : "ok");
   return failures != 0;
 }
