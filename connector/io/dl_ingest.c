@@ -115,7 +115,7 @@ static void room_free(dl_ingest *in, room *r) {
   dl_in_msg_free(r->stalled);
   dl_decoder_free(r->dec);
   free(r->spec.cookie);
-  free(r->rx);
+  dl_buf_free(&r->rx);
   free(r->cursor);
   free(r->internal_ext);
   free(r);
@@ -221,7 +221,7 @@ static void room_lost(room *r, const char *why) {
   r->conn = R_IDLE;
   r->wsi = NULL;
   if (in->stop) return; /* shutting down: dl_ingest_free frees every room */
-  r->rx_len = 0;
+  dl_buf_reset(&r->rx);
   r->rx_overflow = 0;
   r->close_sent = 0;
   acks_clear(r);
@@ -389,6 +389,7 @@ static void run_commands(dl_ingest *in) {
       } else if ((r = calloc(1, sizeof *r)) != NULL) {
         r->in = in;
         r->spec = c->spec;
+        dl_buf_init(&r->rx, in->o.max_frame_bytes);
         r->hb_ms = in->o.heartbeat_ms;
         r->backoff_ms = DL_BACKOFF_BASE_MS;
         r->proxy_idx = -1;
@@ -499,25 +500,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_CLIENT_RECEIVE:
     if (!r) break;
     if (!r->rx_overflow) {
-      if (r->rx_len + len > in->o.max_frame_bytes) {
-        r->rx_overflow = 1;
-      } else {
-        if (r->rx_len + len > r->rx_cap) {
-          size_t nc = r->rx_cap ? r->rx_cap : 16384;
-          while (nc < r->rx_len + len) nc *= 2;
-          if (nc > in->o.max_frame_bytes) nc = in->o.max_frame_bytes;
-          uint8_t *nb = realloc(r->rx, nc);
-          if (!nb) return -1;
-          r->rx = nb;
-          r->rx_cap = nc;
-        }
-        memcpy(r->rx + r->rx_len, inp, len);
-        r->rx_len += len;
-      }
+      dl_err e = dl_buf_add(&r->rx, inp, len); /* capped at --max-frame-bytes */
+      if (e == DL_ENOMEM) return -1;
+      r->rx_overflow = e == DL_ELIMIT; /* the rest of the message is dropped, then counted */
     }
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
       ingest_on_message(r);
-      r->rx_len = 0;
+      dl_buf_reset(&r->rx);
       r->rx_overflow = 0;
     }
     break;

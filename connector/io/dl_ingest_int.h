@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "dl_bucket.h"
+#include "dl_buf.h"
 #include "dl_ingest.h"
 #include "dl_sign.h"
 #include "dl_xsign.h"
@@ -57,9 +58,8 @@ typedef struct room {
   int ended;          /* live ended: close and forget */
   int close_sent;
   int hb_due, ping_due;
-  uint8_t *rx;
-  size_t rx_len, rx_cap;
-  int rx_overflow;
+  dl_buf rx;          /* the message being read, capped at --max-frame-bytes */
+  int rx_overflow;    /* it passed the cap: the rest is dropped */
   ack_buf acks[DL_ACK_QUEUE_MAX];
   size_t ack_head, ack_len;
   char *cursor, *internal_ext;

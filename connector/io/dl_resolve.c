@@ -15,6 +15,7 @@
 
 #include "dl_abogus.h"
 #include "dl_bucket.h"
+#include "dl_buf.h"
 #include "dl_log.h"
 #include "dl_proxy.h"
 #include "dl_query.h"
@@ -61,51 +62,44 @@ struct dl_resolver {
   int64_t ttwid_ms;
 };
 
+/* A response body: capped at DL_PAGE_MAX_BYTES (curl's write fails past it, over says why). */
 typedef struct body {
-  char *buf;
-  size_t len, cap;
+  dl_buf b;
   int over;
 } body;
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-  body *b = ud;
-  size_t len = sz * n;
-  if (b->len + len + 1 > DL_PAGE_MAX_BYTES) {
-    b->over = 1;
-    return 0;
-  }
-  if (b->len + len + 1 > b->cap) {
-    size_t nc = b->cap ? b->cap * 2 : 65536;
-    while (nc < b->len + len + 1) nc *= 2;
-    if (nc > DL_PAGE_MAX_BYTES) nc = DL_PAGE_MAX_BYTES;
-    char *nb = realloc(b->buf, nc);
-    if (!nb) return 0;
-    b->buf = nb;
-    b->cap = nc;
-  }
-  memcpy(b->buf + b->len, p, len);
-  b->len += len;
-  b->buf[b->len] = 0;
-  return len;
+static void body_init(body *b) {
+  dl_buf_init(&b->b, DL_PAGE_MAX_BYTES);
+  b->over = 0;
 }
 
-/* Collects "name=value" of every Set-Cookie into ud (a char[2048]). */
+static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
+  body *b = ud;
+  dl_err e = dl_buf_add(&b->b, p, sz * n);
+  b->over = e == DL_ELIMIT;
+  return e == DL_EOK ? sz * n : 0;
+}
+
+/* GET / is asked for its cookies only: its body is not kept. */
+static size_t on_discard(char *p, size_t sz, size_t n, void *ud) {
+  (void)p;
+  (void)ud;
+  return sz * n;
+}
+
+/* Collects "name=value" of every Set-Cookie into ud (a dl_buf capped at DL_JAR_MAX; a cookie
+ * that does not fit is left out). */
 static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
   size_t len = sz * n;
-  char *jar = ud;
+  dl_buf *jar = ud;
   if (len > 12 && !strncasecmp(p, "Set-Cookie:", 11)) {
     const char *v = p + 11;
     while (*v == ' ') v++;
     size_t vl = 0;
     while (v + vl < p + len && v[vl] != ';' && v[vl] != '\r' && v[vl] != '\n') vl++;
-    size_t jl = strlen(jar);
-    if (vl && jl + vl + 3 < 2048) {
-      if (jl) {
-        memcpy(jar + jl, "; ", 2);
-        jl += 2;
-      }
-      memcpy(jar + jl, v, vl);
-      jar[jl + vl] = 0;
+    if (vl && dl_buf_reserve(jar, vl + (jar->len ? 2 : 0)) == DL_EOK) {
+      if (jar->len) dl_buf_add(jar, "; ", 2);
+      dl_buf_add(jar, v, vl);
     }
   }
   return len;
@@ -131,12 +125,13 @@ static void stagger(dl_resolver *r) {
   r->last_start_ms = dl_mono_ms();
 }
 
+/* b NULL: the body is not kept. */
 static void curl_common(dl_resolver *r, const char *url, body *b) {
   pace(r);
   curl_easy_reset(r->curl);
   curl_easy_setopt(r->curl, CURLOPT_URL, url);
   curl_easy_setopt(r->curl, CURLOPT_USERAGENT, r->ua);
-  curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, b ? on_body : on_discard);
   curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, b);
   curl_easy_setopt(r->curl, CURLOPT_TIMEOUT, 20L);
   curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 10L);
@@ -185,24 +180,25 @@ static CURLcode perform(dl_resolver *r) {
 static dl_err fetch_ttwid(dl_resolver *r, char *why, size_t cap) {
   char url[1024];
   snprintf(url, sizeof url, "%s/", r->base);
-  body b = {0};
-  char jar[2048] = "";
-  curl_common(r, url, &b);
+  dl_buf jar;
+  dl_buf_init(&jar, sizeof r->ttwid_cookie - 1);
+  curl_common(r, url, NULL);
   curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, (void *)jar);
+  curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, (void *)&jar);
   CURLcode cc = perform(r);
-  free(b.buf);
+  dl_err e = DL_EOK;
   if (cc != CURLE_OK) {
     snprintf(why, cap, "GET / failed: %s", curl_easy_strerror(cc));
-    return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ? DL_ETLS : DL_EHTTP;
-  }
-  if (!strstr(jar, "ttwid=")) {
+    e = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ? DL_ETLS : DL_EHTTP;
+  } else if (!jar.len || !strstr((const char *)jar.p, "ttwid=")) {
     snprintf(why, cap, "GET / returned no ttwid cookie");
-    return DL_EHTTP;
+    e = DL_EHTTP;
+  } else {
+    memcpy(r->ttwid_cookie, jar.p, jar.len + 1);
+    r->ttwid_ms = dl_mono_ms();
   }
-  snprintf(r->ttwid_cookie, sizeof r->ttwid_cookie, "%s", jar);
-  r->ttwid_ms = dl_mono_ms();
-  return DL_EOK;
+  dl_buf_free(&jar);
+  return e;
 }
 
 /* The value of cookie name in a Cookie header value ("a=b; c=d"), into out ("" when absent). */
@@ -267,7 +263,7 @@ static dl_err enter_url(const dl_resolver *r, const char *live_id, const char *r
   return dl_abogus_append(NULL, q, qcap, r->ua, (uint64_t)dl_now_ms());
 }
 
-/* A browser-like GET of url into b (the caller frees b->buf): accept, Cookie, Referer and the
+/* A browser-like GET of url into b (the caller frees b->b): accept, Cookie, Referer and the
  * client hints J sends; the answer's status into *code. */
 static CURLcode get(dl_resolver *r, const char *url, const char *accept, const char *cookie, const char *referer,
                     body *b, long *code) {
@@ -299,7 +295,8 @@ static dl_err fetch_enter_once(dl_resolver *r, const char *live_id, const char *
     return e;
   }
   snprintf(referer, sizeof referer, "%s/%s", r->base, live_id);
-  body b = {0};
+  body b;
+  body_init(&b);
   long code;
   CURLcode cc = get(r, url, "Accept: application/json, text/plain, */*", cookie, referer, &b, &code);
   free(url);
@@ -310,12 +307,12 @@ static dl_err fetch_enter_once(dl_resolver *r, const char *live_id, const char *
     snprintf(why, cap, "answered HTTP %ld", code);
     e = DL_EHTTP;
   } else {
-    e = dl_enter_parse(b.buf ? b.buf : "", b.len, out);
+    e = dl_enter_parse(b.b.len ? (const char *)b.b.p : "", b.b.len, out);
     if (e == DL_EEMPTY) snprintf(why, cap, "empty");
     else if (e == DL_EPROTO) snprintf(why, cap, "answered something that is not JSON");
     else if (e == DL_EHTTP) snprintf(why, cap, "answered no room status (an unknown status_code or no room data)");
   }
-  free(b.buf);
+  dl_buf_free(&b.b);
   return e;
 }
 
@@ -341,7 +338,8 @@ static dl_err fetch_page(dl_resolver *r, const char *live_id, const char *cookie
   char url[1024], referer[1024];
   snprintf(url, sizeof url, "%s/%s", r->base, live_id);
   snprintf(referer, sizeof referer, "%s/", r->base);
-  body b = {0};
+  body b;
+  body_init(&b);
   CURLcode cc = get(r, url, "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", cookie,
                     referer, &b, &res->http_status);
   dl_err e;
@@ -356,9 +354,9 @@ static dl_err fetch_page(dl_resolver *r, const char *live_id, const char *cookie
     e = DL_EHTTP;
     snprintf(res->error, sizeof res->error, "live page answered HTTP %ld", res->http_status);
   } else {
-    e = dl_page_parse(b.buf ? b.buf : "", b.len, &res->page);
+    e = dl_page_parse(b.b.len ? (const char *)b.b.p : "", b.b.len, &res->page);
   }
-  free(b.buf);
+  dl_buf_free(&b.b);
   return e;
 }
 
