@@ -10,6 +10,7 @@
 
 #include "dl_ingest_int.h"
 #include "dl_log.h"
+#include "dl_rand.h"
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *inp, size_t len);
 
@@ -17,14 +18,6 @@ static const struct lws_protocols protocols[] = {
     {"dylive", callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
-
-static uint64_t rnd(dl_ingest *in) {
-  uint64_t x = in->rng;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return in->rng = x;
-}
 
 void dl_in_msg_free(void *p) {
   dl_in_msg *m = p;
@@ -246,7 +239,7 @@ static void room_lost(room *r, const char *why) {
   if (was_open) STAT_ADD(in, disconnects, 1);
   if (r->got_data) r->backoff_ms = DL_BACKOFF_BASE_MS;
   r->got_data = 0;
-  int64_t wait = r->backoff_ms + (int64_t)(rnd(in) % DL_BACKOFF_JITTER_MS);
+  int64_t wait = r->backoff_ms + (int64_t)(dl_rand_next(&in->rng) % DL_BACKOFF_JITTER_MS);
   if (wait < r->min_wait_ms) wait = r->min_wait_ms;
   r->backoff_ms = r->backoff_ms * 2 > DL_BACKOFF_MAX_MS ? DL_BACKOFF_MAX_MS : r->backoff_ms * 2;
   r->min_wait_ms = 0;
@@ -395,7 +388,7 @@ static void run_commands(dl_ingest *in) {
         r->proxy_idx = -1;
         if (r->spec.cursor[0]) ingest_set_str(&r->cursor, r->spec.cursor); /* resume where the last identity stopped */
         if (r->spec.internal_ext[0]) ingest_set_str(&r->internal_ext, r->spec.internal_ext);
-        dl_signer_init(&r->signer, rnd(in));
+        dl_signer_init(&r->signer, dl_rand_next(&in->rng));
         r->dec = dl_decoder_new(r->spec.live_id, r->spec.room_id, &in->o.limits);
         if (r->dec && r->spec.n_gifts) /* continue the previous owner's streaks: no double count */
           dl_gift_import(dl_decoder_gifts(r->dec), r->spec.gifts, r->spec.n_gifts);

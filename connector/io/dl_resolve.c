@@ -19,6 +19,7 @@
 #include "dl_log.h"
 #include "dl_proxy.h"
 #include "dl_query.h"
+#include "dl_rand.h"
 
 /* The live page is ~1 MB in 2026; anything past 8 MiB is not a live page. */
 #define DL_PAGE_MAX_BYTES (8u << 20)
@@ -60,6 +61,7 @@ struct dl_resolver {
   char ttwid_cookie[2048]; /* "ttwid=…" plus other cookies from GET / */
   dl_bucket pace;          /* requests per second to Douyin */
   int64_t ttwid_ms;
+  uint64_t rng;            /* stagger jitter (dl_rand) */
 };
 
 /* A response body: capped at DL_PAGE_MAX_BYTES (curl's write fails past it, over says why). */
@@ -118,7 +120,7 @@ static void pace(dl_resolver *r) {
  * of leaving in one burst; an isolated one starts at once. */
 static void stagger(dl_resolver *r) {
   int64_t gap = (int64_t)(1000.0 / r->rate) *
-                (DL_STAGGER_JITTER_LO + (int64_t)((unsigned long)random() % (DL_STAGGER_JITTER_HI - DL_STAGGER_JITTER_LO + 1))) / 100;
+                (DL_STAGGER_JITTER_LO + (int64_t)(dl_rand_next(&r->rng) % (DL_STAGGER_JITTER_HI - DL_STAGGER_JITTER_LO + 1))) / 100;
   int64_t now = dl_mono_ms();
   if (r->last_start_ms && now < r->last_start_ms + gap && dl_queue_wait_closed(r->jobs, r->last_start_ms + gap - now))
     return;
@@ -532,6 +534,7 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->pool = o->pool;
   r->proxy_idx = -1;
   r->rate = o->rate > 0 ? o->rate : 1;
+  r->rng = (uint64_t)dl_now_ms() ^ (uint64_t)(uintptr_t)r;
   dl_bucket_init(&r->pace, o->rate, o->burst, dl_mono_ms());
   if (o->ws_base && !o->ws_proxied) { /* the host part of ws[s]://host[:port][/…] */
     const char *h = strstr(o->ws_base, "://");
