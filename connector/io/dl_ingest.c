@@ -237,11 +237,10 @@ static void room_lost(room *r, const char *why) {
     return;
   }
   if (was_open) STAT_ADD(in, disconnects, 1);
-  if (r->got_data) r->backoff_ms = DL_BACKOFF_BASE_MS;
+  if (r->got_data) dl_backoff_reset(&r->bo);
   r->got_data = 0;
-  int64_t wait = r->backoff_ms + (int64_t)(dl_rand_next(&in->rng) % DL_BACKOFF_JITTER_MS);
+  int64_t wait = dl_backoff_next(&r->bo);
   if (wait < r->min_wait_ms) wait = r->min_wait_ms;
-  r->backoff_ms = r->backoff_ms * 2 > DL_BACKOFF_MAX_MS ? DL_BACKOFF_MAX_MS : r->backoff_ms * 2;
   r->min_wait_ms = 0;
   char reason[256];
   snprintf(reason, sizeof reason, "%s; reconnecting in %lld ms", why, (long long)wait);
@@ -384,7 +383,8 @@ static void run_commands(dl_ingest *in) {
         r->spec = c->spec;
         dl_buf_init(&r->rx, in->o.max_frame_bytes);
         r->hb_ms = in->o.heartbeat_ms;
-        r->backoff_ms = DL_BACKOFF_BASE_MS;
+        dl_backoff_init_added(&r->bo, DL_BACKOFF_BASE_MS, DL_BACKOFF_MAX_MS, DL_BACKOFF_JITTER_MS, dl_rand_next(&in->rng));
+        dl_backoff_init_added(&r->reject_bo, DL_REJECT_BASE_MS, DL_BACKOFF_MAX_MS, 0, 0);
         r->proxy_idx = -1;
         if (r->spec.cursor[0]) ingest_set_str(&r->cursor, r->spec.cursor); /* resume where the last identity stopped */
         if (r->spec.internal_ext[0]) ingest_set_str(&r->internal_ext, r->spec.internal_ext);
@@ -477,7 +477,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (!r) break;
     r->conn = R_OPEN;
     r->rx_on = 1;
-    r->reject_wait_ms = 0;
+    dl_backoff_reset(&r->reject_bo);
     r->ack_paused = 0;
     r->last_rx_ms = r->last_msg_ms = dl_mono_ms();
     r->hb_due = 1; /* one heartbeat at once, then every period (J) */
@@ -540,10 +540,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (has_status || has_msg) {
       r->rejected = 1;
       STAT_ADD(in, rejected, 1);
-      /* never hammer: 10 s, doubling to the backoff cap */
-      r->reject_wait_ms = r->reject_wait_ms ? r->reject_wait_ms * 2 : 10000;
-      if (r->reject_wait_ms > DL_BACKOFF_MAX_MS) r->reject_wait_ms = DL_BACKOFF_MAX_MS;
-      r->min_wait_ms = (int)r->reject_wait_ms;
+      r->min_wait_ms = (int)dl_backoff_next(&r->reject_bo); /* never hammer */
       snprintf(why, sizeof why, "handshake refused: HTTP %u, handshake-status %s, handshake-msg %s (signature or device rejected)",
                lws_http_client_http_response(wsi), hs[0] ? hs : "-", hm[0] ? hm : "-");
     } else if (r->tls_error[0]) {

@@ -6,6 +6,7 @@
 #include <libwebsockets.h>
 #include <pthread.h>
 
+#include "dl_backoff.h"
 #include "dl_bucket.h"
 #include "dl_buf.h"
 #include "dl_ingest.h"
@@ -20,10 +21,13 @@
  * acks drain below the low mark (the server's frames wait in the kernel, not in our memory). */
 #define DL_ACK_HIGH 64
 #define DL_ACK_LOW 16
-/* Reconnect backoff (PROTOCOL §3.6, J reconnectDecision): 1.5 s doubling to 60 s + jitter. */
+/* Reconnect backoff (PROTOCOL §3.6, J reconnectDecision): 1.5 s doubling to 60 s + jitter up to
+ * 1.2 s (dl_backoff_init_added). */
 #define DL_BACKOFF_BASE_MS 1500
 #define DL_BACKOFF_MAX_MS 60000
 #define DL_BACKOFF_JITTER_MS 1200
+/* A refused handshake (bad signature, blocked device) never hammers: 10 s doubling to the cap. */
+#define DL_REJECT_BASE_MS 10000
 /* No frame and no pong for this many heartbeat periods: the connection is dead (silent drops
  * on quiet rooms are the top complaint, DESIGN §1). */
 #define DL_LIVENESS_PERIODS 3
@@ -65,14 +69,14 @@ typedef struct room {
   char *cursor, *internal_ext;
   int64_t hb_ms;
   int64_t last_rx_ms;
-  int64_t backoff_ms;
+  dl_backoff bo;       /* reconnects; reset by a connection that delivered a frame */
+  dl_backoff reject_bo;/* refused handshakes; reset by an established connection */
   int min_wait_ms;    /* from the last close code */
   int got_data;       /* this connection delivered a frame: reset backoff */
   int ack_paused;     /* reads paused until acks drain */
   int rx_on;          /* what we last told lws_rx_flow_control */
   int rejected;       /* the last attempt's handshake was refused (bad signature, blocked device) */
   char tls_error[160];/* why the server certificate was refused, from the verify callback */
-  int64_t reject_wait_ms;
   dl_in_msg *stalled; /* a frame the queue had no room for; reads paused until it goes */
   lws_sorted_usec_list_t sul_hb;
   lws_sorted_usec_list_t sul_retry;
