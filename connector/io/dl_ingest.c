@@ -216,7 +216,6 @@ static void room_lost(room *r, const char *why) {
   if (in->stop) return; /* shutting down: dl_ingest_free frees every room */
   dl_buf_reset(&r->rx);
   r->rx_overflow = 0;
-  r->close_sent = 0;
   acks_clear(r);
   lws_sul_cancel(&r->sul_hb);
   lws_sul_cancel(&r->sul_silence);
@@ -273,10 +272,8 @@ static void connect_room(room *r) {
   dl_ingest *in = r->in;
   if (in->xs && !r->have_sig) { /* ask the external signer first; its answer calls us again */
     if (!r->awaiting_sig) {
-      char stub[33];
-      dl_sign_stub(r->spec.room_id, r->spec.user_unique_id, stub);
       r->awaiting_sig = 1;
-      dl_xsign_submit(in->xs, r->spec.live_id, ++r->sign_gen, stub, r->spec.room_id, r->spec.user_unique_id);
+      dl_xsign_submit(in->xs, r->spec.live_id, ++r->sign_gen, r->stub, r->spec.room_id, r->spec.user_unique_id);
     }
     return;
   }
@@ -296,9 +293,7 @@ static void connect_room(room *r) {
     snprintf(sig, sizeof sig, "%s", r->ext_sig); /* used once: every connection is signed anew */
     r->have_sig = 0;
   } else if (in->o.sign) {
-    char stub[33];
-    dl_sign_stub(r->spec.room_id, r->spec.user_unique_id, stub);
-    dl_signer_sign(&r->signer, stub, sig);
+    dl_signer_sign(&r->signer, r->stub, sig);
   }
   /* path only: dl_wsurl_build wants a base; give it the prefix and keep the path part */
   size_t n = dl_wsurl_build(url, DL_URL_MAX, in->path_prefix, r->spec.room_id, r->spec.user_unique_id, room_ua(r),
@@ -389,6 +384,7 @@ static void run_commands(dl_ingest *in) {
         if (r->spec.cursor[0]) ingest_set_str(&r->cursor, r->spec.cursor); /* resume where the last identity stopped */
         if (r->spec.internal_ext[0]) ingest_set_str(&r->internal_ext, r->spec.internal_ext);
         dl_signer_init(&r->signer, dl_rand_next(&in->rng));
+        dl_sign_stub(r->spec.room_id, r->spec.user_unique_id, r->stub); /* the room's identity is fixed */
         r->dec = dl_decoder_new(r->spec.live_id, r->spec.room_id, &in->o.limits);
         if (r->dec && r->spec.n_gifts) /* continue the previous owner's streaks: no double count */
           dl_gift_import(dl_decoder_gifts(r->dec), r->spec.gifts, r->spec.n_gifts);
@@ -649,7 +645,6 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
   dl_ingest *in = calloc(1, sizeof *in);
   if (!in) return NULL;
   in->o = *o;
-  in->ws_base = strdup(o->ws_base);
   in->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
   in->ua = strdup(o->user_agent);
   in->out = out;
@@ -658,7 +653,7 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
   in->rng = (uint64_t)dl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
   dl_bucket_init(&in->connects, o->connect_rate, o->connect_burst, dl_mono_ms());
   pthread_mutex_init(&in->mu, NULL);
-  if (!in->ws_base || !in->ua || parse_base(in, in->ws_base) != 0) {
+  if (!in->ua || parse_base(in, o->ws_base) != 0) {
     dl_ingest_free(in);
     return NULL;
   }
@@ -773,7 +768,6 @@ void dl_ingest_free(dl_ingest *in) {
     in->cmds = n;
   }
   pthread_mutex_destroy(&in->mu);
-  free(in->ws_base);
   free(in->ca_file);
   free(in->ua);
   free(in);

@@ -60,7 +60,6 @@ typedef struct room {
   room_conn conn;
   int want_close;     /* dl_ingest_close: close and forget */
   int ended;          /* live ended: close and forget */
-  int close_sent;
   int hb_due, ping_due;
   dl_buf rx;          /* the message being read, capped at --max-frame-bytes */
   int rx_overflow;    /* it passed the cap: the rest is dropped */
@@ -86,6 +85,7 @@ typedef struct room {
   int hb_fixed;       /* the server set the period (Handshake-Options): heartbeat_duration won't */
   int proxy_idx;      /* the pool proxy of the current/last connection, or -1 */
   dl_signer signer;
+  char stub[33];      /* X-MS-STUB of room_id + user_unique_id, which a room keeps for its life */
   uint64_t sign_gen;  /* external signer: which request we wait for */
   int awaiting_sig, have_sig;
   char ext_sig[160];
@@ -104,7 +104,7 @@ typedef struct cmd {
 
 struct dl_ingest {
   dl_ingest_opts o;
-  char *ws_base, *ca_file, *ua;
+  char *ca_file, *ua;
   char scheme_tls;
   char host[256];
   int port;

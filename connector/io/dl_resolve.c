@@ -62,6 +62,7 @@ struct dl_resolver {
   dl_bucket pace;          /* requests per second to Douyin */
   int64_t ttwid_ms;
   uint64_t rng;            /* stagger jitter (dl_rand) */
+  char browser_version[128]; /* of the User-Agent, for web/enter (chrome_version) */
 };
 
 /* A response body: capped at DL_PAGE_MAX_BYTES (curl's write fails past it, over says why). */
@@ -166,14 +167,19 @@ static void curl_common(dl_resolver *r, const char *url, body *b) {
   }
 }
 
+/* A failed transfer as a dl_err: the far end's certificate refused (fails closed, never retried
+ * around), else an HTTP failure. */
+static dl_err curl_err(CURLcode cc) {
+  return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ? DL_ETLS : DL_EHTTP;
+}
+
 /* curl_easy_perform, telling the pool whether the room's proxy carried the request: any HTTP
  * answer is the proxy's success; failing to connect, a refused tunnel or a dead connection is
  * its failure (a TLS verification failure is not: that is the far end's certificate). */
 static CURLcode perform(dl_resolver *r) {
   CURLcode cc = curl_easy_perform(r->curl);
   if (r->proxy_idx >= 0) {
-    int ok = cc == CURLE_OK || cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
-             cc == CURLE_WRITE_ERROR; /* our own size cap */
+    int ok = cc == CURLE_OK || curl_err(cc) == DL_ETLS || cc == CURLE_WRITE_ERROR; /* our own size cap */
     dl_proxypool_report(r->pool, r->proxy_idx, ok, dl_mono_ms());
   }
   return cc;
@@ -191,7 +197,7 @@ static dl_err fetch_ttwid(dl_resolver *r, char *why, size_t cap) {
   dl_err e = DL_EOK;
   if (cc != CURLE_OK) {
     snprintf(why, cap, "GET / failed: %s", curl_easy_strerror(cc));
-    e = cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ? DL_ETLS : DL_EHTTP;
+    e = curl_err(cc);
   } else if (!jar.len || !strstr((const char *)jar.p, "ttwid=")) {
     snprintf(why, cap, "GET / returned no ttwid cookie");
     e = DL_EHTTP;
@@ -248,8 +254,7 @@ static void chrome_version(const char *ua, char *out, size_t cap) {
  * User-Agent header of the same request, appended last (dl_abogus_append). */
 static dl_err enter_url(const dl_resolver *r, const char *live_id, const char *room_id, const char *ms_token,
                         char *url, size_t cap) {
-  char bv[128];
-  chrome_version(r->ua, bv, sizeof bv);
+  const char *bv = r->browser_version;
   const char *const kv[] = {
       "aid", "6383", "app_name", "douyin_web", "live_id", "1", "device_platform", "web", "language", "zh-CN",
       "enter_from", "link_share", "cookie_enabled", "true", "screen_width", "1920", "screen_height", "1080",
@@ -304,7 +309,7 @@ static dl_err fetch_enter_once(dl_resolver *r, const char *live_id, const char *
   free(url);
   if (cc != CURLE_OK) {
     snprintf(why, cap, "failed: %s", curl_easy_strerror(cc));
-    e = DL_EHTTP;
+    e = curl_err(cc);
   } else if (code != 200) {
     snprintf(why, cap, "answered HTTP %ld", code);
     e = DL_EHTTP;
@@ -346,7 +351,7 @@ static dl_err fetch_page(dl_resolver *r, const char *live_id, const char *cookie
                     referer, &b, &res->http_status);
   dl_err e;
   if (cc != CURLE_OK) {
-    e = cc == CURLE_PEER_FAILED_VERIFICATION ? DL_ETLS : DL_EHTTP;
+    e = curl_err(cc);
     snprintf(res->error, sizeof res->error, "GET /%s failed: %s", live_id,
              b.over ? "page over 8 MiB" : curl_easy_strerror(cc));
   } else if (res->http_status == 404 || res->http_status == 410) {
@@ -552,6 +557,7 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->wake_fd = wake_fd;
   r->jobs = dl_queue_new(DL_RESOLVE_JOBS_MAX, 0);
   r->curl = curl_easy_init();
+  if (r->ua) chrome_version(r->ua, r->browser_version, sizeof r->browser_version);
   if (!r->base || !r->ua || !r->curl || !r->jobs || pthread_create(&r->thread, NULL, thread_main, r) != 0) {
     resolver_free(r);
     return NULL;
