@@ -42,8 +42,7 @@ static int test_enter_markers(const char *captures) {
   snprintf(path, sizeof path, "%s/web_enter_response_2026-04-19_live.json", captures);
   size_t len;
   char *cap = dl_test_slurp(path, &len);
-  ASSERT_TRUE(cap != NULL);
-  if (!cap) return 1;
+  ASSERT_TRUE(cap != NULL); /* returns on failure */
   dl_page_info p;
   /* the real answer: live, room id, title, anchor, no end marker */
   ASSERT_TRUE(dl_enter_parse(cap, len, &p) == DL_EOK);
