@@ -81,13 +81,13 @@ static void on_claim(void *priv, const redisReply *rep) {
   c->inflight = 0;
   if (!rep) return; /* the claims connection went down: it reconnects and claims again */
   if (rep->type == REDIS_REPLY_STRING) {
-    char live_id[DL_LIVE_ID_MAX], profile[72], proxy[DL_PROXY_URL_MAX];
+    char live_id[DL_LIVE_ID_MAX], profile[72];
+    dl_proxy_url proxy;
     ctx->st.claims++;
     if (ctx->draining) {
       dl_claims_hand_back(c, rep->str, rep->len);
       dl_claims_release(c, rep->str, rep->len);
-    } else if (dl_assignment_parse(rep->str, rep->len, live_id, sizeof live_id, profile, sizeof profile, proxy,
-                                   sizeof proxy) != 0) {
+    } else if (dl_assignment_parse(rep->str, rep->len, live_id, sizeof live_id, profile, sizeof profile, &proxy) != 0) {
       ctx->st.bad_assignments++;
       /* never the raw text: a JSON assignment may carry proxy credentials */
       dl_log(DL_LOG_WARN, "bad_assignment", NULL,
@@ -99,9 +99,16 @@ static void on_claim(void *priv, const redisReply *rep) {
       dl_claims_release(c, rep->str, rep->len);
     } else {
       char why[160];
-      if (proxy[0] && dl_proxypool_pin(ctx->pool, live_id, proxy, why, sizeof why) < 0)
-        dl_log(DL_LOG_WARN, "assign_proxy", live_id, "assignment proxy not used: %s", why);
-      dl_rooms_claimed(ctx->rooms, live_id, profile, rep->str, rep->len);
+      if (proxy.port && dl_proxypool_pin(ctx->pool, live_id, &proxy, why, sizeof why) < 0) {
+        /* never captured without the proxy its assignment names: no silent fall-back to the
+         * rotation or to a direct connection */
+        ctx->st.config_errors++;
+        dl_log(DL_LOG_ERROR, "assign_proxy", live_id, "not captured: its assignment proxy cannot be used: %s", why);
+        dl_claims_release(c, rep->str, rep->len);
+      } else {
+        dl_rooms_claimed(ctx->rooms, live_id, profile, rep->str, rep->len);
+      }
+      memset(&proxy, 0, sizeof proxy); /* credentials: the pool holds its own copy */
     }
   } else if (rep->type == REDIS_REPLY_ERROR) {
     /* e.g. OOM refuses BLMOVE at once: try again in a second, not in a loop */

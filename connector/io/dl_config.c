@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "dl_log.h"
+#include "dl_proxyurl.h"
 
 #ifndef DYLIVE_VERSION
 #define DYLIVE_VERSION "0.1.0"
@@ -86,10 +88,16 @@ static int check_dir(const char *v, char *why, size_t cap) {
 }
 
 static int check_proxy(const char *v, char *why, size_t cap) {
-  if (!*v || !strcmp(v, "none") || !strncmp(v, "http://", 7) || !strncmp(v, "socks5://", 9) ||
-      !strncmp(v, "socks5h://", 10) || !strncmp(v, "socks4://", 9))
+  if (!*v || !strcmp(v, "none") || !strncmp(v, "socks5://", 9) || !strncmp(v, "socks5h://", 10) ||
+      !strncmp(v, "socks4://", 9))
     return 0;
-  return snprintf(why, cap, "must be http://host:port, socks5://host:port, socks5h://host:port or none"), -1;
+  if (strncasecmp(v, "http://", 7))
+    return snprintf(why, cap, "must be http://host:port, socks5://host:port, socks5h://host:port or none"), -1;
+  /* the parser the WebSocket and the pages take it apart with: what passes here, both accept */
+  dl_proxy_url u;
+  int rc = dl_proxy_url_parse(v, &u, why, cap) == DL_EOK ? 0 : -1;
+  memset(&u, 0, sizeof u);
+  return rc;
 }
 
 static int check_signer(const char *v, char *why, size_t cap) {

@@ -10,6 +10,7 @@
 
 #include "dl_ingest_int.h"
 #include "dl_log.h"
+#include "dl_rand.h"
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *inp, size_t len);
 
@@ -17,14 +18,6 @@ static const struct lws_protocols protocols[] = {
     {"dylive", callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
-
-static uint64_t rnd(dl_ingest *in) {
-  uint64_t x = in->rng;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return in->rng = x;
-}
 
 void dl_in_msg_free(void *p) {
   dl_in_msg *m = p;
@@ -115,7 +108,7 @@ static void room_free(dl_ingest *in, room *r) {
   dl_in_msg_free(r->stalled);
   dl_decoder_free(r->dec);
   free(r->spec.cookie);
-  free(r->rx);
+  dl_buf_free(&r->rx);
   free(r->cursor);
   free(r->internal_ext);
   free(r);
@@ -161,33 +154,50 @@ static void silence_cb(lws_sorted_usec_list_t *sul) {
   lws_set_timeout(r->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 }
 
+/* Tunnels vh's connections through u: the host, port and decoded credentials the pages get too. */
+static int set_proxy(struct lws_vhost *vh, const dl_proxy_url *u) {
+  char spec[DL_PROXY_LWS_MAX];
+  int rc = dl_proxy_url_lws(u, spec, sizeof spec) == 0 && lws_set_proxy(vh, spec) == 0 ? 0 : -1;
+  memset(spec, 0, sizeof spec); /* credentials */
+  return rc;
+}
+
 /* The vhost that tunnels through pool proxy idx (lws keeps one proxy per vhost), made on first
- * use on this thread. NULL when lws refuses it. */
+ * use on this thread. NULL when lws refuses it (remembered: the room's proxy is sticky, and every
+ * attempt would leave another vhost with its own TLS context behind). */
 static struct lws_vhost *proxy_vhost(dl_ingest *in, int idx) {
-  if (idx < 0 || idx >= DL_PROXYPOOL_MAX) return NULL;
-  if (in->proxy_vh[idx]) return in->proxy_vh[idx];
   dl_proxy_url u;
-  if (dl_proxypool_get(in->o.pool, idx, &u) != 0) return NULL;
-  char name[32], spec[2 * (DL_PROXY_USERINFO_MAX + 1) + DL_PROXY_LABEL_MAX + 16];
-  snprintf(name, sizeof name, "proxy%d", idx);
-  struct lws_context_creation_info info;
-  memset(&info, 0, sizeof info);
-  info.port = CONTEXT_PORT_NO_LISTEN;
-  info.protocols = protocols;
-  info.vhost_name = name;
-  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* a client TLS context of its own */
-  struct lws_vhost *vh = lws_create_vhost(in->ctx, &info);
-  /* lws takes "user:pass@host:port" (it Base64s the credentials for Proxy-Authorization) */
-  char hp[DL_PROXY_LABEL_MAX + 8];
-  dl_proxy_url_hostport(&u, hp, sizeof hp);
-  snprintf(spec, sizeof spec, "%s%s%s%s%s", u.user, u.user[0] ? ":" : "", u.pass, u.user[0] ? "@" : "", hp);
-  if (!vh || lws_set_proxy(vh, spec) != 0) {
-    dl_log(DL_LOG_ERROR, "proxy", NULL, "libwebsockets refused the proxy %s", u.label);
-    memset(spec, 0, sizeof spec);
-    return NULL;
+  uint64_t id;
+  if (idx < 0 || idx >= DL_PROXYPOOL_MAX || dl_proxypool_lookup(in->o.pool, idx, &u, &id) != 0) return NULL;
+  pvhost *c = &in->proxy_vh[idx];
+  if (c->id != id) {
+    /* the slot holds another proxy now; the pool kept the last one while any WebSocket went
+     * through it, so nothing is bound to its vhost any more */
+    if (c->vh) lws_vhost_destroy(c->vh);
+    memset(c, 0, sizeof *c);
+    c->id = id;
   }
-  memset(spec, 0, sizeof spec);
-  return in->proxy_vh[idx] = vh;
+  if (!c->vh && !c->refused) {
+    char name[32];
+    snprintf(name, sizeof name, "proxy%llu", (unsigned long long)id);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.vhost_name = name;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* a client TLS context of its own */
+    struct lws_vhost *vh = lws_create_vhost(in->ctx, &info);
+    int ok = vh && set_proxy(vh, &u) == 0;
+    if (ok) {
+      c->vh = vh;
+    } else { /* the parser admits only what lws takes (dl_proxy_url_parse): this is a bug, said once */
+      if (vh) lws_vhost_destroy(vh);
+      c->refused = 1;
+      dl_log(DL_LOG_ERROR, "proxy", NULL, "libwebsockets refused the proxy %s", u.label);
+    }
+  }
+  memset(&u, 0, sizeof u);
+  return c->vh;
 }
 
 static void connect_room(room *r);
@@ -204,9 +214,8 @@ static void room_lost(room *r, const char *why) {
   r->conn = R_IDLE;
   r->wsi = NULL;
   if (in->stop) return; /* shutting down: dl_ingest_free frees every room */
-  r->rx_len = 0;
+  dl_buf_reset(&r->rx);
   r->rx_overflow = 0;
-  r->close_sent = 0;
   acks_clear(r);
   lws_sul_cancel(&r->sul_hb);
   lws_sul_cancel(&r->sul_silence);
@@ -227,11 +236,10 @@ static void room_lost(room *r, const char *why) {
     return;
   }
   if (was_open) STAT_ADD(in, disconnects, 1);
-  if (r->got_data) r->backoff_ms = DL_BACKOFF_BASE_MS;
+  if (r->got_data) dl_backoff_reset(&r->bo);
   r->got_data = 0;
-  int64_t wait = r->backoff_ms + (int64_t)(rnd(in) % DL_BACKOFF_JITTER_MS);
+  int64_t wait = dl_backoff_next(&r->bo);
   if (wait < r->min_wait_ms) wait = r->min_wait_ms;
-  r->backoff_ms = r->backoff_ms * 2 > DL_BACKOFF_MAX_MS ? DL_BACKOFF_MAX_MS : r->backoff_ms * 2;
   r->min_wait_ms = 0;
   char reason[256];
   snprintf(reason, sizeof reason, "%s; reconnecting in %lld ms", why, (long long)wait);
@@ -264,10 +272,8 @@ static void connect_room(room *r) {
   dl_ingest *in = r->in;
   if (in->xs && !r->have_sig) { /* ask the external signer first; its answer calls us again */
     if (!r->awaiting_sig) {
-      char stub[33];
-      dl_sign_stub(r->spec.room_id, r->spec.user_unique_id, stub);
       r->awaiting_sig = 1;
-      dl_xsign_submit(in->xs, r->spec.live_id, ++r->sign_gen, stub, r->spec.room_id, r->spec.user_unique_id);
+      dl_xsign_submit(in->xs, r->spec.live_id, ++r->sign_gen, r->stub, r->spec.room_id, r->spec.user_unique_id);
     }
     return;
   }
@@ -287,9 +293,7 @@ static void connect_room(room *r) {
     snprintf(sig, sizeof sig, "%s", r->ext_sig); /* used once: every connection is signed anew */
     r->have_sig = 0;
   } else if (in->o.sign) {
-    char stub[33];
-    dl_sign_stub(r->spec.room_id, r->spec.user_unique_id, stub);
-    dl_signer_sign(&r->signer, stub, sig);
+    dl_signer_sign(&r->signer, r->stub, sig);
   }
   /* path only: dl_wsurl_build wants a base; give it the prefix and keep the path part */
   size_t n = dl_wsurl_build(url, DL_URL_MAX, in->path_prefix, r->spec.room_id, r->spec.user_unique_id, room_ua(r),
@@ -309,6 +313,9 @@ static void connect_room(room *r) {
    * stall every room; the host name still goes into Host and TLS SNI/verification */
   ci.address = r->spec.address[0] ? r->spec.address : in->host;
   int px = in->o.pool ? dl_proxypool_pick(in->o.pool, r->spec.live_id, dl_mono_ms()) : -1;
+  /* counted on the proxy at once: the pool keeps an assignment proxy while a WebSocket uses it */
+  if (in->o.pool) dl_proxypool_move(in->o.pool, r->proxy_idx, px);
+  r->proxy_idx = px;
   if (px >= 0) { /* the room's proxy (the resolver's choice for its pages, by construction) */
     ci.vhost = proxy_vhost(in, px);
     ci.address = in->host; /* the proxy's CONNECT names the host; the proxy resolves it */
@@ -319,8 +326,6 @@ static void connect_room(room *r) {
       return;
     }
   }
-  if (in->o.pool) dl_proxypool_move(in->o.pool, r->proxy_idx, px);
-  r->proxy_idx = px;
   ci.port = in->port;
   ci.path = url;
   ci.host = in->host;
@@ -371,12 +376,15 @@ static void run_commands(dl_ingest *in) {
       } else if ((r = calloc(1, sizeof *r)) != NULL) {
         r->in = in;
         r->spec = c->spec;
+        dl_buf_init(&r->rx, in->o.max_frame_bytes);
         r->hb_ms = in->o.heartbeat_ms;
-        r->backoff_ms = DL_BACKOFF_BASE_MS;
+        dl_backoff_init_added(&r->bo, DL_BACKOFF_BASE_MS, DL_BACKOFF_MAX_MS, DL_BACKOFF_JITTER_MS, dl_rand_next(&in->rng));
+        dl_backoff_init_added(&r->reject_bo, DL_REJECT_BASE_MS, DL_BACKOFF_MAX_MS, 0, 0);
         r->proxy_idx = -1;
         if (r->spec.cursor[0]) ingest_set_str(&r->cursor, r->spec.cursor); /* resume where the last identity stopped */
         if (r->spec.internal_ext[0]) ingest_set_str(&r->internal_ext, r->spec.internal_ext);
-        dl_signer_init(&r->signer, rnd(in));
+        dl_signer_init(&r->signer, dl_rand_next(&in->rng));
+        dl_sign_stub(r->spec.room_id, r->spec.user_unique_id, r->stub); /* the room's identity is fixed */
         r->dec = dl_decoder_new(r->spec.live_id, r->spec.room_id, &in->o.limits);
         if (r->dec && r->spec.n_gifts) /* continue the previous owner's streaks: no double count */
           dl_gift_import(dl_decoder_gifts(r->dec), r->spec.gifts, r->spec.n_gifts);
@@ -465,7 +473,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (!r) break;
     r->conn = R_OPEN;
     r->rx_on = 1;
-    r->reject_wait_ms = 0;
+    dl_backoff_reset(&r->reject_bo);
     r->ack_paused = 0;
     r->last_rx_ms = r->last_msg_ms = dl_mono_ms();
     r->hb_due = 1; /* one heartbeat at once, then every period (J) */
@@ -481,25 +489,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_CLIENT_RECEIVE:
     if (!r) break;
     if (!r->rx_overflow) {
-      if (r->rx_len + len > in->o.max_frame_bytes) {
-        r->rx_overflow = 1;
-      } else {
-        if (r->rx_len + len > r->rx_cap) {
-          size_t nc = r->rx_cap ? r->rx_cap : 16384;
-          while (nc < r->rx_len + len) nc *= 2;
-          if (nc > in->o.max_frame_bytes) nc = in->o.max_frame_bytes;
-          uint8_t *nb = realloc(r->rx, nc);
-          if (!nb) return -1;
-          r->rx = nb;
-          r->rx_cap = nc;
-        }
-        memcpy(r->rx + r->rx_len, inp, len);
-        r->rx_len += len;
-      }
+      dl_err e = dl_buf_add(&r->rx, inp, len); /* capped at --max-frame-bytes */
+      if (e == DL_ENOMEM) return -1;
+      r->rx_overflow = e == DL_ELIMIT; /* the rest of the message is dropped, then counted */
     }
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
       ingest_on_message(r);
-      r->rx_len = 0;
+      dl_buf_reset(&r->rx);
       r->rx_overflow = 0;
     }
     break;
@@ -540,10 +536,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (has_status || has_msg) {
       r->rejected = 1;
       STAT_ADD(in, rejected, 1);
-      /* never hammer: 10 s, doubling to the backoff cap */
-      r->reject_wait_ms = r->reject_wait_ms ? r->reject_wait_ms * 2 : 10000;
-      if (r->reject_wait_ms > DL_BACKOFF_MAX_MS) r->reject_wait_ms = DL_BACKOFF_MAX_MS;
-      r->min_wait_ms = (int)r->reject_wait_ms;
+      r->min_wait_ms = (int)dl_backoff_next(&r->reject_bo); /* never hammer */
       snprintf(why, sizeof why, "handshake refused: HTTP %u, handshake-status %s, handshake-msg %s (signature or device rejected)",
                lws_http_client_http_response(wsi), hs[0] ? hs : "-", hm[0] ? hm : "-");
     } else if (r->tls_error[0]) {
@@ -652,7 +645,6 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
   dl_ingest *in = calloc(1, sizeof *in);
   if (!in) return NULL;
   in->o = *o;
-  in->ws_base = strdup(o->ws_base);
   in->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
   in->ua = strdup(o->user_agent);
   in->out = out;
@@ -661,7 +653,7 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
   in->rng = (uint64_t)dl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
   dl_bucket_init(&in->connects, o->connect_rate, o->connect_burst, dl_mono_ms());
   pthread_mutex_init(&in->mu, NULL);
-  if (!in->ws_base || !in->ua || parse_base(in, in->ws_base) != 0) {
+  if (!in->ua || parse_base(in, o->ws_base) != 0) {
     dl_ingest_free(in);
     return NULL;
   }
@@ -685,13 +677,18 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
     dl_ingest_free(in);
     return NULL;
   }
-  if (o->proxy && *o->proxy) {
-    const char *p = !strncmp(o->proxy, "http://", 7) ? o->proxy + 7 : o->proxy;
-    char hostport[512];
-    snprintf(hostport, sizeof hostport, "%.*s", (int)strcspn(p, "/"), p);
+  if (o->proxy && *o->proxy) { /* the one parser the pages' proxy goes through too (dl_resolve) */
+    dl_proxy_url u;
+    char why[200];
     struct lws_vhost *vh = lws_get_vhost_by_name(in->ctx, "default");
-    if (!vh || lws_set_proxy(vh, hostport) != 0) {
-      dl_log(DL_LOG_ERROR, "proxy", NULL, "libwebsockets refused the proxy %s", hostport);
+    int ok = dl_proxy_url_parse(o->proxy, &u, why, sizeof why) == DL_EOK;
+    if (ok && (!vh || set_proxy(vh, &u) != 0)) {
+      snprintf(why, sizeof why, "libwebsockets refused %s", u.label);
+      ok = 0;
+    }
+    memset(&u, 0, sizeof u);
+    if (!ok) {
+      dl_log(DL_LOG_ERROR, "proxy", NULL, "the WebSocket's proxy: %s", why);
       dl_ingest_free(in);
       return NULL;
     }
@@ -771,7 +768,6 @@ void dl_ingest_free(dl_ingest *in) {
     in->cmds = n;
   }
   pthread_mutex_destroy(&in->mu);
-  free(in->ws_base);
   free(in->ca_file);
   free(in->ua);
   free(in);

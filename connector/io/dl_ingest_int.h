@@ -6,7 +6,9 @@
 #include <libwebsockets.h>
 #include <pthread.h>
 
+#include "dl_backoff.h"
 #include "dl_bucket.h"
+#include "dl_buf.h"
 #include "dl_ingest.h"
 #include "dl_sign.h"
 #include "dl_xsign.h"
@@ -19,10 +21,13 @@
  * acks drain below the low mark (the server's frames wait in the kernel, not in our memory). */
 #define DL_ACK_HIGH 64
 #define DL_ACK_LOW 16
-/* Reconnect backoff (PROTOCOL §3.6, J reconnectDecision): 1.5 s doubling to 60 s + jitter. */
+/* Reconnect backoff (PROTOCOL §3.6, J reconnectDecision): 1.5 s doubling to 60 s + jitter up to
+ * 1.2 s (dl_backoff_init_added). */
 #define DL_BACKOFF_BASE_MS 1500
 #define DL_BACKOFF_MAX_MS 60000
 #define DL_BACKOFF_JITTER_MS 1200
+/* A refused handshake (bad signature, blocked device) never hammers: 10 s doubling to the cap. */
+#define DL_REJECT_BASE_MS 10000
 /* No frame and no pong for this many heartbeat periods: the connection is dead (silent drops
  * on quiet rooms are the top complaint, DESIGN §1). */
 #define DL_LIVENESS_PERIODS 3
@@ -38,6 +43,14 @@ typedef struct ack_buf {
 
 typedef enum { R_IDLE, R_CONNECTING, R_OPEN } room_conn;
 
+/* The vhost that tunnels through one pool proxy (lws keeps one proxy per vhost). A pool slot can
+ * hold another proxy later (an assignment proxy goes with its last room): id tells them apart. */
+typedef struct pvhost {
+  struct lws_vhost *vh;
+  uint64_t id;        /* the pool entry it was made for (dl_proxypool_lookup) */
+  int refused;        /* lws refused that proxy: not asked again (each try cost a vhost and a TLS context) */
+} pvhost;
+
 typedef struct room {
   struct room *next;
   dl_ingest *in;
@@ -47,24 +60,22 @@ typedef struct room {
   room_conn conn;
   int want_close;     /* dl_ingest_close: close and forget */
   int ended;          /* live ended: close and forget */
-  int close_sent;
   int hb_due, ping_due;
-  uint8_t *rx;
-  size_t rx_len, rx_cap;
-  int rx_overflow;
+  dl_buf rx;          /* the message being read, capped at --max-frame-bytes */
+  int rx_overflow;    /* it passed the cap: the rest is dropped */
   ack_buf acks[DL_ACK_QUEUE_MAX];
   size_t ack_head, ack_len;
   char *cursor, *internal_ext;
   int64_t hb_ms;
   int64_t last_rx_ms;
-  int64_t backoff_ms;
+  dl_backoff bo;       /* reconnects; reset by a connection that delivered a frame */
+  dl_backoff reject_bo;/* refused handshakes; reset by an established connection */
   int min_wait_ms;    /* from the last close code */
   int got_data;       /* this connection delivered a frame: reset backoff */
   int ack_paused;     /* reads paused until acks drain */
   int rx_on;          /* what we last told lws_rx_flow_control */
   int rejected;       /* the last attempt's handshake was refused (bad signature, blocked device) */
   char tls_error[160];/* why the server certificate was refused, from the verify callback */
-  int64_t reject_wait_ms;
   dl_in_msg *stalled; /* a frame the queue had no room for; reads paused until it goes */
   lws_sorted_usec_list_t sul_hb;
   lws_sorted_usec_list_t sul_retry;
@@ -74,6 +85,7 @@ typedef struct room {
   int hb_fixed;       /* the server set the period (Handshake-Options): heartbeat_duration won't */
   int proxy_idx;      /* the pool proxy of the current/last connection, or -1 */
   dl_signer signer;
+  char stub[33];      /* X-MS-STUB of room_id + user_unique_id, which a room keeps for its life */
   uint64_t sign_gen;  /* external signer: which request we wait for */
   int awaiting_sig, have_sig;
   char ext_sig[160];
@@ -92,7 +104,7 @@ typedef struct cmd {
 
 struct dl_ingest {
   dl_ingest_opts o;
-  char *ws_base, *ca_file, *ua;
+  char *ca_file, *ua;
   char scheme_tls;
   char host[256];
   int port;
@@ -109,7 +121,7 @@ struct dl_ingest {
   int paused;
   dl_bucket connects;         /* pacing of new connections */
   dl_xsign *xs;               /* --signer http://… */
-  struct lws_vhost *proxy_vh[DL_PROXYPOOL_MAX]; /* one per pool proxy, made on first use */
+  pvhost proxy_vh[DL_PROXYPOOL_MAX]; /* one per pool proxy, made on first use */
   lws_sorted_usec_list_t sul_flow;
   dl_ingest_stats st;
   uint64_t rng;

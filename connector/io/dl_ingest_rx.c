@@ -46,7 +46,7 @@ static void pause_all(dl_ingest *in);
 void ingest_on_message(room *r) {
   dl_ingest *in = r->in;
   STAT_ADD(in, frames, 1);
-  STAT_ADD(in, bytes, r->rx_len);
+  STAT_ADD(in, bytes, r->rx.len);
   r->last_rx_ms = dl_mono_ms();
   if (r->rx_overflow) {
     STAT_ADD(in, bad_frames, 1);
@@ -56,13 +56,13 @@ void ingest_on_message(room *r) {
   dl_in_msg *m = calloc(1, sizeof *m);
   if (!m) return;
   m->recv_ms = dl_now_ms();
-  dl_err e = dl_decode_frame(r->dec, r->rx, r->rx_len, m->recv_ms, &m->frame);
+  dl_err e = dl_decode_frame(r->dec, r->rx.p, r->rx.len, m->recv_ms, &m->frame);
   if (e != DL_EOK) {
     STAT_ADD(in, bad_frames, 1);
     if (e == DL_EBOMB) STAT_ADD(in, bombs, 1);
     m->kind = DL_IN_BAD_FRAME;
     snprintf(m->live_id, sizeof m->live_id, "%s", r->spec.live_id);
-    snprintf(m->reason, sizeof m->reason, "%s: %s (%zu bytes)", dl_err_name(e), dl_err_str(e), r->rx_len);
+    snprintf(m->reason, sizeof m->reason, "%s: %s (%zu bytes)", dl_err_name(e), dl_err_str(e), r->rx.len);
     if (ingest_post(in, m) != 0) dl_in_msg_free(m);
     return;
   }

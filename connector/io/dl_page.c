@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dl_proxypool.h"
+#include "dl_proxyurl.h"
 
 /* One unescape pass: \" → ", \\ → \, \/ → /, \u0026 → &, \u003c → <, \u003e → >. Returns the
  * number of escapes undone. */
@@ -204,9 +204,9 @@ static int profile_ok(const char *p) {
 }
 
 int dl_assignment_parse(const char *raw, size_t len, char *live_id, size_t cap, char *profile, size_t pcap,
-                        char *proxy, size_t xcap) {
+                        dl_proxy_url *proxy) {
   profile[0] = 0;
-  if (proxy && xcap) proxy[0] = 0;
+  if (proxy) memset(proxy, 0, sizeof *proxy);
   if (len == 0 || len > DL_ASSIGNMENT_MAX || memchr(raw, 0, len)) return -1;
   char buf[DL_ASSIGNMENT_MAX + 1];
   memcpy(buf, raw, len);
@@ -230,15 +230,12 @@ int dl_assignment_parse(const char *raw, size_t len, char *live_id, size_t cap, 
   }
   const cJSON *px = cJSON_GetObjectItemCaseSensitive(o, "proxy");
   if (px && proxy) {
-    dl_proxy_url u;
     char why[160];
-    if (!cJSON_IsString(px) || strlen(px->valuestring) >= xcap ||
-        dl_proxy_url_parse(px->valuestring, &u, why, sizeof why) != DL_EOK)
-      goto done;
-    snprintf(proxy, xcap, "%s", px->valuestring);
+    if (!cJSON_IsString(px) || dl_proxy_url_parse(px->valuestring, proxy, why, sizeof why) != DL_EOK) goto done;
   }
   rc = 0;
 done:
+  if (rc && proxy) memset(proxy, 0, sizeof *proxy);
   cJSON_Delete(o);
   return rc;
 }

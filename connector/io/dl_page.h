@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "dl_err.h"
+#include "dl_proxyurl.h"
 
 typedef struct dl_page_info {
   char room_id[32];
@@ -48,10 +49,11 @@ int dl_live_id_normalize(const char *in, char *out, size_t cap);
  * {"live_id": "…", "cookie": "<profile>", "proxy": "http://[user:pass@]host:port"} (the profile
  * names a file in --cookie-dir; the proxy carries this room's pages and WebSocket instead of the
  * --proxy-file pool; both are optional).
- * Returns 0 with live_id (and profile, "" when none; proxy, "" when none, when proxy is not NULL)
- * filled, or -1 when it is neither, or its proxy is not a valid HTTP proxy URL. */
+ * Returns 0 with live_id (and profile, "" when none; proxy taken apart, port 0 when none, when
+ * proxy is not NULL) filled, or -1 when it is neither, or its proxy is not a valid HTTP proxy URL
+ * (dl_proxy_url_parse). */
 #define DL_ASSIGNMENT_MAX 4096
 int dl_assignment_parse(const char *raw, size_t len, char *live_id, size_t cap, char *profile, size_t pcap,
-                        char *proxy, size_t xcap);
+                        dl_proxy_url *proxy);
 
 #endif

@@ -67,7 +67,8 @@ int dl_proxy_for(const char *url, const char *explicit_proxy, char *out, size_t 
     if (!p) p = env2("all_proxy", "ALL_PROXY");
     if (p && no_proxy_matches(host)) p = NULL;
   }
-  int n = snprintf(out, cap, "%s", p ? p : "");
+  /* "host:port" without a scheme (common in the environment) is an HTTP proxy, as curl reads it */
+  int n = snprintf(out, cap, "%s%s", p && !strstr(p, "://") ? "http://" : "", p ? p : "");
   return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 

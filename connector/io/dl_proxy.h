@@ -6,7 +6,9 @@
 
 #include <stddef.h>
 
-/* out receives the proxy URL ("" for a direct connection). Returns 0, or -1 when cap is too small. */
+/* out receives the proxy URL ("" for a direct connection; "http://" put before one without a
+ * scheme, as curl reads it), for dl_proxy_url_parse or, SOCKS, for curl. Returns 0, or -1 when cap
+ * is too small. */
 int dl_proxy_for(const char *url, const char *explicit_proxy, char *out, size_t cap);
 /* 1 when the proxy URL is a SOCKS proxy (socks4/socks5/socks5h). */
 int dl_proxy_is_socks(const char *proxy);

@@ -14,6 +14,9 @@
 typedef struct entry {
   dl_proxy_url u;
   int in_rotation;
+  unsigned pins;        /* rooms pinned to it; an entry outside the rotation lives while pins or
+                           rooms hold it, then its slot is free for the next assignment proxy */
+  uint64_t id;          /* unique over the pool's life: tells a reused slot from its last tenant */
   int fails;            /* failures in a row */
   int64_t cool_until;   /* set aside until (monotonic ms); 0 never */
   int64_t cool_ms;      /* the next cooling period */
@@ -27,109 +30,12 @@ typedef struct pin {
 
 struct dl_proxypool {
   pthread_mutex_t mu;
-  entry *e[DL_PROXYPOOL_MAX];
-  size_t n, rotation;
+  entry *e[DL_PROXYPOOL_MAX]; /* NULL: a free slot */
+  size_t n, rotation;         /* n: slots ever used (the free ones among them are NULL) */
+  uint64_t ids;
   pin *pins;            /* unordered; a linear scan per resolve or connect, never per frame */
   size_t npins, pins_cap;
 };
-
-static int host_char(unsigned char c) { return isalnum(c) || c == '.' || c == '-' || c == '_'; }
-
-void dl_proxy_url_hostport(const dl_proxy_url *u, char *out, size_t cap) {
-  int v6 = strchr(u->host, ':') != NULL;
-  int n = snprintf(out, cap, "%s%s%s:%d", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
-  if (n < 0 || (size_t)n >= cap) out[0] = 0; /* never a cut address */
-}
-
-dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t cap) {
-  memset(out, 0, sizeof *out);
-  size_t len = strlen(s);
-  if (len == 0 || len >= DL_PROXY_URL_MAX) {
-    snprintf(why, cap, "%s", len ? "longer than a proxy URL" : "empty");
-    return DL_EINVAL;
-  }
-  if (!strncasecmp(s, "socks", 5)) {
-    snprintf(why, cap, "SOCKS proxies are refused: this build's libwebsockets tunnels the WebSocket only "
-                       "through HTTP CONNECT proxies (http://host:port)");
-    return DL_EINVAL;
-  }
-  if (strncasecmp(s, "http://", 7)) {
-    snprintf(why, cap, "not http://[user:pass@]host:port (only HTTP CONNECT proxies are supported)");
-    return DL_EINVAL;
-  }
-  const char *p = s + 7, *end = p + strcspn(p, "/?#");
-  if (*end && strcmp(end, "/")) {
-    snprintf(why, cap, "a proxy URL has no path or query");
-    return DL_EINVAL;
-  }
-  const char *at = NULL;
-  for (const char *q = p; q < end; q++)
-    if (*q == '@') at = q; /* the last '@': a password may hold one */
-  if (at) {
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    size_t ul = colon ? (size_t)(colon - p) : (size_t)(at - p);
-    size_t pl = colon ? (size_t)(at - colon - 1) : 0;
-    if ((size_t)(at - p) > DL_PROXY_USERINFO_MAX || ul == 0) {
-      snprintf(why, cap, "%s", ul ? "credentials longer than 95 bytes (libwebsockets' limit)" : "empty user name");
-      return DL_EINVAL;
-    }
-    memcpy(out->user, p, ul);
-    if (colon) memcpy(out->pass, colon + 1, pl);
-    p = at + 1;
-  }
-  const char *hs = p, *he, *port;
-  if (*p == '[') {
-    he = memchr(p, ']', (size_t)(end - p));
-    if (!he) {
-      snprintf(why, cap, "unclosed '[' in the host");
-      return DL_EINVAL;
-    }
-    hs = p + 1;
-    for (const char *q = hs; q < he; q++)
-      if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.') {
-        snprintf(why, cap, "bad character in the IPv6 host");
-        return DL_EINVAL;
-      }
-    port = he + 1;
-  } else {
-    he = memchr(p, ':', (size_t)(end - p));
-    if (!he) he = end;
-    for (const char *q = hs; q < he; q++)
-      if (!host_char((unsigned char)*q)) {
-        snprintf(why, cap, "bad character in the host");
-        return DL_EINVAL;
-      }
-    port = he;
-  }
-  if (he == hs) {
-    snprintf(why, cap, "no host");
-    return DL_EINVAL;
-  }
-  if (*port != ':' || port + 1 >= end) {
-    snprintf(why, cap, "no port (http://host:port)");
-    return DL_EINVAL;
-  }
-  long v = 0;
-  for (const char *q = port + 1; q < end; q++) {
-    if (!isdigit((unsigned char)*q) || (v = v * 10 + (*q - '0')) > 65535) {
-      snprintf(why, cap, "bad port");
-      return DL_EINVAL;
-    }
-  }
-  if (v < 1) {
-    snprintf(why, cap, "bad port");
-    return DL_EINVAL;
-  }
-  /* host, brackets, ':' and 5 digits must fit the label */
-  if ((size_t)(he - hs) + 8 >= sizeof out->label) {
-    snprintf(why, cap, "host name too long");
-    return DL_EINVAL;
-  }
-  out->port = (int)v;
-  memcpy(out->host, hs, (size_t)(he - hs));
-  dl_proxy_url_hostport(out, out->label, sizeof out->label);
-  return DL_EOK;
-}
 
 dl_proxypool *dl_proxypool_new(void) {
   dl_proxypool *p = calloc(1, sizeof *p);
@@ -139,7 +45,10 @@ dl_proxypool *dl_proxypool_new(void) {
 
 void dl_proxypool_free(dl_proxypool *p) {
   if (!p) return;
-  for (size_t i = 0; i < p->n; i++) free(p->e[i]);
+  for (size_t i = 0; i < p->n; i++) {
+    if (p->e[i]) memset(&p->e[i]->u, 0, sizeof p->e[i]->u); /* credentials */
+    free(p->e[i]);
+  }
   free(p->pins);
   pthread_mutex_destroy(&p->mu);
   free(p);
@@ -150,42 +59,72 @@ static int same(const dl_proxy_url *a, const dl_proxy_url *b) {
          !strcmp(a->pass, b->pass);
 }
 
+/* A label unique among the held proxies: one gateway, several accounts (providers pick the egress
+ * address by user name) get "host:port", "host:port#2", … for /metrics. Under the lock. */
+static void unique_label(dl_proxypool *p, dl_proxy_url *u) {
+  size_t l = strlen(u->label);
+  for (unsigned k = 2, taken = 1; taken && k < DL_PROXYPOOL_MAX + 2; k++) {
+    taken = 0;
+    for (size_t i = 0; i < p->n && !taken; i++) taken = p->e[i] && !strcmp(p->e[i]->u.label, u->label);
+    if (taken && l + 12 < sizeof u->label) snprintf(u->label + l, sizeof u->label - l, "#%u", k);
+  }
+}
+
+/* dl_proxypool_add under the lock; pinned 1 also counts one more room pinned to the entry. */
+static int add_locked(dl_proxypool *p, const dl_proxy_url *url, int in_rotation, int pinned, char *why, size_t cap) {
+  size_t slot = p->n;
+  for (size_t i = 0; i < p->n; i++) {
+    if (!p->e[i]) {
+      if (slot == p->n) slot = i; /* the first free slot, unless the proxy is held already */
+      continue;
+    }
+    if (same(&p->e[i]->u, url)) {
+      entry *e = p->e[i];
+      if (in_rotation && !e->in_rotation) {
+        e->in_rotation = 1;
+        p->rotation++;
+      }
+      e->pins += pinned != 0;
+      return (int)i;
+    }
+  }
+  if (slot == DL_PROXYPOOL_MAX) {
+    snprintf(why, cap, "more than %d proxies", DL_PROXYPOOL_MAX);
+    return -1;
+  }
+  entry *e = calloc(1, sizeof *e);
+  if (!e) {
+    snprintf(why, cap, "out of memory");
+    return -1;
+  }
+  e->u = *url;
+  unique_label(p, &e->u);
+  e->in_rotation = in_rotation != 0;
+  e->pins = pinned != 0;
+  e->id = ++p->ids;
+  e->cool_ms = DL_PROXYPOOL_COOL_MS;
+  p->e[slot] = e;
+  if (slot == p->n) p->n++;
+  p->rotation += e->in_rotation;
+  return (int)slot;
+}
+
+/* An entry outside the rotation that no room pins and no WebSocket uses is dropped. Under the lock. */
+static void maybe_drop(dl_proxypool *p, int idx) {
+  entry *e = p->e[idx];
+  if (e->in_rotation || e->pins || e->rooms) return;
+  memset(&e->u, 0, sizeof e->u); /* credentials */
+  free(e);
+  p->e[idx] = NULL;
+}
+
 int dl_proxypool_add(dl_proxypool *p, const char *url, int in_rotation, char *why, size_t cap) {
   dl_proxy_url u;
   if (dl_proxy_url_parse(url, &u, why, cap) != DL_EOK) return -1;
   pthread_mutex_lock(&p->mu);
-  int idx = -1;
-  for (size_t i = 0; i < p->n && idx < 0; i++)
-    if (same(&p->e[i]->u, &u)) idx = (int)i;
-  if (idx >= 0) {
-    if (in_rotation && !p->e[idx]->in_rotation) {
-      p->e[idx]->in_rotation = 1;
-      p->rotation++;
-    }
-  } else if (p->n < DL_PROXYPOOL_MAX) {
-    entry *e = calloc(1, sizeof *e);
-    if (e) {
-      /* one gateway, several accounts (providers pick the egress address by user name): the
-       * label stays unique for /metrics with "#2", "#3", … */
-      unsigned twins = 0;
-      for (size_t i = 0; i < p->n; i++) twins += !strcasecmp(p->e[i]->u.host, u.host) && p->e[i]->u.port == u.port;
-      if (twins) {
-        size_t l = strlen(u.label);
-        if (l + 12 < sizeof u.label) snprintf(u.label + l, sizeof u.label - l, "#%u", twins + 1);
-      }
-      e->u = u;
-      e->in_rotation = in_rotation != 0;
-      e->cool_ms = DL_PROXYPOOL_COOL_MS;
-      idx = (int)p->n;
-      p->e[p->n++] = e;
-      p->rotation += e->in_rotation;
-    } else {
-      snprintf(why, cap, "out of memory");
-    }
-  } else {
-    snprintf(why, cap, "more than %d proxies", DL_PROXYPOOL_MAX);
-  }
+  int idx = add_locked(p, &u, in_rotation, 0, why, cap);
   pthread_mutex_unlock(&p->mu);
+  memset(&u, 0, sizeof u);
   return idx;
 }
 
@@ -253,14 +192,13 @@ static pin *find_pin(dl_proxypool *p, const char *live_id) {
   return NULL;
 }
 
-int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const char *url, char *why, size_t cap) {
+int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const dl_proxy_url *u, char *why, size_t cap) {
   if (strlen(live_id) >= DL_PROXYPOOL_LIVE_ID_MAX) {
     snprintf(why, cap, "live_id too long");
     return -1;
   }
-  int idx = dl_proxypool_add(p, url, 0, why, cap);
-  if (idx < 0) return -1;
   pthread_mutex_lock(&p->mu);
+  int idx = -1;
   pin *x = find_pin(p, live_id);
   if (!x && p->npins == p->pins_cap && p->pins_cap < DL_PROXYPOOL_PINS_MAX) {
     size_t nc = p->pins_cap ? p->pins_cap * 2 : 64;
@@ -268,20 +206,32 @@ int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const char *url, char
     pin *np = realloc(p->pins, nc * sizeof *np);
     if (np) p->pins = np, p->pins_cap = nc;
   }
-  if (!x && p->npins < p->pins_cap) {
-    x = &p->pins[p->npins++];
-    snprintf(x->live_id, sizeof x->live_id, "%s", live_id);
+  if (!x && p->npins == p->pins_cap) snprintf(why, cap, "too many pinned rooms");
+  else if ((idx = add_locked(p, u, 0, 1, why, cap)) >= 0) {
+    if (x) { /* pinned again: the new proxy holds the room, the old one may go */
+      int old = x->idx;
+      x->idx = idx;
+      p->e[old]->pins--;
+      maybe_drop(p, old);
+    } else {
+      x = &p->pins[p->npins++];
+      snprintf(x->live_id, sizeof x->live_id, "%s", live_id);
+      x->idx = idx;
+    }
   }
-  if (x) x->idx = idx;
-  else snprintf(why, cap, "too many pinned rooms");
   pthread_mutex_unlock(&p->mu);
-  return x ? idx : -1;
+  return idx;
 }
 
 void dl_proxypool_unpin(dl_proxypool *p, const char *live_id) {
   pthread_mutex_lock(&p->mu);
   pin *x = find_pin(p, live_id);
-  if (x) *x = p->pins[--p->npins];
+  if (x) {
+    int idx = x->idx;
+    *x = p->pins[--p->npins];
+    p->e[idx]->pins--;
+    maybe_drop(p, idx);
+  }
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -297,7 +247,7 @@ int dl_proxypool_pick(dl_proxypool *p, const char *live_id, int64_t now_ms) {
   uint64_t bw = 0, aw = 0;
   for (size_t i = 0; i < p->n; i++) {
     const entry *e = p->e[i];
-    if (!e->in_rotation) continue;
+    if (!e || !e->in_rotation) continue;
     uint64_t w = weight(live_id, e->u.label);
     if (any < 0 || w > aw) any = (int)i, aw = w;
     if (now_ms >= e->cool_until && (best < 0 || w > bw)) best = (int)i, bw = w;
@@ -316,13 +266,16 @@ int dl_proxypool_cooling(dl_proxypool *p, int idx, int64_t now_ms) {
   return c;
 }
 
-int dl_proxypool_get(dl_proxypool *p, int idx, dl_proxy_url *out) {
+int dl_proxypool_lookup(dl_proxypool *p, int idx, dl_proxy_url *out, uint64_t *id) {
   pthread_mutex_lock(&p->mu);
   const entry *e = at(p, idx);
   if (e) *out = e->u;
+  if (e && id) *id = e->id;
   pthread_mutex_unlock(&p->mu);
   return e ? 0 : -1;
 }
+
+int dl_proxypool_get(dl_proxypool *p, int idx, dl_proxy_url *out) { return dl_proxypool_lookup(p, idx, out, NULL); }
 
 void dl_proxypool_report(dl_proxypool *p, int idx, int ok, int64_t now_ms) {
   pthread_mutex_lock(&p->mu);
@@ -346,24 +299,28 @@ void dl_proxypool_move(dl_proxypool *p, int from, int to) {
   if (from == to) return;
   pthread_mutex_lock(&p->mu);
   entry *f = at(p, from), *t = at(p, to);
-  if (f && f->rooms) f->rooms--;
   if (t) t->rooms++;
+  if (f && f->rooms && !--f->rooms) maybe_drop(p, from);
   pthread_mutex_unlock(&p->mu);
 }
 
 size_t dl_proxypool_stats(dl_proxypool *p, dl_proxy_stats *out, size_t max, int64_t now_ms) {
   pthread_mutex_lock(&p->mu);
-  for (size_t i = 0; i < p->n && i < max; i++) {
+  size_t n = 0;
+  for (size_t i = 0; i < p->n; i++) {
     const entry *e = p->e[i];
-    dl_proxy_stats *s = &out[i];
-    snprintf(s->label, sizeof s->label, "%s", e->u.label);
-    s->in_rotation = e->in_rotation;
-    s->rooms = e->rooms;
-    s->failures = e->failures;
-    s->set_asides = e->set_asides;
-    s->cooling = now_ms < e->cool_until;
+    if (!e) continue;
+    if (n < max) {
+      dl_proxy_stats *s = &out[n];
+      snprintf(s->label, sizeof s->label, "%s", e->u.label);
+      s->in_rotation = e->in_rotation;
+      s->rooms = e->rooms;
+      s->failures = e->failures;
+      s->set_asides = e->set_asides;
+      s->cooling = now_ms < e->cool_until;
+    }
+    n++;
   }
-  size_t n = p->n;
   pthread_mutex_unlock(&p->mu);
   return n;
 }

@@ -21,16 +21,13 @@
 #include <stdint.h>
 
 #include "dl_err.h"
+#include "dl_proxyurl.h"
 
-/* Proxies held: the rotation plus assignment-named ones. A worker holds ≤ a few hundred rooms,
- * and more egress addresses than rooms buys nothing; past it assignment proxies are refused. */
+/* Proxies held at once: the rotation plus the assignment-named ones that rooms still pin or use
+ * (an assignment proxy is dropped with its last room, and its slot serves the next one). A worker
+ * holds ≤ a few hundred rooms, and more egress addresses than rooms buys nothing; past it an
+ * assignment proxy is refused (and its room is not captured). */
 #define DL_PROXYPOOL_MAX 256
-/* A proxy URL line (scheme, credentials, host, port); longer is not a proxy URL. */
-#define DL_PROXY_URL_MAX 512
-/* host:port: a DNS name (≤ 253) or a bracketed IPv6 literal, ':' and 5 digits. */
-#define DL_PROXY_LABEL_MAX 264
-/* libwebsockets (4.1) keeps "user:pass" of a proxy in a 96-byte buffer before Base64. */
-#define DL_PROXY_USERINFO_MAX 95
 /* Rooms pinned to their own proxy at once: a worker holds --max-rooms (≤ 100000) rooms. */
 #define DL_PROXYPOOL_PINS_MAX 100000
 /* A live_id as the pool keeps it (the worker's are shorter). */
@@ -40,23 +37,6 @@
 /* First cooling period, doubling while the proxy fails again after each return, capped. */
 #define DL_PROXYPOOL_COOL_MS 30000
 #define DL_PROXYPOOL_COOL_MAX_MS 600000
-
-/* One proxy URL taken apart. */
-typedef struct dl_proxy_url {
-  char host[DL_PROXY_LABEL_MAX];      /* without brackets */
-  int port;
-  char user[DL_PROXY_USERINFO_MAX + 1], pass[DL_PROXY_USERINFO_MAX + 1]; /* "" when none */
-  char label[DL_PROXY_LABEL_MAX];     /* "host:port" ([v6]:port), "#2"… for the 2nd… entry with
-                                         the same host:port (other credentials): safe to log */
-} dl_proxy_url;
-
-/* Parses http://[user[:pass]@]host:port[/]. Refuses other schemes (SOCKS by name), a missing or
- * bad port, a host with characters no host has, credentials over DL_PROXY_USERINFO_MAX. why
- * receives the reason without any part of the credentials. */
-dl_err dl_proxy_url_parse(const char *s, dl_proxy_url *out, char *why, size_t why_cap);
-
-/* "host:port" to connect to ("[v6]:port"), without credentials and without the label's "#N". */
-void dl_proxy_url_hostport(const dl_proxy_url *u, char *out, size_t cap);
 
 typedef struct dl_proxypool dl_proxypool;
 
@@ -69,16 +49,19 @@ void dl_proxypool_free(dl_proxypool *p);
 dl_err dl_proxypool_load(dl_proxypool *p, const char *path, char *why, size_t why_cap);
 
 /* Adds one proxy (or finds it again: same host, port and credentials). in_rotation 1: rooms
- * without their own proxy may be placed on it; 0: only the rooms that name it (assignments).
- * Returns its index (stable for the pool's life) or -1 (bad URL, pool full). */
+ * without their own proxy may be placed on it (held for the pool's life); 0: only the rooms that
+ * pin it (assignments), held while a room pins it or a WebSocket goes through it.
+ * Returns its index (stable while the proxy is held) or -1 (bad URL, pool full). */
 int dl_proxypool_add(dl_proxypool *p, const char *url, int in_rotation, char *why, size_t why_cap);
 
-/* A room whose assignment names its own proxy: that proxy (added outside the rotation) is the
- * room's answer of dl_proxypool_pick, healthy or not (the operator chose it), until unpinned.
- * Returns the proxy's index or -1 (bad URL — why says it, without credentials —, pool or pin
- * table full). */
-int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const char *url, char *why, size_t why_cap);
-/* The room is gone: forget its pin (nothing when it has none). */
+/* A room whose assignment names its own proxy (parsed by dl_assignment_parse): that proxy (added
+ * outside the rotation) is the room's answer of dl_proxypool_pick, healthy or not (the operator
+ * chose it), until unpinned. Pinning a room again moves it to the new proxy. Returns the proxy's
+ * index or -1 (why says it: DL_PROXYPOOL_MAX proxies held, or the pin table full): the room must
+ * then not be captured (never a silent fall-back to the rotation or to direct). */
+int dl_proxypool_pin(dl_proxypool *p, const char *live_id, const dl_proxy_url *u, char *why, size_t why_cap);
+/* The room is gone: forget its pin (nothing when it has none). A proxy outside the rotation is
+ * dropped with its last pin once no WebSocket goes through it (dl_proxypool_move). */
 void dl_proxypool_unpin(dl_proxypool *p, const char *live_id);
 
 /* Proxies in the rotation (0: the pool places no room). */
@@ -93,12 +76,16 @@ int dl_proxypool_cooling(dl_proxypool *p, int idx, int64_t now_ms);
 
 /* Copies a proxy's parts (credentials included, for the HTTP clients). -1 for a bad index. */
 int dl_proxypool_get(dl_proxypool *p, int idx, dl_proxy_url *out);
+/* The same, plus the entry's id (unique over the pool's life): whoever caches something per index
+ * (ingest's vhosts) tells a reused slot from the proxy it cached. */
+int dl_proxypool_lookup(dl_proxypool *p, int idx, dl_proxy_url *out, uint64_t *id);
 
 /* A connection or request through the proxy worked (ok 1) or failed at the proxy or before any
  * answer (ok 0). */
 void dl_proxypool_report(dl_proxypool *p, int idx, int ok, int64_t now_ms);
 
-/* A room's WebSocket moved from proxy from to proxy to (-1: none), for the rooms gauge. */
+/* A room's WebSocket moved from proxy from to proxy to (-1: none), for the rooms gauge; an
+ * assignment proxy is held while a WebSocket goes through it. */
 void dl_proxypool_move(dl_proxypool *p, int from, int to);
 
 typedef struct dl_proxy_stats {
@@ -110,7 +97,7 @@ typedef struct dl_proxy_stats {
   int cooling;           /* set aside now */
 } dl_proxy_stats;
 
-/* Fills up to max entries in index order; returns how many proxies there are. */
+/* Fills up to max entries (the held proxies, in index order); returns how many proxies are held. */
 size_t dl_proxypool_stats(dl_proxypool *p, dl_proxy_stats *out, size_t max, int64_t now_ms);
 
 #endif

@@ -24,7 +24,13 @@ dl_queue *dl_queue_new(size_t capacity, size_t reserve) {
   q->cap = capacity;
   q->reserve = reserve;
   pthread_mutex_init(&q->mu, NULL);
-  pthread_cond_init(&q->cv, NULL);
+  /* timed waits measure on the monotonic clock: a step of the wall clock (NTP, an operator)
+   * neither stalls nor cuts short pacing, staggering and retries */
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&q->cv, &ca);
+  pthread_condattr_destroy(&ca);
   return q;
 }
 
@@ -93,7 +99,7 @@ void dl_queue_close(dl_queue *q) {
 
 int dl_queue_wait_closed(dl_queue *q, int64_t ms) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(CLOCK_MONOTONIC, &ts); /* the condition variable's clock (dl_queue_new) */
   ts.tv_sec += ms / 1000;
   ts.tv_nsec += (ms % 1000) * 1000000;
   if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;

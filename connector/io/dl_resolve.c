@@ -15,8 +15,11 @@
 
 #include "dl_abogus.h"
 #include "dl_bucket.h"
+#include "dl_buf.h"
 #include "dl_log.h"
+#include "dl_proxy.h"
 #include "dl_query.h"
+#include "dl_rand.h"
 
 /* The live page is ~1 MB in 2026; anything past 8 MiB is not a live page. */
 #define DL_PAGE_MAX_BYTES (8u << 20)
@@ -41,6 +44,9 @@ typedef struct job {
 
 struct dl_resolver {
   char *base, *ca_file, *ua, *user_cookie, *cookie_dir, *proxy;
+  dl_proxy_url http_proxy; /* --proxy (or the environment's) when it is an HTTP CONNECT proxy:
+                              taken apart by the parser ingest uses, so both send the same
+                              credentials (port 0: none, or a SOCKS proxy in proxy) */
   dl_proxypool *pool;      /* not owned */
   int proxy_idx;           /* the pool proxy of the request being made, or -1 */
   double rate;             /* --http-rate */
@@ -55,53 +61,48 @@ struct dl_resolver {
   char ttwid_cookie[2048]; /* "ttwid=…" plus other cookies from GET / */
   dl_bucket pace;          /* requests per second to Douyin */
   int64_t ttwid_ms;
+  uint64_t rng;            /* stagger jitter (dl_rand) */
+  char browser_version[128]; /* of the User-Agent, for web/enter (chrome_version) */
 };
 
+/* A response body: capped at DL_PAGE_MAX_BYTES (curl's write fails past it, over says why). */
 typedef struct body {
-  char *buf;
-  size_t len, cap;
+  dl_buf b;
   int over;
 } body;
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-  body *b = ud;
-  size_t len = sz * n;
-  if (b->len + len + 1 > DL_PAGE_MAX_BYTES) {
-    b->over = 1;
-    return 0;
-  }
-  if (b->len + len + 1 > b->cap) {
-    size_t nc = b->cap ? b->cap * 2 : 65536;
-    while (nc < b->len + len + 1) nc *= 2;
-    if (nc > DL_PAGE_MAX_BYTES) nc = DL_PAGE_MAX_BYTES;
-    char *nb = realloc(b->buf, nc);
-    if (!nb) return 0;
-    b->buf = nb;
-    b->cap = nc;
-  }
-  memcpy(b->buf + b->len, p, len);
-  b->len += len;
-  b->buf[b->len] = 0;
-  return len;
+static void body_init(body *b) {
+  dl_buf_init(&b->b, DL_PAGE_MAX_BYTES);
+  b->over = 0;
 }
 
-/* Collects "name=value" of every Set-Cookie into ud (a char[2048]). */
+static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
+  body *b = ud;
+  dl_err e = dl_buf_add(&b->b, p, sz * n);
+  b->over = e == DL_ELIMIT;
+  return e == DL_EOK ? sz * n : 0;
+}
+
+/* GET / is asked for its cookies only: its body is not kept. */
+static size_t on_discard(char *p, size_t sz, size_t n, void *ud) {
+  (void)p;
+  (void)ud;
+  return sz * n;
+}
+
+/* Collects "name=value" of every Set-Cookie into ud (a dl_buf capped at DL_JAR_MAX; a cookie
+ * that does not fit is left out). */
 static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
   size_t len = sz * n;
-  char *jar = ud;
+  dl_buf *jar = ud;
   if (len > 12 && !strncasecmp(p, "Set-Cookie:", 11)) {
     const char *v = p + 11;
     while (*v == ' ') v++;
     size_t vl = 0;
     while (v + vl < p + len && v[vl] != ';' && v[vl] != '\r' && v[vl] != '\n') vl++;
-    size_t jl = strlen(jar);
-    if (vl && jl + vl + 3 < 2048) {
-      if (jl) {
-        memcpy(jar + jl, "; ", 2);
-        jl += 2;
-      }
-      memcpy(jar + jl, v, vl);
-      jar[jl + vl] = 0;
+    if (vl && dl_buf_reserve(jar, vl + (jar->len ? 2 : 0)) == DL_EOK) {
+      if (jar->len) dl_buf_add(jar, "; ", 2);
+      dl_buf_add(jar, v, vl);
     }
   }
   return len;
@@ -120,28 +121,30 @@ static void pace(dl_resolver *r) {
  * of leaving in one burst; an isolated one starts at once. */
 static void stagger(dl_resolver *r) {
   int64_t gap = (int64_t)(1000.0 / r->rate) *
-                (DL_STAGGER_JITTER_LO + (int64_t)((unsigned long)random() % (DL_STAGGER_JITTER_HI - DL_STAGGER_JITTER_LO + 1))) / 100;
+                (DL_STAGGER_JITTER_LO + (int64_t)(dl_rand_next(&r->rng) % (DL_STAGGER_JITTER_HI - DL_STAGGER_JITTER_LO + 1))) / 100;
   int64_t now = dl_mono_ms();
   if (r->last_start_ms && now < r->last_start_ms + gap && dl_queue_wait_closed(r->jobs, r->last_start_ms + gap - now))
     return;
   r->last_start_ms = dl_mono_ms();
 }
 
+/* b NULL: the body is not kept. */
 static void curl_common(dl_resolver *r, const char *url, body *b) {
   pace(r);
   curl_easy_reset(r->curl);
   curl_easy_setopt(r->curl, CURLOPT_URL, url);
   curl_easy_setopt(r->curl, CURLOPT_USERAGENT, r->ua);
-  curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, b ? on_body : on_discard);
   curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, b);
   curl_easy_setopt(r->curl, CURLOPT_TIMEOUT, 20L);
   curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 10L);
   curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(r->curl, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  dl_proxy_url pu;
-  if (r->proxy_idx >= 0 && dl_proxypool_get(r->pool, r->proxy_idx, &pu) == 0) {
-    /* this room's proxy; credentials apart, so curl neither logs nor percent-decodes them */
+  dl_proxy_url pu = r->http_proxy;
+  if ((r->proxy_idx >= 0 && dl_proxypool_get(r->pool, r->proxy_idx, &pu) == 0) || pu.port) {
+    /* this room's proxy, else --proxy; credentials apart (decoded by the parser), so curl neither
+     * logs nor decodes them again */
     char purl[DL_PROXY_LABEL_MAX + 16];
     memcpy(purl, "http://", 8);
     dl_proxy_url_hostport(&pu, purl + 7, sizeof purl - 7);
@@ -152,15 +155,22 @@ static void curl_common(dl_resolver *r, const char *url, body *b) {
       curl_easy_setopt(r->curl, CURLOPT_PROXYPASSWORD, pu.pass);
     }
   } else {
-    /* decided once by dl_proxy ("" = direct: curl then ignores the environment) */
+    /* a SOCKS proxy (pages only), decided once by dl_proxy ("" = direct: curl then ignores the
+     * environment) */
     curl_easy_setopt(r->curl, CURLOPT_PROXY, r->proxy ? r->proxy : "");
-    if (r->proxy && !strncmp(r->proxy, "http", 4)) curl_easy_setopt(r->curl, CURLOPT_HTTPPROXYTUNNEL, 1L);
   }
+  memset(&pu, 0, sizeof pu);
   if (r->ca_file && *r->ca_file) {
     /* extra CA in addition to the system store */
     curl_easy_setopt(r->curl, CURLOPT_CAINFO, r->ca_file);
     curl_easy_setopt(r->curl, CURLOPT_CAPATH, "/etc/ssl/certs");
   }
+}
+
+/* A failed transfer as a dl_err: the far end's certificate refused (fails closed, never retried
+ * around), else an HTTP failure. */
+static dl_err curl_err(CURLcode cc) {
+  return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ? DL_ETLS : DL_EHTTP;
 }
 
 /* curl_easy_perform, telling the pool whether the room's proxy carried the request: any HTTP
@@ -169,8 +179,7 @@ static void curl_common(dl_resolver *r, const char *url, body *b) {
 static CURLcode perform(dl_resolver *r) {
   CURLcode cc = curl_easy_perform(r->curl);
   if (r->proxy_idx >= 0) {
-    int ok = cc == CURLE_OK || cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
-             cc == CURLE_WRITE_ERROR; /* our own size cap */
+    int ok = cc == CURLE_OK || curl_err(cc) == DL_ETLS || cc == CURLE_WRITE_ERROR; /* our own size cap */
     dl_proxypool_report(r->pool, r->proxy_idx, ok, dl_mono_ms());
   }
   return cc;
@@ -179,24 +188,25 @@ static CURLcode perform(dl_resolver *r) {
 static dl_err fetch_ttwid(dl_resolver *r, char *why, size_t cap) {
   char url[1024];
   snprintf(url, sizeof url, "%s/", r->base);
-  body b = {0};
-  char jar[2048] = "";
-  curl_common(r, url, &b);
+  dl_buf jar;
+  dl_buf_init(&jar, sizeof r->ttwid_cookie - 1);
+  curl_common(r, url, NULL);
   curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, (void *)jar);
+  curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, (void *)&jar);
   CURLcode cc = perform(r);
-  free(b.buf);
+  dl_err e = DL_EOK;
   if (cc != CURLE_OK) {
     snprintf(why, cap, "GET / failed: %s", curl_easy_strerror(cc));
-    return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ? DL_ETLS : DL_EHTTP;
-  }
-  if (!strstr(jar, "ttwid=")) {
+    e = curl_err(cc);
+  } else if (!jar.len || !strstr((const char *)jar.p, "ttwid=")) {
     snprintf(why, cap, "GET / returned no ttwid cookie");
-    return DL_EHTTP;
+    e = DL_EHTTP;
+  } else {
+    memcpy(r->ttwid_cookie, jar.p, jar.len + 1);
+    r->ttwid_ms = dl_mono_ms();
   }
-  snprintf(r->ttwid_cookie, sizeof r->ttwid_cookie, "%s", jar);
-  r->ttwid_ms = dl_mono_ms();
-  return DL_EOK;
+  dl_buf_free(&jar);
+  return e;
 }
 
 /* The value of cookie name in a Cookie header value ("a=b; c=d"), into out ("" when absent). */
@@ -244,8 +254,7 @@ static void chrome_version(const char *ua, char *out, size_t cap) {
  * User-Agent header of the same request, appended last (dl_abogus_append). */
 static dl_err enter_url(const dl_resolver *r, const char *live_id, const char *room_id, const char *ms_token,
                         char *url, size_t cap) {
-  char bv[128];
-  chrome_version(r->ua, bv, sizeof bv);
+  const char *bv = r->browser_version;
   const char *const kv[] = {
       "aid", "6383", "app_name", "douyin_web", "live_id", "1", "device_platform", "web", "language", "zh-CN",
       "enter_from", "link_share", "cookie_enabled", "true", "screen_width", "1920", "screen_height", "1080",
@@ -261,7 +270,7 @@ static dl_err enter_url(const dl_resolver *r, const char *live_id, const char *r
   return dl_abogus_append(NULL, q, qcap, r->ua, (uint64_t)dl_now_ms());
 }
 
-/* A browser-like GET of url into b (the caller frees b->buf): accept, Cookie, Referer and the
+/* A browser-like GET of url into b (the caller frees b->b): accept, Cookie, Referer and the
  * client hints J sends; the answer's status into *code. */
 static CURLcode get(dl_resolver *r, const char *url, const char *accept, const char *cookie, const char *referer,
                     body *b, long *code) {
@@ -293,23 +302,24 @@ static dl_err fetch_enter_once(dl_resolver *r, const char *live_id, const char *
     return e;
   }
   snprintf(referer, sizeof referer, "%s/%s", r->base, live_id);
-  body b = {0};
+  body b;
+  body_init(&b);
   long code;
   CURLcode cc = get(r, url, "Accept: application/json, text/plain, */*", cookie, referer, &b, &code);
   free(url);
   if (cc != CURLE_OK) {
     snprintf(why, cap, "failed: %s", curl_easy_strerror(cc));
-    e = DL_EHTTP;
+    e = curl_err(cc);
   } else if (code != 200) {
     snprintf(why, cap, "answered HTTP %ld", code);
     e = DL_EHTTP;
   } else {
-    e = dl_enter_parse(b.buf ? b.buf : "", b.len, out);
+    e = dl_enter_parse(b.b.len ? (const char *)b.b.p : "", b.b.len, out);
     if (e == DL_EEMPTY) snprintf(why, cap, "empty");
     else if (e == DL_EPROTO) snprintf(why, cap, "answered something that is not JSON");
     else if (e == DL_EHTTP) snprintf(why, cap, "answered no room status (an unknown status_code or no room data)");
   }
-  free(b.buf);
+  dl_buf_free(&b.b);
   return e;
 }
 
@@ -335,12 +345,13 @@ static dl_err fetch_page(dl_resolver *r, const char *live_id, const char *cookie
   char url[1024], referer[1024];
   snprintf(url, sizeof url, "%s/%s", r->base, live_id);
   snprintf(referer, sizeof referer, "%s/", r->base);
-  body b = {0};
+  body b;
+  body_init(&b);
   CURLcode cc = get(r, url, "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", cookie,
                     referer, &b, &res->http_status);
   dl_err e;
   if (cc != CURLE_OK) {
-    e = cc == CURLE_PEER_FAILED_VERIFICATION ? DL_ETLS : DL_EHTTP;
+    e = curl_err(cc);
     snprintf(res->error, sizeof res->error, "GET /%s failed: %s", live_id,
              b.over ? "page over 8 MiB" : curl_easy_strerror(cc));
   } else if (res->http_status == 404 || res->http_status == 410) {
@@ -350,9 +361,9 @@ static dl_err fetch_page(dl_resolver *r, const char *live_id, const char *cookie
     e = DL_EHTTP;
     snprintf(res->error, sizeof res->error, "live page answered HTTP %ld", res->http_status);
   } else {
-    e = dl_page_parse(b.buf ? b.buf : "", b.len, &res->page);
+    e = dl_page_parse(b.b.len ? (const char *)b.b.p : "", b.b.len, &res->page);
   }
-  free(b.buf);
+  dl_buf_free(&b.b);
   return e;
 }
 
@@ -493,6 +504,20 @@ static void *thread_main(void *arg) {
   return NULL;
 }
 
+/* Frees what dl_resolver_new set up (the thread is not running or has stopped). */
+static void resolver_free(dl_resolver *r) {
+  if (r->curl) curl_easy_cleanup(r->curl);
+  dl_queue_free(r->jobs, free);
+  free(r->base);
+  free(r->ca_file);
+  free(r->ua);
+  free(r->user_cookie);
+  free(r->cookie_dir);
+  free(r->proxy);
+  memset(&r->http_proxy, 0, sizeof r->http_proxy); /* credentials */
+  free(r);
+}
+
 dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_fd) {
   dl_resolver *r = calloc(1, sizeof *r);
   if (!r) return NULL;
@@ -503,10 +528,18 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->ua = strdup(o->user_agent);
   r->user_cookie = o->user_cookie ? strdup(o->user_cookie) : NULL;
   r->cookie_dir = o->cookie_dir && *o->cookie_dir ? strdup(o->cookie_dir) : NULL;
-  r->proxy = o->proxy && *o->proxy ? strdup(o->proxy) : NULL;
+  char why[200] = "";
+  if (o->proxy && *o->proxy && !dl_proxy_is_socks(o->proxy) &&
+      dl_proxy_url_parse(o->proxy, &r->http_proxy, why, sizeof why) != DL_EOK) {
+    dl_log(DL_LOG_ERROR, "proxy", NULL, "the pages' proxy: %s", why);
+    resolver_free(r);
+    return NULL;
+  }
+  r->proxy = o->proxy && *o->proxy && !r->http_proxy.port ? strdup(o->proxy) : NULL;
   r->pool = o->pool;
   r->proxy_idx = -1;
   r->rate = o->rate > 0 ? o->rate : 1;
+  r->rng = (uint64_t)dl_now_ms() ^ (uint64_t)(uintptr_t)r;
   dl_bucket_init(&r->pace, o->rate, o->burst, dl_mono_ms());
   if (o->ws_base && !o->ws_proxied) { /* the host part of ws[s]://host[:port][/…] */
     const char *h = strstr(o->ws_base, "://");
@@ -524,16 +557,9 @@ dl_resolver *dl_resolver_new(const dl_resolver_opts *o, dl_queue *out, int wake_
   r->wake_fd = wake_fd;
   r->jobs = dl_queue_new(DL_RESOLVE_JOBS_MAX, 0);
   r->curl = curl_easy_init();
+  if (r->ua) chrome_version(r->ua, r->browser_version, sizeof r->browser_version);
   if (!r->base || !r->ua || !r->curl || !r->jobs || pthread_create(&r->thread, NULL, thread_main, r) != 0) {
-    if (r->curl) curl_easy_cleanup(r->curl);
-    dl_queue_free(r->jobs, NULL);
-    free(r->base);
-    free(r->ca_file);
-    free(r->ua);
-    free(r->user_cookie);
-    free(r->cookie_dir);
-    free(r->proxy);
-    free(r);
+    resolver_free(r);
     return NULL;
   }
   return r;
@@ -563,15 +589,7 @@ void dl_resolver_free(dl_resolver *r) {
   if (!r) return;
   dl_queue_close(r->jobs);
   pthread_join(r->thread, NULL);
-  dl_queue_free(r->jobs, free);
-  curl_easy_cleanup(r->curl);
-  free(r->base);
-  free(r->ca_file);
-  free(r->ua);
-  free(r->user_cookie);
-  free(r->cookie_dir);
-  free(r->proxy);
-  free(r);
+  resolver_free(r);
 }
 
 void dl_resolve_result_free(void *p) {

@@ -4,9 +4,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dl_b64.h"
 #include "dl_query.h"
+#include "dl_rand.h"
+#include "dl_rc4.h"
 
 static const char sign_alphabet[] = "Dkdpgh4ZKsQB80/Mfvw36XI1R25+WUAlEi7NLboqYTOPuzmFjJnryx9HVGcaStCe";
+
+/* Bytes 14 and 15 of md5(md5("")) = 59adb24ef3cdbe0297f05b395827453f: the signed payload's
+ * stand-in for an empty body, the same in every signature. */
+static const unsigned char md5_md5_empty_14_15[2] = {0x45, 0x3f};
 
 static void md5(const void *data, size_t len, unsigned char out[16]) {
   unsigned int n = 16;
@@ -36,66 +43,30 @@ static int unhex(const char *h, unsigned char out[16]) {
   return h[32] == 0 ? 0 : -1;
 }
 
-static void rc4(const unsigned char *key, size_t klen, unsigned char *buf, size_t len) {
-  unsigned char S[256];
-  for (int i = 0; i < 256; i++) S[i] = (unsigned char)i;
-  for (int i = 0, j = 0; i < 256; i++) {
-    j = (j + S[i] + key[(size_t)i % klen]) & 255;
-    unsigned char t = S[i];
-    S[i] = S[j];
-    S[j] = t;
-  }
-  for (size_t k = 0, i = 0, j = 0; k < len; k++) {
-    i = (i + 1) & 255;
-    j = (j + S[i]) & 255;
-    unsigned char t = S[i];
-    S[i] = S[j];
-    S[j] = t;
-    buf[k] ^= S[(S[i] + S[j]) & 255];
-  }
-}
-
 int dl_sign_with(const char *stub_hex, unsigned counter, int flag_bit, unsigned r1, unsigned key,
                  char out[DL_SIGN_LEN + 1]) {
-  unsigned char stub[16], sd[16], e1[16], ed[16];
+  unsigned char stub[16], sd[16];
   if (strlen(stub_hex) != 32 || unhex(stub_hex, stub) != 0) return -1;
   md5(stub, 16, sd);
-  md5("", 0, e1);
-  md5(e1, 16, ed);
   unsigned char b[12];
   unsigned char *p = b + 2;
   p[0] = (unsigned char)(counter & 0x3F);
   p[1] = 0;
   p[2] = 1;
   p[3] = 14;
-  p[4] = ed[14];
-  p[5] = ed[15];
+  p[4] = md5_md5_empty_14_15[0];
+  p[5] = md5_md5_empty_14_15[1];
   p[6] = sd[14];
   p[7] = sd[15];
   p[8] = (unsigned char)r1;
   p[9] = 0;
   for (int i = 0; i < 9; i++) p[9] ^= p[i];
   unsigned char k = (unsigned char)key;
-  rc4(&k, 1, p, 10);
+  dl_rc4(&k, 1, p, 10);
   b[0] = (unsigned char)(0x40 | (flag_bit ? 0x10 : 0));
   b[1] = k;
-  for (int i = 0, o = 0; i < 12; i += 3) {
-    unsigned v = (unsigned)b[i] << 16 | (unsigned)b[i + 1] << 8 | b[i + 2];
-    out[o++] = sign_alphabet[(v >> 18) & 63];
-    out[o++] = sign_alphabet[(v >> 12) & 63];
-    out[o++] = sign_alphabet[(v >> 6) & 63];
-    out[o++] = sign_alphabet[v & 63];
-  }
-  out[DL_SIGN_LEN] = 0;
+  dl_b64_encode_alphabet(b, sizeof b, sign_alphabet, 0, out); /* 12 bytes: 16 characters, no padding */
   return 0;
-}
-
-static uint64_t xorshift(uint64_t *s) {
-  uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ULL;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return *s = x;
 }
 
 void dl_signer_init(dl_signer *s, uint64_t seed) {
@@ -105,7 +76,7 @@ void dl_signer_init(dl_signer *s, uint64_t seed) {
 
 int dl_signer_sign(dl_signer *s, const char *stub_hex, char out[DL_SIGN_LEN + 1]) {
   s->counter++;
-  uint64_t r = xorshift(&s->rng);
+  uint64_t r = dl_rand_next(&s->rng);
   return dl_sign_with(stub_hex, s->counter, (int)(r & 1), (unsigned)((r >> 8) % 255),
                       (unsigned)((r >> 16) % 255), out);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dl_buf.h"
 #include "dl_queue.h"
 
 /* A signer answers a few dozen bytes; anything bigger is not a signature. */
@@ -28,23 +29,9 @@ struct dl_xsign {
   dl_queue *jobs; /* xjob*, closed to stop the thread */
 };
 
-typedef struct xbody {
-  char buf[DL_XSIGN_BODY_MAX + 1];
-  size_t len;
-  int over;
-} xbody;
-
+/* The answer, capped at DL_XSIGN_BODY_MAX (curl's write fails past it). */
 static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
-  xbody *b = ud;
-  size_t len = sz * nm;
-  if (b->len + len > DL_XSIGN_BODY_MAX) {
-    b->over = 1;
-    return 0;
-  }
-  memcpy(b->buf + b->len, p, len);
-  b->len += len;
-  b->buf[b->len] = 0;
-  return len;
+  return dl_buf_add(ud, p, sz * nm) == DL_EOK ? sz * nm : 0;
 }
 
 static int sig_ok(const char *s) {
@@ -84,15 +71,12 @@ static void run_job(dl_xsign *x, CURL *c, const xjob *j) {
   char url[2048], sig[160] = "", why[200] = "";
   snprintf(url, sizeof url, "%s%cstub=%s&room_id=%s&user_unique_id=%s", x->url, strchr(x->url, '?') ? '&' : '?',
            j->stub, j->room_id, j->uid);
-  xbody *b = calloc(1, sizeof *b);
-  if (!b) {
-    x->done(x->ud, j->live_id, j->gen, 0, NULL, "out of memory");
-    return;
-  }
+  dl_buf b;
+  dl_buf_init(&b, DL_XSIGN_BODY_MAX);
   curl_easy_reset(c);
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -101,11 +85,13 @@ static void run_job(dl_xsign *x, CURL *c, const xjob *j) {
   long code = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
   int ok = 0;
-  if (cc != CURLE_OK) snprintf(why, sizeof why, "external signer: %s", b->over ? "answer too long" : curl_easy_strerror(cc));
+  if (cc == CURLE_WRITE_ERROR) snprintf(why, sizeof why, "external signer: answer too long");
+  else if (cc != CURLE_OK) snprintf(why, sizeof why, "external signer: %s", curl_easy_strerror(cc));
   else if (code != 200) snprintf(why, sizeof why, "external signer answered HTTP %ld", code);
-  else if (dl_xsign_parse(b->buf, b->len, sig, sizeof sig) != 0) snprintf(why, sizeof why, "external signer answered no usable signature");
+  else if (dl_xsign_parse(b.len ? (const char *)b.p : "", b.len, sig, sizeof sig) != 0)
+    snprintf(why, sizeof why, "external signer answered no usable signature");
   else ok = 1;
-  free(b);
+  dl_buf_free(&b);
   x->done(x->ud, j->live_id, j->gen, ok, ok ? sig : NULL, ok ? NULL : why);
 }
 

@@ -8,6 +8,7 @@
 
 #include "dl_b64.h"
 #include "dl_query.h"
+#include "dl_rc4.h"
 
 _Static_assert(DL_ABOGUS_ENCODED_LEN(DL_ABOGUS_ENV_MAX) + 1 <= DL_ABOGUS_MAX,
                "the longest env must still fit DL_ABOGUS_MAX");
@@ -48,29 +49,6 @@ static const struct { uint8_t source, arg; } y_layout[DL_ABOGUS_Y_LEN] = {
 void dl_abogus_params_default(dl_abogus_params *p) {
   *p = (dl_abogus_params){.aid = 6383, .page_id = 110624, .args = {0, 1, 14},
                           .env = default_env, .r = {1234, 9876, 5555}};
-}
-
-void dl_abogus_rc4(const uint8_t *key, size_t key_len, uint8_t *data, size_t n) {
-  if (key_len == 0 || key_len > 256) return;
-  uint8_t s[256];
-  for (size_t i = 0; i < 256; i++) s[i] = (uint8_t)i;
-  uint8_t j = 0; /* uint8_t arithmetic is the mod 256 of the algorithm */
-  for (size_t i = 0; i < 256; i++) {
-    j = (uint8_t)(j + s[i] + key[i % key_len]);
-    uint8_t tmp = s[i];
-    s[i] = s[j];
-    s[j] = tmp;
-  }
-  uint8_t i = 0;
-  j = 0;
-  for (size_t k = 0; k < n; k++) {
-    i = (uint8_t)(i + 1);
-    j = (uint8_t)(j + s[i]);
-    uint8_t tmp = s[i];
-    s[i] = s[j];
-    s[j] = tmp;
-    data[k] ^= s[(uint8_t)(s[i] + s[j])];
-  }
 }
 
 /* One SM3 implementation fetched from OpenSSL and one digest context, for a whole signature. */
@@ -134,7 +112,7 @@ static dl_err hash_inputs(const char *query, size_t query_len, const char *ua, s
                           dl_abogus_trace *tr) {
   uint8_t ua_bytes[DL_ABOGUS_UA_MAX];
   memcpy(ua_bytes, ua, ua_len);
-  dl_abogus_rc4(ua_key, sizeof ua_key, ua_bytes, ua_len);
+  dl_rc4(ua_key, sizeof ua_key, ua_bytes, ua_len);
   /* H and J: no '=' padding in T */
   size_t t_len = dl_b64_encode_alphabet(ua_bytes, ua_len, DL_ABOGUS_ALPHABET_UA, 0, tr->ua_code);
 
@@ -226,7 +204,7 @@ dl_err dl_abogus_sign_trace(const dl_abogus_params *p, const char *query, size_t
   memcpy(payload, tr.y, DL_ABOGUS_Y_LEN);
   memcpy(payload + DL_ABOGUS_Y_LEN, p->env, env_len);
   payload[payload_len - 1] = tr.checksum;
-  dl_abogus_rc4(payload_key, sizeof payload_key, payload, payload_len);
+  dl_rc4(payload_key, sizeof payload_key, payload, payload_len);
 
   /* step 10: Base64_A4 padded with '=' to a multiple of 4 */
   dl_b64_encode_alphabet(raw, DL_ABOGUS_PREFIX_LEN + payload_len, DL_ABOGUS_ALPHABET_OUT, 1, out);

@@ -105,8 +105,5 @@ dl_err dl_abogus_sign_trace(const dl_abogus_params *p, const char *query, size_t
 /* SM3 (GB/T 32905) of n bytes. DL_ENOTFOUND when OpenSSL offers no SM3, DL_ENOMEM. */
 dl_err dl_abogus_sm3(const void *data, size_t n, uint8_t out[DL_ABOGUS_SM3_LEN]);
 
-/* RC4 (KSA + PRGA) of n bytes in place: data ^= keystream. key_len 1..256; with any other
- * key_len data is left as it is. */
-void dl_abogus_rc4(const uint8_t *key, size_t key_len, uint8_t *data, size_t n);
 
 #endif

@@ -73,11 +73,3 @@ void dl_buf_consume(dl_buf *b, size_t n) {
   b->len -= n;
   b->p[b->len] = 0;
 }
-
-uint8_t *dl_buf_steal(dl_buf *b, size_t *len) {
-  uint8_t *p = b->p;
-  if (len) *len = b->len;
-  b->p = NULL;
-  b->len = b->cap = 0;
-  return p;
-}

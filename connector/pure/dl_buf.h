@@ -24,7 +24,5 @@ dl_err dl_buf_adds(dl_buf *b, const char *s);
 dl_err dl_buf_printf(dl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drops the first n bytes (a consumed prefix). */
 void dl_buf_consume(dl_buf *b, size_t n);
-/* Hands the storage to the caller (NUL-terminated, may be NULL when empty); the buffer is reset. */
-uint8_t *dl_buf_steal(dl_buf *b, size_t *len);
 
 #endif

@@ -4,23 +4,23 @@
 
 static const char hex[] = "0123456789ABCDEF";
 
-int dl_query_unreserved(unsigned char c) {
+static int unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '*' || c == '-' ||
          c == '.' || c == '_';
 }
 
-size_t dl_query_escaped_len(const char *src) {
+static size_t escaped_len(const char *src) {
   size_t n = 0;
-  for (const unsigned char *s = (const unsigned char *)src; s && *s; s++) n += dl_query_unreserved(*s) ? 1 : 3;
+  for (const unsigned char *s = (const unsigned char *)src; s && *s; s++) n += unreserved(*s) ? 1 : 3;
   return n;
 }
 
-dl_err dl_query_escape(char *out, size_t cap, size_t *len, const char *src) {
-  size_t need = dl_query_escaped_len(src);
+static dl_err escape(char *out, size_t cap, size_t *len, const char *src) {
+  size_t need = escaped_len(src);
   if (!out || *len >= cap || need + 1 > cap - *len) return DL_ELIMIT;
   char *o = out + *len;
   for (const unsigned char *s = (const unsigned char *)src; s && *s; s++) {
-    if (dl_query_unreserved(*s)) {
+    if (unreserved(*s)) {
       *o++ = (char)*s;
     } else {
       *o++ = '%';
@@ -35,13 +35,13 @@ dl_err dl_query_escape(char *out, size_t cap, size_t *len, const char *src) {
 
 dl_err dl_query_add(char *out, size_t cap, size_t *len, const char *name, const char *value) {
   size_t at = *len;
-  size_t need = (at ? 1 : 0) + dl_query_escaped_len(name) + 1 + dl_query_escaped_len(value);
+  size_t need = (at ? 1 : 0) + escaped_len(name) + 1 + escaped_len(value);
   if (!out || at >= cap || need + 1 > cap - at) return DL_ELIMIT;
   if (at) out[at++] = '&';
-  dl_query_escape(out, cap, &at, name);
+  escape(out, cap, &at, name);
   out[at++] = '=';
   out[at] = 0;
-  dl_query_escape(out, cap, &at, value);
+  escape(out, cap, &at, value);
   *len = at;
   return DL_EOK;
 }

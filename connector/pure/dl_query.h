@@ -15,16 +15,6 @@
 
 #include "dl_err.h"
 
-/* 1 when URLSearchParams leaves the byte as it is. */
-int dl_query_unreserved(unsigned char c);
-
-/* Bytes the escaped form of src takes (without NUL). */
-size_t dl_query_escaped_len(const char *src);
-
-/* Appends the escaped src at out[*len] (a buffer of cap bytes, NUL-terminated on success).
- * DL_ELIMIT (out unchanged past *len, *len unchanged) when it does not fit. */
-dl_err dl_query_escape(char *out, size_t cap, size_t *len, const char *src);
-
 /* Appends "name=<escaped value>" at out[*len], preceded by '&' unless *len is 0. value NULL is
  * the empty value. DL_ELIMIT (nothing appended) when it does not fit. */
 dl_err dl_query_add(char *out, size_t cap, size_t *len, const char *name, const char *value);

@@ -42,8 +42,7 @@ static int test_enter_markers(const char *captures) {
   snprintf(path, sizeof path, "%s/web_enter_response_2026-04-19_live.json", captures);
   size_t len;
   char *cap = dl_test_slurp(path, &len);
-  ASSERT_TRUE(cap != NULL);
-  if (!cap) return 1;
+  ASSERT_TRUE(cap != NULL); /* returns on failure */
   dl_page_info p;
   /* the real answer: live, room id, title, anchor, no end marker */
   ASSERT_TRUE(dl_enter_parse(cap, len, &p) == DL_EOK);
@@ -245,7 +244,9 @@ static int test_proxy_pins(void) {
   char why[200];
   dl_proxypool *p = dl_proxypool_new();
   ASSERT_EQ_I64(dl_proxypool_add(p, "http://10.0.0.1:3128", 1, why, sizeof why), 0);
-  int idx = dl_proxypool_pin(p, "777", "http://carol:pw@10.9.9.9:8888", why, sizeof why);
+  dl_proxy_url pu;
+  ASSERT_TRUE(dl_proxy_url_parse("http://carol:pw@10.9.9.9:8888", &pu, why, sizeof why) == DL_EOK);
+  int idx = dl_proxypool_pin(p, "777", &pu, why, sizeof why);
   ASSERT_EQ_I64(idx, 1);
   ASSERT_EQ_U64(dl_proxypool_rotation(p), 1); /* other rooms never land on it */
   ASSERT_EQ_I64(dl_proxypool_pick(p, "777", 0), 1);
@@ -256,21 +257,21 @@ static int test_proxy_pins(void) {
   ASSERT_TRUE(dl_proxypool_get(p, 1, &u) == 0 && !strcmp(u.user, "carol") && !strcmp(u.label, "10.9.9.9:8888"));
   dl_proxypool_unpin(p, "777");
   ASSERT_EQ_I64(dl_proxypool_pick(p, "777", 0), 0);
-  ASSERT_TRUE(dl_proxypool_pin(p, "777", "socks5://carol:pw@h:1", why, sizeof why) < 0 && !strstr(why, "pw"));
   dl_proxypool_free(p);
-  /* the assignment form */
-  char id[64], prof[72], px[DL_PROXY_URL_MAX];
+  /* the assignment form: the proxy comes taken apart (parsed once, pinned as it is) */
+  char id[64], prof[72];
+  dl_proxy_url px;
   const char *j = "{\"live_id\":\"261378947940\",\"cookie\":\"shop-1\",\"proxy\":\"http://u:p@10.0.0.9:3128\"}";
-  ASSERT_TRUE(dl_assignment_parse(j, strlen(j), id, sizeof id, prof, sizeof prof, px, sizeof px) == 0);
-  ASSERT_EQ_STR(px, "http://u:p@10.0.0.9:3128");
+  ASSERT_TRUE(dl_assignment_parse(j, strlen(j), id, sizeof id, prof, sizeof prof, &px) == 0);
+  ASSERT_TRUE(!strcmp(px.label, "10.0.0.9:3128") && !strcmp(px.user, "u") && !strcmp(px.pass, "p"));
   ASSERT_EQ_STR(prof, "shop-1");
   const char *k = "{\"live_id\":\"261378947940\",\"cookie\":\"shop-1\"}"; /* the v1 form stays valid */
-  ASSERT_TRUE(dl_assignment_parse(k, strlen(k), id, sizeof id, prof, sizeof prof, px, sizeof px) == 0);
-  ASSERT_EQ_STR(px, "");
+  ASSERT_TRUE(dl_assignment_parse(k, strlen(k), id, sizeof id, prof, sizeof prof, &px) == 0);
+  ASSERT_EQ_I64(px.port, 0);
   const char *bad[] = {"{\"live_id\":\"1\",\"proxy\":\"socks5://h:1\"}", "{\"live_id\":\"1\",\"proxy\":5}",
                        "{\"live_id\":\"1\",\"proxy\":\"http://h\"}"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    ASSERT_TRUE(dl_assignment_parse(bad[i], strlen(bad[i]), id, sizeof id, prof, sizeof prof, px, sizeof px) != 0);
+    ASSERT_TRUE(dl_assignment_parse(bad[i], strlen(bad[i]), id, sizeof id, prof, sizeof prof, &px) != 0);
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "dl_abogus.h"
+#include "dl_rc4.h"
 #include "dl_b64.h"
 #include "dl_test.h"
 
@@ -119,7 +120,7 @@ static int verify(const char *value, const dl_abogus_params *p, const char *quer
   }
   uint8_t *y = raw + DL_ABOGUS_PREFIX_LEN;
   size_t plen = (size_t)n - DL_ABOGUS_PREFIX_LEN;
-  dl_abogus_rc4((const uint8_t *)"y", 1, y, plen);
+  dl_rc4((const uint8_t *)"y", 1, y, plen);
   size_t env_len = (size_t)y[40] | (size_t)y[41] << 8;
   if (plen != DL_ABOGUS_Y_LEN + env_len + 1) return V_LENGTH;
   if (strlen(p->env) != env_len || memcmp(y + DL_ABOGUS_Y_LEN, p->env, env_len) != 0)
@@ -147,7 +148,7 @@ static int verify(const char *value, const dl_abogus_params *p, const char *quer
   uint8_t *ua_rc4 = malloc(ua_len + 1);
   char *t = malloc(dl_b64_encoded_len(ua_len) + 1);
   memcpy(ua_rc4, ua, ua_len);
-  dl_abogus_rc4((const uint8_t[]){0, 1, 14}, 3, ua_rc4, ua_len);
+  dl_rc4((const uint8_t[]){0, 1, 14}, 3, ua_rc4, ua_len);
   size_t t_len = dl_b64_encode_alphabet(ua_rc4, ua_len, spec_a3, 0, t);
   ref_sm3(t, t_len, "", 0, h);
   free(ua_rc4);
@@ -185,10 +186,10 @@ int test_abogus_rc4(void) {
     uint8_t buf[32], want[32];
     size_t n = strlen(v[i].plain);
     memcpy(buf, v[i].plain, n);
-    dl_abogus_rc4((const uint8_t *)v[i].key, strlen(v[i].key), buf, n);
+    dl_rc4((const uint8_t *)v[i].key, strlen(v[i].key), buf, n);
     ASSERT_EQ_U64(from_hex(v[i].hex, want, sizeof want), n);
     ASSERT_EQ_MEM(buf, want, n);
-    dl_abogus_rc4((const uint8_t *)v[i].key, strlen(v[i].key), buf, n); /* its own inverse */
+    dl_rc4((const uint8_t *)v[i].key, strlen(v[i].key), buf, n); /* its own inverse */
     ASSERT_EQ_MEM(buf, v[i].plain, n);
   }
   return 0;
