@@ -21,6 +21,7 @@
 #include "dl_buf.h"
 #include "dl_keys.h"
 #include "dl_rurl.h"
+#include "dl_topo.h"
 
 /* One command's RESP (dylivectl's commands are small). */
 #define DL_RSYNC_CMD_MAX (1u << 20)
@@ -447,23 +448,26 @@ redisReply *dl_rsync_cmd(dl_rsync *c, int argc, const char *const *argv, const s
       asking = 0;
     }
     redisReply *r = exchange(c, k, argc, argv, lens);
-    if (!r || r->type != REDIS_REPLY_ERROR || (strncmp(r->str, "MOVED ", 6) && strncmp(r->str, "ASK ", 4))) return r;
-    /* "MOVED|ASK <slot> <host>:<port>" */
-    const char *hp = strchr(r->str + 4, ' ');
-    const char *colon = hp ? strrchr(hp, ':') : NULL;
-    if (!colon) return r;
     char host[256];
-    snprintf(host, sizeof host, "%.*s", (int)(colon - hp - 1), hp + 1);
-    int ni = node_add(c, host, atoi(colon + 1));
+    int ask, port;
+    unsigned slot;
+    if (!r || r->type != REDIS_REPLY_ERROR ||
+        dl_redirect_parse(r->str, &ask, &slot, host, sizeof host, &port) != 0)
+      return r;
+    int ni = node_add(c, *host ? host : k->host, port); /* "" names the node that answered */
     if (ni < 0) return r;
-    if (!strncmp(r->str, "MOVED", 5)) {
-      char why[300];
-      if (cluster_map(c, why, sizeof why) != 0) c->slot_node[(unsigned)atoi(r->str + 6) % DL_SLOTS] = (unsigned char)ni;
-    } else {
-      asking = 1;
-    }
-    idx = ni;
     freeReplyObject(r);
+    if (ask) { /* this one command goes there, after ASKING */
+      asking = 1;
+      idx = ni;
+      continue;
+    }
+    /* the slot moved: load the map again and route by it (the redirection itself when no node
+     * answers CLUSTER SLOTS) */
+    char why[300];
+    if (cluster_map(c, why, sizeof why) != 0 || c->slot_node[slot] == 0xff) c->slot_node[slot] = (unsigned char)ni;
+    idx = key ? c->slot_node[dl_keys_slot(key, strlen(key))] : ni;
+    if (idx == 0xff) idx = ni;
   }
   snprintf(c->err, sizeof c->err, "too many redirections");
   return NULL;

@@ -14,6 +14,7 @@
 #include "dl_log.h"
 #include "dl_lua_sha.h"
 #include "dl_rconn.h"
+#include "dl_topo.h"
 
 struct dl_redis;
 
@@ -747,10 +748,9 @@ dl_err dl_redis_send(dl_redis *r, const char *route, const char *ask, const void
   if (ask && *ask && r->addr.mode == DL_RURL_CLUSTER) {
     /* an ASK: this one command goes to the importing node, after ASKING */
     char host[256];
-    const char *colon = strrchr(ask, ':');
-    if (colon && (size_t)(colon - ask) < sizeof host) {
-      snprintf(host, sizeof host, "%.*s", (int)(colon - ask), ask);
-      int i = node_add(r, host, atoi(colon + 1));
+    int port;
+    if (dl_topo_hostport(ask, strlen(ask), host, sizeof host, &port) == 0 && *host) {
+      int i = node_add(r, host, port);
       if (i >= 0) {
         n = &r->nodes[i];
         if (!n->used) {
@@ -795,12 +795,11 @@ void dl_redis_note_error(dl_redis *r, const char *err) {
     for (int i = 0; i < r->nnodes; i++) reload_scripts(&r->nodes[i].w);
   } else if (!strncmp(err, "MOVED ", 6) && r->addr.mode == DL_RURL_CLUSTER) {
     /* "MOVED <slot> <host>:<port>": point the slot there now, and reload the whole map soon */
-    unsigned slot = (unsigned)atoi(err + 6);
-    const char *hp = strchr(err + 6, ' '), *colon = hp ? strrchr(hp, ':') : NULL;
-    if (hp && colon && slot < DL_SLOTS) {
-      char host[256];
-      snprintf(host, sizeof host, "%.*s", (int)(colon - hp - 1), hp + 1);
-      int i = node_add(r, host, atoi(colon + 1));
+    char host[256];
+    int ask, port;
+    unsigned slot;
+    if (dl_redirect_parse(err, &ask, &slot, host, sizeof host, &port) == 0 && *host) {
+      int i = node_add(r, host, port);
       if (i >= 0) {
         r->slot_node[slot] = (uint8_t)i;
         if (!r->nodes[i].used) {
