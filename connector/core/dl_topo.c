@@ -78,22 +78,30 @@ static int is_str(const redisReply *r) {
   return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && r->str;
 }
 
-int dl_topo_slots(const redisReply *r, dl_topo_range *out, size_t cap) {
-  if (!r || r->type != REDIS_REPLY_ARRAY || !r->elements || r->elements > cap) return -1;
-  for (size_t i = 0; i < r->elements; i++) {
-    const redisReply *e = r->element[i];
-    if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 3) return -1;
-    const redisReply *lo = e->element[0], *hi = e->element[1], *m = e->element[2];
-    if (!lo || !hi || !m || lo->type != REDIS_REPLY_INTEGER || hi->type != REDIS_REPLY_INTEGER ||
-        m->type != REDIS_REPLY_ARRAY || m->elements < 2 || !is_str(m->element[0]) || !m->element[1] ||
-        m->element[1]->type != REDIS_REPLY_INTEGER)
-      return -1;
-    if (lo->integer < 0 || hi->integer >= DL_SLOTS || lo->integer > hi->integer) return -1;
-    long long port = m->element[1]->integer;
-    const redisReply *h = m->element[0];
-    if (port < 1 || port > 65535 || h->len >= 256 || strlen(h->str) != h->len || !host_ok(h->str, h->len)) return -1;
-    out[i] = (dl_topo_range){(unsigned)lo->integer, (unsigned)hi->integer, strcmp(h->str, "?") ? h->str : "",
-                             (int)port};
+/* One range of a CLUSTER SLOTS reply, checked; -1 when malformed. */
+static int slot_range(const redisReply *e, dl_topo_range *out) {
+  if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 3) return -1;
+  const redisReply *lo = e->element[0], *hi = e->element[1], *m = e->element[2];
+  if (!lo || !hi || !m || lo->type != REDIS_REPLY_INTEGER || hi->type != REDIS_REPLY_INTEGER ||
+      m->type != REDIS_REPLY_ARRAY || m->elements < 2 || !is_str(m->element[0]) || !m->element[1] ||
+      m->element[1]->type != REDIS_REPLY_INTEGER)
+    return -1;
+  if (lo->integer < 0 || hi->integer >= DL_SLOTS || lo->integer > hi->integer) return -1;
+  long long port = m->element[1]->integer;
+  const redisReply *h = m->element[0];
+  if (port < 1 || port > 65535 || h->len >= 256 || strlen(h->str) != h->len || !host_ok(h->str, h->len)) return -1;
+  *out = (dl_topo_range){(unsigned)lo->integer, (unsigned)hi->integer, strcmp(h->str, "?") ? h->str : "", (int)port};
+  return 0;
+}
+
+int dl_topo_slots(const redisReply *r, int (*each)(void *ud, const dl_topo_range *rg), void *ud) {
+  if (!r || r->type != REDIS_REPLY_ARRAY || !r->elements || r->elements > DL_SLOTS) return -1;
+  dl_topo_range rg;
+  for (size_t i = 0; i < r->elements; i++)
+    if (slot_range(r->element[i], &rg) != 0) return -1;
+  for (size_t i = 0; i < r->elements && each; i++) {
+    slot_range(r->element[i], &rg);
+    if (each(ud, &rg) != 0) return -1;
   }
   return (int)r->elements;
 }

@@ -28,10 +28,11 @@ typedef struct dl_topo_range {
   int port;
 } dl_topo_range;
 
-/* CLUSTER SLOTS: [[start, end, [host, port, id…], replicas…], …]. The number of ranges written
- * (1..cap), or -1 when the reply is not a well-formed, non-empty slot map or has more than cap
- * ranges. */
-int dl_topo_slots(const redisReply *r, dl_topo_range *out, size_t cap);
+/* CLUSTER SLOTS: [[start, end, [host, port, id…], replicas…], …]. The whole reply is checked
+ * first (a non-empty array of well-formed ranges); then each(ud, range) runs for every range in
+ * order (a map fragmented by resharding may have thousands). The number of ranges, or -1 when the
+ * reply is malformed (each never ran) or each returned non-zero (it stopped there). */
+int dl_topo_slots(const redisReply *r, int (*each)(void *ud, const dl_topo_range *rg), void *ud);
 
 /* SENTINEL get-master-addr-by-name: [host, port]. 0, or -1 (nil: the sentinel does not know the
  * master; anything else malformed). */

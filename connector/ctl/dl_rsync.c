@@ -279,8 +279,7 @@ static int conn_open(dl_rsync *c, conn *k, int tls, int auth, int select_db, int
   if (want_primary) {
     const char *role[] = {"ROLE"};
     r = exchange(c, k, 1, role, NULL);
-    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->type == REDIS_REPLY_STRING &&
-             !strcmp(r->element[0]->str, "master");
+    int ok = dl_topo_role_is_master(r);
     freeReplyObject(r);
     if (!ok) {
       snprintf(why, cap, "%s:%d is not the primary", k->host, k->port);
@@ -317,7 +316,22 @@ static conn *node_conn(dl_rsync *c, int i) {
   return k;
 }
 
-/* CLUSTER SLOTS from any node that answers: the slot → primary map. */
+typedef struct map_build {
+  dl_rsync *c;
+  const char *asked;        /* "" in a range means this node */
+  unsigned char map[DL_SLOTS];
+} map_build;
+
+static int map_range(void *ud, const dl_topo_range *rg) {
+  map_build *b = ud;
+  int ni = node_add(b->c, *rg->host ? rg->host : b->asked, rg->port);
+  if (ni < 0) return -1;
+  memset(b->map + rg->lo, ni, rg->hi - rg->lo + 1);
+  return 0;
+}
+
+/* CLUSTER SLOTS from any node that answers: the slot → primary map (the one in use stays until a
+ * whole new one is read). */
 static int cluster_map(dl_rsync *c, char *why, size_t cap) {
   int tried = 0;
   for (int pass = 0; pass < 2; pass++) {
@@ -330,24 +344,18 @@ static int cluster_map(dl_rsync *c, char *why, size_t cap) {
       if (!k) continue;
       const char *argv[] = {"CLUSTER", "SLOTS"};
       redisReply *r = exchange(c, k, 2, argv, NULL);
-      if (!r || r->type != REDIS_REPLY_ARRAY || !r->elements) {
-        freeReplyObject(r);
-        continue;
+      map_build *b = malloc(sizeof *b);
+      int ok = b != NULL;
+      if (ok) {
+        *b = (map_build){c, k->host, {0}};
+        memset(b->map, 0xff, sizeof b->map);
+        ok = r && dl_topo_slots(r, map_range, b) > 0;
       }
-      memset(c->slot_node, 0xff, sizeof c->slot_node);
-      for (size_t e = 0; e < r->elements; e++) {
-        const redisReply *x = r->element[e];
-        if (x->type != REDIS_REPLY_ARRAY || x->elements < 3 || x->element[2]->type != REDIS_REPLY_ARRAY ||
-            x->element[2]->elements < 2 || x->element[2]->element[0]->type != REDIS_REPLY_STRING)
-          continue;
-        long long lo = x->element[0]->integer, hi = x->element[1]->integer;
-        const char *h = *x->element[2]->element[0]->str ? x->element[2]->element[0]->str : k->host;
-        int ni = node_add(c, h, (int)x->element[2]->element[1]->integer);
-        if (ni < 0 || lo < 0 || hi >= DL_SLOTS || lo > hi) continue;
-        memset(c->slot_node + lo, ni, (size_t)(hi - lo + 1));
-      }
+      if (ok) memcpy(c->slot_node, b->map, sizeof b->map);
+      else if (r) snprintf(c->err, sizeof c->err, "%s:%d: unexpected CLUSTER SLOTS reply", k->host, k->port);
+      free(b);
       freeReplyObject(r);
-      return 0;
+      if (ok) return 0;
     }
   }
   snprintf(why, cap, "no cluster node answered CLUSTER SLOTS (%d tried): %s", tried, c->err);
@@ -365,15 +373,14 @@ static int sentinel_primary(dl_rsync *c, char *why, size_t cap) {
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", c->a.master};
     redisReply *r = exchange(c, &s, 3, argv, NULL);
     conn_close(&s);
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
-        r->element[1]->type == REDIS_REPLY_STRING) {
-      int idx = node_add(c, r->element[0]->str, atoi(r->element[1]->str));
-      freeReplyObject(r);
-      if (idx < 0) break;
-      if (conn_open(c, &c->nodes[idx], c->a.tls, 1, 1, 1, why, cap) == 0) return 0;
-      continue;
-    }
+    char host[256];
+    int port;
+    int ok = dl_topo_master_addr(r, host, sizeof host, &port) == 0;
     freeReplyObject(r);
+    if (!ok) continue;
+    int idx = node_add(c, host, port);
+    if (idx < 0) break;
+    if (conn_open(c, &c->nodes[idx], c->a.tls, 1, 1, 1, why, cap) == 0) return 0;
   }
   if (!why[0]) snprintf(why, cap, "no sentinel knows the primary of %s", c->a.master);
   return -1;

@@ -19,6 +19,7 @@
 #include "dl_buf.h"
 #include "dl_limits.h"
 #include "dl_log.h"
+#include "dl_topo.h"
 
 typedef struct pending {
   dl_rconn_cb cb;
@@ -111,9 +112,7 @@ static void on_setup(dl_rconn *c, const redisReply *r, void *priv) {
     go_down(c, why);
     return;
   }
-  if (!strcmp(what, "ROLE") &&
-      (r->type != REDIS_REPLY_ARRAY || !r->elements || r->element[0]->type != REDIS_REPLY_STRING ||
-       strcmp(r->element[0]->str, "master"))) {
+  if (!strcmp(what, "ROLE") && !dl_topo_role_is_master(r)) {
     go_down(c, "not the primary (ROLE is not master)");
     return;
   }

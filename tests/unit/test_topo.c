@@ -85,22 +85,42 @@ int test_topo_redirect_garbage(void) {
   return 0;
 }
 
-int test_topo_cluster_slots(void) {
+typedef struct ranges {
   dl_topo_range rg[4];
+  char hosts[4][32];
+  int n, stop_at;
+} ranges;
+
+static int collect(void *ud, const dl_topo_range *rg) {
+  ranges *c = ud;
+  if (c->n == c->stop_at || c->n == 4) return -1;
+  c->rg[c->n] = *rg;
+  snprintf(c->hosts[c->n], sizeof c->hosts[c->n], "%s", rg->host);
+  c->rg[c->n].host = c->hosts[c->n];
+  c->n++;
+  return 0;
+}
+
+int test_topo_cluster_slots(void) {
   redisReply *r = resp("*2\r\n"
                        "*3\r\n:0\r\n:8191\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$2\r\nid\r\n"
                        "*4\r\n:8192\r\n:16383\r\n*2\r\n$0\r\n\r\n:7001\r\n*2\r\n$1\r\nx\r\n:7002\r\n");
   ASSERT_TRUE(r != NULL);
-  ASSERT_EQ_I64(dl_topo_slots(r, rg, 4), 2);
-  ASSERT_EQ_U64(rg[0].lo, 0);
-  ASSERT_EQ_U64(rg[0].hi, 8191);
-  ASSERT_EQ_STR(rg[0].host, "127.0.0.1");
-  ASSERT_EQ_I64(rg[0].port, 7000);
-  ASSERT_EQ_U64(rg[1].lo, 8192);
-  ASSERT_EQ_U64(rg[1].hi, 16383);
-  ASSERT_EQ_STR(rg[1].host, ""); /* the node asked */
-  ASSERT_EQ_I64(rg[1].port, 7001);
-  ASSERT_EQ_I64(dl_topo_slots(r, rg, 1), -1); /* more ranges than room */
+  ASSERT_EQ_I64(dl_topo_slots(r, NULL, NULL), 2); /* a check only */
+  ranges c = {.stop_at = -1};
+  ASSERT_EQ_I64(dl_topo_slots(r, collect, &c), 2);
+  ASSERT_EQ_I64(c.n, 2);
+  ASSERT_EQ_U64(c.rg[0].lo, 0);
+  ASSERT_EQ_U64(c.rg[0].hi, 8191);
+  ASSERT_EQ_STR(c.rg[0].host, "127.0.0.1");
+  ASSERT_EQ_I64(c.rg[0].port, 7000);
+  ASSERT_EQ_U64(c.rg[1].lo, 8192);
+  ASSERT_EQ_U64(c.rg[1].hi, 16383);
+  ASSERT_EQ_STR(c.rg[1].host, ""); /* the node asked */
+  ASSERT_EQ_I64(c.rg[1].port, 7001);
+  ranges stop = {.stop_at = 1}; /* the caller refuses the second range (its node table is full) */
+  ASSERT_EQ_I64(dl_topo_slots(r, collect, &stop), -1);
+  ASSERT_EQ_I64(stop.n, 1);
   freeReplyObject(r);
   return 0;
 }
@@ -127,6 +147,7 @@ int test_topo_cluster_slots_hostile(void) {
       "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$3\r\na b\r\n:1\r\n",        /* space inside the host */
       "*1\r\n*3\r\n:0\r\n:1\r\n*-1\r\n",                          /* nil primary */
       "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$-1\r\n:1\r\n",              /* nil host */
+      "*2\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\nh\r\n:1\r\n:5\r\n",    /* good, then bad: none seen */
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     redisReader *rd = redisReaderCreate();
@@ -142,16 +163,15 @@ int test_topo_cluster_slots_hostile(void) {
       fprintf(stderr, "case %zu: not a reply\n", i);
       return 1;
     }
-    dl_topo_range rg[4];
-    int got = dl_topo_slots(r, rg, 4);
+    ranges c = {.stop_at = -1};
+    int got = dl_topo_slots(r, collect, &c);
     freeReplyObject(r);
-    if (got != -1) {
-      fprintf(stderr, "case %zu accepted (%d ranges)\n", i, got);
+    if (got != -1 || c.n) {
+      fprintf(stderr, "case %zu accepted (%d ranges, %d seen)\n", i, got, c.n);
       return 1;
     }
   }
-  dl_topo_range rg[1];
-  ASSERT_EQ_I64(dl_topo_slots(NULL, rg, 1), -1);
+  ASSERT_EQ_I64(dl_topo_slots(NULL, NULL, NULL), -1);
   return 0;
 }
 
