@@ -90,19 +90,40 @@ static int node_find(dl_redis *r, const char *host, int port) {
 }
 
 static void link_init(dl_redis *r, link *l, int node_idx, int is_w);
+static void link_reset(link *l);
 
-static int node_add(dl_redis *r, const char *host, int port) {
+/* A node that can take another address: out of the topology, no connection, and no slot (of the
+ * map in use or of the one being built: `building`) points at it. Pod addresses change on every
+ * rolling restart, so a table that only grew would fill up for good. */
+static int node_free(const dl_redis *r, int i, const uint8_t *building) {
+  const node *n = &r->nodes[i];
+  if (n->used || n->w.c) return 0;
+  if (memchr(r->slot_node, i, sizeof r->slot_node)) return 0;
+  return !building || !memchr(building, i, DL_SLOTS);
+}
+
+static int node_add_in(dl_redis *r, const char *host, int port, const uint8_t *building) {
   int i = node_find(r, host, port);
   if (i >= 0) return i;
-  if (r->nnodes >= DL_REDIS_NODES_MAX) return -1;
-  i = r->nnodes++;
+  if (r->nnodes < DL_REDIS_NODES_MAX) {
+    i = r->nnodes++;
+    memset(&r->nodes[i], 0, sizeof r->nodes[i]);
+    link_init(r, &r->nodes[i].w, i, 1);
+    if (!r->nodes[i].w.retry) return r->nnodes--, -1;
+  } else {
+    for (i = 0; i < r->nnodes && !node_free(r, i, building); i++) {
+    }
+    if (i == r->nnodes) return -1;
+    link_reset(&r->nodes[i].w); /* keeps its timer */
+  }
   node *n = &r->nodes[i];
-  memset(n, 0, sizeof *n);
   snprintf(n->host, sizeof n->host, "%s", host);
   n->port = port;
-  link_init(r, &n->w, i, 1);
-  return n->w.retry ? i : -1;
+  n->used = 0;
+  return i;
 }
+
+static int node_add(dl_redis *r, const char *host, int port) { return node_add_in(r, host, port, NULL); }
 
 static node *node_for(dl_redis *r, const char *route) {
   if (r->addr.mode != DL_RURL_CLUSTER) return r->map_ok || r->addr.mode == DL_RURL_SINGLE ? &r->nodes[0] : NULL;
@@ -140,6 +161,35 @@ static void link_close(link *l) {
   l->ready = 0;
   l->loading = 0;
   if (l->retry) evtimer_del(l->retry);
+}
+
+/* A link back to its first state for another address (its timer and node stay). */
+static void link_reset(link *l) {
+  link_close(l);
+  link keep = *l;
+  memset(l, 0, sizeof *l);
+  l->r = keep.r;
+  l->node = keep.node;
+  l->is_w = keep.is_w;
+  l->retry = keep.retry;
+  l->bo = keep.bo;
+  dl_backoff_reset(&l->bo);
+}
+
+static int all_w_ready(const dl_redis *r);
+
+/* Closes a link on purpose (the topology changed) and says so like a lost one: the owner's
+ * `down` hook runs when it was ready (the writer re-sends what no replica confirmed), the
+ * connected gauge follows. */
+static void link_drop(link *l) {
+  dl_redis *r = l->r;
+  int was = l->ready;
+  link_close(l);
+  if (l->is_w) r->st.connected = all_w_ready(r);
+  if (!was) return;
+  if (l->is_w) r->st.reconnects++;
+  if (l->is_w && r->h.w_down) r->h.w_down(r->h.ud);
+  if (!l->is_w && r->h.b_down) r->h.b_down(r->h.ud);
 }
 
 static int all_w_ready(const dl_redis *r) {
@@ -301,17 +351,13 @@ static void on_disc_retry(evutil_socket_t fd, short what, void *arg) {
 
 /* A new topology: links to nodes that left it close; the claims link follows its slot. */
 static void topology_changed(dl_redis *r) {
-  r->st.topology_changes++;
   for (int i = 0; i < r->nnodes; i++)
-    if (!r->nodes[i].used && r->nodes[i].w.c) link_close(&r->nodes[i].w);
+    if (!r->nodes[i].used && r->nodes[i].w.c) link_drop(&r->nodes[i].w);
   if (r->b.c) {
     char host[256];
     int port;
-    if (link_target(&r->b, host, sizeof host, &port) != 0 || port != r->b.port || strcmp(host, r->b.host)) {
-      int was = r->b.ready;
-      link_close(&r->b);
-      if (was && r->h.b_down) r->h.b_down(r->h.ud);
-    }
+    if (link_target(&r->b, host, sizeof host, &port) != 0 || port != r->b.port || strcmp(host, r->b.host))
+      link_drop(&r->b);
   }
 }
 
@@ -320,12 +366,9 @@ static void subscribe_switch(dl_redis *r);
 /* The primary moved: drop the links (what they had in flight is re-sent) and ask again. */
 static void follow_failover(dl_redis *r) {
   r->stale = 1;
-  int was_w = r->nnodes && r->nodes[0].w.ready, was_b = r->b.ready;
-  for (int i = 0; i < r->nnodes; i++) link_close(&r->nodes[i].w);
-  link_close(&r->b);
+  for (int i = 0; i < r->nnodes; i++) link_drop(&r->nodes[i].w);
+  link_drop(&r->b);
   r->st.connected = 0;
-  if (was_w && r->h.w_down) r->h.w_down(r->h.ud);
-  if (was_b && r->h.b_down) r->h.b_down(r->h.ud);
   discover(r);
 }
 
@@ -377,52 +420,47 @@ static void subscribe_switch(dl_redis *r) {
   r->sub = dl_rconn_open(r->base, &t, &o, &ev);
 }
 
-static void apply_sentinel(dl_redis *r, const redisReply *rep) {
-  char host[256];
-  int port = atoi(rep->element[1]->str);
-  snprintf(host, sizeof host, "%s", rep->element[0]->str);
+static void apply_sentinel(dl_redis *r, const char *host, int port) {
   if (!r->nnodes || strcmp(r->nodes[0].host, host) || r->nodes[0].port != port) {
     if (r->nnodes) {
       dl_log(DL_LOG_WARN, "redis_failover", NULL, "Sentinel: the primary of %s is now %s:%d (was %s:%d)",
              r->addr.master, host, port, r->nodes[0].host, r->nodes[0].port);
-      link_close(&r->nodes[0].w);
-      int was = r->b.ready;
-      link_close(&r->b);
-      if (was && r->h.b_down) r->h.b_down(r->h.ud);
+      /* node 0 takes the new address: its link (and timer) stay, the connection goes */
+      link_drop(&r->nodes[0].w);
+      link_drop(&r->b);
+      link_reset(&r->nodes[0].w);
+      snprintf(r->nodes[0].host, sizeof r->nodes[0].host, "%s", host);
+      r->nodes[0].port = port;
+    } else if (node_add(r, host, port) < 0) {
+      return;
     }
-    r->nnodes = 0;
-    int i = node_add(r, host, port);
-    if (i < 0) return;
   }
   r->nodes[0].used = 1;
   r->map_ok = 1;
-  r->st.topology_changes++;
 }
 
-/* CLUSTER SLOTS: [[start, end, [host, port, id…], replicas…], …] */
-static int apply_cluster(dl_redis *r, const redisReply *rep) {
-  if (rep->type != REDIS_REPLY_ARRAY || !rep->elements) return -1;
+/* CLUSTER SLOTS: the slot map, each range's primary a node. */
+typedef struct map_build {
+  dl_redis *r;
   uint8_t map[DL_SLOTS];
-  memset(map, DL_REDIS_NO_NODE, sizeof map);
-  int used[DL_REDIS_NODES_MAX] = {0};
-  for (size_t i = 0; i < rep->elements; i++) {
-    const redisReply *e = rep->element[i];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[0]->type != REDIS_REPLY_INTEGER ||
-        e->element[1]->type != REDIS_REPLY_INTEGER || e->element[2]->type != REDIS_REPLY_ARRAY ||
-        e->element[2]->elements < 2 || e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
-        e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
-      return -1;
-    long long lo = e->element[0]->integer, hi = e->element[1]->integer;
-    if (lo < 0 || hi >= DL_SLOTS || lo > hi) return -1;
-    const char *host = e->element[2]->element[0]->str;
-    if (!*host) host = r->disc_host; /* "" means the node we asked */
-    int idx = node_add(r, host, (int)e->element[2]->element[1]->integer);
-    if (idx < 0) return -1;
-    used[idx] = 1;
-    memset(map + lo, idx, (size_t)(hi - lo + 1));
-  }
-  memcpy(r->slot_node, map, sizeof map);
-  for (int i = 0; i < r->nnodes; i++) r->nodes[i].used = used[i];
+} map_build;
+
+static int map_range(void *ud, const dl_topo_range *rg) {
+  map_build *b = ud;
+  /* "" is the node asked */
+  int idx = node_add_in(b->r, *rg->host ? rg->host : b->r->disc_host, rg->port, b->map);
+  if (idx < 0) return -1;
+  memset(b->map + rg->lo, idx, rg->hi - rg->lo + 1);
+  return 0;
+}
+
+static int apply_cluster(dl_redis *r, const redisReply *rep) {
+  map_build b;
+  b.r = r;
+  memset(b.map, DL_REDIS_NO_NODE, sizeof b.map);
+  if (dl_topo_slots(rep, map_range, &b) < 0) return -1;
+  memcpy(r->slot_node, b.map, sizeof b.map);
+  for (int i = 0; i < r->nnodes; i++) r->nodes[i].used = memchr(b.map, i, sizeof b.map) != NULL;
   r->map_ok = 1;
   return 0;
 }
@@ -433,13 +471,13 @@ static void on_disc_reply(dl_rconn *c, const redisReply *rep, void *priv) {
   if (!rep) return; /* down follows */
   int ok;
   if (r->addr.mode == DL_RURL_SENTINEL) {
-    ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_STRING &&
-         rep->element[1]->type == REDIS_REPLY_STRING && atoi(rep->element[1]->str) > 0;
-    if (ok) apply_sentinel(r, rep);
+    char host[256];
+    int port;
+    ok = dl_topo_master_addr(rep, host, sizeof host, &port) == 0;
+    if (ok) apply_sentinel(r, host, port);
   } else {
     ok = apply_cluster(r, rep) == 0;
     if (ok) {
-      r->st.topology_changes++;
       dl_log(DL_LOG_INFO, "redis_cluster", NULL, "slot map loaded: %d primaries", r->nnodes);
     }
   }

@@ -42,7 +42,6 @@ typedef struct dl_redis_hooks {
 typedef struct dl_redis_stats {
   uint64_t reconnects;         /* write connection losses */
   uint64_t errors[DL_RERR__COUNT];
-  uint64_t topology_changes;   /* primaries found again (Sentinel) / slot maps loaded (Cluster) */
   int connected;               /* every write connection up */
 } dl_redis_stats;
 

@@ -2,6 +2,8 @@
 credentials from the same places as the worker's, the worker's view after a Sentinel switch, a
 Cluster's node table across many address changes. Real redis-server/redis-sentinel processes."""
 import os
+import signal
+import socket
 import subprocess
 import threading
 
@@ -70,6 +72,147 @@ def test_dylivectl_tail_follows_a_moved_slot():
         check(ctl.returncode == 0 and "after-moved-reply" in out.text(), "dylivectl followed the slot: rc %r out %r err %r",
               ctl.returncode, out.text(), err)
         check("during-move" in out.text(), "the ASK-redirected read too: %r", out.text())
+
+
+def log_text(env, name):
+    with open(os.path.join(env.tmp, name), "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+def test_sentinel_switch_then_clean_exit():
+    """A Sentinel failover moves node 0 to the new primary. It used to forget node 0's reconnect
+    timer (a leak per failover: ASan's leak check fails the exit status in build-san) and to close
+    a ready write link without telling the writer. Now the worker follows, is connected again, and
+    exits 0 on SIGTERM."""
+    with Env("sentinel-switch") as env:
+        p1, p2, sentinels = start_sentinel_set(env)
+        url = "redis-sentinel://%s/0#mymaster" % ",".join("127.0.0.1:%d" % s for s in sentinels)
+        admin = free_port()
+        w = env.spawn([os.path.join(BUILD, "dylive-connector"), "--redis", url, "--douyin-http",
+                       "http://127.0.0.1:%d" % free_port(), "--admin", "127.0.0.1:%d" % admin, "--poll-ms", "200"],
+                      "worker.log")
+        wait_until(lambda: metric(admin, "dylive_redis_connected") == 1, 20, "connected to the first primary")
+        q(sentinels[0], "SENTINEL", "FAILOVER", "mymaster")
+        wait_until(lambda: "the primary of mymaster is now 127.0.0.1:%d" % p2 in log_text(env, "worker.log"), 30,
+                   "the worker told of the new primary")
+        wait_until(lambda: metric(admin, "dylive_redis_connected") == 1 and
+                   any(c.startswith("dylive:") for c in (q(p2, "CLIENT", "LIST") or "").split("name=")[1:]), 30,
+                   "connected to the new primary")
+        w.send_signal(signal.SIGTERM)
+        rc = w.wait(timeout=30)
+        check_eq(rc, 0, "worker exit status after a failover (ASan: no leak)")
+
+
+class FakeClusterNode(threading.Thread):
+    """One listener on every loopback address that plays a whole Redis Cluster whose primaries get
+    new addresses on every CLUSTER SLOTS (pods rescheduled): ranges per map, each on a fresh
+    127.0.x.y. A write connection is closed once it has loaded the scripts, so the worker asks
+    for the topology again and again. Counts the distinct addresses it was reached at."""
+
+    def __init__(self, ranges=16):
+        super().__init__(daemon=True)
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("0.0.0.0", 0))
+        self.ls.listen(512)
+        self.port = self.ls.getsockname()[1]
+        self.ranges, self.next_ip, self.reached, self.maps = ranges, 2, set(), 0
+        self.lock = threading.Lock()
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.reached.add(s.getsockname()[0])
+            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
+
+    def new_map(self):
+        with self.lock:
+            self.maps += 1
+            ips = []
+            for _ in range(self.ranges):
+                n = self.next_ip
+                self.next_ip += 1
+                ips.append("127.0.%d.%d" % (n // 250, n % 250 + 2))
+        step = 16384 // self.ranges
+        out = [b"*%d\r\n" % self.ranges]
+        for i, ip in enumerate(ips):
+            lo, hi = i * step, 16383 if i == self.ranges - 1 else (i + 1) * step - 1
+            out.append(b"*3\r\n:%d\r\n:%d\r\n*2\r\n$%d\r\n%s\r\n:%d\r\n" % (lo, hi, len(ip), ip.encode(), self.port))
+        return b"".join(out)
+
+    def serve(self, s):
+        buf, loads = b"", 0
+        try:
+            while True:
+                while True:
+                    cmd, buf = self.parse(buf)
+                    if cmd is None:
+                        break
+                    name = cmd[0].upper()
+                    if name == b"CLUSTER":
+                        s.sendall(self.new_map())
+                    elif name == b"SCRIPT":
+                        loads += 1
+                        s.sendall(b"$40\r\n%s\r\n" % (b"0" * 40))
+                        if loads == 5:  # every script loaded: the link is ready, now lose it
+                            s.close()
+                            return
+                    elif name == b"PING":
+                        s.sendall(b"+PONG\r\n")
+                    elif name == b"BLMOVE":
+                        s.sendall(b"$-1\r\n")
+                    elif name in (b"AUTH", b"SELECT", b"CLIENT", b"ASKING"):
+                        s.sendall(b"+OK\r\n")
+                    else:
+                        s.sendall(b"-ERR fake node\r\n")
+                data = s.recv(65536)
+                if not data:
+                    return
+                buf += data
+        except OSError:
+            return
+        finally:
+            s.close()
+
+    @staticmethod
+    def parse(buf):
+        """One RESP command off the front of buf: ([args], rest) or (None, buf)."""
+        if not buf.startswith(b"*") or b"\r\n" not in buf:
+            return None, buf
+        head, rest = buf.split(b"\r\n", 1)
+        args = []
+        for _ in range(int(head[1:])):
+            if b"\r\n" not in rest:
+                return None, buf
+            ln, rest2 = rest.split(b"\r\n", 1)
+            n = int(ln[1:])
+            if len(rest2) < n + 2:
+                return None, buf
+            args.append(rest2[:n])
+            rest = rest2[n + 2:]
+        return args, rest
+
+
+def test_cluster_node_table_survives_address_churn():
+    """Primaries that come back at new addresses (a rolling restart moves every pod) must not fill
+    the node table for good: it holds 128 nodes, and those no map or connection uses any more are
+    taken again. Before, once 128 addresses had been seen every slot map was refused."""
+    with Env("cluster-churn") as env:
+        fake = FakeClusterNode(ranges=16)
+        w = env.spawn([os.path.join(BUILD, "dylive-connector"), "--redis", "redis-cluster://127.0.0.1:%d" % fake.port,
+                       "--douyin-http", "http://127.0.0.1:%d" % free_port(), "--admin", "off", "--poll-ms", "200"],
+                      "worker.log")
+        # 16 fresh addresses per map: 300 distinct ones is well past the table's 128
+        wait_until(lambda: len(fake.reached) >= 300, 30, "the worker following maps past 128 addresses",
+                   interval=0.2)
+        check("slot map loaded" in log_text(env, "worker.log"), "the worker loaded the maps")
+        w.send_signal(signal.SIGTERM)
+        check_eq(w.wait(timeout=30), 0, "worker exit status (ASan: the reused nodes' timers not leaked)")
 
 
 if __name__ == "__main__":
