@@ -246,17 +246,19 @@ dead:
   return NULL;
 }
 
-/* Connects k (host/port set) and runs the set-up: AUTH, SELECT, and ROLE when asked. */
-static int conn_open(dl_rsync *c, conn *k, int tls, int auth, int select_db, int want_primary, char *why, size_t cap) {
+/* Connects k (host/port set) and runs the set-up: AUTH (when pw is not ""), SELECT, and ROLE when
+ * asked. */
+static int conn_open(dl_rsync *c, conn *k, int tls, const char *user, const char *pw, int select_db, int want_primary,
+                     char *why, size_t cap) {
   k->rd = redisReaderCreate();
   k->fd = c->a.unix_path[0] && !k->port ? unix_connect(c->a.unix_path, why, cap)
                                         : tcp_connect(k->host, k->port, c->timeout_ms, why, cap);
   if (k->fd < 0 || !k->rd) goto fail;
   if (tls && tls_start(c, k, why, cap) != 0) goto fail;
   redisReply *r;
-  if (auth && c->a.password[0]) {
-    const char *u[] = {"AUTH", c->a.user, c->a.password}, *p[] = {"AUTH", c->a.password};
-    r = c->a.user[0] ? exchange(c, k, 3, u, NULL) : exchange(c, k, 2, p, NULL);
+  if (pw[0]) {
+    const char *u[] = {"AUTH", user, pw}, *p[] = {"AUTH", pw};
+    r = user[0] ? exchange(c, k, 3, u, NULL) : exchange(c, k, 2, p, NULL);
     if (!r || r->type == REDIS_REPLY_ERROR) {
       snprintf(why, cap, "AUTH failed: %s", r ? r->str : c->err);
       freeReplyObject(r);
@@ -309,7 +311,7 @@ static conn *node_conn(dl_rsync *c, int i) {
   conn *k = &c->nodes[i];
   if (k->fd >= 0) return k;
   char why[300];
-  if (conn_open(c, k, c->a.tls, 1, c->a.mode != DL_RURL_CLUSTER, 0, why, sizeof why) != 0) {
+  if (conn_open(c, k, c->a.tls, c->a.user, c->a.password, c->a.mode != DL_RURL_CLUSTER, 0, why, sizeof why) != 0) {
     snprintf(c->err, sizeof c->err, "%s", why);
     return NULL;
   }
@@ -368,8 +370,7 @@ static int sentinel_primary(dl_rsync *c, char *why, size_t cap) {
     conn s = {.fd = -1};
     snprintf(s.host, sizeof s.host, "%s", c->a.nodes[i].host);
     s.port = c->a.nodes[i].port;
-    c->a.unix_path[0] = 0;
-    if (conn_open(c, &s, 0, 0, 0, 0, why, cap) != 0) continue;
+    if (conn_open(c, &s, 0, "", c->a.sentinel_password, 0, 0, why, cap) != 0) continue;
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", c->a.master};
     redisReply *r = exchange(c, &s, 3, argv, NULL);
     conn_close(&s);
@@ -380,7 +381,7 @@ static int sentinel_primary(dl_rsync *c, char *why, size_t cap) {
     if (!ok) continue;
     int idx = node_add(c, host, port);
     if (idx < 0) break;
-    if (conn_open(c, &c->nodes[idx], c->a.tls, 1, 1, 1, why, cap) == 0) return 0;
+    if (conn_open(c, &c->nodes[idx], c->a.tls, c->a.user, c->a.password, 1, 1, why, cap) == 0) return 0;
   }
   if (!why[0]) snprintf(why, cap, "no sentinel knows the primary of %s", c->a.master);
   return -1;
@@ -390,16 +391,14 @@ dl_rsync *dl_rsync_connect(const char *url, const dl_rsync_opts *o, char *why, s
   dl_rsync *c = calloc(1, sizeof *c);
   if (!c) return snprintf(why, cap, "out of memory"), NULL;
   why[0] = 0;
-  if (dl_redis_parse_url(url, &c->a, why, cap) != 0) goto fail;
+  if (dl_redis_parse_url(url, &c->a, why, cap) != 0 || dl_redis_addr_credentials(&c->a, why, cap) != 0) goto fail;
   if (o) c->o = *o;
   c->timeout_ms = c->o.timeout_ms > 0 ? c->o.timeout_ms : 5000;
-  if (!c->a.password[0] && getenv("DYLIVE_REDIS_PASSWORD"))
-    snprintf(c->a.password, sizeof c->a.password, "%s", getenv("DYLIVE_REDIS_PASSWORD"));
   memset(c->slot_node, 0xff, sizeof c->slot_node);
   switch (c->a.mode) {
   case DL_RURL_SINGLE:
     node_add(c, c->a.unix_path[0] ? c->a.unix_path : c->a.host, c->a.unix_path[0] ? 0 : c->a.port);
-    if (conn_open(c, &c->nodes[0], c->a.tls, 1, 1, 0, why, cap) != 0) goto fail;
+    if (conn_open(c, &c->nodes[0], c->a.tls, c->a.user, c->a.password, 1, 0, why, cap) != 0) goto fail;
     break;
   case DL_RURL_SENTINEL:
     if (sentinel_primary(c, why, cap) != 0) goto fail;

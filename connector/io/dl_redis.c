@@ -414,7 +414,7 @@ static void subscribe_switch(dl_redis *r) {
   memset(&t, 0, sizeof t);
   snprintf(t.host, sizeof t.host, "%s", r->addr.nodes[r->sub_idx].host);
   t.port = r->addr.nodes[r->sub_idx].port;
-  dl_rconn_opts o = {NULL, getenv("DYLIVE_SENTINEL_PASSWORD"), 0, NULL, 0, DL_REDIS_CONNECT_TIMEOUT_MS,
+  dl_rconn_opts o = {NULL, r->addr.sentinel_password, 0, NULL, 0, DL_REDIS_CONNECT_TIMEOUT_MS,
                      DL_REDIS_COMMAND_TIMEOUT_MS, r->dns};
   dl_rconn_events ev = {on_sub_ready, on_sub_down, r};
   r->sub = dl_rconn_open(r->base, &t, &o, &ev);
@@ -538,8 +538,7 @@ static void disc_try(dl_redis *r) {
     /* sentinels speak plain (rediss-sentinel: the data nodes are TLS); cluster nodes as the URL */
     int is_sentinel = r->addr.mode == DL_RURL_SENTINEL;
     t.tls = is_sentinel ? NULL : r->tls;
-    const char *spw = getenv("DYLIVE_SENTINEL_PASSWORD");
-    dl_rconn_opts o = {is_sentinel ? NULL : r->addr.user, is_sentinel ? spw : r->addr.password, 0, NULL, 0,
+    dl_rconn_opts o = {is_sentinel ? NULL : r->addr.user, is_sentinel ? r->addr.sentinel_password : r->addr.password, 0, NULL, 0,
                        DL_REDIS_CONNECT_TIMEOUT_MS, DL_REDIS_COMMAND_TIMEOUT_MS, r->dns};
     dl_rconn_events ev = {on_disc_ready, on_disc_down, r};
     snprintf(r->disc_host, sizeof r->disc_host, "%s", host);
@@ -613,22 +612,6 @@ fail:
   return NULL;
 }
 
-/* The password also from the environment or a file (so it need not sit in a URL or argv). */
-static int password_from_env(dl_redis_addr *a, char *why, size_t cap) {
-  if (a->password[0]) return 0;
-  const char *pw = getenv("DYLIVE_REDIS_PASSWORD"), *file = getenv("DYLIVE_REDIS_PASSWORD_FILE");
-  if (pw && *pw) {
-    snprintf(a->password, sizeof a->password, "%s", pw);
-  } else if (file && *file) {
-    FILE *f = fopen(file, "r");
-    if (!f) return snprintf(why, cap, "DYLIVE_REDIS_PASSWORD_FILE: cannot read %s", file), -1;
-    if (!fgets(a->password, sizeof a->password, f)) a->password[0] = 0;
-    fclose(f);
-    a->password[strcspn(a->password, "\r\n")] = 0;
-  }
-  return 0;
-}
-
 dl_redis *dl_redis_new(struct event_base *base, const dl_config *cfg, const char *claims_route,
                        const dl_redis_hooks *h, char *why, size_t why_cap) {
   dl_redis *r = calloc(1, sizeof *r);
@@ -639,7 +622,7 @@ dl_redis *dl_redis_new(struct event_base *base, const dl_config *cfg, const char
   memset(r->slot_node, DL_REDIS_NO_NODE, sizeof r->slot_node);
   snprintf(r->claims_route, sizeof r->claims_route, "%s", claims_route);
   if (dl_redis_parse_url(cfg->redis_url, &r->addr, why, why_cap) != 0 ||
-      password_from_env(&r->addr, why, why_cap) != 0)
+      dl_redis_addr_credentials(&r->addr, why, why_cap) != 0)
     goto fail;
   if (r->addr.tls && !(r->tls = make_tls(cfg, why, why_cap))) goto fail;
   switch (r->addr.mode) {

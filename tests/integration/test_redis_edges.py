@@ -215,5 +215,51 @@ def test_cluster_node_table_survives_address_churn():
         check_eq(w.wait(timeout=30), 0, "worker exit status (ASan: the reused nodes' timers not leaked)")
 
 
+def test_dylivectl_credentials_like_the_worker():
+    """dylivectl reads passwords from the same places as the worker: DYLIVE_REDIS_PASSWORD_FILE for
+    the data nodes, DYLIVE_SENTINEL_PASSWORD for sentinels that require one. It used to read only
+    DYLIVE_REDIS_PASSWORD and to talk to sentinels without AUTH."""
+    with Env("ctl-auth") as env:
+        r = env.start_redis(["--requirepass", "data-pw"])
+        r("AUTH", "data-pw")
+        r("HSET", "dylive:{%s}:status" % LIVE, "state", "live", "worker", "w1")
+        pwfile = os.path.join(env.tmp, "redis.pw")
+        with open(pwfile, "w") as f:
+            f.write("data-pw\n")
+        ctl = os.path.join(BUILD, "dylivectl")
+        e = dict(os.environ, DYLIVE_REDIS_PASSWORD_FILE=pwfile)
+        e.pop("DYLIVE_REDIS_PASSWORD", None)
+        p = subprocess.run([ctl, "--redis", "redis://127.0.0.1:%d/0" % env.redis_port, "rooms"], capture_output=True,
+                           text=True, timeout=20, env=e)
+        check(p.returncode == 0 and LIVE in p.stdout, "dylivectl with DYLIVE_REDIS_PASSWORD_FILE: %r %r", p.stdout,
+              p.stderr)
+        # a sentinel with its own password in front of the same node
+        sp = free_port()
+        conf = os.path.join(env.tmp, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\nrequirepass sentinel-pw\n"
+                    "sentinel monitor m 127.0.0.1 %d 1\nsentinel auth-pass m data-pw\n" % (sp, env.tmp, env.redis_port))
+        env.spawn(["redis-sentinel", conf], "sentinel.log")
+        def sentinel_knows():
+            try:
+                s = Redis(sp)
+                s("AUTH", "sentinel-pw")
+                return s("SENTINEL", "get-master-addr-by-name", "m")
+            except Exception:  # noqa: BLE001 - not up yet
+                return None
+        wait_until(sentinel_knows, 15, "the sentinel up")
+        url = "redis-sentinel://127.0.0.1:%d/0#m" % sp
+        p = subprocess.run([ctl, "--redis", url, "rooms"], capture_output=True, text=True, timeout=20,
+                           env=dict(e, DYLIVE_SENTINEL_PASSWORD="sentinel-pw"))
+        check(p.returncode == 0 and LIVE in p.stdout, "dylivectl through a sentinel with a password: %r %r", p.stdout,
+              p.stderr)
+        p = subprocess.run([ctl, "--redis", url, "rooms"], capture_output=True, text=True, timeout=20, env=e)
+        check(p.returncode != 0, "without the sentinel password dylivectl cannot ask: %r", p.stdout)
+        # an unreadable password file is said, not ignored
+        p = subprocess.run([ctl, "--redis", "redis://127.0.0.1:%d/0" % env.redis_port, "rooms"], capture_output=True,
+                           text=True, timeout=20, env=dict(e, DYLIVE_REDIS_PASSWORD_FILE=pwfile + ".missing"))
+        check(p.returncode != 0 and "DYLIVE_REDIS_PASSWORD_FILE" in p.stderr, "missing file named: %r", p.stderr)
+
+
 if __name__ == "__main__":
     run()

@@ -1,9 +1,13 @@
 /* dl_topo: what Redis says about its topology (redirections, CLUSTER SLOTS, Sentinel, ROLE), with
- * hostile replies built from RESP bytes by hiredis's own reader. */
+ * hostile replies built from RESP bytes by hiredis's own reader; and the passwords dl_rurl reads from
+ * the environment. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "dl_rurl.h"
 #include "dl_test.h"
 #include "dl_topo.h"
 
@@ -223,5 +227,44 @@ int test_topo_role(void) {
     if (got) return fprintf(stderr, "case %zu said master\n", i), 1;
   }
   ASSERT_EQ_I64(dl_topo_role_is_master(NULL), 0);
+  return 0;
+}
+
+/* Passwords from the environment (dl_rurl), the same for the worker and dylivectl. */
+int test_rurl_credentials(void) {
+  char why[200], path[] = "/tmp/dl-unit-pw-XXXXXX";
+  dl_redis_addr a;
+  int fd = mkstemp(path);
+  ASSERT_TRUE(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  fputs("from-file\r\nsecond line\n", f);
+  fclose(f);
+  unsetenv("DYLIVE_REDIS_PASSWORD");
+  setenv("DYLIVE_REDIS_PASSWORD_FILE", path, 1);
+  setenv("DYLIVE_SENTINEL_PASSWORD", "s-pw", 1);
+  ASSERT_EQ_I64(dl_redis_parse_url("redis-sentinel://h:1#m", &a, why, sizeof why), 0);
+  ASSERT_EQ_I64(dl_redis_addr_credentials(&a, why, sizeof why), 0);
+  ASSERT_EQ_STR(a.password, "from-file");
+  ASSERT_EQ_STR(a.sentinel_password, "s-pw");
+  ASSERT_EQ_I64(dl_redis_parse_url("redis://:in%2Furl@h:1", &a, why, sizeof why), 0); /* the URL's wins */
+  ASSERT_EQ_I64(dl_redis_addr_credentials(&a, why, sizeof why), 0);
+  ASSERT_EQ_STR(a.password, "in/url");
+  setenv("DYLIVE_REDIS_PASSWORD", "from-env", 1); /* the variable before the file */
+  ASSERT_EQ_I64(dl_redis_parse_url("redis://h:1", &a, why, sizeof why), 0);
+  ASSERT_EQ_I64(dl_redis_addr_credentials(&a, why, sizeof why), 0);
+  ASSERT_EQ_STR(a.password, "from-env");
+  unsetenv("DYLIVE_REDIS_PASSWORD");
+  /* a password longer than the field is refused, never cut */
+  f = fopen(path, "w");
+  for (int i = 0; i < 300; i++) fputc('x', f);
+  fclose(f);
+  ASSERT_EQ_I64(dl_redis_parse_url("redis://h:1", &a, why, sizeof why), 0);
+  ASSERT_EQ_I64(dl_redis_addr_credentials(&a, why, sizeof why), -1);
+  ASSERT_TRUE(strstr(why, "longer") != NULL);
+  unlink(path);
+  ASSERT_EQ_I64(dl_redis_addr_credentials(&a, why, sizeof why), -1); /* unreadable: said */
+  ASSERT_TRUE(strstr(why, "DYLIVE_REDIS_PASSWORD_FILE") != NULL);
+  unsetenv("DYLIVE_REDIS_PASSWORD_FILE");
+  unsetenv("DYLIVE_SENTINEL_PASSWORD");
   return 0;
 }
