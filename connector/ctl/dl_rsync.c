@@ -7,7 +7,6 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "dl_buf.h"
 #include "dl_keys.h"
 #include "dl_rurl.h"
+#include "dl_tls.h"
 #include "dl_topo.h"
 
 /* One command's RESP (dylivectl's commands are small). */
@@ -147,30 +147,12 @@ static void conn_close(conn *k) {
   k->rd = NULL;
 }
 
-static int tls_ctx(dl_rsync *c, char *why, size_t cap) {
-  if (c->ctx) return 0;
-  const dl_rsync_opts *o = &c->o;
-  c->ctx = SSL_CTX_new(TLS_client_method());
-  if (!c->ctx) return snprintf(why, cap, "cannot create a TLS context"), -1;
-  SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-  int ok = o->ca_file && *o->ca_file ? SSL_CTX_load_verify_locations(c->ctx, o->ca_file, NULL)
-                                     : SSL_CTX_set_default_verify_paths(c->ctx);
-  if (ok != 1) return snprintf(why, cap, "cannot load the CA bundle"), -1;
-  if (o->cert && *o->cert &&
-      (SSL_CTX_use_certificate_chain_file(c->ctx, o->cert) != 1 ||
-       SSL_CTX_use_PrivateKey_file(c->ctx, o->key && *o->key ? o->key : o->cert, SSL_FILETYPE_PEM) != 1))
-    return snprintf(why, cap, "cannot load the client certificate"), -1;
-  return 0;
-}
-
 static int tls_start(dl_rsync *c, conn *k, char *why, size_t cap) {
-  if (tls_ctx(c, why, cap) != 0) return -1;
+  if (!c->ctx && !(c->ctx = dl_tls_client_ctx(c->o.ca_file, c->o.cert, c->o.key, why, cap))) return -1;
   k->ssl = SSL_new(c->ctx);
   if (!k->ssl) return snprintf(why, cap, "cannot create a TLS session"), -1;
   const char *name = c->o.sni && *c->o.sni ? c->o.sni : k->host;
-  SSL_set_tlsext_host_name(k->ssl, name);
-  if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k->ssl), name) != 1) SSL_set1_host(k->ssl, name);
+  if (dl_tls_bind(k->ssl, name) != 0) return snprintf(why, cap, "TLS: cannot verify the name %s", name), -1;
   SSL_set_fd(k->ssl, k->fd);
   long long deadline = now_ms() + c->timeout_ms;
   for (;;) {

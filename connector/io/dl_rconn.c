@@ -9,7 +9,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "dl_buf.h"
 #include "dl_limits.h"
 #include "dl_log.h"
+#include "dl_tls.h"
 #include "dl_topo.h"
 
 typedef struct pending {
@@ -285,12 +285,12 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   if (t->tls) {
     c->ssl = SSL_new(t->tls);
     if (!c->ssl) goto oom;
-    const char *name = t->sni[0] ? t->sni : t->host;
-    SSL_set_tlsext_host_name(c->ssl, name);
-    /* the certificate must name the host we meant (an IP address is checked as one) */
-    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
-    if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1) SSL_set1_host(c->ssl, name);
-    SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+    /* the certificate must name the host we meant */
+    if (dl_tls_bind(c->ssl, t->sni[0] ? t->sni : t->host) != 0) {
+      SSL_free(c->ssl);
+      c->ssl = NULL;
+      goto oom;
+    }
     c->bev = bufferevent_openssl_socket_new(base, -1, c->ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
       SSL_free(c->ssl);

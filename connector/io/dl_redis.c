@@ -2,7 +2,6 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include "dl_log.h"
 #include "dl_lua_sha.h"
 #include "dl_rconn.h"
+#include "dl_tls.h"
 #include "dl_topo.h"
 
 struct dl_redis;
@@ -582,36 +582,6 @@ static void discover(dl_redis *r) {
 
 /* ---------- set-up ---------- */
 
-static SSL_CTX *make_tls(const dl_config *cfg, char *why, size_t cap) {
-  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx) return snprintf(why, cap, "cannot create a TLS context"), NULL;
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-  int ok = cfg->redis_ca_file && *cfg->redis_ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->redis_ca_file, NULL)
-                                                     : SSL_CTX_set_default_verify_paths(ctx);
-  if (ok != 1) {
-    snprintf(why, cap, "--redis-ca-file: cannot load %s", cfg->redis_ca_file ? cfg->redis_ca_file : "the system store");
-    goto fail;
-  }
-  int has_cert = cfg->redis_cert && *cfg->redis_cert, has_key = cfg->redis_key && *cfg->redis_key;
-  if (has_cert != has_key) {
-    snprintf(why, cap, "--redis-cert and --redis-key go together");
-    goto fail;
-  }
-  if (has_cert && (SSL_CTX_use_certificate_chain_file(ctx, cfg->redis_cert) != 1 ||
-                   SSL_CTX_use_PrivateKey_file(ctx, cfg->redis_key, SSL_FILETYPE_PEM) != 1 ||
-                   SSL_CTX_check_private_key(ctx) != 1)) {
-    const char *e = ERR_reason_error_string(ERR_peek_last_error());
-    snprintf(why, cap, "--redis-cert/--redis-key: cannot load the client certificate: %s", e ? e : "?");
-    goto fail;
-  }
-  return ctx;
-fail:
-  ERR_clear_error();
-  SSL_CTX_free(ctx);
-  return NULL;
-}
-
 dl_redis *dl_redis_new(struct event_base *base, const dl_config *cfg, const char *claims_route,
                        const dl_redis_hooks *h, char *why, size_t why_cap) {
   dl_redis *r = calloc(1, sizeof *r);
@@ -624,7 +594,8 @@ dl_redis *dl_redis_new(struct event_base *base, const dl_config *cfg, const char
   if (dl_redis_parse_url(cfg->redis_url, &r->addr, why, why_cap) != 0 ||
       dl_redis_addr_credentials(&r->addr, why, why_cap) != 0)
     goto fail;
-  if (r->addr.tls && !(r->tls = make_tls(cfg, why, why_cap))) goto fail;
+  if (r->addr.tls && !(r->tls = dl_tls_client_ctx(cfg->redis_ca_file, cfg->redis_cert, cfg->redis_key, why, why_cap)))
+    goto fail;
   switch (r->addr.mode) {
   case DL_RURL_SINGLE:
     if (r->addr.unix_path[0]) snprintf(r->where, sizeof r->where, "%s", r->addr.unix_path);

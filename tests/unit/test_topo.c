@@ -1,6 +1,6 @@
 /* dl_topo: what Redis says about its topology (redirections, CLUSTER SLOTS, Sentinel, ROLE), with
  * hostile replies built from RESP bytes by hiredis's own reader; and the passwords dl_rurl reads from
- * the environment. */
+ * the environment; the TLS client set-up. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 
 #include "dl_rurl.h"
 #include "dl_test.h"
+#include "dl_tls.h"
 #include "dl_topo.h"
 
 /* One reply parsed from RESP text (NULL when the bytes are not one whole reply). */
@@ -266,5 +267,28 @@ int test_rurl_credentials(void) {
   ASSERT_TRUE(strstr(why, "DYLIVE_REDIS_PASSWORD_FILE") != NULL);
   unsetenv("DYLIVE_REDIS_PASSWORD_FILE");
   unsetenv("DYLIVE_SENTINEL_PASSWORD");
+  return 0;
+}
+
+/* The one TLS client set-up: what it refuses, it refuses whole (nothing half set up is kept). */
+int test_tls_client_ctx_refusals(void) {
+  char why[200] = "";
+  SSL_CTX *ctx = dl_tls_client_ctx(NULL, NULL, NULL, why, sizeof why); /* the system store */
+  ASSERT_TRUE(ctx != NULL);
+  SSL *ssl = SSL_new(ctx);
+  ASSERT_TRUE(ssl != NULL);
+  ASSERT_EQ_I64(dl_tls_bind(ssl, "127.0.0.1"), 0);
+  ASSERT_TRUE(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) == NULL); /* no SNI for an address */
+  ASSERT_EQ_I64(dl_tls_bind(ssl, "redis.example"), 0);
+  ASSERT_EQ_STR(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name), "redis.example");
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ASSERT_TRUE(dl_tls_client_ctx("/nonexistent/ca.pem", NULL, NULL, why, sizeof why) == NULL);
+  ASSERT_TRUE(strstr(why, "--redis-ca-file") != NULL);
+  /* a certificate without its key (dylivectl used to try the certificate file as the key) */
+  ASSERT_TRUE(dl_tls_client_ctx(NULL, "/nonexistent/cert.pem", NULL, why, sizeof why) == NULL);
+  ASSERT_TRUE(strstr(why, "go together") != NULL);
+  ASSERT_TRUE(dl_tls_client_ctx(NULL, "/nonexistent/cert.pem", "/nonexistent/key.pem", why, sizeof why) == NULL);
+  ASSERT_TRUE(strstr(why, "client certificate") != NULL);
   return 0;
 }
