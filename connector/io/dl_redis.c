@@ -32,6 +32,7 @@ typedef struct link {
   int64_t down_since;       /* monotonic; 0 while up */
   int64_t last_summary;
   unsigned attempts;
+  int64_t reloaded_ms;      /* monotonic: scripts last loaded again after a NOSCRIPT */
   char last_err[240];
 } link;
 
@@ -774,8 +775,15 @@ dl_err dl_redis_claim_call(dl_redis *r, int argc, const char *const *argv, const
   return argv_on(&r->b, argc, argv, lens, block_ms, cb, priv);
 }
 
-static void reload_scripts(link *l) {
-  for (int i = 0; i < DL_LUA__COUNT && l->ready; i++) {
+/* NOSCRIPT: a pipeline of hundreds of EVALSHA to a flushed node comes back as as many NOSCRIPT
+ * replies; one reload per node serves them all (it is queued ahead of their re-sends), so a node
+ * loads the scripts again at most this often. */
+#define DL_SCRIPT_RELOAD_MIN_MS 1000
+
+static void reload_scripts(link *l, int64_t now) {
+  if (!l->ready || (l->reloaded_ms && now - l->reloaded_ms < DL_SCRIPT_RELOAD_MIN_MS)) return;
+  l->reloaded_ms = now;
+  for (int i = 0; i < DL_LUA__COUNT; i++) {
     const char *argv[] = {"SCRIPT", "LOAD", dl_lua_source[i]};
     dl_rconn_argv(l->c, 3, argv, NULL, 0, NULL, NULL);
   }
@@ -784,7 +792,8 @@ static void reload_scripts(link *l) {
 void dl_redis_note_error(dl_redis *r, const char *err) {
   if (!strncmp(err, "NOSCRIPT", 8)) {
     /* a restarted or flushed node: every node gets the scripts again, ahead of the re-sends */
-    for (int i = 0; i < r->nnodes; i++) reload_scripts(&r->nodes[i].w);
+    int64_t now = dl_mono_ms();
+    for (int i = 0; i < r->nnodes; i++) reload_scripts(&r->nodes[i].w, now);
   } else if (!strncmp(err, "MOVED ", 6) && r->addr.mode == DL_RURL_CLUSTER) {
     /* "MOVED <slot> <host>:<port>": point the slot there now, and reload the whole map soon */
     char host[256];

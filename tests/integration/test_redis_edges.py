@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 
-from harness import BUILD, Env, Redis, check, check_eq, free_port, metric, run, wait_until
+from harness import BUILD, Env, Redis, check, check_eq, default_room_id, free_port, metric, run, wait_until
 from test_topologies import node_id, node_of, q, start_cluster, start_sentinel_set
 
 LIVE = "666000222"
@@ -259,6 +259,45 @@ def test_dylivectl_credentials_like_the_worker():
         p = subprocess.run([ctl, "--redis", "redis://127.0.0.1:%d/0" % env.redis_port, "rooms"], capture_output=True,
                            text=True, timeout=20, env=dict(e, DYLIVE_REDIS_PASSWORD_FILE=pwfile + ".missing"))
         check(p.returncode != 0 and "DYLIVE_REDIS_PASSWORD_FILE" in p.stderr, "missing file named: %r", p.stderr)
+
+
+def script_loads(r):
+    for line in r("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_script|load:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def test_noscript_reloads_once_per_node():
+    """SCRIPT FLUSH under a busy pipeline: every EVALSHA in flight comes back NOSCRIPT. The scripts
+    are loaded again once for all of them (they used to be loaded again once per NOSCRIPT reply),
+    and every event still lands once."""
+    with Env("noscript") as env:
+        r = env.start_redis()
+        rooms, specs, mans = [str(666000300 + i) for i in range(8)], [], {}
+        for i, live in enumerate(rooms):
+            frames, mans[live] = env.fixture("room%d" % i, live, default_room_id(live), "--frames", "3000", "--seed",
+                                             str(40 + i), "--kinds", "chat")
+            specs.append("%s:%s,fps=400" % (live, frames))
+        env.start_sim(specs)
+        env.worker("--flush-ms", "1")
+        r("LPUSH", "dylive:assign", *rooms)
+
+        def events():
+            return sum(int(r.hgetall("dylive:{%s}:status" % l).get("events", 0)) for l in rooms)
+        wait_until(lambda: events() >= 2000, 60, "every room writing")
+        loads = script_loads(r)
+        r("SCRIPT", "FLUSH")
+        after = events()
+        wait_until(lambda: events() > after + 500, 30, "writes going on after the flush")
+        reloads = script_loads(r) - loads
+        print("noscript: %d SCRIPT LOAD after one SCRIPT FLUSH" % reloads, flush=True)
+        wait_until(lambda: all(r.hgetall("dylive:{%s}:status" % l).get("state") == "ended" for l in rooms), 90,
+                   "every room ended")
+        for l in rooms:
+            ids = [f["msg_id"] for _, f in r.xrange_all("dylive:{%s}:events" % l)]
+            check_eq(ids, mans[l]["msg_ids"], "room %s exact across the flush" % l)
+        check(reloads <= 10, "the scripts loaded again once (5 scripts), not per reply: %d loads", reloads)
 
 
 if __name__ == "__main__":
