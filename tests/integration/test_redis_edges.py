@@ -300,5 +300,39 @@ def test_noscript_reloads_once_per_node():
         check(reloads <= 10, "the scripts loaded again once (5 scripts), not per reply: %d loads", reloads)
 
 
+def test_metrics_scrape_syscalls_bounded():
+    """A /metrics scrape counts descriptors by listing /proc/self/fd, not by access() on every
+    number up to 4x the count + 1024 (about 1100 syscalls per scrape with a few fds, 13000 with
+    3000), and reads /proc/stat's btime once, not per scrape."""
+    import shutil
+    import urllib.request
+    strace = shutil.which("strace")
+    if not strace:
+        print("strace not installed: skipped", flush=True)
+        return
+    with Env("scrape-syscalls") as env:
+        env.start_redis()
+        env.sim_port = free_port()
+        admin = free_port()
+        w = env.worker(admin="127.0.0.1:%d" % admin)
+        wait_until(lambda: metric(admin, "dylive_redis_connected") == 1, 15, "worker up")
+        out = os.path.join(env.tmp, "strace.out")
+        st = subprocess.Popen([strace, "-f", "-e", "trace=access,openat", "-o", out, "-p", str(w.pid)],
+                              stderr=subprocess.PIPE)
+        st.stderr.readline()  # "strace: Process N attached"
+        for _ in range(3):
+            urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin, timeout=10).read()
+        st.send_signal(signal.SIGINT)
+        st.wait(timeout=10)
+        st.stderr.close()
+        with open(out) as f:
+            calls = f.read().splitlines()
+        access = sum(1 for c in calls if "access(" in c)
+        stat = sum(1 for c in calls if '"/proc/stat"' in c)
+        print("3 scrapes: %d access(), %d opens of /proc/stat" % (access, stat), flush=True)
+        check(access == 0, "no access() per descriptor number: %d", access)
+        check(stat <= 1, "/proc/stat read at most once: %d", stat)
+
+
 if __name__ == "__main__":
     run()
