@@ -36,7 +36,6 @@ struct dl_rconn {
   dl_rconn_target t;
   dl_rconn_events ev;
   int64_t cmd_timeout_ms;
-  char name[300];
   pending *q;                /* ring of callbacks, in send order */
   size_t qcap, qhead, qlen;
   size_t setup_left;         /* setup replies still expected before ready */
@@ -277,8 +276,6 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   c->t = *t;
   c->ev = *ev;
   c->cmd_timeout_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : DL_REDIS_COMMAND_TIMEOUT_MS;
-  if (t->unix_path[0]) snprintf(c->name, sizeof c->name, "%s", t->unix_path);
-  else snprintf(c->name, sizeof c->name, "%s:%d", t->host, t->port);
   c->reader = redisReaderCreate();
   c->timer = event_new(base, -1, EV_PERSIST, on_timer, c);
   if (!c->reader || !c->timer) goto oom;
@@ -367,10 +364,6 @@ void dl_rconn_on_push(dl_rconn *c, dl_rconn_cb cb, void *priv) {
   c->push_cb = cb;
   c->push_priv = priv;
 }
-
-int dl_rconn_ready(const dl_rconn *c) { return c->ready && !c->dead; }
-size_t dl_rconn_pending(const dl_rconn *c) { return c->qlen; }
-const char *dl_rconn_name(const dl_rconn *c) { return c->name; }
 
 void dl_rconn_free(dl_rconn *c) {
   if (!c) return;

@@ -264,8 +264,7 @@ static void on_down(dl_rconn *c, void *ud, const char *why) {
     if (was_ready) r->st.reconnects++;
   }
   /* behind Sentinel a lost primary may have moved: ask again; on a Cluster the slots may have */
-  if (r->addr.mode == DL_RURL_SENTINEL) r->stale = 1;
-  if (r->addr.mode == DL_RURL_CLUSTER) r->stale = 1;
+  if (r->addr.mode != DL_RURL_SINGLE) r->stale = 1;
   int64_t now = dl_mono_ms(), wait = dl_backoff_next(&l->bo);
   /* a failover in progress: sentinels name the new primary within seconds; ask often until then
    * (the growing pause applies once it takes longer than a failover should) */
@@ -670,6 +669,8 @@ void dl_redis_count_error(dl_redis *r, dl_rerr kind) {
 
 /* ---------- commands ---------- */
 
+static void note_error(dl_redis *r, const char *err);
+
 /* dl_rconn's callback shape → ours; error replies also tell us about the topology. */
 typedef struct thunk {
   dl_redis *r;
@@ -681,7 +682,7 @@ static void thunk_cb(dl_rconn *c, const redisReply *rep, void *p) {
   (void)c;
   thunk t = *(thunk *)p;
   free(p);
-  if (rep && rep->type == REDIS_REPLY_ERROR && rep->str) dl_redis_note_error(t.r, rep->str);
+  if (rep && rep->type == REDIS_REPLY_ERROR && rep->str) note_error(t.r, rep->str);
   if (t.cb) t.cb(t.priv, rep);
 }
 
@@ -789,7 +790,9 @@ static void reload_scripts(link *l, int64_t now) {
   }
 }
 
-void dl_redis_note_error(dl_redis *r, const char *err) {
+/* What an error reply says about the topology: NOSCRIPT (load the scripts again), MOVED (the
+ * slot moved: refresh), READONLY (a demoted primary: find the new one). */
+static void note_error(dl_redis *r, const char *err) {
   if (!strncmp(err, "NOSCRIPT", 8)) {
     /* a restarted or flushed node: every node gets the scripts again, ahead of the re-sends */
     int64_t now = dl_mono_ms();
