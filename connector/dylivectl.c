@@ -33,7 +33,8 @@ static void usage(FILE *f) {
           "                            a live web page of the pool (default 127.0.0.1:8080)\n\n"
           "--redis and --prefix default to DYLIVE_REDIS_URL / DYLIVE_PREFIX, then redis://127.0.0.1:6379/0 and "
           "dylive.\nTLS: --redis-ca-file, --redis-cert, --redis-key, --redis-sni (or DYLIVE_REDIS_CA_FILE, …); "
-          "the password may come from DYLIVE_REDIS_PASSWORD.\n");
+          "the password may come from DYLIVE_REDIS_PASSWORD or DYLIVE_REDIS_PASSWORD_FILE,\nthe sentinels' from "
+          "DYLIVE_SENTINEL_PASSWORD.\n");
 }
 
 /* A reply, or exit 1 when the connection is gone (error replies are returned). */

@@ -139,16 +139,27 @@ int dl_redis_parse_url(const char *url, dl_redis_addr *a, char *why, size_t cap)
   return 0;
 }
 
-void dl_redis_url_redact(const char *url, char *out, size_t cap) {
-  const char *s = strstr(url, "://");
-  const char *end = s ? s + 3 + strcspn(s + 3, "/#") : url;
-  const char *at = NULL;
-  for (const char *q = s ? s + 3 : url; q < end; q++)
-    if (*q == '@') at = q;
-  const char *colon = at ? memchr(s + 3, ':', (size_t)(at - s - 3)) : NULL;
-  if (!colon) {
-    snprintf(out, cap, "%s", url);
-    return;
-  }
-  snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
+static int set_pw(char *dst, size_t cap, const char *src, const char *what, char *why, size_t why_cap) {
+  size_t n = strlen(src);
+  if (n >= cap) return snprintf(why, why_cap, "%s: password longer than %zu bytes", what, cap - 1), -1;
+  memcpy(dst, src, n + 1);
+  return 0;
+}
+
+int dl_redis_addr_credentials(dl_redis_addr *a, char *why, size_t cap) {
+  const char *spw = getenv("DYLIVE_SENTINEL_PASSWORD");
+  if (spw && *spw && set_pw(a->sentinel_password, sizeof a->sentinel_password, spw, "DYLIVE_SENTINEL_PASSWORD", why,
+                            cap) != 0)
+    return -1;
+  if (a->password[0]) return 0; /* the URL's wins */
+  const char *pw = getenv("DYLIVE_REDIS_PASSWORD"), *file = getenv("DYLIVE_REDIS_PASSWORD_FILE");
+  if (pw && *pw) return set_pw(a->password, sizeof a->password, pw, "DYLIVE_REDIS_PASSWORD", why, cap);
+  if (!file || !*file) return 0;
+  FILE *f = fopen(file, "re");
+  if (!f) return snprintf(why, cap, "DYLIVE_REDIS_PASSWORD_FILE: cannot read %s: %s", file, strerror(errno)), -1;
+  char line[sizeof a->password + 2];
+  if (!fgets(line, sizeof line, f)) line[0] = 0;
+  fclose(f);
+  line[strcspn(line, "\r\n")] = 0;
+  return set_pw(a->password, sizeof a->password, line, "DYLIVE_REDIS_PASSWORD_FILE", why, cap);
 }

@@ -6,8 +6,9 @@
  *   rediss-sentinel://…                               the same, data nodes over TLS
  *   redis-cluster://[user[:pw]@]h:p[,h:p…]            Redis Cluster (seed nodes)
  *   rediss-cluster://…                                the same over TLS
- * The password may also come from DYLIVE_REDIS_PASSWORD or a file (the caller's business). User
- * and password are percent-decoded. Nothing here ever prints the password. */
+ * User and password are percent-decoded. Passwords may also come from the environment
+ * (dl_redis_addr_credentials, the one place the worker and dylivectl read them). Nothing here
+ * ever prints a password. */
 #ifndef DL_RURL_H
 #define DL_RURL_H
 
@@ -33,12 +34,16 @@ typedef struct dl_redis_addr {
   char master[128];        /* sentinel: the master group name */
   char user[128];
   char password[256];
+  char sentinel_password[256]; /* AUTH for the sentinels themselves ("" = none) */
   int db;
 } dl_redis_addr;
 
 /* 0 on success; -1 with why (never containing the password). */
 int dl_redis_parse_url(const char *url, dl_redis_addr *out, char *why, size_t why_cap);
-/* The URL with the password replaced by "***", for logs. */
-void dl_redis_url_redact(const char *url, char *out, size_t cap);
+/* Passwords from the environment, so they need not sit in a URL or argv: when the URL has none,
+ * DYLIVE_REDIS_PASSWORD, else the first line of the file DYLIVE_REDIS_PASSWORD_FILE; the
+ * sentinels' own from DYLIVE_SENTINEL_PASSWORD. 0, or -1 with why (an unreadable file, a password
+ * longer than the field: never truncated). Reads the environment and that file, nothing else. */
+int dl_redis_addr_credentials(dl_redis_addr *a, char *why, size_t why_cap);
 
 #endif

@@ -7,7 +7,6 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,8 @@
 #include "dl_buf.h"
 #include "dl_keys.h"
 #include "dl_rurl.h"
+#include "dl_tls.h"
+#include "dl_topo.h"
 
 /* One command's RESP (dylivectl's commands are small). */
 #define DL_RSYNC_CMD_MAX (1u << 20)
@@ -146,30 +147,12 @@ static void conn_close(conn *k) {
   k->rd = NULL;
 }
 
-static int tls_ctx(dl_rsync *c, char *why, size_t cap) {
-  if (c->ctx) return 0;
-  const dl_rsync_opts *o = &c->o;
-  c->ctx = SSL_CTX_new(TLS_client_method());
-  if (!c->ctx) return snprintf(why, cap, "cannot create a TLS context"), -1;
-  SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-  int ok = o->ca_file && *o->ca_file ? SSL_CTX_load_verify_locations(c->ctx, o->ca_file, NULL)
-                                     : SSL_CTX_set_default_verify_paths(c->ctx);
-  if (ok != 1) return snprintf(why, cap, "cannot load the CA bundle"), -1;
-  if (o->cert && *o->cert &&
-      (SSL_CTX_use_certificate_chain_file(c->ctx, o->cert) != 1 ||
-       SSL_CTX_use_PrivateKey_file(c->ctx, o->key && *o->key ? o->key : o->cert, SSL_FILETYPE_PEM) != 1))
-    return snprintf(why, cap, "cannot load the client certificate"), -1;
-  return 0;
-}
-
 static int tls_start(dl_rsync *c, conn *k, char *why, size_t cap) {
-  if (tls_ctx(c, why, cap) != 0) return -1;
+  if (!c->ctx && !(c->ctx = dl_tls_client_ctx(c->o.ca_file, c->o.cert, c->o.key, why, cap))) return -1;
   k->ssl = SSL_new(c->ctx);
   if (!k->ssl) return snprintf(why, cap, "cannot create a TLS session"), -1;
   const char *name = c->o.sni && *c->o.sni ? c->o.sni : k->host;
-  SSL_set_tlsext_host_name(k->ssl, name);
-  if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k->ssl), name) != 1) SSL_set1_host(k->ssl, name);
+  if (dl_tls_bind(k->ssl, name) != 0) return snprintf(why, cap, "TLS: cannot verify the name %s", name), -1;
   SSL_set_fd(k->ssl, k->fd);
   long long deadline = now_ms() + c->timeout_ms;
   for (;;) {
@@ -245,17 +228,19 @@ dead:
   return NULL;
 }
 
-/* Connects k (host/port set) and runs the set-up: AUTH, SELECT, and ROLE when asked. */
-static int conn_open(dl_rsync *c, conn *k, int tls, int auth, int select_db, int want_primary, char *why, size_t cap) {
+/* Connects k (host/port set) and runs the set-up: AUTH (when pw is not ""), SELECT, and ROLE when
+ * asked. */
+static int conn_open(dl_rsync *c, conn *k, int tls, const char *user, const char *pw, int select_db, int want_primary,
+                     char *why, size_t cap) {
   k->rd = redisReaderCreate();
   k->fd = c->a.unix_path[0] && !k->port ? unix_connect(c->a.unix_path, why, cap)
                                         : tcp_connect(k->host, k->port, c->timeout_ms, why, cap);
   if (k->fd < 0 || !k->rd) goto fail;
   if (tls && tls_start(c, k, why, cap) != 0) goto fail;
   redisReply *r;
-  if (auth && c->a.password[0]) {
-    const char *u[] = {"AUTH", c->a.user, c->a.password}, *p[] = {"AUTH", c->a.password};
-    r = c->a.user[0] ? exchange(c, k, 3, u, NULL) : exchange(c, k, 2, p, NULL);
+  if (pw[0]) {
+    const char *u[] = {"AUTH", user, pw}, *p[] = {"AUTH", pw};
+    r = user[0] ? exchange(c, k, 3, u, NULL) : exchange(c, k, 2, p, NULL);
     if (!r || r->type == REDIS_REPLY_ERROR) {
       snprintf(why, cap, "AUTH failed: %s", r ? r->str : c->err);
       freeReplyObject(r);
@@ -278,8 +263,7 @@ static int conn_open(dl_rsync *c, conn *k, int tls, int auth, int select_db, int
   if (want_primary) {
     const char *role[] = {"ROLE"};
     r = exchange(c, k, 1, role, NULL);
-    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->type == REDIS_REPLY_STRING &&
-             !strcmp(r->element[0]->str, "master");
+    int ok = dl_topo_role_is_master(r);
     freeReplyObject(r);
     if (!ok) {
       snprintf(why, cap, "%s:%d is not the primary", k->host, k->port);
@@ -309,14 +293,29 @@ static conn *node_conn(dl_rsync *c, int i) {
   conn *k = &c->nodes[i];
   if (k->fd >= 0) return k;
   char why[300];
-  if (conn_open(c, k, c->a.tls, 1, c->a.mode != DL_RURL_CLUSTER, 0, why, sizeof why) != 0) {
+  if (conn_open(c, k, c->a.tls, c->a.user, c->a.password, c->a.mode != DL_RURL_CLUSTER, 0, why, sizeof why) != 0) {
     snprintf(c->err, sizeof c->err, "%s", why);
     return NULL;
   }
   return k;
 }
 
-/* CLUSTER SLOTS from any node that answers: the slot → primary map. */
+typedef struct map_build {
+  dl_rsync *c;
+  const char *asked;        /* "" in a range means this node */
+  unsigned char map[DL_SLOTS];
+} map_build;
+
+static int map_range(void *ud, const dl_topo_range *rg) {
+  map_build *b = ud;
+  int ni = node_add(b->c, *rg->host ? rg->host : b->asked, rg->port);
+  if (ni < 0) return -1;
+  memset(b->map + rg->lo, ni, rg->hi - rg->lo + 1);
+  return 0;
+}
+
+/* CLUSTER SLOTS from any node that answers: the slot → primary map (the one in use stays until a
+ * whole new one is read). */
 static int cluster_map(dl_rsync *c, char *why, size_t cap) {
   int tried = 0;
   for (int pass = 0; pass < 2; pass++) {
@@ -329,24 +328,18 @@ static int cluster_map(dl_rsync *c, char *why, size_t cap) {
       if (!k) continue;
       const char *argv[] = {"CLUSTER", "SLOTS"};
       redisReply *r = exchange(c, k, 2, argv, NULL);
-      if (!r || r->type != REDIS_REPLY_ARRAY || !r->elements) {
-        freeReplyObject(r);
-        continue;
+      map_build *b = malloc(sizeof *b);
+      int ok = b != NULL;
+      if (ok) {
+        *b = (map_build){c, k->host, {0}};
+        memset(b->map, 0xff, sizeof b->map);
+        ok = r && dl_topo_slots(r, map_range, b) > 0;
       }
-      memset(c->slot_node, 0xff, sizeof c->slot_node);
-      for (size_t e = 0; e < r->elements; e++) {
-        const redisReply *x = r->element[e];
-        if (x->type != REDIS_REPLY_ARRAY || x->elements < 3 || x->element[2]->type != REDIS_REPLY_ARRAY ||
-            x->element[2]->elements < 2 || x->element[2]->element[0]->type != REDIS_REPLY_STRING)
-          continue;
-        long long lo = x->element[0]->integer, hi = x->element[1]->integer;
-        const char *h = *x->element[2]->element[0]->str ? x->element[2]->element[0]->str : k->host;
-        int ni = node_add(c, h, (int)x->element[2]->element[1]->integer);
-        if (ni < 0 || lo < 0 || hi >= DL_SLOTS || lo > hi) continue;
-        memset(c->slot_node + lo, ni, (size_t)(hi - lo + 1));
-      }
+      if (ok) memcpy(c->slot_node, b->map, sizeof b->map);
+      else if (r) snprintf(c->err, sizeof c->err, "%s:%d: unexpected CLUSTER SLOTS reply", k->host, k->port);
+      free(b);
       freeReplyObject(r);
-      return 0;
+      if (ok) return 0;
     }
   }
   snprintf(why, cap, "no cluster node answered CLUSTER SLOTS (%d tried): %s", tried, c->err);
@@ -359,20 +352,18 @@ static int sentinel_primary(dl_rsync *c, char *why, size_t cap) {
     conn s = {.fd = -1};
     snprintf(s.host, sizeof s.host, "%s", c->a.nodes[i].host);
     s.port = c->a.nodes[i].port;
-    c->a.unix_path[0] = 0;
-    if (conn_open(c, &s, 0, 0, 0, 0, why, cap) != 0) continue;
+    if (conn_open(c, &s, 0, "", c->a.sentinel_password, 0, 0, why, cap) != 0) continue;
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", c->a.master};
     redisReply *r = exchange(c, &s, 3, argv, NULL);
     conn_close(&s);
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
-        r->element[1]->type == REDIS_REPLY_STRING) {
-      int idx = node_add(c, r->element[0]->str, atoi(r->element[1]->str));
-      freeReplyObject(r);
-      if (idx < 0) break;
-      if (conn_open(c, &c->nodes[idx], c->a.tls, 1, 1, 1, why, cap) == 0) return 0;
-      continue;
-    }
+    char host[256];
+    int port;
+    int ok = dl_topo_master_addr(r, host, sizeof host, &port) == 0;
     freeReplyObject(r);
+    if (!ok) continue;
+    int idx = node_add(c, host, port);
+    if (idx < 0) break;
+    if (conn_open(c, &c->nodes[idx], c->a.tls, c->a.user, c->a.password, 1, 1, why, cap) == 0) return 0;
   }
   if (!why[0]) snprintf(why, cap, "no sentinel knows the primary of %s", c->a.master);
   return -1;
@@ -382,16 +373,14 @@ dl_rsync *dl_rsync_connect(const char *url, const dl_rsync_opts *o, char *why, s
   dl_rsync *c = calloc(1, sizeof *c);
   if (!c) return snprintf(why, cap, "out of memory"), NULL;
   why[0] = 0;
-  if (dl_redis_parse_url(url, &c->a, why, cap) != 0) goto fail;
+  if (dl_redis_parse_url(url, &c->a, why, cap) != 0 || dl_redis_addr_credentials(&c->a, why, cap) != 0) goto fail;
   if (o) c->o = *o;
   c->timeout_ms = c->o.timeout_ms > 0 ? c->o.timeout_ms : 5000;
-  if (!c->a.password[0] && getenv("DYLIVE_REDIS_PASSWORD"))
-    snprintf(c->a.password, sizeof c->a.password, "%s", getenv("DYLIVE_REDIS_PASSWORD"));
   memset(c->slot_node, 0xff, sizeof c->slot_node);
   switch (c->a.mode) {
   case DL_RURL_SINGLE:
     node_add(c, c->a.unix_path[0] ? c->a.unix_path : c->a.host, c->a.unix_path[0] ? 0 : c->a.port);
-    if (conn_open(c, &c->nodes[0], c->a.tls, 1, 1, 0, why, cap) != 0) goto fail;
+    if (conn_open(c, &c->nodes[0], c->a.tls, c->a.user, c->a.password, 1, 0, why, cap) != 0) goto fail;
     break;
   case DL_RURL_SENTINEL:
     if (sentinel_primary(c, why, cap) != 0) goto fail;
@@ -447,23 +436,26 @@ redisReply *dl_rsync_cmd(dl_rsync *c, int argc, const char *const *argv, const s
       asking = 0;
     }
     redisReply *r = exchange(c, k, argc, argv, lens);
-    if (!r || r->type != REDIS_REPLY_ERROR || (strncmp(r->str, "MOVED ", 6) && strncmp(r->str, "ASK ", 4))) return r;
-    /* "MOVED|ASK <slot> <host>:<port>" */
-    const char *hp = strchr(r->str + 4, ' ');
-    const char *colon = hp ? strrchr(hp, ':') : NULL;
-    if (!colon) return r;
     char host[256];
-    snprintf(host, sizeof host, "%.*s", (int)(colon - hp - 1), hp + 1);
-    int ni = node_add(c, host, atoi(colon + 1));
+    int ask, port;
+    unsigned slot;
+    if (!r || r->type != REDIS_REPLY_ERROR ||
+        dl_redirect_parse(r->str, &ask, &slot, host, sizeof host, &port) != 0)
+      return r;
+    int ni = node_add(c, *host ? host : k->host, port); /* "" names the node that answered */
     if (ni < 0) return r;
-    if (!strncmp(r->str, "MOVED", 5)) {
-      char why[300];
-      if (cluster_map(c, why, sizeof why) != 0) c->slot_node[(unsigned)atoi(r->str + 6) % DL_SLOTS] = (unsigned char)ni;
-    } else {
-      asking = 1;
-    }
-    idx = ni;
     freeReplyObject(r);
+    if (ask) { /* this one command goes there, after ASKING */
+      asking = 1;
+      idx = ni;
+      continue;
+    }
+    /* the slot moved: load the map again and route by it (the redirection itself when no node
+     * answers CLUSTER SLOTS) */
+    char why[300];
+    if (cluster_map(c, why, sizeof why) != 0 || c->slot_node[slot] == 0xff) c->slot_node[slot] = (unsigned char)ni;
+    idx = key ? c->slot_node[dl_keys_slot(key, strlen(key))] : ni;
+    if (idx == 0xff) idx = ni;
   }
   snprintf(c->err, sizeof c->err, "too many redirections");
   return NULL;

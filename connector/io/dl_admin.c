@@ -1,6 +1,7 @@
 #include "dl_admin.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -49,15 +50,48 @@ typedef struct conn {
 
 /* ---------- metrics ---------- */
 
+/* A family's HELP and TYPE lines (name in full: dylive_… or process_…). */
+static void header(dl_buf *b, const char *name, const char *type, const char *help) {
+  dl_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One dylive_<name> family of a single sample. */
 static void metric(dl_buf *b, const char *name, const char *type, const char *help, unsigned long long v) {
-  dl_buf_printf(b, "# HELP dylive_%s %s\n# TYPE dylive_%s %s\ndylive_%s %llu\n", name, help, name, type, name, v);
+  char full[96];
+  snprintf(full, sizeof full, "dylive_%s", name);
+  header(b, full, type, help);
+  dl_buf_printf(b, "%s %llu\n", full, v);
+}
+
+/* The boot time (/proc/stat btime) does not change: read once. */
+static long long boot_time(void) {
+  static long long btime = -1;
+  if (btime >= 0) return btime;
+  btime = 0;
+  FILE *s = fopen("/proc/stat", "re");
+  char line[256];
+  while (s && fgets(line, sizeof line, s))
+    if (sscanf(line, "btime %lld", &btime) == 1) break;
+  if (s) fclose(s);
+  return btime;
+}
+
+/* Open descriptors: the entries of /proc/self/fd, less the one reading it. */
+static int open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n - 1;
 }
 
 /* process_* from /proc (the standard names, so the usual dashboards work). */
 static void process_metrics(dl_buf *b) {
   long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
   char buf[1024];
-  FILE *f = fopen("/proc/self/stat", "r");
+  FILE *f = fopen("/proc/self/stat", "re");
   if (f) {
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
@@ -67,38 +101,26 @@ static void process_metrics(dl_buf *b) {
     long long rss = 0;
     if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %lld",
                     &utime, &stime, &start, &vsize, &rss) == 5) {
-      long long btime = 0;
-      FILE *s = fopen("/proc/stat", "r");
-      char line[256];
-      while (s && fgets(line, sizeof line, s))
-        if (sscanf(line, "btime %lld", &btime) == 1) break;
-      if (s) fclose(s);
-      dl_buf_printf(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
-                       "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
-                    (double)(utime + stime) / (double)tck);
-      dl_buf_printf(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                       "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lld\n",
-                    rss * page);
-      dl_buf_printf(b, "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
-                       "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n", vsize);
-      dl_buf_printf(b, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
-                       "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
-                    (double)btime + (double)start / (double)tck);
+      header(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+      dl_buf_printf(b, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / (double)tck);
+      header(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+      dl_buf_printf(b, "process_resident_memory_bytes %lld\n", rss * page);
+      header(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+      dl_buf_printf(b, "process_virtual_memory_bytes %llu\n", vsize);
+      header(b, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+      dl_buf_printf(b, "process_start_time_seconds %.2f\n", (double)boot_time() + (double)start / (double)tck);
     }
   }
-  int fds = 0;
-  char path[64];
-  for (int i = 0; i < 65536 && fds >= 0; i++) { /* cheaper than opendir for the usual few hundred */
-    snprintf(path, sizeof path, "/proc/self/fd/%d", i);
-    if (access(path, F_OK) == 0) fds++;
-    else if (i > 1024 && errno == ENOENT && i > fds * 4 + 1024) break;
+  int fds = open_fds();
+  if (fds >= 0) {
+    header(b, "process_open_fds", "gauge", "Number of open file descriptors.");
+    dl_buf_printf(b, "process_open_fds %d\n", fds);
   }
   struct rlimit rl;
-  getrlimit(RLIMIT_NOFILE, &rl);
-  dl_buf_printf(b, "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\n"
-                   "process_open_fds %d\n# HELP process_max_fds Maximum number of open file descriptors.\n"
-                   "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
-                fds, (unsigned long long)rl.rlim_cur);
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    header(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    dl_buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+  }
 }
 
 void dl_admin_render_metrics(dl_ctx *ctx, dl_buf *b) {
@@ -110,17 +132,16 @@ void dl_admin_render_metrics(dl_ctx *ctx, dl_buf *b) {
   const dl_redis_stats *rs = dl_redis_stats_get(ctx->redis);
   size_t states[DL_RS__COUNT];
   dl_rooms_states(ctx->rooms, states);
-  dl_buf_printf(b, "# HELP dylive_build_info The version of this worker.\n# TYPE dylive_build_info gauge\n"
-                   "dylive_build_info{version=\"%s\"} 1\n", DYLIVE_VERSION);
-  dl_buf_printf(b, "# HELP dylive_rooms Rooms held by this worker, by state.\n# TYPE dylive_rooms gauge\n");
+  header(b, "dylive_build_info", "gauge", "The version of this worker.");
+  dl_buf_printf(b, "dylive_build_info{version=\"%s\"} 1\n", DYLIVE_VERSION);
+  header(b, "dylive_rooms", "gauge", "Rooms held by this worker, by state.");
   for (int i = 0; i < DL_RS__COUNT; i++)
     dl_buf_printf(b, "dylive_rooms{state=\"%s\"} %zu\n", dl_rstate_name((dl_rstate)i), states[i]);
   metric(b, "rooms_capacity", "gauge", "Rooms this worker may hold (--max-rooms).", (unsigned long long)ctx->cfg->max_rooms);
   metric(b, "rooms_live", "gauge", "Rooms with an open WebSocket.", states[DL_RS_live]);
   metric(b, "assign_backlog", "gauge", "Assignments waiting in P:assign (sampled every --poll-ms).", ctx->st.assign_backlog);
   metric(b, "redis_connected", "gauge", "1 while the write connection to Redis is up.", (unsigned long long)rs->connected);
-  dl_buf_printf(b, "# HELP dylive_events_written_total Events appended to room streams, by type.\n"
-                   "# TYPE dylive_events_written_total counter\n");
+  header(b, "dylive_events_written_total", "counter", "Events appended to room streams, by type.");
   for (int i = 0; i < DL_EVT__COUNT; i++)
     dl_buf_printf(b, "dylive_events_written_total{type=\"%s\"} %llu\n", dl_evtype_name((dl_evtype)i),
                   (unsigned long long)ctx->st.written_by_type[i]);
@@ -128,7 +149,7 @@ void dl_admin_render_metrics(dl_ctx *ctx, dl_buf *b) {
                  "From a frame received to its events acknowledged by Redis.", b);
   dl_hist_render(&ctx->st.event_delay, "dylive_event_delay_seconds",
                  "Write time minus the event's ts_ms (Douyin's clock to ours).", b);
-  dl_buf_printf(b, "# HELP dylive_redis_errors_total Redis error replies, by kind.\n# TYPE dylive_redis_errors_total counter\n");
+  header(b, "dylive_redis_errors_total", "counter", "Redis error replies, by kind.");
   for (int i = 1; i < DL_RERR__COUNT; i++)
     dl_buf_printf(b, "dylive_redis_errors_total{kind=\"%s\"} %llu\n", dl_rerr_name((dl_rerr)i),
                   (unsigned long long)rs->errors[i]);
@@ -181,7 +202,9 @@ void dl_admin_render_metrics(dl_ctx *ctx, dl_buf *b) {
         {"proxy_set_asides_total", "counter", "Times this proxy was set aside after failing repeatedly."},
         {"proxy_set_aside", "gauge", "1 while this proxy is set aside (its rooms move)."}};
     for (size_t k = 0; np && k < sizeof pm / sizeof *pm; k++) {
-      dl_buf_printf(b, "# HELP dylive_%s %s\n# TYPE dylive_%s %s\n", pm[k][0], pm[k][2], pm[k][0], pm[k][1]);
+      char full[96];
+      snprintf(full, sizeof full, "dylive_%s", pm[k][0]);
+      header(b, full, pm[k][1], pm[k][2]);
       for (size_t i = 0; i < np; i++) {
         uint64_t v = k == 0 ? ps[i].rooms : k == 1 ? ps[i].failures : k == 2 ? ps[i].set_asides : (uint64_t)ps[i].cooling;
         dl_buf_printf(b, "dylive_%s{proxy=\"%s\"} %llu\n", pm[k][0], ps[i].label, (unsigned long long)v);
@@ -262,13 +285,9 @@ static void on_read(struct bufferevent *bev, void *arg) {
   if (c->answered) return;
   struct evbuffer *in = bufferevent_get_input(bev);
   struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-  if (end.pos < 0) {
+  if (end.pos < 0) { /* the read watermark (DL_ADMIN_HEADER_MAX + 1) bounds what can be buffered */
     if (evbuffer_get_length(in) > DL_ADMIN_HEADER_MAX)
       respond(c, 431, "Request Header Fields Too Large", "text/plain", "headers too large\n", 18, 0);
-    return;
-  }
-  if (end.pos > DL_ADMIN_HEADER_MAX) {
-    respond(c, 431, "Request Header Fields Too Large", "text/plain", "headers too large\n", 18, 0);
     return;
   }
   char line[256];

@@ -9,7 +9,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,8 @@
 #include "dl_buf.h"
 #include "dl_limits.h"
 #include "dl_log.h"
+#include "dl_tls.h"
+#include "dl_topo.h"
 
 typedef struct pending {
   dl_rconn_cb cb;
@@ -35,7 +36,6 @@ struct dl_rconn {
   dl_rconn_target t;
   dl_rconn_events ev;
   int64_t cmd_timeout_ms;
-  char name[300];
   pending *q;                /* ring of callbacks, in send order */
   size_t qcap, qhead, qlen;
   size_t setup_left;         /* setup replies still expected before ready */
@@ -111,9 +111,7 @@ static void on_setup(dl_rconn *c, const redisReply *r, void *priv) {
     go_down(c, why);
     return;
   }
-  if (!strcmp(what, "ROLE") &&
-      (r->type != REDIS_REPLY_ARRAY || !r->elements || r->element[0]->type != REDIS_REPLY_STRING ||
-       strcmp(r->element[0]->str, "master"))) {
+  if (!strcmp(what, "ROLE") && !dl_topo_role_is_master(r)) {
     go_down(c, "not the primary (ROLE is not master)");
     return;
   }
@@ -278,20 +276,18 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   c->t = *t;
   c->ev = *ev;
   c->cmd_timeout_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : DL_REDIS_COMMAND_TIMEOUT_MS;
-  if (t->unix_path[0]) snprintf(c->name, sizeof c->name, "%s", t->unix_path);
-  else snprintf(c->name, sizeof c->name, "%s:%d", t->host, t->port);
   c->reader = redisReaderCreate();
   c->timer = event_new(base, -1, EV_PERSIST, on_timer, c);
   if (!c->reader || !c->timer) goto oom;
   if (t->tls) {
     c->ssl = SSL_new(t->tls);
     if (!c->ssl) goto oom;
-    const char *name = t->sni[0] ? t->sni : t->host;
-    SSL_set_tlsext_host_name(c->ssl, name);
-    /* the certificate must name the host we meant (an IP address is checked as one) */
-    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
-    if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1) SSL_set1_host(c->ssl, name);
-    SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+    /* the certificate must name the host we meant */
+    if (dl_tls_bind(c->ssl, t->sni[0] ? t->sni : t->host) != 0) {
+      SSL_free(c->ssl);
+      c->ssl = NULL;
+      goto oom;
+    }
     c->bev = bufferevent_openssl_socket_new(base, -1, c->ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
       SSL_free(c->ssl);
@@ -368,10 +364,6 @@ void dl_rconn_on_push(dl_rconn *c, dl_rconn_cb cb, void *priv) {
   c->push_cb = cb;
   c->push_priv = priv;
 }
-
-int dl_rconn_ready(const dl_rconn *c) { return c->ready && !c->dead; }
-size_t dl_rconn_pending(const dl_rconn *c) { return c->qlen; }
-const char *dl_rconn_name(const dl_rconn *c) { return c->name; }
 
 void dl_rconn_free(dl_rconn *c) {
   if (!c) return;

@@ -63,9 +63,6 @@ dl_err dl_rconn_argv(dl_rconn *c, int argc, const char *const *argv, const size_
 /* Pub/sub: replies that arrive with no command waiting (messages after SUBSCRIBE) go to cb
  * instead of counting as a protocol error. */
 void dl_rconn_on_push(dl_rconn *c, dl_rconn_cb cb, void *priv);
-int dl_rconn_ready(const dl_rconn *c);
-size_t dl_rconn_pending(const dl_rconn *c);
-const char *dl_rconn_name(const dl_rconn *c); /* "host:port" or the socket path, for logs */
 /* Closes (pending callbacks get NULL; `down` is not reported) and frees, now or after the
  * callback in progress. */
 void dl_rconn_free(dl_rconn *c);

@@ -2,7 +2,6 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,8 @@
 #include "dl_log.h"
 #include "dl_lua_sha.h"
 #include "dl_rconn.h"
+#include "dl_tls.h"
+#include "dl_topo.h"
 
 struct dl_redis;
 
@@ -31,6 +32,7 @@ typedef struct link {
   int64_t down_since;       /* monotonic; 0 while up */
   int64_t last_summary;
   unsigned attempts;
+  int64_t reloaded_ms;      /* monotonic: scripts last loaded again after a NOSCRIPT */
   char last_err[240];
 } link;
 
@@ -89,19 +91,40 @@ static int node_find(dl_redis *r, const char *host, int port) {
 }
 
 static void link_init(dl_redis *r, link *l, int node_idx, int is_w);
+static void link_reset(link *l);
 
-static int node_add(dl_redis *r, const char *host, int port) {
+/* A node that can take another address: out of the topology, no connection, and no slot (of the
+ * map in use or of the one being built: `building`) points at it. Pod addresses change on every
+ * rolling restart, so a table that only grew would fill up for good. */
+static int node_free(const dl_redis *r, int i, const uint8_t *building) {
+  const node *n = &r->nodes[i];
+  if (n->used || n->w.c) return 0;
+  if (memchr(r->slot_node, i, sizeof r->slot_node)) return 0;
+  return !building || !memchr(building, i, DL_SLOTS);
+}
+
+static int node_add_in(dl_redis *r, const char *host, int port, const uint8_t *building) {
   int i = node_find(r, host, port);
   if (i >= 0) return i;
-  if (r->nnodes >= DL_REDIS_NODES_MAX) return -1;
-  i = r->nnodes++;
+  if (r->nnodes < DL_REDIS_NODES_MAX) {
+    i = r->nnodes++;
+    memset(&r->nodes[i], 0, sizeof r->nodes[i]);
+    link_init(r, &r->nodes[i].w, i, 1);
+    if (!r->nodes[i].w.retry) return r->nnodes--, -1;
+  } else {
+    for (i = 0; i < r->nnodes && !node_free(r, i, building); i++) {
+    }
+    if (i == r->nnodes) return -1;
+    link_reset(&r->nodes[i].w); /* keeps its timer */
+  }
   node *n = &r->nodes[i];
-  memset(n, 0, sizeof *n);
   snprintf(n->host, sizeof n->host, "%s", host);
   n->port = port;
-  link_init(r, &n->w, i, 1);
-  return n->w.retry ? i : -1;
+  n->used = 0;
+  return i;
 }
+
+static int node_add(dl_redis *r, const char *host, int port) { return node_add_in(r, host, port, NULL); }
 
 static node *node_for(dl_redis *r, const char *route) {
   if (r->addr.mode != DL_RURL_CLUSTER) return r->map_ok || r->addr.mode == DL_RURL_SINGLE ? &r->nodes[0] : NULL;
@@ -139,6 +162,35 @@ static void link_close(link *l) {
   l->ready = 0;
   l->loading = 0;
   if (l->retry) evtimer_del(l->retry);
+}
+
+/* A link back to its first state for another address (its timer and node stay). */
+static void link_reset(link *l) {
+  link_close(l);
+  link keep = *l;
+  memset(l, 0, sizeof *l);
+  l->r = keep.r;
+  l->node = keep.node;
+  l->is_w = keep.is_w;
+  l->retry = keep.retry;
+  l->bo = keep.bo;
+  dl_backoff_reset(&l->bo);
+}
+
+static int all_w_ready(const dl_redis *r);
+
+/* Closes a link on purpose (the topology changed) and says so like a lost one: the owner's
+ * `down` hook runs when it was ready (the writer re-sends what no replica confirmed), the
+ * connected gauge follows. */
+static void link_drop(link *l) {
+  dl_redis *r = l->r;
+  int was = l->ready;
+  link_close(l);
+  if (l->is_w) r->st.connected = all_w_ready(r);
+  if (!was) return;
+  if (l->is_w) r->st.reconnects++;
+  if (l->is_w && r->h.w_down) r->h.w_down(r->h.ud);
+  if (!l->is_w && r->h.b_down) r->h.b_down(r->h.ud);
 }
 
 static int all_w_ready(const dl_redis *r) {
@@ -212,8 +264,7 @@ static void on_down(dl_rconn *c, void *ud, const char *why) {
     if (was_ready) r->st.reconnects++;
   }
   /* behind Sentinel a lost primary may have moved: ask again; on a Cluster the slots may have */
-  if (r->addr.mode == DL_RURL_SENTINEL) r->stale = 1;
-  if (r->addr.mode == DL_RURL_CLUSTER) r->stale = 1;
+  if (r->addr.mode != DL_RURL_SINGLE) r->stale = 1;
   int64_t now = dl_mono_ms(), wait = dl_backoff_next(&l->bo);
   /* a failover in progress: sentinels name the new primary within seconds; ask often until then
    * (the growing pause applies once it takes longer than a failover should) */
@@ -300,17 +351,13 @@ static void on_disc_retry(evutil_socket_t fd, short what, void *arg) {
 
 /* A new topology: links to nodes that left it close; the claims link follows its slot. */
 static void topology_changed(dl_redis *r) {
-  r->st.topology_changes++;
   for (int i = 0; i < r->nnodes; i++)
-    if (!r->nodes[i].used && r->nodes[i].w.c) link_close(&r->nodes[i].w);
+    if (!r->nodes[i].used && r->nodes[i].w.c) link_drop(&r->nodes[i].w);
   if (r->b.c) {
     char host[256];
     int port;
-    if (link_target(&r->b, host, sizeof host, &port) != 0 || port != r->b.port || strcmp(host, r->b.host)) {
-      int was = r->b.ready;
-      link_close(&r->b);
-      if (was && r->h.b_down) r->h.b_down(r->h.ud);
-    }
+    if (link_target(&r->b, host, sizeof host, &port) != 0 || port != r->b.port || strcmp(host, r->b.host))
+      link_drop(&r->b);
   }
 }
 
@@ -319,12 +366,9 @@ static void subscribe_switch(dl_redis *r);
 /* The primary moved: drop the links (what they had in flight is re-sent) and ask again. */
 static void follow_failover(dl_redis *r) {
   r->stale = 1;
-  int was_w = r->nnodes && r->nodes[0].w.ready, was_b = r->b.ready;
-  for (int i = 0; i < r->nnodes; i++) link_close(&r->nodes[i].w);
-  link_close(&r->b);
+  for (int i = 0; i < r->nnodes; i++) link_drop(&r->nodes[i].w);
+  link_drop(&r->b);
   r->st.connected = 0;
-  if (was_w && r->h.w_down) r->h.w_down(r->h.ud);
-  if (was_b && r->h.b_down) r->h.b_down(r->h.ud);
   discover(r);
 }
 
@@ -370,58 +414,53 @@ static void subscribe_switch(dl_redis *r) {
   memset(&t, 0, sizeof t);
   snprintf(t.host, sizeof t.host, "%s", r->addr.nodes[r->sub_idx].host);
   t.port = r->addr.nodes[r->sub_idx].port;
-  dl_rconn_opts o = {NULL, getenv("DYLIVE_SENTINEL_PASSWORD"), 0, NULL, 0, DL_REDIS_CONNECT_TIMEOUT_MS,
+  dl_rconn_opts o = {NULL, r->addr.sentinel_password, 0, NULL, 0, DL_REDIS_CONNECT_TIMEOUT_MS,
                      DL_REDIS_COMMAND_TIMEOUT_MS, r->dns};
   dl_rconn_events ev = {on_sub_ready, on_sub_down, r};
   r->sub = dl_rconn_open(r->base, &t, &o, &ev);
 }
 
-static void apply_sentinel(dl_redis *r, const redisReply *rep) {
-  char host[256];
-  int port = atoi(rep->element[1]->str);
-  snprintf(host, sizeof host, "%s", rep->element[0]->str);
+static void apply_sentinel(dl_redis *r, const char *host, int port) {
   if (!r->nnodes || strcmp(r->nodes[0].host, host) || r->nodes[0].port != port) {
     if (r->nnodes) {
       dl_log(DL_LOG_WARN, "redis_failover", NULL, "Sentinel: the primary of %s is now %s:%d (was %s:%d)",
              r->addr.master, host, port, r->nodes[0].host, r->nodes[0].port);
-      link_close(&r->nodes[0].w);
-      int was = r->b.ready;
-      link_close(&r->b);
-      if (was && r->h.b_down) r->h.b_down(r->h.ud);
+      /* node 0 takes the new address: its link (and timer) stay, the connection goes */
+      link_drop(&r->nodes[0].w);
+      link_drop(&r->b);
+      link_reset(&r->nodes[0].w);
+      snprintf(r->nodes[0].host, sizeof r->nodes[0].host, "%s", host);
+      r->nodes[0].port = port;
+    } else if (node_add(r, host, port) < 0) {
+      return;
     }
-    r->nnodes = 0;
-    int i = node_add(r, host, port);
-    if (i < 0) return;
   }
   r->nodes[0].used = 1;
   r->map_ok = 1;
-  r->st.topology_changes++;
 }
 
-/* CLUSTER SLOTS: [[start, end, [host, port, id…], replicas…], …] */
-static int apply_cluster(dl_redis *r, const redisReply *rep) {
-  if (rep->type != REDIS_REPLY_ARRAY || !rep->elements) return -1;
+/* CLUSTER SLOTS: the slot map, each range's primary a node. */
+typedef struct map_build {
+  dl_redis *r;
   uint8_t map[DL_SLOTS];
-  memset(map, DL_REDIS_NO_NODE, sizeof map);
-  int used[DL_REDIS_NODES_MAX] = {0};
-  for (size_t i = 0; i < rep->elements; i++) {
-    const redisReply *e = rep->element[i];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[0]->type != REDIS_REPLY_INTEGER ||
-        e->element[1]->type != REDIS_REPLY_INTEGER || e->element[2]->type != REDIS_REPLY_ARRAY ||
-        e->element[2]->elements < 2 || e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
-        e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
-      return -1;
-    long long lo = e->element[0]->integer, hi = e->element[1]->integer;
-    if (lo < 0 || hi >= DL_SLOTS || lo > hi) return -1;
-    const char *host = e->element[2]->element[0]->str;
-    if (!*host) host = r->disc_host; /* "" means the node we asked */
-    int idx = node_add(r, host, (int)e->element[2]->element[1]->integer);
-    if (idx < 0) return -1;
-    used[idx] = 1;
-    memset(map + lo, idx, (size_t)(hi - lo + 1));
-  }
-  memcpy(r->slot_node, map, sizeof map);
-  for (int i = 0; i < r->nnodes; i++) r->nodes[i].used = used[i];
+} map_build;
+
+static int map_range(void *ud, const dl_topo_range *rg) {
+  map_build *b = ud;
+  /* "" is the node asked */
+  int idx = node_add_in(b->r, *rg->host ? rg->host : b->r->disc_host, rg->port, b->map);
+  if (idx < 0) return -1;
+  memset(b->map + rg->lo, idx, rg->hi - rg->lo + 1);
+  return 0;
+}
+
+static int apply_cluster(dl_redis *r, const redisReply *rep) {
+  map_build b;
+  b.r = r;
+  memset(b.map, DL_REDIS_NO_NODE, sizeof b.map);
+  if (dl_topo_slots(rep, map_range, &b) < 0) return -1;
+  memcpy(r->slot_node, b.map, sizeof b.map);
+  for (int i = 0; i < r->nnodes; i++) r->nodes[i].used = memchr(b.map, i, sizeof b.map) != NULL;
   r->map_ok = 1;
   return 0;
 }
@@ -432,13 +471,13 @@ static void on_disc_reply(dl_rconn *c, const redisReply *rep, void *priv) {
   if (!rep) return; /* down follows */
   int ok;
   if (r->addr.mode == DL_RURL_SENTINEL) {
-    ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_STRING &&
-         rep->element[1]->type == REDIS_REPLY_STRING && atoi(rep->element[1]->str) > 0;
-    if (ok) apply_sentinel(r, rep);
+    char host[256];
+    int port;
+    ok = dl_topo_master_addr(rep, host, sizeof host, &port) == 0;
+    if (ok) apply_sentinel(r, host, port);
   } else {
     ok = apply_cluster(r, rep) == 0;
     if (ok) {
-      r->st.topology_changes++;
       dl_log(DL_LOG_INFO, "redis_cluster", NULL, "slot map loaded: %d primaries", r->nnodes);
     }
   }
@@ -499,8 +538,7 @@ static void disc_try(dl_redis *r) {
     /* sentinels speak plain (rediss-sentinel: the data nodes are TLS); cluster nodes as the URL */
     int is_sentinel = r->addr.mode == DL_RURL_SENTINEL;
     t.tls = is_sentinel ? NULL : r->tls;
-    const char *spw = getenv("DYLIVE_SENTINEL_PASSWORD");
-    dl_rconn_opts o = {is_sentinel ? NULL : r->addr.user, is_sentinel ? spw : r->addr.password, 0, NULL, 0,
+    dl_rconn_opts o = {is_sentinel ? NULL : r->addr.user, is_sentinel ? r->addr.sentinel_password : r->addr.password, 0, NULL, 0,
                        DL_REDIS_CONNECT_TIMEOUT_MS, DL_REDIS_COMMAND_TIMEOUT_MS, r->dns};
     dl_rconn_events ev = {on_disc_ready, on_disc_down, r};
     snprintf(r->disc_host, sizeof r->disc_host, "%s", host);
@@ -544,52 +582,6 @@ static void discover(dl_redis *r) {
 
 /* ---------- set-up ---------- */
 
-static SSL_CTX *make_tls(const dl_config *cfg, char *why, size_t cap) {
-  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx) return snprintf(why, cap, "cannot create a TLS context"), NULL;
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-  int ok = cfg->redis_ca_file && *cfg->redis_ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->redis_ca_file, NULL)
-                                                     : SSL_CTX_set_default_verify_paths(ctx);
-  if (ok != 1) {
-    snprintf(why, cap, "--redis-ca-file: cannot load %s", cfg->redis_ca_file ? cfg->redis_ca_file : "the system store");
-    goto fail;
-  }
-  int has_cert = cfg->redis_cert && *cfg->redis_cert, has_key = cfg->redis_key && *cfg->redis_key;
-  if (has_cert != has_key) {
-    snprintf(why, cap, "--redis-cert and --redis-key go together");
-    goto fail;
-  }
-  if (has_cert && (SSL_CTX_use_certificate_chain_file(ctx, cfg->redis_cert) != 1 ||
-                   SSL_CTX_use_PrivateKey_file(ctx, cfg->redis_key, SSL_FILETYPE_PEM) != 1 ||
-                   SSL_CTX_check_private_key(ctx) != 1)) {
-    const char *e = ERR_reason_error_string(ERR_peek_last_error());
-    snprintf(why, cap, "--redis-cert/--redis-key: cannot load the client certificate: %s", e ? e : "?");
-    goto fail;
-  }
-  return ctx;
-fail:
-  ERR_clear_error();
-  SSL_CTX_free(ctx);
-  return NULL;
-}
-
-/* The password also from the environment or a file (so it need not sit in a URL or argv). */
-static int password_from_env(dl_redis_addr *a, char *why, size_t cap) {
-  if (a->password[0]) return 0;
-  const char *pw = getenv("DYLIVE_REDIS_PASSWORD"), *file = getenv("DYLIVE_REDIS_PASSWORD_FILE");
-  if (pw && *pw) {
-    snprintf(a->password, sizeof a->password, "%s", pw);
-  } else if (file && *file) {
-    FILE *f = fopen(file, "r");
-    if (!f) return snprintf(why, cap, "DYLIVE_REDIS_PASSWORD_FILE: cannot read %s", file), -1;
-    if (!fgets(a->password, sizeof a->password, f)) a->password[0] = 0;
-    fclose(f);
-    a->password[strcspn(a->password, "\r\n")] = 0;
-  }
-  return 0;
-}
-
 dl_redis *dl_redis_new(struct event_base *base, const dl_config *cfg, const char *claims_route,
                        const dl_redis_hooks *h, char *why, size_t why_cap) {
   dl_redis *r = calloc(1, sizeof *r);
@@ -600,9 +592,10 @@ dl_redis *dl_redis_new(struct event_base *base, const dl_config *cfg, const char
   memset(r->slot_node, DL_REDIS_NO_NODE, sizeof r->slot_node);
   snprintf(r->claims_route, sizeof r->claims_route, "%s", claims_route);
   if (dl_redis_parse_url(cfg->redis_url, &r->addr, why, why_cap) != 0 ||
-      password_from_env(&r->addr, why, why_cap) != 0)
+      dl_redis_addr_credentials(&r->addr, why, why_cap) != 0)
     goto fail;
-  if (r->addr.tls && !(r->tls = make_tls(cfg, why, why_cap))) goto fail;
+  if (r->addr.tls && !(r->tls = dl_tls_client_ctx(cfg->redis_ca_file, cfg->redis_cert, cfg->redis_key, why, why_cap)))
+    goto fail;
   switch (r->addr.mode) {
   case DL_RURL_SINGLE:
     if (r->addr.unix_path[0]) snprintf(r->where, sizeof r->where, "%s", r->addr.unix_path);
@@ -676,6 +669,8 @@ void dl_redis_count_error(dl_redis *r, dl_rerr kind) {
 
 /* ---------- commands ---------- */
 
+static void note_error(dl_redis *r, const char *err);
+
 /* dl_rconn's callback shape → ours; error replies also tell us about the topology. */
 typedef struct thunk {
   dl_redis *r;
@@ -687,7 +682,7 @@ static void thunk_cb(dl_rconn *c, const redisReply *rep, void *p) {
   (void)c;
   thunk t = *(thunk *)p;
   free(p);
-  if (rep && rep->type == REDIS_REPLY_ERROR && rep->str) dl_redis_note_error(t.r, rep->str);
+  if (rep && rep->type == REDIS_REPLY_ERROR && rep->str) note_error(t.r, rep->str);
   if (t.cb) t.cb(t.priv, rep);
 }
 
@@ -747,10 +742,9 @@ dl_err dl_redis_send(dl_redis *r, const char *route, const char *ask, const void
   if (ask && *ask && r->addr.mode == DL_RURL_CLUSTER) {
     /* an ASK: this one command goes to the importing node, after ASKING */
     char host[256];
-    const char *colon = strrchr(ask, ':');
-    if (colon && (size_t)(colon - ask) < sizeof host) {
-      snprintf(host, sizeof host, "%.*s", (int)(colon - ask), ask);
-      int i = node_add(r, host, atoi(colon + 1));
+    int port;
+    if (dl_topo_hostport(ask, strlen(ask), host, sizeof host, &port) == 0 && *host) {
+      int i = node_add(r, host, port);
       if (i >= 0) {
         n = &r->nodes[i];
         if (!n->used) {
@@ -782,25 +776,34 @@ dl_err dl_redis_claim_call(dl_redis *r, int argc, const char *const *argv, const
   return argv_on(&r->b, argc, argv, lens, block_ms, cb, priv);
 }
 
-static void reload_scripts(link *l) {
-  for (int i = 0; i < DL_LUA__COUNT && l->ready; i++) {
+/* NOSCRIPT: a pipeline of hundreds of EVALSHA to a flushed node comes back as as many NOSCRIPT
+ * replies; one reload per node serves them all (it is queued ahead of their re-sends), so a node
+ * loads the scripts again at most this often. */
+#define DL_SCRIPT_RELOAD_MIN_MS 1000
+
+static void reload_scripts(link *l, int64_t now) {
+  if (!l->ready || (l->reloaded_ms && now - l->reloaded_ms < DL_SCRIPT_RELOAD_MIN_MS)) return;
+  l->reloaded_ms = now;
+  for (int i = 0; i < DL_LUA__COUNT; i++) {
     const char *argv[] = {"SCRIPT", "LOAD", dl_lua_source[i]};
     dl_rconn_argv(l->c, 3, argv, NULL, 0, NULL, NULL);
   }
 }
 
-void dl_redis_note_error(dl_redis *r, const char *err) {
+/* What an error reply says about the topology: NOSCRIPT (load the scripts again), MOVED (the
+ * slot moved: refresh), READONLY (a demoted primary: find the new one). */
+static void note_error(dl_redis *r, const char *err) {
   if (!strncmp(err, "NOSCRIPT", 8)) {
     /* a restarted or flushed node: every node gets the scripts again, ahead of the re-sends */
-    for (int i = 0; i < r->nnodes; i++) reload_scripts(&r->nodes[i].w);
+    int64_t now = dl_mono_ms();
+    for (int i = 0; i < r->nnodes; i++) reload_scripts(&r->nodes[i].w, now);
   } else if (!strncmp(err, "MOVED ", 6) && r->addr.mode == DL_RURL_CLUSTER) {
     /* "MOVED <slot> <host>:<port>": point the slot there now, and reload the whole map soon */
-    unsigned slot = (unsigned)atoi(err + 6);
-    const char *hp = strchr(err + 6, ' '), *colon = hp ? strrchr(hp, ':') : NULL;
-    if (hp && colon && slot < DL_SLOTS) {
-      char host[256];
-      snprintf(host, sizeof host, "%.*s", (int)(colon - hp - 1), hp + 1);
-      int i = node_add(r, host, atoi(colon + 1));
+    char host[256];
+    int ask, port;
+    unsigned slot;
+    if (dl_redirect_parse(err, &ask, &slot, host, sizeof host, &port) == 0 && *host) {
+      int i = node_add(r, host, port);
       if (i >= 0) {
         r->slot_node[slot] = (uint8_t)i;
         if (!r->nodes[i].used) {

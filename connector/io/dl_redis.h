@@ -42,7 +42,6 @@ typedef struct dl_redis_hooks {
 typedef struct dl_redis_stats {
   uint64_t reconnects;         /* write connection losses */
   uint64_t errors[DL_RERR__COUNT];
-  uint64_t topology_changes;   /* primaries found again (Sentinel) / slot maps loaded (Cluster) */
   int connected;               /* every write connection up */
 } dl_redis_stats;
 
@@ -73,9 +72,6 @@ dl_err dl_redis_call_node(dl_redis *r, int node, int argc, const char *const *ar
 /* On the claims connection; block_ms extends the command's deadline. */
 dl_err dl_redis_claim_call(dl_redis *r, int argc, const char *const *argv, const size_t *lens, int64_t block_ms,
                            dl_redis_cb cb, void *priv);
-/* What an error reply says about the topology: NOSCRIPT (load the scripts again), MOVED (the
- * slot moved: refresh), READONLY (a demoted primary: find the new one). */
-void dl_redis_note_error(dl_redis *r, const char *err);
 /* Counts an error reply by kind (for dylive_redis_errors_total). */
 void dl_redis_count_error(dl_redis *r, dl_rerr kind);
 const dl_redis_stats *dl_redis_stats_get(const dl_redis *r);
