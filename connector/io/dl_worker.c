@@ -411,6 +411,11 @@ out:
   if (ctx->ingest) dl_ingest_free(ctx->ingest); /* joins the thread: nothing pushes after this */
   if (ctx->resolver) dl_resolver_free(ctx->resolver);
   dl_admin_free(wk->admin);
+  /* Redis first: closing its connections hands every command still in flight back to its owner
+   * (writer, rooms, claims, leases) as "connection lost", so they must all still exist. A write
+   * in flight is then unsent again, like any other pending write, and is spooled below. */
+  dl_redis_free(ctx->redis);
+  ctx->redis = NULL;
   if (ctx->writer) {
     dl_outbox *obx = (dl_outbox *)dl_writer_outbox(ctx->writer);
     size_t left = dl_outbox_pending(obx);
@@ -428,7 +433,6 @@ out:
   dl_claims_free(ctx->claims);
   dl_rooms_free(ctx->rooms);
   dl_writer_free(ctx->writer);
-  dl_redis_free(ctx->redis);
   if (wk->orphan) dl_spool_detach(wk->orphan); /* not fully replayed: the next worker goes on */
   dl_spool_close(wk->spool);
   struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev, wk->flush_ev};
