@@ -71,6 +71,7 @@ typedef struct dl_cmd {
   uint32_t ntype[DL_CMD_TYPES];   /* events per dl_evtype (metrics) */
   int64_t recv_ms;                /* when the oldest frame in it was received (latency) */
   struct dl_cmd *then;            /* enqueued after this one succeeded (a P:rooms entry) */
+  uint8_t then_always;            /* `then` goes whatever the outcome (a failed room's last entry) */
 } dl_cmd;
 
 /* What encoding needs besides the command: the run's settings. */

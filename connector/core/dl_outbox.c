@@ -320,6 +320,9 @@ void dl_outbox_disconnected(dl_outbox *ob) {
   ob->cursor_valid = 0;
 }
 
+/* A finished command's follow-up goes after a success, or in any case when it says so. */
+static int then_due(const dl_cmd *c) { return c->then && (c->result == DL_RC_OK || c->then_always); }
+
 dl_cmd *dl_outbox_pop(dl_outbox *ob) {
   dl_cmd *c = ob->head;
   if (!c || c->state != DL_CS_DONE || !c->confirmed) return NULL;
@@ -329,7 +332,7 @@ dl_cmd *dl_outbox_pop(dl_outbox *ob) {
   ob->len--;
   ob->bytes -= dl_cmd_bytes(c);
   c->next = NULL;
-  if (c->result == DL_RC_OK && c->then) { /* a conditional follow-up: now it may go */
+  if (then_due(c)) { /* a follow-up: now it may go */
     dl_cmd *then = c->then;
     c->then = NULL;
     dl_outbox_push(ob, then);
@@ -344,7 +347,7 @@ size_t dl_outbox_save(dl_outbox *ob) {
     for (dl_cmd *c = *pl, *n; c; c = n) {
       n = c->next;
       if (c->state == DL_CS_DONE) { /* finished: only its follow-up is still to do */
-        if (c->result == DL_RC_OK && c->then && ob->spool && spool_put(ob, c->then) == 0) saved++;
+        if (then_due(c) && ob->spool && spool_put(ob, c->then) == 0) saved++;
       } else if (ob->spool && spool_put(ob, c) == 0) {
         saved++;
         if (c->then && spool_put(ob, c->then) == 0) saved++;

@@ -199,6 +199,7 @@ static void status_write(room *r, const char *const *pairs, dl_rstate state, int
     for (int i = 0; pairs[i] && pairs[i + 1]; i += 2)
       if (!strcmp(pairs[i], "error")) why = pairs[i + 1];
     c->then = rooms_entry(r, dl_rstate_name(state), why);
+    c->then_always = (uint8_t)r->failed; /* Redis refuses the room's writes: P:rooms says so in any case */
   }
   dl_writer_push(ctx->writer, c);
 }
@@ -357,7 +358,7 @@ static void finish_room(room *r, dl_rstate state, const char *why) {
   }
   if (r->lost) {
     /* another worker owns it now: write nothing */
-  } else if (r->handing_back) {
+  } else if (r->handing_back && !r->failed) { /* a room Redis refuses is not worth handing on */
     char msg[200];
     snprintf(msg, sizeof msg, "handed back by draining worker %s", ctx->cfg->worker_id);
     set_status(r, DL_RS_reconnecting, msg, 1);
@@ -770,14 +771,14 @@ void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri) {
              ri->why, supp);
     if (ours && !r->failed) {
       /* the room cannot be written (a key of the wrong type, a script error): stop capturing it
-       * and say why, in the status hash if Redis takes that, and in P:rooms in any case */
+       * and say why, in the status hash if Redis takes that, and in P:rooms in any case (the
+       * final status write's entry goes whatever its outcome: status_write) */
       r->failed = 1;
       snprintf(r->fail_why, sizeof r->fail_why, "Redis refused the room's writes: %.160s", ri->why);
       if (r->open) {
         dl_cmd_free(r->open);
         r->open = NULL;
       }
-      dl_writer_push(ctx->writer, rooms_entry(r, "error", r->fail_why));
       close_room(r);
     }
     break;

@@ -85,5 +85,27 @@ def test_drain_timeout_with_writes_in_flight():
         check_eq(ids, expected[:len(ids)], "the stream: the room's msg_ids in order, none missing before the last")
 
 
+def test_wrong_type_room_one_error_entry():
+    """The events key of the wrong type: the refused write pushed an error entry to P:rooms at once,
+    and the room's final status write (which Redis takes: it does not touch the stream) added a
+    second one. Now the final status write carries the only entry, sent whatever its outcome."""
+    with Env("edge-wrongtype") as env:
+        r = env.start_redis()
+        frames, _ = env.fixture("a", LIVE, default_room_id(LIVE), "--frames", "60", "--seed", "32")
+        env.start_sim(["%s:%s,fps=50" % (LIVE, frames)])
+        r("SET", "dylive:{%s}:events" % LIVE, "not a stream")
+        admin = free_port()
+        env.worker(admin="127.0.0.1:%d" % admin)
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(lambda: status(r).get("state") == "error", 30, "the broken room in error")
+        wait_until(lambda: r("EXISTS", "dylive:{%s}:lease" % LIVE) == 0 and
+                   (metrics(admin) or {}).get("dylive_redis_pending") == 0, 20, "the room released, writes done")
+        entries = [f for _, f in r.xrange_all("dylive:rooms") if f["live_id"] == LIVE]
+        errors = [e for e in entries if e["state"] == "error"]
+        check_eq(len(errors), 1, "error entries of the room in P:rooms (%r)" % entries)
+        check("WRONGTYPE" in errors[0].get("error", ""), "the entry says why: %r", errors[0])
+        check_eq(status(r).get("state"), "error", "the status hash says error")
+
+
 if __name__ == "__main__":
     run()

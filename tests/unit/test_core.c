@@ -658,6 +658,31 @@ int test_outbox_fenced_fatal_disconnect(void) {
   return 0;
 }
 
+/* A follow-up marked then_always goes after a refused write too (a failed room's P:rooms entry),
+ * once, from pop and from save alike. */
+int test_outbox_then_always(void) {
+  dl_outbox_limits lim = {100, 1 << 20};
+  dl_outbox *ob = dl_outbox_new(&lim, NULL, "dylive");
+  const char *x[] = {"XADD", "dylive:rooms", "MAXLEN", "~", "10000", "*", "live_id", "1", "state", "error"};
+  dl_cmd *a = room_cmd("1", 1, 0);
+  a->then = dl_cmd_plain_new(10, x, NULL);
+  a->then_always = 1;
+  dl_outbox_push(ob, a);
+  ASSERT_TRUE(dl_outbox_next(ob) == a);
+  answer(ob, a, mk_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
+  dl_cmd *d = dl_outbox_pop(ob);
+  ASSERT_TRUE(d == a && d->result == DL_RC_FATAL && d->then == NULL);
+  dl_cmd_free(d);
+  d = dl_outbox_next(ob);
+  ASSERT_TRUE(d != NULL && d->kind == DL_CMD_PLAIN);
+  answer(ob, d, mk_status("1-0"));
+  dl_cmd_free(dl_outbox_pop(ob));
+  ASSERT_TRUE(dl_outbox_next(ob) == NULL);
+  ASSERT_EQ_U64(dl_outbox_pending(ob), 0);
+  dl_outbox_free(ob);
+  return 0;
+}
+
 /* --redis-wait-replicas: applied is not done until a WAIT covers it; after a failover the
  * applied-but-unconfirmed writes go again (to the new primary), in order. */
 int test_outbox_wait_replicas(void) {
