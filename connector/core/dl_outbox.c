@@ -218,11 +218,12 @@ static void refill(dl_outbox *ob) {
   }
 }
 
-int dl_outbox_accepting(const dl_outbox *ob, uint64_t bytes_hint) {
+int dl_outbox_accepting(const dl_outbox *ob, uint64_t bytes, size_t cmds) {
   if (ob->ovf_head) return 0;
-  if (!spool_has(ob) && !mem_full(ob)) return 1;
-  /* memory is full (or the spool has the older writes): the spool must take what comes next */
-  return ob->spool && dl_spool_free_bytes(ob->spool) > bytes_hint;
+  /* memory takes it all: nothing spooled before it, and room for every byte and command */
+  if (!spool_has(ob) && ob->len + cmds <= ob->lim.max_cmds && ob->bytes + bytes <= ob->lim.max_bytes) return 1;
+  /* else the spool must take what memory does not (at most all of it) */
+  return ob->spool && dl_spool_free_bytes(ob->spool) > bytes;
 }
 
 dl_cmd *dl_outbox_next(dl_outbox *ob) {

@@ -77,8 +77,9 @@ void dl_outbox_free(dl_outbox *ob);
 
 /* Takes ownership. Never fails: memory, else spool, else overflow. */
 void dl_outbox_push(dl_outbox *ob, dl_cmd *c);
-/* May producers add more (bytes_hint: a bound on what they are about to add)? */
-int dl_outbox_accepting(const dl_outbox *ob, uint64_t bytes_hint);
+/* May producers add `bytes` more in at most `cmds` commands (bounds on what they are about to
+ * add) without any of it landing in the overflow list? */
+int dl_outbox_accepting(const dl_outbox *ob, uint64_t bytes, size_t cmds);
 
 /* The next command to send, in order (marked in flight), or NULL. */
 dl_cmd *dl_outbox_next(dl_outbox *ob);

@@ -242,7 +242,7 @@ void dl_writer_push(dl_writer *w, dl_cmd *c) {
   dl_writer_pump(w);
 }
 
-int dl_writer_accepting(const dl_writer *w, uint64_t hint) { return dl_outbox_accepting(w->ob, hint); }
+int dl_writer_accepting(const dl_writer *w, uint64_t bytes, size_t cmds) { return dl_outbox_accepting(w->ob, bytes, cmds); }
 size_t dl_writer_pending(const dl_writer *w) { return dl_outbox_pending(w->ob); }
 const dl_outbox *dl_writer_outbox(const dl_writer *w) { return w->ob; }
 const dl_writer_stats *dl_writer_stats_get(const dl_writer *w) { return &w->st; }

@@ -38,7 +38,7 @@ void dl_writer_push(dl_writer *w, dl_cmd *c);
 void dl_writer_on_down(dl_writer *w);
 /* Sends what can be sent (call when the connection comes up). */
 void dl_writer_pump(dl_writer *w);
-int dl_writer_accepting(const dl_writer *w, uint64_t bytes_hint);
+int dl_writer_accepting(const dl_writer *w, uint64_t bytes, size_t cmds); /* dl_outbox_accepting */
 size_t dl_writer_pending(const dl_writer *w);
 const dl_outbox *dl_writer_outbox(const dl_writer *w);
 const dl_writer_stats *dl_writer_stats_get(const dl_writer *w);
