@@ -310,10 +310,18 @@ int test_cmd_record_hostile(void) {
     }
   dl_buf_free(&rec);
   dl_cmd_free(c);
-  /* plain commands: only the verbs dylive writes, only on keys of the prefix */
-  const char *bad[][5] = {{"FLUSHALL", NULL},
+  /* plain commands: only the verbs the outbox writes, only on keys of the prefix (and P:rooms,
+   * P:assign where that is the only key dylive writes with the verb) */
+  const char *bad[][7] = {{"FLUSHALL", NULL},
                           {"CONFIG", "SET", "dir", "/tmp", NULL},
                           {"DEL", "other:key", NULL},
+                          {"DEL", "dylive:{42}:events", NULL},
+                          {"ZREM", "dylive:workers", "w1", NULL},
+                          {"HSET", "dylive:{42}:status", "wseq", "w2 9|1", NULL},
+                          {"CLIENT", "KILL", "127.0.0.1:6379", NULL},
+                          {"RPUSH", "dylive:{42}:events", "x", NULL},
+                          {"XADD", "dylive:{42}:events", "*", "msg_id", "1", "type", NULL},
+                          {"HDEL", "dylive:{42}:status", "wseq", "state", NULL},
                           {"RPUSH", "dylive", "x", NULL},
                           {"LREM", "dylive:assign", "0", NULL}};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
