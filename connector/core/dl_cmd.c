@@ -198,13 +198,6 @@ int dl_cmd_next_arg(const dl_buf *b, size_t *off, const char **p, size_t *len) {
 
 /* ---------- spool records ---------- */
 
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 dl_err dl_cmd_to_record(const dl_cmd *c, dl_buf *out) {
   size_t idl = strlen(c->live_id), tokl = strlen(c->token);
   uint8_t fixed[4 + 8 + 4 * 4], hdr[4];
@@ -215,12 +208,12 @@ dl_err dl_cmd_to_record(const dl_cmd *c, dl_buf *out) {
   uint8_t tl = (uint8_t)tokl;
   if ((e = dl_buf_add(out, &tl, 1)) || (e = dl_buf_add(out, c->token, tokl))) return e;
   for (int i = 0; i < 8; i++) fixed[i] = (uint8_t)(c->seq >> (8 * i));
-  put_u32(fixed + 8, c->expire_s);
-  put_u32(fixed + 12, c->npairs);
-  put_u32(fixed + 16, c->kind == DL_CMD_PLAIN ? c->nargs : c->nevents);
-  put_u32(fixed + 20, (uint32_t)c->head.len);
+  dl_le32_put(fixed + 8, c->expire_s);
+  dl_le32_put(fixed + 12, c->npairs);
+  dl_le32_put(fixed + 16, c->kind == DL_CMD_PLAIN ? c->nargs : c->nevents);
+  dl_le32_put(fixed + 20, (uint32_t)c->head.len);
   if ((e = dl_buf_add(out, fixed, 24)) || (e = dl_buf_add(out, c->head.p, c->head.len))) return e;
-  put_u32(hdr, (uint32_t)c->body.len);
+  dl_le32_put(hdr, (uint32_t)c->body.len);
   if ((e = dl_buf_add(out, hdr, 4))) return e;
   return dl_buf_add(out, c->body.p, c->body.len);
 }
@@ -312,14 +305,14 @@ dl_err dl_cmd_from_record(const uint8_t *p, size_t n, const char *prefix, dl_cmd
   p += tokl;
   if (memchr(c->live_id, 0, idl) || memchr(c->token, 0, tokl)) BAD("NUL in a name");
   for (int i = 0; i < 8; i++) c->seq |= (uint64_t)p[i] << (8 * i);
-  c->expire_s = get_u32(p + 8);
-  c->npairs = get_u32(p + 12);
-  uint32_t count = get_u32(p + 16), headlen = get_u32(p + 20);
+  c->expire_s = dl_le32_get(p + 8);
+  c->npairs = dl_le32_get(p + 12);
+  uint32_t count = dl_le32_get(p + 16), headlen = dl_le32_get(p + 20);
   p += 24;
   if ((size_t)(end - p) < (size_t)headlen + 4) BAD("head overruns the record");
   if (dl_buf_add(&c->head, p, headlen) != DL_EOK) BAD("head too large");
   p += headlen;
-  uint32_t bodylen = get_u32(p);
+  uint32_t bodylen = dl_le32_get(p);
   p += 4;
   if ((size_t)(end - p) != bodylen) BAD("body length %u does not match the record", bodylen);
   if (dl_buf_add(&c->body, p, bodylen) != DL_EOK) BAD("body too large");

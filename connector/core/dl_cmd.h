@@ -110,6 +110,14 @@ dl_err dl_cmd_to_record(const dl_cmd *c, dl_buf *out);
  * command. DL_EPROTO with why on any mismatch. */
 dl_err dl_cmd_from_record(const uint8_t *p, size_t n, const char *prefix, dl_cmd **out, char *why, size_t why_cap);
 
+/* Little-endian 32-bit fields of spool records (here and in dl_spool's record frames). */
+static inline void dl_le32_put(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t dl_le32_get(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* Walks the RESP bulk strings of a buffer: returns the next one (ptr, len) or 0 at the end;
  * -1 on malformed framing. *off is the cursor (start at 0). */
 int dl_cmd_next_arg(const dl_buf *b, size_t *off, const char **p, size_t *len);
