@@ -272,7 +272,6 @@ void dl_outbox_resend_unconfirmed(dl_outbox *ob) {
   for (dl_cmd *c = ob->head; c; c = c->next)
     if (c->state == DL_CS_DONE && !c->confirmed) {
       c->state = DL_CS_UNSENT;
-      c->result = 0;
     }
   ob->cursor_valid = 0;
 }
@@ -289,7 +288,8 @@ static int predecessor_pending(const dl_outbox *ob, const dl_cmd *c) {
   return 0;
 }
 
-void dl_outbox_replied(dl_outbox *ob, dl_cmd *c, const dl_reply_info *ri) {
+void dl_outbox_replied(dl_outbox *ob, dl_cmd *c) {
+  const dl_reply_info *ri = &c->reply;
   switch (ri->cls) {
   case DL_RC_RETRY:
     resend_later(ob, c);
@@ -308,7 +308,6 @@ void dl_outbox_replied(dl_outbox *ob, dl_cmd *c, const dl_reply_info *ri) {
     return;
   default:
     c->state = DL_CS_DONE;
-    c->result = ri->cls;
     /* only an applied write waits for the replicas; a fenced or refused one is final at once */
     c->confirmed = ri->cls != DL_RC_OK || !ob->confirm;
     if (c == ob->head && ri->cls == DL_RC_OK) ob->probing = 0;
@@ -322,7 +321,7 @@ void dl_outbox_disconnected(dl_outbox *ob) {
 }
 
 /* A finished command's follow-up goes after a success, or in any case when it says so. */
-static int then_due(const dl_cmd *c) { return c->then && (c->result == DL_RC_OK || c->then_always); }
+static int then_due(const dl_cmd *c) { return c->then && (c->reply.cls == DL_RC_OK || c->then_always); }
 
 dl_cmd *dl_outbox_pop(dl_outbox *ob) {
   dl_cmd *c = ob->head;

@@ -273,13 +273,14 @@ static void take_frame(room *r, const dl_in_msg *m) {
   int64_t now = dl_now_ms();
   for (size_t i = 0; i < f->n_events; i++) {
     const dl_event *e = &f->events[i];
-    if (e->msg_id_u64 && dl_seen_has(r->seen, e->msg_id_u64)) { /* a re-push: Douyin sends recent ones again */
+    int seen = 0;
+    dl_seen_insert(r->seen, e->msg_id_u64, &seen); /* out of memory: written, possibly twice */
+    if (seen) { /* a re-push: Douyin sends recent ones again */
       r->dups++;
       r->dups_dirty = 1;
       ctx->st.events_dup++;
       continue;
     }
-    dl_seen_add(r->seen, e->msg_id_u64);
     size_t need = strlen(e->type) + strlen(e->msg_id) + 24 + e->json_len;
     if (r->open && (r->open->nevents >= (uint32_t)ctx->cfg->batch_max || !dl_cmd_room_fits(r->open, need, DL_BATCH_BYTES_MAX)))
       flush_room(r);
@@ -289,7 +290,6 @@ static void take_frame(room *r, const dl_in_msg *m) {
       r->open->recv_ms = m->recv_ms;
     }
     if (dl_cmd_add_event(r->open, e->type, e->msg_id, e->ts_ms, e->json, e->json_len) != DL_EOK) continue;
-    r->open->ntype[dl_evtype_of(e->type)]++;
     if (!strcmp(e->type, "viewers") && parse_online(e->json, &r->viewers) == 0) r->viewers_dirty = 1;
     if (e->ts_ms > 0) dl_hist_observe(&ctx->st.event_delay, (double)(now - e->ts_ms) / 1000.0, 1);
   }
@@ -712,22 +712,22 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
 
 /* ---------- what Redis said about our writes ---------- */
 
-/* Events per type of a command, from its arguments (type, msg_id, ts_ms, json per event). */
-static void count_types(dl_cmd *c) {
+/* Counts a written command's events per type, from its arguments (type, msg_id, ts_ms, json per
+ * event): one path for every write, spooled ones too (a record keeps the events, not counts). */
+static void count_types(const dl_cmd *c, uint64_t *by_type) {
   size_t off = 0, n;
   const char *p;
   for (uint32_t e = 0; e < c->nevents; e++) {
-    char type[24];
     if (dl_cmd_next_arg(&c->body, &off, &p, &n) != 1) return;
-    snprintf(type, sizeof type, "%.*s", (int)n, p);
-    c->ntype[dl_evtype_of(type)]++;
+    by_type[dl_evtype_of(p, n)]++;
     for (int k = 0; k < 3; k++)
       if (dl_cmd_next_arg(&c->body, &off, &p, &n) != 1) return;
   }
 }
 
-void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri) {
+void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c) {
   dl_ctx *ctx = rs->ctx;
+  const dl_reply_info *ri = &c->reply;
   if (c->kind == DL_CMD_ORPHAN) {
     if (ri->cls == DL_RC_OK) ctx->st.orphan_events += (uint64_t)ri->written;
     return;
@@ -752,11 +752,7 @@ void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri) {
   switch (ri->cls) {
   case DL_RC_OK:
     if (ri->written > 0) {
-      ctx->st.events_written += (uint64_t)ri->written;
-      uint32_t sum = 0;
-      for (int i = 0; i < DL_EVT__COUNT; i++) sum += c->ntype[i];
-      if (!sum) count_types(c); /* read back from the spool: the counts were not kept, the events are */
-      for (int i = 0; i < DL_EVT__COUNT; i++) ctx->st.written_by_type[i] += c->ntype[i];
+      count_types(c, ctx->st.written_by_type);
       if (c->recv_ms) dl_hist_observe(&ctx->st.write_latency, (double)(dl_now_ms() - c->recv_ms) / 1000.0, (uint64_t)ri->written);
     }
     break;

@@ -123,7 +123,6 @@ static void orphan_feed(worker *wk) {
       dl_log(DL_LOG_WARN, "spool_orphan", NULL, "skipping a record of %s: %s", dl_spool_path(wk->orphan), why);
     } else if (c->kind == DL_CMD_PLAIN || !c->nevents) {
       /* the dead worker's pool and status commands: its successor's business, not ours */
-      ctx->st.orphan_skipped++;
       dl_cmd_free(c);
     } else {
       dl_cmd_to_orphan(c);
@@ -273,11 +272,11 @@ static void on_b_down(void *ud) {
   if (wk->ctx.draining) maybe_done(&wk->ctx);
 }
 
-static void on_written(void *ud, dl_cmd *c, const dl_reply_info *ri) {
+static void on_written(void *ud, dl_cmd *c) {
   worker *wk = ud;
   dl_ctx *ctx = &wk->ctx;
   if (c->kind == DL_CMD_ORPHAN && wk->orphan_outstanding) wk->orphan_outstanding--;
-  dl_rooms_on_done(ctx->rooms, c, ri);
+  dl_rooms_on_done(ctx->rooms, c);
   if (ctx->draining) maybe_done(ctx);
 }
 

@@ -13,8 +13,8 @@ struct event_base;
 typedef struct dl_writer dl_writer;
 
 typedef struct dl_writer_hooks {
-  /* c is freed by the writer after the hook returns */
-  void (*done)(void *ud, dl_cmd *c, const dl_reply_info *ri);
+  /* c (its outcome in c->reply) is freed by the writer after the hook returns */
+  void (*done)(void *ud, dl_cmd *c);
   void *ud;
 } dl_writer_hooks;
 

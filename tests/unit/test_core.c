@@ -103,9 +103,8 @@ static redisReply *mk_status(const char *s) {
 
 /* Sends what the outbox offers and answers each with the given room code (a toy Redis). */
 static void answer(dl_outbox *ob, dl_cmd *c, redisReply *r) {
-  dl_reply_info ri;
-  dl_outbox_classify(c, r, &ri);
-  dl_outbox_replied(ob, c, &ri);
+  dl_outbox_classify(c, r, &c->reply);
+  dl_outbox_replied(ob, c);
   freeReplyObject(r);
 }
 
@@ -167,9 +166,15 @@ int test_seen_window(void) {
   ASSERT_EQ_U64(dl_seen_len(s), 100);
   for (uint64_t i = 1; i <= 50; i++) ASSERT_FALSE(dl_seen_has(s, i * 7919));
   for (uint64_t i = 51; i <= 150; i++) ASSERT_TRUE(dl_seen_has(s, i * 7919));
-  /* adding a present id is a no-op (it does not refresh or duplicate) */
-  dl_seen_add(s, 51 * 7919);
+  /* adding a present id is a no-op (it does not refresh or duplicate), and insert says so */
+  int present = 0;
+  ASSERT_EQ_ERR(dl_seen_insert(s, 51 * 7919, &present), DL_EOK);
+  ASSERT_TRUE(present);
   ASSERT_EQ_U64(dl_seen_len(s), 100);
+  ASSERT_EQ_ERR(dl_seen_insert(s, 151 * 7919, &present), DL_EOK); /* a new one: added, 51 evicted */
+  ASSERT_FALSE(present);
+  ASSERT_TRUE(dl_seen_has(s, 151 * 7919) && !dl_seen_has(s, 51 * 7919));
+  for (uint64_t i = 52; i <= 151; i++) ASSERT_TRUE(dl_seen_has(s, i * 7919));
   ASSERT_FALSE(dl_seen_has(s, 0)); /* 0: no msg_id, never deduplicated */
   dl_seen_add(s, 0);
   ASSERT_FALSE(dl_seen_has(s, 0));
@@ -662,7 +667,7 @@ int test_outbox_retry_probe_and_order(void) {
     dl_cmd *d = dl_outbox_pop(ob);
     ASSERT_TRUE(d != NULL);
     ASSERT_EQ_U64(d->seq, s);
-    ASSERT_EQ_I64(d->result, DL_RC_OK);
+    ASSERT_EQ_I64(d->reply.cls, DL_RC_OK);
     dl_cmd_free(d);
   }
   dl_outbox_free(ob);
@@ -708,7 +713,7 @@ int test_outbox_gap_repair_after_spool(void) {
   dl_buf_free(&b);
   answer(ob, c, mk_int_pair(DL_LUA_OK, 1));
   dl_cmd *d = dl_outbox_pop(ob);
-  ASSERT_EQ_I64(d->result, DL_RC_OK);
+  ASSERT_EQ_I64(d->reply.cls, DL_RC_OK);
   dl_cmd_free(d);
   dl_outbox_free(ob);
   dl_spool_close(sp);
@@ -739,13 +744,13 @@ int test_outbox_fenced_fatal_disconnect(void) {
   answer(ob, c, mk_int_pair(DL_LUA_OK, 1));
   ASSERT_FALSE(dl_outbox_probing(ob)); /* final answers are not retried */
   dl_cmd *d = dl_outbox_pop(ob);
-  ASSERT_EQ_I64(d->result, DL_RC_FENCED);
+  ASSERT_EQ_I64(d->reply.cls, DL_RC_FENCED);
   dl_cmd_free(d);
   d = dl_outbox_pop(ob);
-  ASSERT_EQ_I64(d->result, DL_RC_FATAL);
+  ASSERT_EQ_I64(d->reply.cls, DL_RC_FATAL);
   dl_cmd_free(d);
   d = dl_outbox_pop(ob);
-  ASSERT_EQ_I64(d->result, DL_RC_OK);
+  ASSERT_EQ_I64(d->reply.cls, DL_RC_OK);
   dl_cmd_free(d);
   ASSERT_TRUE(dl_outbox_next(ob) == NULL); /* neither follow-up: their writes did not succeed */
   ASSERT_EQ_U64(dl_outbox_pending(ob), 0);
@@ -776,7 +781,7 @@ int test_outbox_then_always(void) {
   ASSERT_TRUE(dl_outbox_next(ob) == a);
   answer(ob, a, mk_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
   dl_cmd *d = dl_outbox_pop(ob);
-  ASSERT_TRUE(d == a && d->result == DL_RC_FATAL && d->then == NULL);
+  ASSERT_TRUE(d == a && d->reply.cls == DL_RC_FATAL && d->then == NULL);
   dl_cmd_free(d);
   d = dl_outbox_next(ob);
   ASSERT_TRUE(d != NULL && d->kind == DL_CMD_PLAIN);
