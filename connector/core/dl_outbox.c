@@ -276,11 +276,6 @@ void dl_outbox_resend_unconfirmed(dl_outbox *ob) {
   ob->cursor_valid = 0;
 }
 
-static void resend_later(dl_outbox *ob, dl_cmd *c) {
-  c->state = DL_CS_UNSENT;
-  ob->cursor_valid = 0;
-}
-
 /* Is an earlier write of the same room still waiting for its outcome? */
 static int predecessor_pending(const dl_outbox *ob, const dl_cmd *c) {
   for (const dl_cmd *x = ob->head; x && x != c; x = x->next)
@@ -292,19 +287,19 @@ void dl_outbox_replied(dl_outbox *ob, dl_cmd *c) {
   const dl_reply_info *ri = &c->reply;
   switch (ri->cls) {
   case DL_RC_RETRY:
-    resend_later(ob, c);
+    dl_outbox_unsend(ob, c);
     ob->probing = 1;
     return;
   case DL_RC_GAP:
     if (predecessor_pending(ob, c)) {
-      resend_later(ob, c);
+      dl_outbox_unsend(ob, c);
       ob->probing = 1;
       return;
     }
     /* nothing of this room is pending before it: the predecessor is lost for good */
     c->force = 1;
     ob->st.gaps++;
-    resend_later(ob, c);
+    dl_outbox_unsend(ob, c);
     return;
   default:
     c->state = DL_CS_DONE;

@@ -64,11 +64,11 @@ typedef struct room {
   uint64_t dups;
   int dups_dirty;
   int64_t last_ok_ms;         /* monotonic: the last write Redis applied (it renewed the lease) */
-  /* silent risk control: silent connections in a row, the current pause, the identity never to
+  /* silent risk control: silent connections in a row, the pause, the identity never to
    * reuse, and where the silenced connection stopped (the next one resumes there) */
   int silent_runs;
   int conn_msg_frames;        /* frames with messages on the current connection */
-  int64_t risk_pause_ms;
+  dl_backoff risk_bo;         /* the pause after DL_SILENT_RUNS_MAX silent connections */
   char last_uid[DL_ROOM_ID_MAX];
   char cursor[DL_CURSOR_MAX], internal_ext[DL_INTERNAL_EXT_MAX];
 } room;
@@ -328,7 +328,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
-/* ms ± DL_JITTER_PCT percent. */
+/* ms ± DL_JITTER_PCT percent (--watch-ended checks: a period, not a backoff). */
 static int64_t jittered(int64_t ms) {
   int64_t span = ms * DL_JITTER_PCT / 100;
   return span > 0 ? ms - span + (int64_t)((unsigned long)random() % (unsigned long)(2 * span + 1)) : ms;
@@ -526,6 +526,7 @@ void dl_rooms_claimed(dl_rooms *rs, const char *live_id, const char *profile, co
   snprintf(r->live_id, sizeof r->live_id, "%s", live_id);
   snprintf(r->profile, sizeof r->profile, "%s", profile);
   dl_backoff_init(&r->resolve_bo, DL_RESOLVE_RETRY_MS, DL_RESOLVE_RETRY_MAX_MS, (uint64_t)random());
+  dl_backoff_init(&r->risk_bo, DL_RISK_PAUSE_MS, DL_RISK_PAUSE_MAX_MS, (uint64_t)random());
   r->st = ST_CLAIMING;
   r->pub = DL_RS_claiming;
   r->next = rs->head;
@@ -629,7 +630,7 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
     if (!r->lost && !r->failed && r->token[0]) take_frame(r, m);
     /* a connection that delivers messages beyond its first frame (Douyin re-pushes on every
      * connect, and a silenced connection may still get that one) is not silent: the count resets */
-    if (m->frame.n_events && ++r->conn_msg_frames >= 2) r->silent_runs = 0, r->risk_pause_ms = 0;
+    if (m->frame.n_events && ++r->conn_msg_frames >= 2) r->silent_runs = 0, dl_backoff_reset(&r->risk_bo);
     break;
   case DL_IN_CONNECTED:
     r->refusals = 0;
@@ -681,9 +682,7 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
              m->internal_ext && strlen(m->internal_ext) < sizeof r->internal_ext ? m->internal_ext : "");
     r->st = ST_RESOLVING;
     if (++r->silent_runs >= DL_SILENT_RUNS_MAX) {
-      r->risk_pause_ms = r->risk_pause_ms ? r->risk_pause_ms * 2 : DL_RISK_PAUSE_MS;
-      if (r->risk_pause_ms > DL_RISK_PAUSE_MAX_MS) r->risk_pause_ms = DL_RISK_PAUSE_MAX_MS;
-      int64_t wait = jittered(r->risk_pause_ms);
+      int64_t wait = dl_backoff_next(&r->risk_bo);
       char msg[300];
       snprintf(msg, sizeof msg, "risk control: %d silent connections in a row (no message for %lld s each); "
                "retrying in %lld s", r->silent_runs, ctx->cfg->silence_timeout, (long long)((wait + 999) / 1000));
@@ -711,6 +710,16 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
 }
 
 /* ---------- what Redis said about our writes ---------- */
+
+/* The status hash's `desired` as a write or a renewal read it: "stopped" (dylivectl unassign)
+ * closes the room. Returns 1 when it started closing (the room may be gone then). */
+static int unassigned(room *r, const char *desired) {
+  if (strcmp(desired, "stopped") || r->stop_requested || r->st == ST_CLOSING) return 0;
+  dl_log(DL_LOG_INFO, "room_unassign", r->live_id, "unassigned; closing");
+  r->stop_requested = 1;
+  close_room(r);
+  return 1;
+}
 
 /* Counts a written command's events per type, from its arguments (type, msg_id, ts_ms, json per
  * event): one path for every write, spooled ones too (a record keeps the events, not counts). */
@@ -741,10 +750,7 @@ void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c) {
   int ours = r && !strcmp(r->token, c->token); /* not a leftover of an earlier lease */
   if (ours && ri->cls == DL_RC_OK) {
     r->last_ok_ms = dl_mono_ms();
-    if (!strcmp(ri->desired, "stopped") && !r->stop_requested && r->st != ST_CLOSING && !c->release) {
-      dl_log(DL_LOG_INFO, "room_unassign", r->live_id, "unassigned; closing");
-      r->stop_requested = 1;
-      close_room(r);
+    if (!c->release && unassigned(r, ri->desired)) {
       r = find(rs, c->live_id); /* closing may have released it */
       ours = r != NULL;
     }
@@ -793,11 +799,7 @@ static void on_renewed(dl_ctx *ctx, const char *live_id, const dl_lease_result *
     give_up(r);
     return;
   }
-  if (!strcmp(res->desired, "stopped") && !r->stop_requested && r->st != ST_CLOSING) {
-    dl_log(DL_LOG_INFO, "room_unassign", r->live_id, "unassigned; closing");
-    r->stop_requested = 1;
-    close_room(r);
-  }
+  unassigned(r, res->desired);
 }
 
 void dl_rooms_poll(dl_rooms *rs) {
