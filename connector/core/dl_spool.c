@@ -257,7 +257,6 @@ dl_err dl_spool_next(dl_spool *s, void **out, uint32_t *len) {
   return DL_EOK;
 }
 
-dl_err dl_spool_sync(dl_spool *s) { return fdatasync(s->fd) == 0 ? DL_EOK : DL_EIO; }
 
 uint64_t dl_spool_pending_bytes(const dl_spool *s) { return s->write_off - s->read_off; }
 uint64_t dl_spool_free_bytes(const dl_spool *s) {
