@@ -4,21 +4,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dl_keys.h"
+
 /* Record layout version: bump on any change (an old spool is then refused, never misread). */
 #define DL_CMD_RECORD_VERSION 1
 #define F_FORCE 1
 #define F_RELEASE 2
 
-/* The plain commands dylive puts on its write path, and the argument that must be a key of our
- * prefix (1-based; 0: no key check). Nothing else is ever replayed from a spool. */
+/* The plain commands the outbox carries (dl_claims: LREM of our claim, RPUSH of a hand-back,
+ * CLIENT UNBLOCK; dl_room: HDEL of `desired`, XADD of a P:rooms entry), their argument counts,
+ * and what their first argument must be: a key of our prefix, P:assign, P:rooms, or the word
+ * UNBLOCK. Nothing else is ever replayed from a spool (no DEL, no HSET: a record cannot erase or
+ * forge a room's keys). */
+typedef enum { ARG_KEY, ARG_ASSIGN, ARG_ROOMS, ARG_UNBLOCK } first_arg;
 static const struct {
   const char *verb;
-  int key_arg;
+  first_arg first;
   int min_args, max_args;
 } plain_verbs[] = {
-    {"LREM", 1, 4, 4},  {"RPUSH", 1, 3, 3}, {"HDEL", 1, 3, 8}, {"DEL", 1, 2, 2},
-    {"ZREM", 1, 3, 3},  {"XADD", 1, 6, DL_CMD_PLAIN_ARGS_MAX}, {"HSET", 1, 4, DL_CMD_PLAIN_ARGS_MAX},
-    {"CLIENT", 0, 3, 3},
+    {"LREM", ARG_KEY, 4, 4},      {"RPUSH", ARG_ASSIGN, 3, 3},   {"HDEL", ARG_KEY, 3, 3},
+    {"XADD", ARG_ROOMS, 14, 16},  {"CLIENT", ARG_UNBLOCK, 3, 3},
 };
 
 static dl_cmd *cmd_alloc(dl_cmd_kind kind) {
@@ -136,11 +141,10 @@ dl_err dl_cmd_encode(const dl_cmd *c, const dl_cmd_env *env, dl_buf *out) {
     return dl_buf_add(out, c->head.p, c->head.len);
   }
   if (c->kind == DL_CMD_ORPHAN) { /* EVALSHA sha 2 events status window maxlen events… */
-    char key[2][512], win[24], maxlen[24];
-    for (int i = 0; i < 2; i++) {
-      int kl = snprintf(key[i], sizeof key[i], "%s:{%s}:%s", env->prefix, c->live_id, i ? "status" : "events");
-      if (kl < 0 || (size_t)kl >= sizeof key[i]) return DL_ELIMIT;
-    }
+    char key[2][DL_KEY_MAX], win[24], maxlen[24];
+    if (dl_keys_room(key[0], sizeof key[0], env->prefix, c->live_id, DL_RK_EVENTS) < 0 ||
+        dl_keys_room(key[1], sizeof key[1], env->prefix, c->live_id, DL_RK_STATUS) < 0)
+      return DL_ELIMIT;
     snprintf(win, sizeof win, "%lld", env->dedupe_window);
     snprintf(maxlen, sizeof maxlen, "%lld", env->maxlen);
     snprintf(n, sizeof n, "*%u\r\n", 3 + 2 + 2 + 4 * c->nevents);
@@ -151,15 +155,15 @@ dl_err dl_cmd_encode(const dl_cmd *c, const dl_cmd_env *env, dl_buf *out) {
     return dl_buf_add(out, c->body.p, c->body.len);
   }
   /* EVALSHA sha 3 lease status events token ttl seq force maxlen minid release expire npairs … */
-  static const char *const fence_keys[] = {"lease", "status", "events"};
+  static const dl_room_key fence_keys[] = {DL_RK_LEASE, DL_RK_STATUS, DL_RK_EVENTS};
   snprintf(n, sizeof n, "*%u\r\n", 3 + 3 + 9 + c->npairs + 4 * c->nevents);
   if ((e = dl_buf_adds(out, n)) || (e = bulks(out, "EVALSHA")) || (e = bulks(out, env->room_sha)) ||
       (e = bulks(out, "3")))
     return e;
   for (int i = 0; i < 3; i++) {
-    char key[512];
-    int kl = snprintf(key, sizeof key, "%s:{%s}:%s", env->prefix, c->live_id, fence_keys[i]);
-    if (kl < 0 || (size_t)kl >= sizeof key) return DL_ELIMIT;
+    char key[DL_KEY_MAX];
+    int kl = dl_keys_room(key, sizeof key, env->prefix, c->live_id, fence_keys[i]);
+    if (kl < 0) return DL_ELIMIT;
     if ((e = bulk(out, key, (size_t)kl))) return e;
   }
   char ttl[24], seq[24], maxlen[24], minid[24] = "", expire[16], np[16];
@@ -194,13 +198,6 @@ int dl_cmd_next_arg(const dl_buf *b, size_t *off, const char **p, size_t *len) {
 
 /* ---------- spool records ---------- */
 
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 dl_err dl_cmd_to_record(const dl_cmd *c, dl_buf *out) {
   size_t idl = strlen(c->live_id), tokl = strlen(c->token);
   uint8_t fixed[4 + 8 + 4 * 4], hdr[4];
@@ -211,12 +208,12 @@ dl_err dl_cmd_to_record(const dl_cmd *c, dl_buf *out) {
   uint8_t tl = (uint8_t)tokl;
   if ((e = dl_buf_add(out, &tl, 1)) || (e = dl_buf_add(out, c->token, tokl))) return e;
   for (int i = 0; i < 8; i++) fixed[i] = (uint8_t)(c->seq >> (8 * i));
-  put_u32(fixed + 8, c->expire_s);
-  put_u32(fixed + 12, c->npairs);
-  put_u32(fixed + 16, c->kind == DL_CMD_PLAIN ? c->nargs : c->nevents);
-  put_u32(fixed + 20, (uint32_t)c->head.len);
+  dl_le32_put(fixed + 8, c->expire_s);
+  dl_le32_put(fixed + 12, c->npairs);
+  dl_le32_put(fixed + 16, c->kind == DL_CMD_PLAIN ? c->nargs : c->nevents);
+  dl_le32_put(fixed + 20, (uint32_t)c->head.len);
   if ((e = dl_buf_add(out, fixed, 24)) || (e = dl_buf_add(out, c->head.p, c->head.len))) return e;
-  put_u32(hdr, (uint32_t)c->body.len);
+  dl_le32_put(hdr, (uint32_t)c->body.len);
   if ((e = dl_buf_add(out, hdr, 4))) return e;
   return dl_buf_add(out, c->body.p, c->body.len);
 }
@@ -251,18 +248,34 @@ static int valid_token(const char *s) {
   return 1;
 }
 
+static int same(const char *p, size_t n, const char *s) { return strlen(s) == n && !memcmp(p, s, n); }
+
 static int plain_ok(const dl_cmd *c, const char *prefix, char *why, size_t why_cap) {
   size_t off = 0, vl, kl;
   const char *verb, *key;
   if (dl_cmd_next_arg(&c->head, &off, &verb, &vl) != 1) return snprintf(why, why_cap, "no verb"), 0;
   for (size_t i = 0; i < sizeof plain_verbs / sizeof *plain_verbs; i++) {
-    if (strlen(plain_verbs[i].verb) != vl || memcmp(plain_verbs[i].verb, verb, vl)) continue;
+    if (!same(verb, vl, plain_verbs[i].verb)) continue;
     if ((int)c->nargs < plain_verbs[i].min_args || (int)c->nargs > plain_verbs[i].max_args)
       return snprintf(why, why_cap, "%s with %u arguments", plain_verbs[i].verb, c->nargs), 0;
-    if (!plain_verbs[i].key_arg) return 1;
+    char want[DL_KEY_MAX];
     size_t pl = strlen(prefix);
-    if (dl_cmd_next_arg(&c->head, &off, &key, &kl) != 1 || kl <= pl || memcmp(key, prefix, pl) || key[pl] != ':')
-      return snprintf(why, why_cap, "%s on a key outside the prefix", plain_verbs[i].verb), 0;
+    int ok = dl_cmd_next_arg(&c->head, &off, &key, &kl) == 1;
+    switch (plain_verbs[i].first) {
+    case ARG_KEY:
+      ok = ok && kl > pl && !memcmp(key, prefix, pl) && key[pl] == ':';
+      break;
+    case ARG_ASSIGN:
+      ok = ok && dl_keys_assign(want, sizeof want, prefix) > 0 && same(key, kl, want);
+      break;
+    case ARG_ROOMS:
+      ok = ok && dl_keys_rooms(want, sizeof want, prefix) > 0 && same(key, kl, want);
+      break;
+    case ARG_UNBLOCK:
+      ok = ok && same(key, kl, "UNBLOCK");
+      break;
+    }
+    if (!ok) return snprintf(why, why_cap, "%s on a key or with a word dylive does not write", plain_verbs[i].verb), 0;
     return 1;
   }
   return snprintf(why, why_cap, "command '%.*s' is not one dylive writes", (int)(vl > 20 ? 20 : vl), verb), 0;
@@ -292,14 +305,14 @@ dl_err dl_cmd_from_record(const uint8_t *p, size_t n, const char *prefix, dl_cmd
   p += tokl;
   if (memchr(c->live_id, 0, idl) || memchr(c->token, 0, tokl)) BAD("NUL in a name");
   for (int i = 0; i < 8; i++) c->seq |= (uint64_t)p[i] << (8 * i);
-  c->expire_s = get_u32(p + 8);
-  c->npairs = get_u32(p + 12);
-  uint32_t count = get_u32(p + 16), headlen = get_u32(p + 20);
+  c->expire_s = dl_le32_get(p + 8);
+  c->npairs = dl_le32_get(p + 12);
+  uint32_t count = dl_le32_get(p + 16), headlen = dl_le32_get(p + 20);
   p += 24;
   if ((size_t)(end - p) < (size_t)headlen + 4) BAD("head overruns the record");
   if (dl_buf_add(&c->head, p, headlen) != DL_EOK) BAD("head too large");
   p += headlen;
-  uint32_t bodylen = get_u32(p);
+  uint32_t bodylen = dl_le32_get(p);
   p += 4;
   if ((size_t)(end - p) != bodylen) BAD("body length %u does not match the record", bodylen);
   if (dl_buf_add(&c->body, p, bodylen) != DL_EOK) BAD("body too large");

@@ -30,8 +30,31 @@
 /* Plain commands: at most this many arguments (LREM key 1 value is the longest we issue + XADD
  * P:rooms with its fields). */
 #define DL_CMD_PLAIN_ARGS_MAX 24
-/* Per-type event counts kept on a command (dl_evtypes.h has fewer types). */
-#define DL_CMD_TYPES 24
+
+/* A command's outcome, as the outbox classifies Redis's reply (dl_outbox.h says what each class
+ * means). */
+typedef enum { DL_RC_OK, DL_RC_RETRY, DL_RC_FENCED, DL_RC_GAP, DL_RC_FATAL } dl_reply_class;
+
+/* Error reply kinds, for dylive_redis_errors_total{kind}. */
+#define DL_RERR_MAP(X) X(NONE, "none") X(OOM, "oom") X(READONLY, "readonly") X(MOVED, "moved") X(ASK, "ask") \
+  X(NOSCRIPT, "noscript") X(OTHER, "other")
+typedef enum {
+#define DL_RERR_ENUM(n, s) DL_RERR_##n,
+  DL_RERR_MAP(DL_RERR_ENUM)
+#undef DL_RERR_ENUM
+  DL_RERR__COUNT
+} dl_rerr;
+const char *dl_rerr_name(dl_rerr k); /* dl_outbox.c */
+
+typedef struct dl_reply_info {
+  dl_reply_class cls;
+  dl_rerr err;            /* the kind of an error reply */
+  long long written;      /* events appended (room and orphan writes) */
+  long long dups;         /* orphan events already in the stream */
+  int applied_before;     /* OK because Redis already had this sequence */
+  char desired[16];       /* a room write: the status hash's `desired` ("stopped" after an unassign) */
+  char why[240];          /* for RETRY/FATAL: the error, for logs and the status hash */
+} dl_reply_info;
 
 /* ROOM: a fenced write of our own room (room.lua). PLAIN: a pool command (LREM, RPUSH, XADD P:rooms…).
  * ORPHAN: the events of a dead worker's spool, appended where their msg_id is not in the stream's
@@ -59,18 +82,15 @@ typedef struct dl_cmd {
   dl_buf head, body;              /* RESP bulk strings ("$<n>\r\n<bytes>\r\n") */
   /* outbox bookkeeping (not spooled) */
   dl_cmd_state state;
-  int result;                     /* dl_reply_class once DONE */
-  long long written;              /* events the reply said were appended */
-  char why[240];                  /* the reason of a non-OK outcome */
-  char desired[16];               /* what a room write's reply said of the operator's wish */
+  dl_reply_info reply;            /* the last reply's meaning; final once DONE */
   void *owner;                    /* whoever sent it (the writer) */
   uint64_t sendno;                /* the outbox's count of sends when it was last sent */
   int node;                       /* the Redis node it was last sent to (for WAIT) */
   uint8_t confirmed;              /* applied and (with WAIT) held by enough replicas */
   char ask[280];                  /* a Cluster ASK redirection for the next send: "host:port" */
-  uint32_t ntype[DL_CMD_TYPES];   /* events per dl_evtype (metrics) */
   int64_t recv_ms;                /* when the oldest frame in it was received (latency) */
   struct dl_cmd *then;            /* enqueued after this one succeeded (a P:rooms entry) */
+  uint8_t then_always;            /* `then` goes whatever the outcome (a failed room's last entry) */
 } dl_cmd;
 
 /* What encoding needs besides the command: the run's settings. */
@@ -108,6 +128,14 @@ dl_err dl_cmd_to_record(const dl_cmd *c, dl_buf *out);
 /* Validates everything (lengths, RESP framing, counts, verbs, key prefixes); *out owns a new
  * command. DL_EPROTO with why on any mismatch. */
 dl_err dl_cmd_from_record(const uint8_t *p, size_t n, const char *prefix, dl_cmd **out, char *why, size_t why_cap);
+
+/* Little-endian 32-bit fields of spool records (here and in dl_spool's record frames). */
+static inline void dl_le32_put(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t dl_le32_get(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
 /* Walks the RESP bulk strings of a buffer: returns the next one (ptr, len) or 0 at the end;
  * -1 on malformed framing. *off is the cursor (start at 0). */

@@ -8,9 +8,15 @@ static const char *const names[DL_EVT__COUNT] = {
 #undef DL_EVT_STR
 };
 
-dl_evtype dl_evtype_of(const char *type) {
+static const unsigned char lens[DL_EVT__COUNT] = {
+#define DL_EVT_LEN(n) sizeof #n - 1,
+    DL_EVTYPE_MAP(DL_EVT_LEN)
+#undef DL_EVT_LEN
+};
+
+dl_evtype dl_evtype_of(const char *type, size_t len) {
   for (int i = 0; i < DL_EVT_other; i++)
-    if (!strcmp(names[i], type)) return (dl_evtype)i;
+    if (lens[i] == len && !memcmp(names[i], type, len)) return (dl_evtype)i;
   return DL_EVT_other;
 }
 

@@ -3,6 +3,8 @@
 #ifndef DL_EVTYPES_H
 #define DL_EVTYPES_H
 
+#include <stddef.h>
+
 #define DL_EVTYPE_MAP(X)                                                                            \
   X(chat) X(emoji_chat) X(gift) X(like) X(member) X(follow) X(share) X(social) X(viewers) X(room_stats) \
   X(rank) X(fansclub) X(control) X(screen_chat) X(product) X(shopping) X(purchase) X(raw) X(other)
@@ -14,7 +16,8 @@ typedef enum {
   DL_EVT__COUNT
 } dl_evtype;
 
-dl_evtype dl_evtype_of(const char *type);
+/* The type named by type[0..len) (not NUL-terminated); DL_EVT_other for any other name. */
+dl_evtype dl_evtype_of(const char *type, size_t len);
 const char *dl_evtype_name(dl_evtype t);
 
 #endif

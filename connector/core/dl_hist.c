@@ -13,16 +13,6 @@ void dl_hist_observe(dl_hist *h, double s, uint64_t count) {
   h->sum += s * (double)count;
 }
 
-double dl_hist_quantile(const dl_hist *h, double q) {
-  if (!h->n) return 0;
-  uint64_t want = (uint64_t)(q * (double)h->n + 0.999999), acc = 0;
-  for (size_t i = 0; i <= DL_HIST_BUCKETS; i++) {
-    acc += h->counts[i];
-    if (acc >= want) return i < DL_HIST_BUCKETS ? dl_hist_bounds[i] : 1e9;
-  }
-  return 1e9;
-}
-
 void dl_hist_render(const dl_hist *h, const char *name, const char *help, dl_buf *out) {
   dl_buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
   uint64_t acc = 0;

@@ -20,8 +20,6 @@ typedef struct dl_hist {
 extern const double dl_hist_bounds[DL_HIST_BUCKETS];
 
 void dl_hist_observe(dl_hist *h, double seconds, uint64_t count);
-/* The q-quantile (0..1) estimated from the buckets (upper bound of its bucket). */
-double dl_hist_quantile(const dl_hist *h, double q);
 /* Appends the text exposition: # HELP, # TYPE, _bucket{le=…}, _sum, _count. */
 void dl_hist_render(const dl_hist *h, const char *name, const char *help, dl_buf *out);
 

@@ -218,11 +218,12 @@ static void refill(dl_outbox *ob) {
   }
 }
 
-int dl_outbox_accepting(const dl_outbox *ob, uint64_t bytes_hint) {
+int dl_outbox_accepting(const dl_outbox *ob, uint64_t bytes, size_t cmds) {
   if (ob->ovf_head) return 0;
-  if (!spool_has(ob) && !mem_full(ob)) return 1;
-  /* memory is full (or the spool has the older writes): the spool must take what comes next */
-  return ob->spool && dl_spool_free_bytes(ob->spool) > bytes_hint;
+  /* memory takes it all: nothing spooled before it, and room for every byte and command */
+  if (!spool_has(ob) && ob->len + cmds <= ob->lim.max_cmds && ob->bytes + bytes <= ob->lim.max_bytes) return 1;
+  /* else the spool must take what memory does not (at most all of it) */
+  return ob->spool && dl_spool_free_bytes(ob->spool) > bytes;
 }
 
 dl_cmd *dl_outbox_next(dl_outbox *ob) {
@@ -271,13 +272,7 @@ void dl_outbox_resend_unconfirmed(dl_outbox *ob) {
   for (dl_cmd *c = ob->head; c; c = c->next)
     if (c->state == DL_CS_DONE && !c->confirmed) {
       c->state = DL_CS_UNSENT;
-      c->result = 0;
     }
-  ob->cursor_valid = 0;
-}
-
-static void resend_later(dl_outbox *ob, dl_cmd *c) {
-  c->state = DL_CS_UNSENT;
   ob->cursor_valid = 0;
 }
 
@@ -288,26 +283,26 @@ static int predecessor_pending(const dl_outbox *ob, const dl_cmd *c) {
   return 0;
 }
 
-void dl_outbox_replied(dl_outbox *ob, dl_cmd *c, const dl_reply_info *ri) {
+void dl_outbox_replied(dl_outbox *ob, dl_cmd *c) {
+  const dl_reply_info *ri = &c->reply;
   switch (ri->cls) {
   case DL_RC_RETRY:
-    resend_later(ob, c);
+    dl_outbox_unsend(ob, c);
     ob->probing = 1;
     return;
   case DL_RC_GAP:
     if (predecessor_pending(ob, c)) {
-      resend_later(ob, c);
+      dl_outbox_unsend(ob, c);
       ob->probing = 1;
       return;
     }
     /* nothing of this room is pending before it: the predecessor is lost for good */
     c->force = 1;
     ob->st.gaps++;
-    resend_later(ob, c);
+    dl_outbox_unsend(ob, c);
     return;
   default:
     c->state = DL_CS_DONE;
-    c->result = ri->cls;
     /* only an applied write waits for the replicas; a fenced or refused one is final at once */
     c->confirmed = ri->cls != DL_RC_OK || !ob->confirm;
     if (c == ob->head && ri->cls == DL_RC_OK) ob->probing = 0;
@@ -320,6 +315,9 @@ void dl_outbox_disconnected(dl_outbox *ob) {
   ob->cursor_valid = 0;
 }
 
+/* A finished command's follow-up goes after a success, or in any case when it says so. */
+static int then_due(const dl_cmd *c) { return c->then && (c->reply.cls == DL_RC_OK || c->then_always); }
+
 dl_cmd *dl_outbox_pop(dl_outbox *ob) {
   dl_cmd *c = ob->head;
   if (!c || c->state != DL_CS_DONE || !c->confirmed) return NULL;
@@ -329,7 +327,7 @@ dl_cmd *dl_outbox_pop(dl_outbox *ob) {
   ob->len--;
   ob->bytes -= dl_cmd_bytes(c);
   c->next = NULL;
-  if (c->result == DL_RC_OK && c->then) { /* a conditional follow-up: now it may go */
+  if (then_due(c)) { /* a follow-up: now it may go */
     dl_cmd *then = c->then;
     c->then = NULL;
     dl_outbox_push(ob, then);
@@ -344,7 +342,7 @@ size_t dl_outbox_save(dl_outbox *ob) {
     for (dl_cmd *c = *pl, *n; c; c = n) {
       n = c->next;
       if (c->state == DL_CS_DONE) { /* finished: only its follow-up is still to do */
-        if (c->result == DL_RC_OK && c->then && ob->spool && spool_put(ob, c->then) == 0) saved++;
+        if (then_due(c) && ob->spool && spool_put(ob, c->then) == 0) saved++;
       } else if (ob->spool && spool_put(ob, c) == 0) {
         saved++;
         if (c->then && spool_put(ob, c->then) == 0) saved++;

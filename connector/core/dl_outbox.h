@@ -30,30 +30,8 @@
 #include "dl_cmd.h"
 #include "dl_spool.h"
 
-typedef enum { DL_RC_OK, DL_RC_RETRY, DL_RC_FENCED, DL_RC_GAP, DL_RC_FATAL } dl_reply_class;
-
-/* Error reply kinds, for dylive_redis_errors_total{kind}. */
-#define DL_RERR_MAP(X) X(NONE, "none") X(OOM, "oom") X(READONLY, "readonly") X(MOVED, "moved") X(ASK, "ask") \
-  X(NOSCRIPT, "noscript") X(OTHER, "other")
-typedef enum {
-#define DL_RERR_ENUM(n, s) DL_RERR_##n,
-  DL_RERR_MAP(DL_RERR_ENUM)
-#undef DL_RERR_ENUM
-  DL_RERR__COUNT
-} dl_rerr;
-const char *dl_rerr_name(dl_rerr k);
-
-typedef struct dl_reply_info {
-  dl_reply_class cls;
-  dl_rerr err;            /* the kind of an error reply */
-  long long written;      /* events appended (room and orphan writes) */
-  long long dups;         /* orphan events already in the stream */
-  int applied_before;     /* OK because Redis already had this sequence */
-  char desired[16];       /* a room write: the status hash's `desired` ("stopped" after an unassign) */
-  char why[240];          /* for RETRY/FATAL: the error, for logs and the status hash */
-} dl_reply_info;
-
-/* What a reply means for this command. A NULL reply is a lost connection (RETRY). */
+/* What a reply means for this command (into c->reply, where it stays: one copy from the reply to
+ * the hook that acts on it). A NULL reply is a lost connection (RETRY). */
 void dl_outbox_classify(const dl_cmd *c, const redisReply *r, dl_reply_info *out);
 
 typedef struct dl_outbox_limits {
@@ -77,12 +55,14 @@ void dl_outbox_free(dl_outbox *ob);
 
 /* Takes ownership. Never fails: memory, else spool, else overflow. */
 void dl_outbox_push(dl_outbox *ob, dl_cmd *c);
-/* May producers add more (bytes_hint: a bound on what they are about to add)? */
-int dl_outbox_accepting(const dl_outbox *ob, uint64_t bytes_hint);
+/* May producers add `bytes` more in at most `cmds` commands (bounds on what they are about to
+ * add) without any of it landing in the overflow list? */
+int dl_outbox_accepting(const dl_outbox *ob, uint64_t bytes, size_t cmds);
 
 /* The next command to send, in order (marked in flight), or NULL. */
 dl_cmd *dl_outbox_next(dl_outbox *ob);
-void dl_outbox_replied(dl_outbox *ob, dl_cmd *c, const dl_reply_info *ri);
+/* c->reply holds the classified answer (dl_outbox_classify). */
+void dl_outbox_replied(dl_outbox *ob, dl_cmd *c);
 /* Every command in flight was lost with its connection: they will be sent again. */
 void dl_outbox_disconnected(dl_outbox *ob);
 /* A command taken with dl_outbox_next could not be sent after all: it goes back, in its place. */
@@ -97,7 +77,7 @@ uint64_t dl_outbox_last_sendno(const dl_outbox *ob); /* the latest send, for a W
 void dl_outbox_confirm(dl_outbox *ob, int node, uint64_t upto_sendno);
 size_t dl_outbox_unconfirmed(const dl_outbox *ob);
 void dl_outbox_resend_unconfirmed(dl_outbox *ob);
-/* The oldest command if it is finished (the caller acts on c->result and frees it), else NULL. */
+/* The oldest command if it is finished (the caller acts on c->reply and frees it), else NULL. */
 dl_cmd *dl_outbox_pop(dl_outbox *ob);
 
 /* Exit with writes still pending: moves every command held in memory (and overflow) to the

@@ -96,11 +96,22 @@ static dl_err grow(dl_seen *s) {
   return DL_EOK;
 }
 
-dl_err dl_seen_add(dl_seen *s, uint64_t id) {
-  if (!id || dl_seen_has(s, id)) return DL_EOK;
+dl_err dl_seen_insert(dl_seen *s, uint64_t id, int *present) {
+  if (present) *present = 0;
+  if (!id) return DL_EOK;
+  size_t home = 0; /* id's slot, hashed once (again only if the table grows) */
+  if (s->tab) {
+    home = slot_of(id, s->tab_cap);
+    for (size_t i = home; s->tab[i]; i = (i + 1) & (s->tab_cap - 1))
+      if (s->tab[i] == id) {
+        if (present) *present = 1;
+        return DL_EOK;
+      }
+  }
   if (s->len == s->ring_cap && s->ring_cap < s->max) {
     dl_err e = grow(s);
     if (e != DL_EOK) return e;
+    home = slot_of(id, s->tab_cap);
   }
   if (s->len == s->ring_cap) { /* full at max: evict the oldest */
     tab_del(s, s->ring[s->head]);
@@ -109,9 +120,14 @@ dl_err dl_seen_add(dl_seen *s, uint64_t id) {
   }
   s->ring[(s->head + s->len) % s->ring_cap] = id;
   s->len++;
-  tab_put(s->tab, s->tab_cap, id);
+  /* id is not in the table: the first empty slot from its home (eviction may have moved it) */
+  size_t i = home;
+  while (s->tab[i]) i = (i + 1) & (s->tab_cap - 1);
+  s->tab[i] = id;
   return DL_EOK;
 }
+
+dl_err dl_seen_add(dl_seen *s, uint64_t id) { return dl_seen_insert(s, id, NULL); }
 
 size_t dl_seen_len(const dl_seen *s) { return s->len; }
 

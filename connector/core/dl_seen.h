@@ -19,6 +19,9 @@ void dl_seen_free(dl_seen *s);
 int dl_seen_has(const dl_seen *s, uint64_t id);
 /* Adds id (evicting the oldest past max). DL_EOK, or DL_ENOMEM (the set is left as it was). */
 dl_err dl_seen_add(dl_seen *s, uint64_t id);
+/* The same, and *present (may be NULL) says whether id was already in the set (then nothing
+ * changes): one lookup where has-then-add would hash twice. 0 is never present. */
+dl_err dl_seen_insert(dl_seen *s, uint64_t id, int *present);
 size_t dl_seen_len(const dl_seen *s);
 /* Bytes held (for memory accounting). */
 size_t dl_seen_bytes(const dl_seen *s);

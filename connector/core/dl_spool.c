@@ -33,13 +33,6 @@ struct dl_spool {
   int keep_tail;   /* an adopted file: never truncated while read */
 };
 
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int write_all(int fd, const void *p, size_t n, uint64_t off) {
   const char *b = p;
   while (n) {
@@ -198,9 +191,9 @@ dl_err dl_spool_append(dl_spool *s, const void *rec, uint32_t len) {
    * up, so a spool that is written and read at once must not grow past it either */
   if (s->write_off - HDR_BYTES + REC_HDR + len > s->max_bytes) return DL_EFULL;
   uint8_t hdr[REC_HDR];
-  put_u32(hdr, REC_MAGIC);
-  put_u32(hdr + 4, len);
-  put_u32(hdr + 8, (uint32_t)crc32(crc32(0L, Z_NULL, 0), rec, len));
+  dl_le32_put(hdr, REC_MAGIC);
+  dl_le32_put(hdr + 4, len);
+  dl_le32_put(hdr + 8, (uint32_t)crc32(crc32(0L, Z_NULL, 0), rec, len));
   if (write_all(s->fd, hdr, REC_HDR, s->write_off) || write_all(s->fd, rec, len, s->write_off + REC_HDR))
     return DL_EIO; /* write_off unchanged: a torn record is overwritten by the next append */
   s->write_off += REC_HDR + (uint64_t)len;
@@ -226,7 +219,7 @@ static dl_err resync(dl_spool *s) {
   ssize_t got = b ? read_upto(s->fd, b, win, from) : 0;
   uint64_t next = from + (got > 0 ? (uint64_t)got : 0);
   for (ssize_t i = 0; b && i + 4 <= got; i++)
-    if (get_u32(b + i) == REC_MAGIC) {
+    if (dl_le32_get(b + i) == REC_MAGIC) {
       next = from + (uint64_t)i;
       break;
     }
@@ -243,8 +236,8 @@ dl_err dl_spool_next(dl_spool *s, void **out, uint32_t *len) {
   ssize_t got = read_upto(s->fd, hdr, REC_HDR, s->read_off);
   if (got < 0) return DL_EIO;
   uint64_t left = s->write_off - s->read_off;
-  if ((size_t)got < REC_HDR || left < REC_HDR || get_u32(hdr) != REC_MAGIC) return resync(s);
-  uint32_t n = get_u32(hdr + 4), crc = get_u32(hdr + 8);
+  if ((size_t)got < REC_HDR || left < REC_HDR || dl_le32_get(hdr) != REC_MAGIC) return resync(s);
+  uint32_t n = dl_le32_get(hdr + 4), crc = dl_le32_get(hdr + 8);
   if (n > REC_MAX || n > left - REC_HDR) return resync(s);
   uint8_t *b = malloc(n ? n : 1);
   if (!b) return DL_ENOMEM;
@@ -264,7 +257,6 @@ dl_err dl_spool_next(dl_spool *s, void **out, uint32_t *len) {
   return DL_EOK;
 }
 
-dl_err dl_spool_sync(dl_spool *s) { return fdatasync(s->fd) == 0 ? DL_EOK : DL_EIO; }
 
 uint64_t dl_spool_pending_bytes(const dl_spool *s) { return s->write_off - s->read_off; }
 uint64_t dl_spool_free_bytes(const dl_spool *s) {

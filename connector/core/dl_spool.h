@@ -42,8 +42,6 @@ dl_err dl_spool_append(dl_spool *s, const void *rec, uint32_t len);
 /* The oldest record in a malloc'd buffer. DL_ENOTFOUND when empty; DL_EPROTO when a bad record
  * was skipped (call again: every call makes progress); DL_EIO/DL_ENOMEM on failures. */
 dl_err dl_spool_next(dl_spool *s, void **out, uint32_t *len);
-/* Makes what was appended durable (before an orphan is removed, say). */
-dl_err dl_spool_sync(dl_spool *s);
 
 uint64_t dl_spool_pending_bytes(const dl_spool *s);
 uint64_t dl_spool_free_bytes(const dl_spool *s);     /* what an append may still add */

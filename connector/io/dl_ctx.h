@@ -23,8 +23,8 @@ struct dl_proxypool;
 
 /* Counters of the control thread (the ingest thread has its own, dl_ingest_stats). */
 typedef struct dl_ctl_stats {
-  uint64_t events_written, events_dup, claims, bad_assignments, resolve_errors, batches, lost_rooms, requeued,
-      fatal_writes, orphan_events, orphan_dups, orphan_skipped, config_errors, silent_total, risk_errors;
+  uint64_t events_dup, claims, bad_assignments, resolve_errors, batches, lost_rooms, requeued, fatal_writes,
+      orphan_events, config_errors, silent_total, risk_errors;
   uint64_t written_by_type[DL_EVT__COUNT];
   dl_hist write_latency;   /* frame received → its write acknowledged */
   dl_hist event_delay;     /* write time − event ts_ms */

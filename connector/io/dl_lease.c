@@ -32,8 +32,6 @@ static void on_reply(void *priv, const redisReply *r) {
   } else {
     res.taken = r->element[0]->integer == 1;
     snprintf(res.token, sizeof res.token, "%s", r->element[1]->str);
-    if (res.taken && r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING)
-      res.events = atoll(r->element[2]->str);
   }
   c->cb(c->ctx, c->live_id, &res);
   free(c);

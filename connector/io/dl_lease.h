@@ -10,7 +10,6 @@
 typedef struct dl_lease_result {
   int taken;               /* 1: token is ours */
   char token[128];         /* ours, or the holder's when not taken */
-  long long events;        /* entries the room has written so far (status.events) */
   int lost;                /* renew: 1 when another worker holds the room */
   char desired[32];        /* renew: the status hash's `desired` ("" when unset) */
   int failed;              /* no answer (connection lost) or an error reply */

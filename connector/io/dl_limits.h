@@ -85,11 +85,12 @@
 /* Silent risk control (PROTOCOL §9.6, CONTRACT §7): after this many silent connections in a row
  * (each re-resolved at once with a fresh ttwid and user_unique_id) the room is in "error"
  * ("risk control: …") and waits a growing pause before the next identity, 10 s doubling to
- * 10 min, so a banned egress address is not hammered. */
+ * 10 min (a dl_backoff: jittered to between half and all of it), so a banned egress address is
+ * not hammered. */
 #define DL_SILENT_RUNS_MAX 3
 #define DL_RISK_PAUSE_MS 10000
 #define DL_RISK_PAUSE_MAX_MS 600000
-/* ±this percent on --watch-ended checks and risk pauses: rooms checked together drift apart. */
+/* ±this percent on --watch-ended checks: rooms checked together drift apart. */
 #define DL_JITTER_PCT 20
 /* Combo streaks carried over from the stream's tail when a room is taken (the decoder tracks at
  * most 4096 per room anyway). */

@@ -64,11 +64,11 @@ typedef struct room {
   uint64_t dups;
   int dups_dirty;
   int64_t last_ok_ms;         /* monotonic: the last write Redis applied (it renewed the lease) */
-  /* silent risk control: silent connections in a row, the current pause, the identity never to
+  /* silent risk control: silent connections in a row, the pause, the identity never to
    * reuse, and where the silenced connection stopped (the next one resumes there) */
   int silent_runs;
   int conn_msg_frames;        /* frames with messages on the current connection */
-  int64_t risk_pause_ms;
+  dl_backoff risk_bo;         /* the pause after DL_SILENT_RUNS_MAX silent connections */
   char last_uid[DL_ROOM_ID_MAX];
   char cursor[DL_CURSOR_MAX], internal_ext[DL_INTERNAL_EXT_MAX];
 } room;
@@ -199,6 +199,7 @@ static void status_write(room *r, const char *const *pairs, dl_rstate state, int
     for (int i = 0; pairs[i] && pairs[i + 1]; i += 2)
       if (!strcmp(pairs[i], "error")) why = pairs[i + 1];
     c->then = rooms_entry(r, dl_rstate_name(state), why);
+    c->then_always = (uint8_t)r->failed; /* Redis refuses the room's writes: P:rooms says so in any case */
   }
   dl_writer_push(ctx->writer, c);
 }
@@ -272,13 +273,14 @@ static void take_frame(room *r, const dl_in_msg *m) {
   int64_t now = dl_now_ms();
   for (size_t i = 0; i < f->n_events; i++) {
     const dl_event *e = &f->events[i];
-    if (e->msg_id_u64 && dl_seen_has(r->seen, e->msg_id_u64)) { /* a re-push: Douyin sends recent ones again */
+    int seen = 0;
+    dl_seen_insert(r->seen, e->msg_id_u64, &seen); /* out of memory: written, possibly twice */
+    if (seen) { /* a re-push: Douyin sends recent ones again */
       r->dups++;
       r->dups_dirty = 1;
       ctx->st.events_dup++;
       continue;
     }
-    dl_seen_add(r->seen, e->msg_id_u64);
     size_t need = strlen(e->type) + strlen(e->msg_id) + 24 + e->json_len;
     if (r->open && (r->open->nevents >= (uint32_t)ctx->cfg->batch_max || !dl_cmd_room_fits(r->open, need, DL_BATCH_BYTES_MAX)))
       flush_room(r);
@@ -288,7 +290,6 @@ static void take_frame(room *r, const dl_in_msg *m) {
       r->open->recv_ms = m->recv_ms;
     }
     if (dl_cmd_add_event(r->open, e->type, e->msg_id, e->ts_ms, e->json, e->json_len) != DL_EOK) continue;
-    r->open->ntype[dl_evtype_of(e->type)]++;
     if (!strcmp(e->type, "viewers") && parse_online(e->json, &r->viewers) == 0) r->viewers_dirty = 1;
     if (e->ts_ms > 0) dl_hist_observe(&ctx->st.event_delay, (double)(now - e->ts_ms) / 1000.0, 1);
   }
@@ -327,7 +328,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
-/* ms ± DL_JITTER_PCT percent. */
+/* ms ± DL_JITTER_PCT percent (--watch-ended checks: a period, not a backoff). */
 static int64_t jittered(int64_t ms) {
   int64_t span = ms * DL_JITTER_PCT / 100;
   return span > 0 ? ms - span + (int64_t)((unsigned long)random() % (unsigned long)(2 * span + 1)) : ms;
@@ -357,7 +358,7 @@ static void finish_room(room *r, dl_rstate state, const char *why) {
   }
   if (r->lost) {
     /* another worker owns it now: write nothing */
-  } else if (r->handing_back) {
+  } else if (r->handing_back && !r->failed) { /* a room Redis refuses is not worth handing on */
     char msg[200];
     snprintf(msg, sizeof msg, "handed back by draining worker %s", ctx->cfg->worker_id);
     set_status(r, DL_RS_reconnecting, msg, 1);
@@ -525,6 +526,7 @@ void dl_rooms_claimed(dl_rooms *rs, const char *live_id, const char *profile, co
   snprintf(r->live_id, sizeof r->live_id, "%s", live_id);
   snprintf(r->profile, sizeof r->profile, "%s", profile);
   dl_backoff_init(&r->resolve_bo, DL_RESOLVE_RETRY_MS, DL_RESOLVE_RETRY_MAX_MS, (uint64_t)random());
+  dl_backoff_init(&r->risk_bo, DL_RISK_PAUSE_MS, DL_RISK_PAUSE_MAX_MS, (uint64_t)random());
   r->st = ST_CLAIMING;
   r->pub = DL_RS_claiming;
   r->next = rs->head;
@@ -628,7 +630,7 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
     if (!r->lost && !r->failed && r->token[0]) take_frame(r, m);
     /* a connection that delivers messages beyond its first frame (Douyin re-pushes on every
      * connect, and a silenced connection may still get that one) is not silent: the count resets */
-    if (m->frame.n_events && ++r->conn_msg_frames >= 2) r->silent_runs = 0, r->risk_pause_ms = 0;
+    if (m->frame.n_events && ++r->conn_msg_frames >= 2) r->silent_runs = 0, dl_backoff_reset(&r->risk_bo);
     break;
   case DL_IN_CONNECTED:
     r->refusals = 0;
@@ -680,9 +682,7 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
              m->internal_ext && strlen(m->internal_ext) < sizeof r->internal_ext ? m->internal_ext : "");
     r->st = ST_RESOLVING;
     if (++r->silent_runs >= DL_SILENT_RUNS_MAX) {
-      r->risk_pause_ms = r->risk_pause_ms ? r->risk_pause_ms * 2 : DL_RISK_PAUSE_MS;
-      if (r->risk_pause_ms > DL_RISK_PAUSE_MAX_MS) r->risk_pause_ms = DL_RISK_PAUSE_MAX_MS;
-      int64_t wait = jittered(r->risk_pause_ms);
+      int64_t wait = dl_backoff_next(&r->risk_bo);
       char msg[300];
       snprintf(msg, sizeof msg, "risk control: %d silent connections in a row (no message for %lld s each); "
                "retrying in %lld s", r->silent_runs, ctx->cfg->silence_timeout, (long long)((wait + 999) / 1000));
@@ -711,22 +711,32 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
 
 /* ---------- what Redis said about our writes ---------- */
 
-/* Events per type of a command, from its arguments (type, msg_id, ts_ms, json per event). */
-static void count_types(dl_cmd *c) {
+/* The status hash's `desired` as a write or a renewal read it: "stopped" (dylivectl unassign)
+ * closes the room. Returns 1 when it started closing (the room may be gone then). */
+static int unassigned(room *r, const char *desired) {
+  if (strcmp(desired, "stopped") || r->stop_requested || r->st == ST_CLOSING) return 0;
+  dl_log(DL_LOG_INFO, "room_unassign", r->live_id, "unassigned; closing");
+  r->stop_requested = 1;
+  close_room(r);
+  return 1;
+}
+
+/* Counts a written command's events per type, from its arguments (type, msg_id, ts_ms, json per
+ * event): one path for every write, spooled ones too (a record keeps the events, not counts). */
+static void count_types(const dl_cmd *c, uint64_t *by_type) {
   size_t off = 0, n;
   const char *p;
   for (uint32_t e = 0; e < c->nevents; e++) {
-    char type[24];
     if (dl_cmd_next_arg(&c->body, &off, &p, &n) != 1) return;
-    snprintf(type, sizeof type, "%.*s", (int)n, p);
-    c->ntype[dl_evtype_of(type)]++;
+    by_type[dl_evtype_of(p, n)]++;
     for (int k = 0; k < 3; k++)
       if (dl_cmd_next_arg(&c->body, &off, &p, &n) != 1) return;
   }
 }
 
-void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri) {
+void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c) {
   dl_ctx *ctx = rs->ctx;
+  const dl_reply_info *ri = &c->reply;
   if (c->kind == DL_CMD_ORPHAN) {
     if (ri->cls == DL_RC_OK) ctx->st.orphan_events += (uint64_t)ri->written;
     return;
@@ -740,10 +750,7 @@ void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri) {
   int ours = r && !strcmp(r->token, c->token); /* not a leftover of an earlier lease */
   if (ours && ri->cls == DL_RC_OK) {
     r->last_ok_ms = dl_mono_ms();
-    if (!strcmp(ri->desired, "stopped") && !r->stop_requested && r->st != ST_CLOSING && !c->release) {
-      dl_log(DL_LOG_INFO, "room_unassign", r->live_id, "unassigned; closing");
-      r->stop_requested = 1;
-      close_room(r);
+    if (!c->release && unassigned(r, ri->desired)) {
       r = find(rs, c->live_id); /* closing may have released it */
       ours = r != NULL;
     }
@@ -751,11 +758,7 @@ void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri) {
   switch (ri->cls) {
   case DL_RC_OK:
     if (ri->written > 0) {
-      ctx->st.events_written += (uint64_t)ri->written;
-      uint32_t sum = 0;
-      for (int i = 0; i < DL_EVT__COUNT; i++) sum += c->ntype[i];
-      if (!sum) count_types(c); /* read back from the spool: the counts were not kept, the events are */
-      for (int i = 0; i < DL_EVT__COUNT; i++) ctx->st.written_by_type[i] += c->ntype[i];
+      count_types(c, ctx->st.written_by_type);
       if (c->recv_ms) dl_hist_observe(&ctx->st.write_latency, (double)(dl_now_ms() - c->recv_ms) / 1000.0, (uint64_t)ri->written);
     }
     break;
@@ -770,14 +773,14 @@ void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri) {
              ri->why, supp);
     if (ours && !r->failed) {
       /* the room cannot be written (a key of the wrong type, a script error): stop capturing it
-       * and say why, in the status hash if Redis takes that, and in P:rooms in any case */
+       * and say why, in the status hash if Redis takes that, and in P:rooms in any case (the
+       * final status write's entry goes whatever its outcome: status_write) */
       r->failed = 1;
       snprintf(r->fail_why, sizeof r->fail_why, "Redis refused the room's writes: %.160s", ri->why);
       if (r->open) {
         dl_cmd_free(r->open);
         r->open = NULL;
       }
-      dl_writer_push(ctx->writer, rooms_entry(r, "error", r->fail_why));
       close_room(r);
     }
     break;
@@ -796,11 +799,7 @@ static void on_renewed(dl_ctx *ctx, const char *live_id, const dl_lease_result *
     give_up(r);
     return;
   }
-  if (!strcmp(res->desired, "stopped") && !r->stop_requested && r->st != ST_CLOSING) {
-    dl_log(DL_LOG_INFO, "room_unassign", r->live_id, "unassigned; closing");
-    r->stop_requested = 1;
-    close_room(r);
-  }
+  unassigned(r, res->desired);
 }
 
 void dl_rooms_poll(dl_rooms *rs) {

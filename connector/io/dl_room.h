@@ -44,7 +44,7 @@ void dl_rooms_on_resolved(dl_rooms *rs, dl_resolve_result *res);
 /* End of a pass over the ingest queue: every room's pending events become writes. */
 void dl_rooms_flush(dl_rooms *rs);
 /* The writer finished a command (in order). */
-void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c, const dl_reply_info *ri);
+void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c);
 /* Every --poll-ms: leases renewed, unassign requests noticed. */
 void dl_rooms_poll(dl_rooms *rs);
 /* SIGTERM: every room handed back. */

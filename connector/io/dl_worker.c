@@ -43,9 +43,47 @@ typedef struct worker {
   dl_admin *admin;
   int64_t drain_deadline;
   int done;
+  /* frames taken since the rooms last flushed: their writes are not in the outbox yet */
+  uint64_t unflushed_bytes;
+  size_t unflushed_frames;
 } worker;
 
 static worker *of(dl_ctx *ctx) { return (worker *)ctx; } /* ctx is the first member */
+
+/* The most one frame adds to the write path: its events as JSON are at most a few times its
+ * bytes, in one room write. */
+static uint64_t frame_write_max(const dl_ctx *ctx) { return (uint64_t)ctx->cfg->max_frame_bytes * DL_SPOOL_HEADROOM; }
+
+/* What a taken frame will add to the outbox, in bytes: its events (4 bulk strings each, headers
+ * included) and the room write around them (status pairs, the spool record's fields). */
+static uint64_t frame_write_bytes(const dl_in_msg *m) {
+  uint64_t n = 1024;
+  if (m->kind != DL_IN_FRAME) return 0;
+  for (size_t i = 0; i < m->frame.n_events; i++) {
+    const dl_event *e = &m->frame.events[i];
+    n += strlen(e->type) + strlen(e->msg_id) + e->json_len + 24 + 64;
+  }
+  return n;
+}
+
+/* How many of `want` frames the write path can take now: as many as it can hold at their
+ * largest, on top of what was taken since the last flush (at its real size: it is not in the
+ * outbox yet); failing even one, one while any room is left. So a pass takes up to `want`,
+ * fewer as the tiers near their caps, and a tier passes its cap by one frame at most. */
+static size_t frames_fit(const worker *wk, size_t want) {
+  const dl_ctx *ctx = &wk->ctx;
+  while (want > 1 && !dl_writer_accepting(ctx->writer, wk->unflushed_bytes + want * frame_write_max(ctx),
+                                          wk->unflushed_frames + want))
+    want /= 2;
+  if (want == 1 && !dl_writer_accepting(ctx->writer, wk->unflushed_bytes + 1, wk->unflushed_frames + 1)) want = 0;
+  return want;
+}
+
+static void rooms_flush(worker *wk) {
+  dl_rooms_flush(wk->ctx.rooms);
+  wk->unflushed_bytes = 0;
+  wk->unflushed_frames = 0;
+}
 
 /* ---------- dead workers' spools ---------- */
 
@@ -64,7 +102,7 @@ static void orphan_feed(worker *wk) {
       dl_log(DL_LOG_INFO, "spool_orphan", NULL, "replaying %s (%llu bytes) left by a worker that stopped", path,
              (unsigned long long)dl_spool_pending_bytes(wk->orphan));
     }
-    if (!dl_writer_accepting(ctx->writer, (uint64_t)ctx->cfg->max_frame_bytes * DL_SPOOL_HEADROOM)) return;
+    if (!dl_writer_accepting(ctx->writer, wk->unflushed_bytes + frame_write_max(ctx), wk->unflushed_frames + 1)) return;
     void *rec = NULL;
     uint32_t n = 0;
     dl_err e = dl_spool_next(wk->orphan, &rec, &n);
@@ -85,7 +123,6 @@ static void orphan_feed(worker *wk) {
       dl_log(DL_LOG_WARN, "spool_orphan", NULL, "skipping a record of %s: %s", dl_spool_path(wk->orphan), why);
     } else if (c->kind == DL_CMD_PLAIN || !c->nevents) {
       /* the dead worker's pool and status commands: its successor's business, not ours */
-      ctx->st.orphan_skipped++;
       dl_cmd_free(c);
     } else {
       dl_cmd_to_orphan(c);
@@ -138,7 +175,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
   ctx->draining = 1;
   wk->drain_deadline = dl_mono_ms() + DL_DRAIN_DEADLINE_MS;
   dl_claims_drain(ctx->claims);
-  dl_rooms_flush(ctx->rooms);
+  rooms_flush(wk);
   dl_rooms_drain(ctx->rooms);
   dl_claims_poll(ctx->claims); /* the registry says "draining" */
   wk->drain_ev = event_new(ctx->base, -1, EV_PERSIST, on_drain_tick, ctx);
@@ -158,16 +195,26 @@ static void drain_queues(worker *wk) {
       dl_rooms_on_resolved(ctx->rooms, items[i]);
       dl_resolve_result_free(items[i]);
     }
-  /* frames only while the write path takes more: ingest's queue then pauses the sockets */
-  uint64_t hint = (uint64_t)ctx->cfg->max_frame_bytes * DL_SPOOL_HEADROOM;
-  while (dl_writer_accepting(ctx->writer, hint) && (n = dl_queue_pop(ctx->inq, items, DL_DRAIN_BATCH)) > 0) {
+  /* frames only while the write path can hold them; ingest's queue then pauses the sockets */
+  size_t pass = 0;
+  for (;;) {
+    size_t want = frames_fit(wk, DL_DRAIN_BATCH - pass);
+    n = want ? dl_queue_pop(ctx->inq, items, want) : 0;
     for (size_t i = 0; i < n; i++) {
+      wk->unflushed_bytes += frame_write_bytes(items[i]);
+      wk->unflushed_frames++;
       dl_rooms_on_ingest(ctx->rooms, items[i]);
       dl_in_msg_free(items[i]);
     }
-    if (!ctx->cfg->flush_ms) dl_rooms_flush(ctx->rooms); /* what one pass took, per room: one write each */
+    pass += n;
+    if (n && pass < DL_DRAIN_BATCH) continue;
+    /* the pass is over: what it took, per room, one write each (then the tiers are measured again) */
+    int flushed = !ctx->cfg->flush_ms && pass;
+    if (flushed) rooms_flush(wk);
+    if (!n && !flushed) break;
+    pass = 0;
   }
-  if (!ctx->cfg->flush_ms) dl_rooms_flush(ctx->rooms);
+  if (!ctx->cfg->flush_ms) rooms_flush(wk);
   orphan_feed(wk);
 }
 
@@ -186,7 +233,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   worker *wk = arg;
   drain_queues(wk);
-  dl_rooms_flush(wk->ctx.rooms);
+  rooms_flush(wk);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
@@ -225,11 +272,11 @@ static void on_b_down(void *ud) {
   if (wk->ctx.draining) maybe_done(&wk->ctx);
 }
 
-static void on_written(void *ud, dl_cmd *c, const dl_reply_info *ri) {
+static void on_written(void *ud, dl_cmd *c) {
   worker *wk = ud;
   dl_ctx *ctx = &wk->ctx;
   if (c->kind == DL_CMD_ORPHAN && wk->orphan_outstanding) wk->orphan_outstanding--;
-  dl_rooms_on_done(ctx->rooms, c, ri);
+  dl_rooms_on_done(ctx->rooms, c);
   if (ctx->draining) maybe_done(ctx);
 }
 
@@ -411,6 +458,11 @@ out:
   if (ctx->ingest) dl_ingest_free(ctx->ingest); /* joins the thread: nothing pushes after this */
   if (ctx->resolver) dl_resolver_free(ctx->resolver);
   dl_admin_free(wk->admin);
+  /* Redis first: closing its connections hands every command still in flight back to its owner
+   * (writer, rooms, claims, leases) as "connection lost", so they must all still exist. A write
+   * in flight is then unsent again, like any other pending write, and is spooled below. */
+  dl_redis_free(ctx->redis);
+  ctx->redis = NULL;
   if (ctx->writer) {
     dl_outbox *obx = (dl_outbox *)dl_writer_outbox(ctx->writer);
     size_t left = dl_outbox_pending(obx);
@@ -428,7 +480,6 @@ out:
   dl_claims_free(ctx->claims);
   dl_rooms_free(ctx->rooms);
   dl_writer_free(ctx->writer);
-  dl_redis_free(ctx->redis);
   if (wk->orphan) dl_spool_detach(wk->orphan); /* not fully replayed: the next worker goes on */
   dl_spool_close(wk->spool);
   struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev, wk->flush_ev};

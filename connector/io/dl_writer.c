@@ -87,14 +87,8 @@ static size_t complete(dl_writer *w) {
   size_t n = 0;
   while ((c = dl_outbox_pop(w->ob))) {
     n++;
-    dl_reply_info ri;
-    memset(&ri, 0, sizeof ri);
-    ri.cls = (dl_reply_class)c->result;
-    ri.written = c->written;
-    snprintf(ri.why, sizeof ri.why, "%s", c->why);
-    snprintf(ri.desired, sizeof ri.desired, "%s", c->desired);
     w->st.commands++;
-    if (w->h.done) w->h.done(w->h.ud, c, &ri);
+    if (w->h.done) w->h.done(w->h.ud, c);
     dl_cmd_free(c);
   }
   return n;
@@ -165,9 +159,10 @@ static void send_pending(dl_writer *w) {
   while ((c = dl_outbox_next(w->ob))) {
     dl_buf_reset(&w->enc);
     if (dl_cmd_encode(c, &w->env, &w->enc) != DL_EOK) { /* cannot happen within the limits: say so */
-      dl_reply_info ri = {.cls = DL_RC_FATAL};
-      snprintf(c->why, sizeof c->why, "command could not be encoded");
-      dl_outbox_replied(w->ob, c, &ri);
+      memset(&c->reply, 0, sizeof c->reply);
+      c->reply.cls = DL_RC_FATAL;
+      snprintf(c->reply.why, sizeof c->reply.why, "command could not be encoded");
+      dl_outbox_replied(w->ob, c);
       continue;
     }
     char route[DL_KEY_MAX];
@@ -184,26 +179,26 @@ static void send_pending(dl_writer *w) {
   }
 }
 
-/* The details the hook needs later (counts, reasons) travel on the command. */
+/* The details the hook needs later (counts, reasons) travel on the command (c->reply). */
 static void on_reply(void *priv, const redisReply *rep) {
   dl_cmd *c = priv;
   dl_writer *w = c->owner;
-  dl_reply_info ri;
-  dl_outbox_classify(c, rep, &ri);
-  if (rep && rep->type == REDIS_REPLY_ERROR) dl_redis_count_error(w->r, ri.err);
-  switch (ri.cls) {
+  const dl_reply_info *ri = &c->reply;
+  dl_outbox_classify(c, rep, &c->reply);
+  if (rep && rep->type == REDIS_REPLY_ERROR) dl_redis_count_error(w->r, ri->err);
+  switch (ri->cls) {
   case DL_RC_RETRY:
     w->st.retries++;
-    if (rep && ri.err == DL_RERR_ASK) { /* "ASK <slot> <host>:<port>": the next send goes there */
+    if (rep && ri->err == DL_RERR_ASK) { /* "ASK <slot> <host>:<port>": the next send goes there */
       const char *hp = strchr(rep->str + 4, ' ');
       if (hp) snprintf(c->ask, sizeof c->ask, "%s", hp + 1);
-    } else if (rep && ri.err != DL_RERR_MOVED && ri.err != DL_RERR_NOSCRIPT) {
+    } else if (rep && ri->err != DL_RERR_MOVED && ri->err != DL_RERR_NOSCRIPT) {
       /* an error reply that is not about the topology (a lost connection is paced by reconnects,
        * MOVED/NOSCRIPT are fixed at once): pause before the next try */
       unsigned supp = 0;
       if (dl_ratelimit_allow(&w->err_rl, dl_mono_ms(), 1, &supp))
         dl_log(DL_LOG_WARN, "redis_error", c->live_id[0] ? c->live_id : NULL,
-               "write refused: %s; retrying (%u similar suppressed)", ri.why, supp);
+               "write refused: %s; retrying (%u similar suppressed)", ri->why, supp);
       if (!w->waiting) {
         w->waiting = 1;
         int64_t ms = dl_backoff_next(&w->bo);
@@ -224,10 +219,7 @@ static void on_reply(void *priv, const redisReply *rep) {
   default:
     break;
   }
-  c->written = ri.written;
-  snprintf(c->why, sizeof c->why, "%s", ri.why);
-  snprintf(c->desired, sizeof c->desired, "%s", ri.desired);
-  dl_outbox_replied(w->ob, c, &ri);
+  dl_outbox_replied(w->ob, c);
   if (rep) dl_writer_pump(w);
 }
 
@@ -242,7 +234,7 @@ void dl_writer_push(dl_writer *w, dl_cmd *c) {
   dl_writer_pump(w);
 }
 
-int dl_writer_accepting(const dl_writer *w, uint64_t hint) { return dl_outbox_accepting(w->ob, hint); }
+int dl_writer_accepting(const dl_writer *w, uint64_t bytes, size_t cmds) { return dl_outbox_accepting(w->ob, bytes, cmds); }
 size_t dl_writer_pending(const dl_writer *w) { return dl_outbox_pending(w->ob); }
 const dl_outbox *dl_writer_outbox(const dl_writer *w) { return w->ob; }
 const dl_writer_stats *dl_writer_stats_get(const dl_writer *w) { return &w->st; }

@@ -13,8 +13,8 @@ struct event_base;
 typedef struct dl_writer dl_writer;
 
 typedef struct dl_writer_hooks {
-  /* c is freed by the writer after the hook returns */
-  void (*done)(void *ud, dl_cmd *c, const dl_reply_info *ri);
+  /* c (its outcome in c->reply) is freed by the writer after the hook returns */
+  void (*done)(void *ud, dl_cmd *c);
   void *ud;
 } dl_writer_hooks;
 
@@ -38,7 +38,7 @@ void dl_writer_push(dl_writer *w, dl_cmd *c);
 void dl_writer_on_down(dl_writer *w);
 /* Sends what can be sent (call when the connection comes up). */
 void dl_writer_pump(dl_writer *w);
-int dl_writer_accepting(const dl_writer *w, uint64_t bytes_hint);
+int dl_writer_accepting(const dl_writer *w, uint64_t bytes, size_t cmds); /* dl_outbox_accepting */
 size_t dl_writer_pending(const dl_writer *w);
 const dl_outbox *dl_writer_outbox(const dl_writer *w);
 const dl_writer_stats *dl_writer_stats_get(const dl_writer *w);

@@ -43,7 +43,7 @@ def test_scripts():
     with Env("lua") as env:
         r = env.start_redis()
         sha = load(r)
-        # acquire: a token, wseq "<token>|0", events 0
+        # acquire: a token, wseq "<token>|0"
         took = acquire(r, sha, "w1")
         check_eq(took[0], 1, "acquire taken")
         tok = took[1]
@@ -80,7 +80,7 @@ def test_scripts():
         r("DEL", R + "lease")
         took2 = acquire(r, sha, "w2")
         check_eq(took2[0], 1, "w2 takes it")
-        check_eq(took2[2], "4", "acquire reports the events written so far")
+        check_eq(len(took2), 2, "acquire answers {1, token}")
         check_eq(room(r, sha, tok, 6, [ev(6)]), [CODE["FENCED"], 0], "old owner fenced")
         check_eq(r("EVALSHA", sha["renew"], 2, R + "lease", R + "status", tok, 3500), [0, ""], "old renew fenced")
         check_eq(r("GET", R + "lease"), took2[1], "the new lease untouched")
@@ -142,6 +142,16 @@ def test_scripts():
         check_eq(room(r, sha, took3[1], 2, [ev(12)]), [CODE["OK"], 1, ""], "after OOM the same write applies")
         r("HSET", R + "status", "desired", "stopped")
         check_eq(room(r, sha, took3[1], 3, [ev(13)]), [CODE["OK"], 1, "stopped"], "a write reports the operator's wish")
+        # a status key that is no hash: acquire fails before it writes anything (no epoch, no lease)
+        r("DEL", R + "lease", R + "status")
+        r("SET", R + "status", "a string")
+        epoch = r("GET", R + "epoch")
+        try:
+            acquire(r, sha, "w4")
+            raise AssertionError("acquire over a string status key succeeded")
+        except RespError as e:
+            check("WRONGTYPE" in str(e), "wrong type reported: %s", e)
+        check_eq((r("GET", R + "epoch"), r("EXISTS", R + "lease")), (epoch, 0), "acquire wrote nothing")
 
 
 if __name__ == "__main__":

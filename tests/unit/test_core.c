@@ -26,16 +26,24 @@
 
 static char g_tmp[256];
 
-static const char *tmpdir(void) {
-  snprintf(g_tmp, sizeof g_tmp, "/tmp/dl-unit-XXXXXX");
-  if (!mkdtemp(g_tmp)) return NULL;
-  return g_tmp;
-}
-
 static void rmtree(const char *dir) {
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", dir);
+}
+
+/* A failed ASSERT returns before the case's own rmtree: the last temp dir goes at exit anyway. */
+static void rm_tmp_at_exit(void) {
+  if (g_tmp[0]) rmtree(g_tmp);
+}
+
+static const char *tmpdir(void) {
+  static int registered;
+  if (g_tmp[0]) rmtree(g_tmp); /* an earlier case's, if it failed before cleaning up */
+  if (!registered) registered = atexit(rm_tmp_at_exit) == 0;
+  snprintf(g_tmp, sizeof g_tmp, "/tmp/dl-unit-XXXXXX");
+  if (!mkdtemp(g_tmp)) return g_tmp[0] = 0, NULL;
+  return g_tmp;
 }
 
 static dl_cmd *room_cmd(const char *id, uint64_t seq, int nevents) {
@@ -95,9 +103,8 @@ static redisReply *mk_status(const char *s) {
 
 /* Sends what the outbox offers and answers each with the given room code (a toy Redis). */
 static void answer(dl_outbox *ob, dl_cmd *c, redisReply *r) {
-  dl_reply_info ri;
-  dl_outbox_classify(c, r, &ri);
-  dl_outbox_replied(ob, c, &ri);
+  dl_outbox_classify(c, r, &c->reply);
+  dl_outbox_replied(ob, c);
   freeReplyObject(r);
 }
 
@@ -159,9 +166,15 @@ int test_seen_window(void) {
   ASSERT_EQ_U64(dl_seen_len(s), 100);
   for (uint64_t i = 1; i <= 50; i++) ASSERT_FALSE(dl_seen_has(s, i * 7919));
   for (uint64_t i = 51; i <= 150; i++) ASSERT_TRUE(dl_seen_has(s, i * 7919));
-  /* adding a present id is a no-op (it does not refresh or duplicate) */
-  dl_seen_add(s, 51 * 7919);
+  /* adding a present id is a no-op (it does not refresh or duplicate), and insert says so */
+  int present = 0;
+  ASSERT_EQ_ERR(dl_seen_insert(s, 51 * 7919, &present), DL_EOK);
+  ASSERT_TRUE(present);
   ASSERT_EQ_U64(dl_seen_len(s), 100);
+  ASSERT_EQ_ERR(dl_seen_insert(s, 151 * 7919, &present), DL_EOK); /* a new one: added, 51 evicted */
+  ASSERT_FALSE(present);
+  ASSERT_TRUE(dl_seen_has(s, 151 * 7919) && !dl_seen_has(s, 51 * 7919));
+  for (uint64_t i = 52; i <= 151; i++) ASSERT_TRUE(dl_seen_has(s, i * 7919));
   ASSERT_FALSE(dl_seen_has(s, 0)); /* 0: no msg_id, never deduplicated */
   dl_seen_add(s, 0);
   ASSERT_FALSE(dl_seen_has(s, 0));
@@ -302,10 +315,18 @@ int test_cmd_record_hostile(void) {
     }
   dl_buf_free(&rec);
   dl_cmd_free(c);
-  /* plain commands: only the verbs dylive writes, only on keys of the prefix */
-  const char *bad[][5] = {{"FLUSHALL", NULL},
+  /* plain commands: only the verbs the outbox writes, only on keys of the prefix (and P:rooms,
+   * P:assign where that is the only key dylive writes with the verb) */
+  const char *bad[][7] = {{"FLUSHALL", NULL},
                           {"CONFIG", "SET", "dir", "/tmp", NULL},
                           {"DEL", "other:key", NULL},
+                          {"DEL", "dylive:{42}:events", NULL},
+                          {"ZREM", "dylive:workers", "w1", NULL},
+                          {"HSET", "dylive:{42}:status", "wseq", "w2 9|1", NULL},
+                          {"CLIENT", "KILL", "127.0.0.1:6379", NULL},
+                          {"RPUSH", "dylive:{42}:events", "x", NULL},
+                          {"XADD", "dylive:{42}:events", "*", "msg_id", "1", "type", NULL},
+                          {"HDEL", "dylive:{42}:status", "wseq", "state", NULL},
                           {"RPUSH", "dylive", "x", NULL},
                           {"LREM", "dylive:assign", "0", NULL}};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -325,6 +346,7 @@ int test_cmd_record_hostile(void) {
 
 int test_spool_private_dir(void) {
   const char *t = tmpdir();
+  ASSERT_TRUE(t != NULL);
   ASSERT_TRUE(t != NULL);
   char priv[512], why[300];
   ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
@@ -355,6 +377,7 @@ int test_spool_private_dir(void) {
 
 int test_spool_refuses_planted_files(void) {
   const char *t = tmpdir();
+  ASSERT_TRUE(t != NULL);
   char priv[512], why[300], path[700], victim[700];
   ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
   /* a symlink where the spool goes: creation fails and the target keeps its content (the old
@@ -390,11 +413,29 @@ static dl_spool *spool_with(const char *priv, const char *name, int n, uint32_t 
   return s;
 }
 
+/* A fresh temp dir t, its private spool directory priv (cap bytes), a spool "w1" of spool_max
+ * bytes in it and an outbox on it; NULL (and nothing to free) when any step fails. */
+static dl_outbox *outbox_on_spool(const dl_outbox_limits *lim, uint64_t spool_max, const char **t, char *priv,
+                                  size_t cap, dl_spool **sp) {
+  char why[300];
+  *sp = NULL;
+  if (!(*t = tmpdir()) || dl_spool_private_dir(*t, priv, cap, why, sizeof why) != DL_EOK ||
+      !(*sp = dl_spool_create(priv, "w1", spool_max, why, sizeof why)))
+    return NULL;
+  dl_outbox *ob = dl_outbox_new(lim, *sp, "dylive");
+  if (!ob) {
+    dl_spool_close(*sp);
+    *sp = NULL;
+  }
+  return ob;
+}
+
 /* The hole: one corrupted length made the reader retry the same bytes forever (100 % CPU). */
 int test_spool_corrupt_length_skipped(void) {
   const char *t = tmpdir();
+  ASSERT_TRUE(t != NULL);
   char priv[512], why[300];
-  dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why);
+  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
   uint32_t lens[3];
   dl_spool *s = spool_with(priv, "w1", 3, lens);
   ASSERT_TRUE(s != NULL);
@@ -428,8 +469,9 @@ int test_spool_corrupt_length_skipped(void) {
 
 int test_spool_crc_and_truncation(void) {
   const char *t = tmpdir();
+  ASSERT_TRUE(t != NULL);
   char priv[512], why[300];
-  dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why);
+  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
   uint32_t lens[3];
   dl_spool *s = spool_with(priv, "w1", 3, lens);
   int fd = open(dl_spool_path(s), O_RDWR);
@@ -456,8 +498,9 @@ int test_spool_crc_and_truncation(void) {
 
 int test_spool_orphans_and_cap(void) {
   const char *t = tmpdir();
+  ASSERT_TRUE(t != NULL);
   char priv[512], why[300];
-  dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why);
+  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
   uint32_t lens[2];
   dl_spool *live = spool_with(priv, "alive", 2, lens);
   /* a dead worker's spool: same bytes, no lock holder */
@@ -500,12 +543,12 @@ int test_spool_orphans_and_cap(void) {
 
 /* Order across memory → spool → memory, with sequence numbers intact. */
 int test_outbox_order_across_tiers(void) {
-  const char *t = tmpdir();
-  char priv[512], why[300];
-  dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why);
-  dl_spool *sp = dl_spool_create(priv, "w1", 1 << 24, why, sizeof why);
+  const char *t;
+  char priv[512];
+  dl_spool *sp;
   dl_outbox_limits lim = {2, 1 << 20};
-  dl_outbox *ob = dl_outbox_new(&lim, sp, "dylive");
+  dl_outbox *ob = outbox_on_spool(&lim, 1 << 24, &t, priv, sizeof priv, &sp);
+  ASSERT_TRUE(ob != NULL);
   for (uint64_t s = 1; s <= 7; s++) dl_outbox_push(ob, room_cmd("42", s, 3));
   ASSERT_EQ_U64(dl_outbox_mem_cmds(ob), 2);
   ASSERT_EQ_U64(dl_outbox_pending(ob), 7);
@@ -524,6 +567,73 @@ int test_outbox_order_across_tiers(void) {
   }
   ASSERT_EQ_U64(want, 8);
   ASSERT_EQ_U64(dl_outbox_pending(ob), 0);
+  dl_outbox_free(ob);
+  dl_spool_close(sp);
+  rmtree(t);
+  return 0;
+}
+
+/* A room write of about `bytes` bytes (one event). */
+static dl_cmd *sized_cmd(uint64_t seq, size_t bytes) {
+  static char json[65536];
+  dl_cmd *c = dl_cmd_room_new("42", "w1 7");
+  if (!c || bytes < 200 || bytes - 150 >= sizeof json) return c;
+  c->seq = seq;
+  memset(json, 'x', bytes - 150);
+  dl_cmd_add_event(c, "chat", "1", 1700000000000LL, json, bytes - 150);
+  return c;
+}
+
+/* The worker's policy (dl_worker.c frames_fit): as many frames as the tiers can hold at their
+ * largest, halving from a batch; failing one, one while any room is left. Returns how many;
+ * pushes that many writes of real_bytes each. */
+static size_t take_batch(dl_outbox *ob, uint64_t per, size_t real_bytes, uint64_t *seq) {
+  size_t want = 256;
+  while (want > 1 && !dl_outbox_accepting(ob, want * per, want)) want /= 2;
+  if (want == 1 && !dl_outbox_accepting(ob, 1, 1)) want = 0;
+  for (size_t i = 0; i < want; i++) dl_outbox_push(ob, sized_cmd(++*seq, real_bytes));
+  return want;
+}
+
+/* Back-pressure covers what is taken: frames are taken only while the tiers can hold them, so
+ * memory (no spool) and the spool pass their caps by one frame at most: memory alone never
+ * needs the overflow list, and with a spool it holds one frame at most.
+ * The old check (with a hint of one frame) said yes while memory had room for less than one,
+ * and the worker then took a whole batch of 256 frames past the cap. */
+int test_outbox_accepting_bounds_batches(void) {
+  const uint64_t per = 4096; /* a frame's write at its largest */
+  dl_outbox_limits lim = {64, 32 * 1024};
+  dl_outbox *ob = dl_outbox_new(&lim, NULL, "dylive");
+  ASSERT_TRUE(ob != NULL);
+  uint64_t seq = 0;
+  for (int i = 0; i < 8; i++) dl_outbox_push(ob, sized_cmd(++seq, 3900)); /* 31 KB of 32: not full */
+  ASSERT_TRUE(dl_outbox_mem_bytes(ob) < lim.max_bytes && dl_outbox_mem_bytes(ob) + per > lim.max_bytes);
+  ASSERT_FALSE(dl_outbox_accepting(ob, per, 1)); /* no room for a frame */
+  for (int round = 0; round < 20; round++) {
+    take_batch(ob, per, 3500, &seq);
+    ASSERT_TRUE(dl_outbox_mem_bytes(ob) <= lim.max_bytes + per);
+    ASSERT_EQ_U64(dl_outbox_pending(ob), dl_outbox_mem_cmds(ob)); /* no overflow */
+    dl_cmd *c = dl_outbox_next(ob); /* Redis takes one write per round */
+    if (c) answer(ob, c, mk_int_pair(DL_LUA_OK, 1));
+    dl_cmd_free(dl_outbox_pop(ob));
+  }
+  dl_outbox_free(ob);
+  /* with a spool: memory, then the spool up to its cap, never the overflow list */
+  const char *t;
+  char priv[512];
+  dl_spool *sp;
+  dl_outbox_limits small = {4, 8 * 1024};
+  ob = outbox_on_spool(&small, 64 * 1024, &t, priv, sizeof priv, &sp);
+  ASSERT_TRUE(ob != NULL);
+  size_t taken = 0, n;
+  while ((n = take_batch(ob, per, 3500, &seq)) > 0) {
+    taken += n;
+    ASSERT_TRUE(dl_outbox_spool_bytes(ob) <= 64 * 1024);
+    ASSERT_TRUE(dl_outbox_pending(ob) - dl_outbox_mem_cmds(ob) - dl_spool_pending_records(sp) <= 1); /* overflow */
+    ASSERT_TRUE(taken < 1000);
+  }
+  ASSERT_TRUE(taken >= 10); /* and it did take frames until the spool was near its cap */
+  ASSERT_TRUE(dl_outbox_spool_bytes(ob) > 64 * 1024 - 2 * per);
   dl_outbox_free(ob);
   dl_spool_close(sp);
   rmtree(t);
@@ -557,7 +667,7 @@ int test_outbox_retry_probe_and_order(void) {
     dl_cmd *d = dl_outbox_pop(ob);
     ASSERT_TRUE(d != NULL);
     ASSERT_EQ_U64(d->seq, s);
-    ASSERT_EQ_I64(d->result, DL_RC_OK);
+    ASSERT_EQ_I64(d->reply.cls, DL_RC_OK);
     dl_cmd_free(d);
   }
   dl_outbox_free(ob);
@@ -568,12 +678,12 @@ int test_outbox_retry_probe_and_order(void) {
  * real, it is re-sent with force, and the encoding says so — the old code rewrote the sequence
  * argument by index, which after the spool pointed at the wrong argument ("!EVALSHA"). */
 int test_outbox_gap_repair_after_spool(void) {
-  const char *t = tmpdir();
-  char priv[512], why[300];
-  dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why);
-  dl_spool *sp = dl_spool_create(priv, "w1", 1 << 24, why, sizeof why);
+  const char *t;
+  char priv[512];
+  dl_spool *sp;
   dl_outbox_limits lim = {1, 1 << 20};
-  dl_outbox *ob = dl_outbox_new(&lim, sp, "dylive");
+  dl_outbox *ob = outbox_on_spool(&lim, 1 << 24, &t, priv, sizeof priv, &sp);
+  ASSERT_TRUE(ob != NULL);
   dl_outbox_push(ob, room_cmd("42", 1, 1));
   dl_outbox_push(ob, room_cmd("42", 2, 1)); /* spooled */
   dl_outbox_push(ob, room_cmd("42", 3, 1)); /* spooled */
@@ -603,7 +713,7 @@ int test_outbox_gap_repair_after_spool(void) {
   dl_buf_free(&b);
   answer(ob, c, mk_int_pair(DL_LUA_OK, 1));
   dl_cmd *d = dl_outbox_pop(ob);
-  ASSERT_EQ_I64(d->result, DL_RC_OK);
+  ASSERT_EQ_I64(d->reply.cls, DL_RC_OK);
   dl_cmd_free(d);
   dl_outbox_free(ob);
   dl_spool_close(sp);
@@ -634,13 +744,13 @@ int test_outbox_fenced_fatal_disconnect(void) {
   answer(ob, c, mk_int_pair(DL_LUA_OK, 1));
   ASSERT_FALSE(dl_outbox_probing(ob)); /* final answers are not retried */
   dl_cmd *d = dl_outbox_pop(ob);
-  ASSERT_EQ_I64(d->result, DL_RC_FENCED);
+  ASSERT_EQ_I64(d->reply.cls, DL_RC_FENCED);
   dl_cmd_free(d);
   d = dl_outbox_pop(ob);
-  ASSERT_EQ_I64(d->result, DL_RC_FATAL);
+  ASSERT_EQ_I64(d->reply.cls, DL_RC_FATAL);
   dl_cmd_free(d);
   d = dl_outbox_pop(ob);
-  ASSERT_EQ_I64(d->result, DL_RC_OK);
+  ASSERT_EQ_I64(d->reply.cls, DL_RC_OK);
   dl_cmd_free(d);
   ASSERT_TRUE(dl_outbox_next(ob) == NULL); /* neither follow-up: their writes did not succeed */
   ASSERT_EQ_U64(dl_outbox_pending(ob), 0);
@@ -654,6 +764,31 @@ int test_outbox_fenced_fatal_disconnect(void) {
   ASSERT_TRUE(d != NULL && d->kind == DL_CMD_PLAIN);
   answer(ob, d, mk_status("1-0"));
   dl_cmd_free(dl_outbox_pop(ob));
+  dl_outbox_free(ob);
+  return 0;
+}
+
+/* A follow-up marked then_always goes after a refused write too (a failed room's P:rooms entry),
+ * once, from pop and from save alike. */
+int test_outbox_then_always(void) {
+  dl_outbox_limits lim = {100, 1 << 20};
+  dl_outbox *ob = dl_outbox_new(&lim, NULL, "dylive");
+  const char *x[] = {"XADD", "dylive:rooms", "MAXLEN", "~", "10000", "*", "live_id", "1", "state", "error"};
+  dl_cmd *a = room_cmd("1", 1, 0);
+  a->then = dl_cmd_plain_new(10, x, NULL);
+  a->then_always = 1;
+  dl_outbox_push(ob, a);
+  ASSERT_TRUE(dl_outbox_next(ob) == a);
+  answer(ob, a, mk_err("WRONGTYPE Operation against a key holding the wrong kind of value"));
+  dl_cmd *d = dl_outbox_pop(ob);
+  ASSERT_TRUE(d == a && d->reply.cls == DL_RC_FATAL && d->then == NULL);
+  dl_cmd_free(d);
+  d = dl_outbox_next(ob);
+  ASSERT_TRUE(d != NULL && d->kind == DL_CMD_PLAIN);
+  answer(ob, d, mk_status("1-0"));
+  dl_cmd_free(dl_outbox_pop(ob));
+  ASSERT_TRUE(dl_outbox_next(ob) == NULL);
+  ASSERT_EQ_U64(dl_outbox_pending(ob), 0);
   dl_outbox_free(ob);
   return 0;
 }
