@@ -24,10 +24,23 @@ FRAMES = int(sys.argv[sys.argv.index("--frames") + 1]) if "--frames" in sys.argv
 ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
 
 import harness  # noqa: E402
-import test_topologies as tt  # noqa: E402
+import topology as topo  # noqa: E402
 
 harness.BUILD = BUILD
-LIVE = tt.LIVE
+LIVE = "666000111"
+
+
+def status(r):
+    return r.hgetall("dylive:{%s}:status" % LIVE)
+
+
+def qstatus(port):
+    h = topo.q(port, "HGETALL", "dylive:{%s}:status" % LIVE) or []
+    return dict(zip(h[0::2], h[1::2]))
+
+
+def stream_ids(r):
+    return [f["msg_id"] for _, f in r.xrange_all("dylive:{%s}:events" % LIVE)]
 
 
 def redis_cpu(env):
@@ -61,79 +74,79 @@ def run_room(env, url, status_fn, assign_fn, fps, *extra):
 def single(tls=False):
     with harness.Env("m-single") as env:
         if tls:
-            pki = tt.make_pki(env.tmp)
-            port = tt.start_tls_redis(env, pki, auth_clients=False)
+            pki = topo.make_pki(env.tmp)
+            port = topo.start_tls_redis(env, pki, auth_clients=False)
             url, extra = "rediss://127.0.0.1:%d/0" % port, ["--redis-ca-file", pki["ca.pem"]]
 
             def st():
-                out = tt.tls_cli(port, pki, "HGETALL", "dylive:{%s}:status" % LIVE).split("\n")
+                out = topo.tls_cli(port, pki, "HGETALL", "dylive:{%s}:status" % LIVE).split("\n")
                 vals = [l.split(") ", 1)[1].strip('"') for l in out if ") " in l]
                 return dict(zip(vals[0::2], vals[1::2]))
-            return run_room(env, url, st, lambda: tt.tls_cli(port, pki, "LPUSH", "dylive:assign", LIVE), 0, *extra)[0]
+            return run_room(env, url, st, lambda: topo.tls_cli(port, pki, "LPUSH", "dylive:assign", LIVE), 0, *extra)[0]
         r = env.start_redis()
-        return run_room(env, "redis://127.0.0.1:%d/0" % env.redis_port, lambda: tt.status(r),
+        return run_room(env, "redis://127.0.0.1:%d/0" % env.redis_port, lambda: status(r),
                         lambda: r("LPUSH", "dylive:assign", LIVE), 0)[0]
 
 
 def sentinel():
     """Primary + replica (both counted: replication is part of the cost) and --redis-wait-replicas 1."""
     with harness.Env("m-sentinel") as env:
-        p1, p2, sentinels = tt.start_sentinel_set(env)
+        p1, p2, sentinels = topo.start_sentinel_set(env)
         url = "redis-sentinel://%s/0#mymaster" % ",".join("127.0.0.1:%d" % s for s in sentinels)
-        return run_room(env, url, lambda: tt.qstatus(p1), lambda: tt.q(p1, "LPUSH", "dylive:assign", LIVE), 0,
+        return run_room(env, url, lambda: qstatus(p1), lambda: topo.q(p1, "LPUSH", "dylive:assign", LIVE), 0,
                         "--redis-wait-replicas", "1")[0]
 
 
 def sentinel_failover():
     with harness.Env("m-failover") as env:
-        p1, p2, sentinels = tt.start_sentinel_set(env)
+        p1, p2, sentinels = topo.start_sentinel_set(env)
         frames, man = env.fixture("room", LIVE, harness.default_room_id(LIVE), "--frames", "1500", "--seed", "79")
         env.start_sim(["%s:%s,fps=100" % (LIVE, frames)])
         url = "redis-sentinel://%s/0#mymaster" % ",".join("127.0.0.1:%d" % s for s in sentinels)
         worker(env, url, "--redis-wait-replicas", "1")
-        tt.q(p1, "LPUSH", "dylive:assign", LIVE)
-        harness.wait_until(lambda: int(tt.qstatus(p1).get("events", "0")) >= 300, 30, "events")
+        topo.q(p1, "LPUSH", "dylive:assign", LIVE)
+        harness.wait_until(lambda: int(qstatus(p1).get("events", "0")) >= 300, 30, "events")
         t0 = time.monotonic()
-        tt.q(sentinels[0], "SENTINEL", "FAILOVER", "mymaster")
-        harness.wait_until(lambda: "role:master" in (tt.q(p2, "INFO", "replication") or ""), 30, "promoted")
-        before = int(tt.qstatus(p2).get("events", "0"))
-        harness.wait_until(lambda: int(tt.qstatus(p2).get("events", "0")) > before, 30, "writes on the new primary")
+        topo.q(sentinels[0], "SENTINEL", "FAILOVER", "mymaster")
+        harness.wait_until(lambda: "role:master" in (topo.q(p2, "INFO", "replication") or ""), 30, "promoted")
+        before = int(qstatus(p2).get("events", "0"))
+        harness.wait_until(lambda: int(qstatus(p2).get("events", "0")) > before, 30, "writes on the new primary")
         pause = time.monotonic() - t0
-        harness.wait_until(lambda: tt.qstatus(p2).get("state") == "ended", 60, "ended")
-        ids = tt.stream_ids(harness.Redis(p2))
+        harness.wait_until(lambda: qstatus(p2).get("state") == "ended", 60, "ended")
+        ids = stream_ids(harness.Redis(p2))
         return {"pause_s": round(pause, 2), "lost": len(set(man["msg_ids"]) - set(ids)), "doubled": len(ids) - len(set(ids))}
 
 
 def cluster():
     with harness.Env("m-cluster") as env:
-        ports = tt.start_cluster(env)
+        ports = topo.start_cluster(env)
         url = "redis-cluster://" + ",".join("127.0.0.1:%d" % p for p in ports)
-        res, _, _ = run_room(env, url, lambda: tt.qstatus(tt.node_of(ports, "{%s}" % LIVE)[0]),
-                             lambda: tt.cluster_get(ports, "LPUSH", "dylive:assign", LIVE), 0)
+        res, _, _ = run_room(env, url, lambda: qstatus(topo.node_of(ports, "{%s}" % LIVE)[0]),
+                             lambda: topo.cluster_get(ports, "LPUSH", "dylive:assign", LIVE), 0)
         return res
 
 
 def cluster_restart():
     with harness.Env("m-cl-restart") as env:
-        ports = tt.start_cluster(env)
+        ports = topo.start_cluster(env)
         frames, man = env.fixture("room", LIVE, harness.default_room_id(LIVE), "--frames", "1500", "--seed", "80")
         env.start_sim(["%s:%s,fps=100" % (LIVE, frames)])
         url = "redis-cluster://" + ",".join("127.0.0.1:%d" % p for p in ports)
         worker(env, url)
-        port, _ = tt.node_of(ports, "{%s}" % LIVE)
-        tt.cluster_get(ports, "LPUSH", "dylive:assign", LIVE)
-        harness.wait_until(lambda: int(tt.qstatus(port).get("events", "0")) >= 300, 30, "events")
+        port, _ = topo.node_of(ports, "{%s}" % LIVE)
+        topo.cluster_get(ports, "LPUSH", "dylive:assign", LIVE)
+        harness.wait_until(lambda: int(qstatus(port).get("events", "0")) >= 300, 30, "events")
         proc = next(p for p in env.procs if p.args[:3] == ["redis-server", "--port", str(port)])
         proc.kill()
         proc.wait(timeout=10)
-        env.spawn(tt.cluster_node_args(env, port), "restart.log")
-        harness.wait_until(lambda: tt._ping(port), 30, "back")
+        env.spawn(topo.cluster_node_args(env, port), "restart.log")
+        harness.wait_until(lambda: harness.redis_ready(port), 30, "back")
         t0 = time.monotonic()
-        before = int(tt.qstatus(port).get("events", "0"))
-        harness.wait_until(lambda: int(tt.qstatus(port).get("events", "0")) > before, 60, "writes again")
+        before = int(qstatus(port).get("events", "0"))
+        harness.wait_until(lambda: int(qstatus(port).get("events", "0")) > before, 60, "writes again")
         pause = time.monotonic() - t0
-        harness.wait_until(lambda: tt.qstatus(port).get("state") == "ended", 90, "ended")
-        ids = tt.stream_ids(harness.Redis(port))
+        harness.wait_until(lambda: qstatus(port).get("state") == "ended", 90, "ended")
+        ids = stream_ids(harness.Redis(port))
         return {"resume_after_restart_s": round(pause, 2), "lost": len(set(man["msg_ids"]) - set(ids)),
                 "doubled": len(ids) - len(set(ids))}
 

@@ -97,6 +97,11 @@
 #define DL_TAIL_GIFTS_MAX 4096
 /* Rooms a worker can hold is --max-rooms (≤ 100000); live_ids are at most 63 bytes. */
 
+/* NOSCRIPT: a pipeline of hundreds of EVALSHA to a flushed node comes back as as many NOSCRIPT
+ * replies; one reload per node serves them all (it is queued ahead of their re-sends), so a node
+ * loads the scripts again at most this often. */
+#define DL_SCRIPT_RELOAD_MIN_MS 1000
+
 /* ---- the admin server (dl_admin) ----
  * It serves three tiny GET endpoints to a scraper and a kubelet; everything else is refused
  * early so that no client can grow the worker or starve it of descriptors. */

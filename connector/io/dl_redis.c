@@ -776,11 +776,6 @@ dl_err dl_redis_claim_call(dl_redis *r, int argc, const char *const *argv, const
   return argv_on(&r->b, argc, argv, lens, block_ms, cb, priv);
 }
 
-/* NOSCRIPT: a pipeline of hundreds of EVALSHA to a flushed node comes back as as many NOSCRIPT
- * replies; one reload per node serves them all (it is queued ahead of their re-sends), so a node
- * loads the scripts again at most this often. */
-#define DL_SCRIPT_RELOAD_MIN_MS 1000
-
 static void reload_scripts(link *l, int64_t now) {
   if (!l->ready || (l->reloaded_ms && now - l->reloaded_ms < DL_SCRIPT_RELOAD_MIN_MS)) return;
   l->reloaded_ms = now;

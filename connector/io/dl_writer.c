@@ -9,6 +9,7 @@
 #include "dl_keys.h"
 #include "dl_limits.h"
 #include "dl_log.h"
+#include "dl_topo.h"
 
 /* --redis-wait-replicas: per node, the WAIT in flight and what the last one covered. */
 typedef struct wait_state {
@@ -190,8 +191,7 @@ static void on_reply(void *priv, const redisReply *rep) {
   case DL_RC_RETRY:
     w->st.retries++;
     if (rep && ri->err == DL_RERR_ASK) { /* "ASK <slot> <host>:<port>": the next send goes there */
-      const char *hp = strchr(rep->str + 4, ' ');
-      if (hp) snprintf(c->ask, sizeof c->ask, "%s", hp + 1);
+      if (dl_redirect_target(rep->str, c->ask, sizeof c->ask) != 0) c->ask[0] = 0;
     } else if (rep && ri->err != DL_RERR_MOVED && ri->err != DL_RERR_NOSCRIPT) {
       /* an error reply that is not about the topology (a lost connection is paced by reconnects,
        * MOVED/NOSCRIPT are fixed at once): pause before the next try */

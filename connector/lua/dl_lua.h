@@ -13,7 +13,7 @@
 #define DL_LUA_FENCED 3  /* the room belongs to another lease: nothing done */
 
 typedef enum {
-  DL_LUA_ACQUIRE, /* take a room's lease: KEYS lease epoch status events; ARGV worker ttl → {1, token, events} | {0, holder} */
+  DL_LUA_ACQUIRE, /* take a room's lease: KEYS lease epoch status events; ARGV worker ttl → {1, token} | {0, holder} */
   DL_LUA_ROOM,    /* a fenced, ordered room write (see room.lua) */
   DL_LUA_RENEW,   /* keep a lease: KEYS lease status; ARGV token ttl → {1, desired} | {0, ""} (fenced) */
   DL_LUA_REQUEUE, /* a dead worker's claims back to the head of P:assign: KEYS claims assign → n */
@@ -21,8 +21,7 @@ typedef enum {
   DL_LUA__COUNT
 } dl_lua_script;
 
-/* The script sources and file names (generated from connector/lua/<name>.lua at build time). */
+/* The script sources (generated from connector/lua/<name>.lua at build time). */
 extern const char *const dl_lua_source[DL_LUA__COUNT];
-extern const char *const dl_lua_file[DL_LUA__COUNT];
 
 #endif

@@ -1,4 +1,4 @@
-# Embeds connector/lua/<name>.lua into a C source (dl_lua.h's dl_lua_source / dl_lua_file), in the
+# Embeds connector/lua/<name>.lua into a C source (dl_lua.h's dl_lua_source), in the
 # order of the dl_lua_script enum. Run with -DOUT=<file.c> -DSRC_DIR=<connector/lua>.
 set(names acquire room renew requeue orphan)
 set(out "/* generated from the connector/lua scripts by connector/lua/embed.cmake: do not edit */\n#include \"dl_lua.h\"\n\nconst char *const dl_lua_source[DL_LUA__COUNT] = {\n")
@@ -8,10 +8,6 @@ foreach(n ${names})
   string(REPLACE "\"" "\\\"" body "${body}")
   string(REPLACE "\n" "\\n\"\n    \"" body "${body}")
   string(APPEND out "    /* ${n}.lua */\n    \"${body}\",\n")
-endforeach()
-string(APPEND out "};\n\nconst char *const dl_lua_file[DL_LUA__COUNT] = {")
-foreach(n ${names})
-  string(APPEND out "\"${n}.lua\", ")
 endforeach()
 string(APPEND out "};\n")
 file(WRITE ${OUT}.tmp "${out}")

@@ -2,6 +2,7 @@
 each on a free port in a private temp dir, all cleaned up. Python stdlib only (/usr/bin/python3).
 
 Waits are event-driven (poll with a deadline), never fixed sleeps."""
+import glob
 import json
 import os
 import shutil
@@ -170,6 +171,11 @@ class Env:
         wait_until(self._redis_up, 10, "redis-server to accept connections")
         return Redis(self.redis_port)
 
+    def log(self, name):
+        """The text of a log file this environment's processes wrote (bytes that are not UTF-8 replaced)."""
+        with open(os.path.join(self.tmp, name), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
     def kill_redis(self):
         """SIGKILL redis-server; returns the monotonic time it was gone."""
         self.redis_proc.send_signal(signal.SIGKILL)
@@ -297,6 +303,11 @@ def proc_nfds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def spool_files(d):
+    """Every spool file under a --spool-dir (they live in its private dylive-<uid> subdirectory)."""
+    return sorted(glob.glob(os.path.join(d, "**", "*.spool"), recursive=True))
+
+
 def metric(port, name):
     """A metric's value; for a labelled family (name{…}) the sum of its samples; None if absent or
     if the endpoint does not answer (so `metric(…) == 0` never holds for a dead worker)."""
@@ -403,3 +414,101 @@ def encode_command(*args):
         b = a if isinstance(a, bytes) else str(a).encode()
         out.append(b"$%d\r\n%s\r\n" % (len(b), b))
     return b"".join(out)
+
+
+class ConnectProxy:
+    """A small HTTP CONNECT proxy on loopback that counts its tunnels and their targets."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.targets = []
+        self.auth = []
+        self.socks = []  # every client and upstream socket, for kill()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        import socket
+        import threading
+        with self.lock:
+            self.socks.append(c)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c.recv(4096)
+            if not chunk:
+                c.close()
+                return
+            head += chunk
+        line = head.split(b"\r\n")[0].decode()
+        parts = line.split()
+        if len(parts) < 2 or parts[0] != "CONNECT":
+            c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            c.close()
+            return
+        host, port = parts[1].rsplit(":", 1)
+        with self.lock:
+            self.targets.append(parts[1])
+            self.auth.append(b"proxy-authorization" in head.lower())
+        try:
+            u = socket.create_connection((host, int(port)), timeout=10)
+        except OSError:
+            c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            c.close()
+            return
+        with self.lock:
+            self.socks.append(u)
+        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        rest = head.split(b"\r\n\r\n", 1)[1]
+        if rest:
+            u.sendall(rest)
+
+        def pump(a, b):
+            try:
+                while True:
+                    d = a.recv(65536)
+                    if not d:
+                        break
+                    b.sendall(d)
+            except OSError:
+                pass
+            for s_ in (a, b):
+                try:
+                    s_.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        threading.Thread(target=pump, args=(c, u), daemon=True).start()
+        pump(u, c)
+
+    def close(self):
+        import socket
+        try:  # wakes the accept() blocked in the other thread (close alone would not, on Linux)
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def kill(self):
+        """Stop listening and cut every tunnel, as a proxy that dies does."""
+        import socket
+        self.close()
+        with self.lock:
+            for s_ in self.socks:
+                try:
+                    s_.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

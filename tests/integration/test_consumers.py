@@ -64,11 +64,6 @@ def consumer(env, name, *args, log=None, extra_env=None):
                      log or name.replace(".py", ".log"), env=extra_env)
 
 
-def log_of(env, name):
-    with open(os.path.join(env.tmp, name), encoding="utf-8", errors="replace") as f:
-        return f.read()
-
-
 # ---- the dashboard process and plain HTTP ----
 
 def start_dashboard(env):
@@ -504,7 +499,7 @@ def test_bot_keywords_and_rate_limit():
         reps = replies_of(r)
         check_eq(len(reps), 3, "at most 3 replies per hour")
         check(all(word in x["text"] for x in reps), "only chats with the keyword: %r", reps)
-        summary = json.loads(log_of(env, "reply_bot.log").strip().splitlines()[-1].split("reply_bot: ", 1)[1])
+        summary = json.loads(env.log("reply_bot.log").strip().splitlines()[-1].split("reply_bot: ", 1)[1])
         check_eq(summary["limited"], len(matching) - 3, "the rest was rate-limited")
 
 

@@ -5,7 +5,7 @@ import subprocess
 import time
 
 import harness
-from harness import Env, check, check_eq, default_room_id, free_port, metric, run, wait_until
+from harness import ConnectProxy, Env, check, check_eq, default_room_id, free_port, metric, run, wait_until
 
 LIVE = "555000333"
 
@@ -175,104 +175,6 @@ def test_cookies_global_and_per_room():
                            capture_output=True, text=True, timeout=10)
         check_eq(p.returncode, 2, "world-readable cookie file refused")
         check("world-readable" in p.stderr and "SECRET" not in p.stderr, "clear reason: %r", p.stderr)
-
-
-class ConnectProxy:
-    """A small HTTP CONNECT proxy on loopback that counts its tunnels and their targets."""
-
-    def __init__(self):
-        import socket
-        import threading
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.targets = []
-        self.auth = []
-        self.socks = []  # every client and upstream socket, for kill()
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        import threading
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        import socket
-        import threading
-        with self.lock:
-            self.socks.append(c)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = c.recv(4096)
-            if not chunk:
-                c.close()
-                return
-            head += chunk
-        line = head.split(b"\r\n")[0].decode()
-        parts = line.split()
-        if len(parts) < 2 or parts[0] != "CONNECT":
-            c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
-            c.close()
-            return
-        host, port = parts[1].rsplit(":", 1)
-        with self.lock:
-            self.targets.append(parts[1])
-            self.auth.append(b"proxy-authorization" in head.lower())
-        try:
-            u = socket.create_connection((host, int(port)), timeout=10)
-        except OSError:
-            c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-            c.close()
-            return
-        with self.lock:
-            self.socks.append(u)
-        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        rest = head.split(b"\r\n\r\n", 1)[1]
-        if rest:
-            u.sendall(rest)
-
-        def pump(a, b):
-            try:
-                while True:
-                    d = a.recv(65536)
-                    if not d:
-                        break
-                    b.sendall(d)
-            except OSError:
-                pass
-            for s_ in (a, b):
-                try:
-                    s_.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-        threading.Thread(target=pump, args=(c, u), daemon=True).start()
-        pump(u, c)
-
-    def close(self):
-        import socket
-        try:  # wakes the accept() blocked in the other thread (close alone would not, on Linux)
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-    def kill(self):
-        """Stop listening and cut every tunnel, as a proxy that dies does."""
-        import socket
-        self.close()
-        with self.lock:
-            for s_ in self.socks:
-                try:
-                    s_.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 def test_http_connect_proxy():

@@ -11,8 +11,8 @@ import time
 import urllib.parse
 
 import harness
-from harness import Env, check, check_eq, default_room_id, free_port, metric, metrics, run, wait_until
-from test_douyin import ConnectProxy
+from harness import (ConnectProxy, Env, check, check_eq, default_room_id, free_port, metric, metrics, run,
+                     wait_until)
 
 LIVE = "7700100"
 

@@ -3,14 +3,14 @@ failing on the code before the fix): hostile spool files, a corrupted spool reco
 the wrong type, a crashed worker's spool, dylivectl on a hostile keyspace, a configuration error
 that held a room slot, secrets in messages, forged log lines, error rooms that never expired, and
 a worker started without Redis. Plus the P:rooms lifecycle stream."""
-import glob
 import os
 import signal
 import struct
 import subprocess
 import time
 
-from harness import (BUILD, Env, check, check_eq, default_room_id, free_port, metric, metrics, run, wait_until)
+from harness import (BUILD, Env, check, check_eq, default_room_id, free_port, metric, metrics, run, spool_files,
+                     wait_until)
 
 LIVE = "888000111"
 OTHER = "888000222"
@@ -22,15 +22,6 @@ def status(r, live_id=LIVE):
 
 def stream(r, live_id=LIVE):
     return r.xrange_all("dylive:{%s}:events" % live_id)
-
-
-def log_of(env, name):
-    with open(os.path.join(env.tmp, name), "rb") as f:
-        return f.read().decode("utf-8", "replace")
-
-
-def spool_files(d):
-    return sorted(glob.glob(os.path.join(d, "**", "*.spool"), recursive=True))
 
 
 def test_spool_planted_symlink_untouched():
@@ -75,14 +66,14 @@ def test_spool_planted_private_dir_refused():
         os.symlink(evil, priv)
         w = env.worker("--spool-dir", d, worker_id="wplant")
         check_eq(w.wait(timeout=20), 2, "exit status with a planted link")
-        check("not a directory" in log_of(env, "worker0.log"), "the reason logged: %r", log_of(env, "worker0.log"))
+        check("not a directory" in env.log("worker0.log"), "the reason logged: %r", env.log("worker0.log"))
         check_eq(os.listdir(evil), [], "nothing written through the link")
         os.unlink(priv)
         os.mkdir(priv)
         os.chmod(priv, 0o777)
         w = env.worker("--spool-dir", d, worker_id="wopen")
         check_eq(w.wait(timeout=20), 2, "exit status with a directory open to all")
-        check("open to other users" in log_of(env, "worker1.log"), "the reason logged: %r", log_of(env, "worker1.log"))
+        check("open to other users" in env.log("worker1.log"), "the reason logged: %r", env.log("worker1.log"))
         check_eq(os.listdir(priv), [], "nothing written in the open directory")
 
 
@@ -240,10 +231,10 @@ def test_secrets_never_logged():
                        "--douyin-http", "http://127.0.0.1:%d" % env.sim_port,
                        "--douyin-ws", "ws://127.0.0.1:%d" % env.sim_port, "--admin", "off",
                        "--proxy", "http://user:Pr0xyS3cret@127.0.0.1:1"], "w.log")
-        wait_until(lambda: "AUTH" in log_of(env, "w.log"), 20, "the AUTH failure logged")
+        wait_until(lambda: "AUTH" in env.log("w.log"), 20, "the AUTH failure logged")
         w.send_signal(signal.SIGTERM)
         w.wait(timeout=10)
-        text = log_of(env, "w.log")
+        text = env.log("w.log")
         check("WrongS3cret" not in text and "Pr0xyS3cret" not in text, "no secret in the log: %r", text[-2000:])
         r.close()
 
@@ -257,10 +248,10 @@ def test_text_logs_cannot_be_forged():
         env.start_sim([LIVE + ",title=pwned\n" + forged])
         w = env.worker("--log-format", "text")
         r("LPUSH", "dylive:assign", LIVE)
-        wait_until(lambda: "room_resolved" in log_of(env, "worker0.log"), 30, "the room resolved and logged")
+        wait_until(lambda: "room_resolved" in env.log("worker0.log"), 30, "the room resolved and logged")
         w.send_signal(signal.SIGTERM)
         w.wait(timeout=10)
-        text = log_of(env, "worker0.log")
+        text = env.log("worker0.log")
         lines = text.splitlines()
         check(not any(l.startswith(forged) for l in lines), "a forged line: %r", lines)
         check("pwned\\x0a" + forged in text, "the title logged with its newline escaped: %r", text[-2000:])
@@ -297,16 +288,16 @@ def test_no_redis_quiet_and_quick_exit():
     with Env("noredis") as env:
         w = env.spawn([os.path.join(BUILD, "dylive-connector"), "--redis", "redis://127.0.0.1:%d/0" % free_port(),
                        "--admin", "off", "--log-format", "json"], "w.log")
-        wait_until(lambda: "redis_down" in log_of(env, "w.log"), 10, "the first failure logged")
+        wait_until(lambda: "redis_down" in env.log("w.log"), 10, "the first failure logged")
         time.sleep(4)  # a window in which nothing should happen: the absence of log lines is the point
-        lines = [l for l in log_of(env, "w.log").splitlines() if "redis" in l and '"level":"warn"' in l]
+        lines = [l for l in env.log("w.log").splitlines() if "redis" in l and '"level":"warn"' in l]
         check(len(lines) <= 2, "at most a line or two in five seconds, not one a second: %r", lines)
         t1 = time.monotonic()
         w.send_signal(signal.SIGINT)
         check_eq(w.wait(timeout=5), 0, "exit status")
         took = time.monotonic() - t1
         check(took < 1.5, "Ctrl-C took %.2f s", took)
-        check("drain_timeout" not in log_of(env, "w.log"), "no drain error when nothing was held")
+        check("drain_timeout" not in env.log("w.log"), "no drain error when nothing was held")
 
 
 def test_rooms_lifecycle_stream():

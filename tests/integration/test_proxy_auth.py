@@ -3,8 +3,7 @@ reach the proxy the same way from the pages (libcurl) and the WebSocket (libwebs
 import base64
 import socket
 
-from harness import Env, check, check_eq, run, wait_until
-from test_douyin2026 import ConnectProxy
+from harness import ConnectProxy, Env, check, check_eq, run, wait_until
 
 LIVE = "7700300"
 

@@ -8,7 +8,7 @@ import subprocess
 import threading
 
 from harness import BUILD, Env, Redis, check, check_eq, default_room_id, free_port, metric, run, wait_until
-from test_topologies import node_id, node_of, q, start_cluster, start_sentinel_set
+from topology import node_id, node_of, q, start_cluster, start_sentinel_set
 
 LIVE = "666000222"
 
@@ -74,11 +74,6 @@ def test_dylivectl_tail_follows_a_moved_slot():
         check("during-move" in out.text(), "the ASK-redirected read too: %r", out.text())
 
 
-def log_text(env, name):
-    with open(os.path.join(env.tmp, name), "rb") as f:
-        return f.read().decode("utf-8", "replace")
-
-
 def test_sentinel_switch_then_clean_exit():
     """A Sentinel failover moves node 0 to the new primary. It used to forget node 0's reconnect
     timer (a leak per failover: ASan's leak check fails the exit status in build-san) and to close
@@ -93,7 +88,7 @@ def test_sentinel_switch_then_clean_exit():
                       "worker.log")
         wait_until(lambda: metric(admin, "dylive_redis_connected") == 1, 20, "connected to the first primary")
         q(sentinels[0], "SENTINEL", "FAILOVER", "mymaster")
-        wait_until(lambda: "the primary of mymaster is now 127.0.0.1:%d" % p2 in log_text(env, "worker.log"), 30,
+        wait_until(lambda: "the primary of mymaster is now 127.0.0.1:%d" % p2 in env.log("worker.log"), 30,
                    "the worker told of the new primary")
         wait_until(lambda: metric(admin, "dylive_redis_connected") == 1 and
                    any(c.startswith("dylive:") for c in (q(p2, "CLIENT", "LIST") or "").split("name=")[1:]), 30,
@@ -210,7 +205,7 @@ def test_cluster_node_table_survives_address_churn():
         # 16 fresh addresses per map: 300 distinct ones is well past the table's 128
         wait_until(lambda: len(fake.reached) >= 300, 30, "the worker following maps past 128 addresses",
                    interval=0.2)
-        check("slot map loaded" in log_text(env, "worker.log"), "the worker loaded the maps")
+        check("slot map loaded" in env.log("worker.log"), "the worker loaded the maps")
         w.send_signal(signal.SIGTERM)
         check_eq(w.wait(timeout=30), 0, "worker exit status (ASan: the reused nodes' timers not leaked)")
 

@@ -6,8 +6,9 @@ import os
 import subprocess
 import time
 
-from harness import (BUILD, Env, Redis, RespError, check, check_eq, default_room_id, free_port, metric, run,
-                     wait_until)
+from harness import BUILD, Env, Redis, check, check_eq, default_room_id, free_port, metric, redis_ready, run, wait_until
+from topology import (cluster_get, cluster_node_args, make_pki, node_id, node_of, q, start_cluster, start_sentinel_set,
+                      start_tls_redis, tls_cli)
 
 LIVE = "666000111"
 
@@ -18,11 +19,6 @@ def status(r, live_id=LIVE):
 
 def stream_ids(r, live_id=LIVE):
     return [f["msg_id"] for _, f in r.xrange_all("dylive:{%s}:events" % live_id)]
-
-
-def log_text(env, name):
-    with open(os.path.join(env.tmp, name), "rb") as f:
-        return f.read().decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------- retention
@@ -51,42 +47,6 @@ def test_stream_max_age_trims_by_time():
 
 # ---------------------------------------------------------------- TLS
 
-def make_pki(d):
-    """A private CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
-    def ossl(*a):
-        subprocess.run(["openssl"] + list(a), check=True, capture_output=True, cwd=d)
-    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-         "-subj", "/CN=dylive test CA")
-    with open(os.path.join(d, "san.cnf"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name in ("server", "client"):
-        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr", "-subj",
-             "/CN=" + ("localhost" if name == "server" else "dylive-worker"))
-        ossl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
-             name + ".pem", "-days", "2", "-extfile", "san.cnf")
-    return {k: os.path.join(d, k) for k in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
-
-
-def start_tls_redis(env, pki, auth_clients):
-    port = free_port()
-    d = os.path.join(env.tmp, "redis-tls")
-    os.makedirs(d, exist_ok=True)
-    env.spawn(["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--tls-cert-file", pki["server.pem"], "--tls-key-file", pki["server.key"], "--tls-ca-cert-file",
-               pki["ca.pem"], "--tls-auth-clients", "yes" if auth_clients else "no", "--dir", d], "redis-tls.log")
-    # plain connections are refused by a TLS port; readiness = the port accepts
-    wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "--tls", "--cacert", pki["ca.pem"], "--cert",
-                                       pki["client.pem"], "--key", pki["client.key"], "PING"],
-                                      capture_output=True, text=True).stdout.strip() == "PONG", 10, "TLS redis up")
-    return port
-
-
-def tls_cli(port, pki, *args):
-    out = subprocess.run(["redis-cli", "-p", str(port), "--tls", "--cacert", pki["ca.pem"], "--cert", pki["client.pem"],
-                          "--key", pki["client.key"], "--no-raw"] + list(args), capture_output=True, text=True)
-    return out.stdout
-
-
 def test_tls_redis_exact_and_fails_closed():
     with Env("tls") as env:
         pki = make_pki(env.tmp)
@@ -97,7 +57,7 @@ def test_tls_redis_exact_and_fails_closed():
         # without the CA: no connection, and the log says why; never plain text
         bad = env.spawn([os.path.join(BUILD, "dylive-connector"), "--redis", url, "--admin", "off",
                          "--douyin-http", "http://127.0.0.1:%d" % env.sim_port], "untrusted.log")
-        wait_until(lambda: "certificate verification failed" in log_text(env, "untrusted.log"), 15,
+        wait_until(lambda: "certificate verification failed" in env.log("untrusted.log"), 15,
                    "the untrusted certificate named in the log")
         bad.kill()
         admin = free_port()
@@ -128,66 +88,15 @@ def test_tls_mutual_client_certificate():
         env.spawn(base + ["--admin", "127.0.0.1:%d" % a2, "--redis-cert", pki["client.pem"], "--redis-key",
                           pki["client.key"]], "cert.log")
         wait_until(lambda: metric(a2, "dylive_redis_connected") == 1, 15, "the worker with a client certificate")
-        wait_until(lambda: "redis_down" in log_text(env, "nocert.log"), 15, "the one without is refused")
+        wait_until(lambda: "redis_down" in env.log("nocert.log"), 15, "the one without is refused")
         check_eq(metric(a1, "dylive_redis_connected"), 0, "no certificate, no connection")
 
 
 # ---------------------------------------------------------------- Sentinel
 
-def start_sentinel_set(env):
-    """A primary, a replica and three sentinels watching 'mymaster'."""
-    p1, p2 = free_port(), free_port()
-    for port, extra in ((p1, []), (p2, ["--replicaof", "127.0.0.1", str(p1)])):
-        d = os.path.join(env.tmp, "r%d" % port)
-        os.makedirs(d)
-        env.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", d] + extra,
-                  "redis-%d.log" % port)
-    wait_until(lambda: _ping(p1) and _ping(p2), 10, "primary and replica up")
-    r2 = Redis(p2)
-    wait_until(lambda: "master_link_status:up" in r2("INFO", "replication"), 15, "the replica in sync")
-    sentinels = []
-    for i in range(3):
-        port = free_port()
-        conf = os.path.join(env.tmp, "sentinel%d.conf" % i)
-        with open(conf, "w") as f:
-            f.write("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %d 2\n"
-                    "sentinel down-after-milliseconds mymaster 2000\nsentinel failover-timeout mymaster 10000\n"
-                    % (port, env.tmp, p1))
-        env.spawn(["redis-sentinel", conf], "sentinel%d.log" % i)
-        sentinels.append(port)
-    wait_until(lambda: all(_ping(s) for s in sentinels), 10, "sentinels up")
-    s0 = Redis(sentinels[0])
-    wait_until(lambda: int(dict(zip(*[iter(s0("SENTINEL", "master", "mymaster"))] * 2)).get("num-other-sentinels", 0)) == 2,
-               20, "the sentinels know each other")
-    return p1, p2, sentinels
-
-
-def q(port, *args):
-    """One command on a fresh connection (Sentinel kills clients while it reconfigures); None when the
-    connection is refused or killed under us, or the node is not serving (LOADING, CLUSTERDOWN)."""
-    try:
-        r = Redis(port)
-        try:
-            return r(*args)
-        finally:
-            r.close()
-    except (OSError, ConnectionError, RespError):
-        return None
-
-
 def qstatus(port, live_id=LIVE):
     h = q(port, "HGETALL", "dylive:{%s}:status" % live_id) or []
     return dict(zip(h[0::2], h[1::2]))
-
-
-def _ping(port):
-    try:
-        r = Redis(port)
-        ok = r("PING") == "PONG"
-        r.close()
-        return ok
-    except (OSError, RespError):
-        return False
 
 
 def test_sentinel_failover_mid_room_exact():
@@ -212,7 +121,7 @@ def test_sentinel_failover_mid_room_exact():
         wait_until(lambda: metric(admin, "dylive_redis_pending") == 0, 20, "nothing pending")
         ids = stream_ids(Redis(p2))
         if os.environ.get("DYLIVE_TEST_VERBOSE"):
-            print(log_text(env, "worker.log")[-6000:])
+            print(env.log("worker.log")[-6000:])
         print("sentinel failover: writes resumed %.2f s after SENTINEL FAILOVER; %d events" % (pause, len(ids)),
               flush=True)
         check_eq(len(ids), len(set(ids)), "no duplicates across the failover")
@@ -220,63 +129,6 @@ def test_sentinel_failover_mid_room_exact():
 
 
 # ---------------------------------------------------------------- Cluster
-
-def free_cluster_port():
-    """A free port whose cluster bus port (+10000) is free and in range too."""
-    import socket
-    while True:
-        p = free_port()
-        if p + 10000 > 65535:
-            continue
-        sk = socket.socket()
-        try:
-            sk.bind(("127.0.0.1", p + 10000))
-            return p
-        except OSError:
-            continue
-        finally:
-            sk.close()
-
-
-def start_cluster(env, n=3):
-    ports = [free_cluster_port() for _ in range(n)]
-    for p in ports:
-        d = os.path.join(env.tmp, "c%d" % p)
-        os.makedirs(d)
-        env.spawn(cluster_node_args(env, p), "cluster-%d.log" % p)
-    wait_until(lambda: all(_ping(p) for p in ports), 10, "cluster nodes up")
-    out = subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in ports] +
-                         ["--cluster-replicas", "0", "--cluster-yes"], capture_output=True, text=True, timeout=60)
-    check(out.returncode == 0, "cluster create: %s %s", out.stdout[-500:], out.stderr[-500:])
-    wait_until(lambda: all("cluster_state:ok" in Redis(p)("CLUSTER", "INFO") for p in ports), 20, "cluster ok")
-    return ports
-
-
-def cluster_node_args(env, p):
-    d = os.path.join(env.tmp, "c%d" % p)
-    return ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-            "--cluster-config-file", os.path.join(d, "nodes.conf"), "--cluster-node-timeout", "2000",
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--dir", d]
-
-
-def node_of(ports, key):
-    slot = Redis(ports[0])("CLUSTER", "KEYSLOT", key)
-    for p in ports:
-        for lo, hi, *rest in Redis(p)("CLUSTER", "SLOTS"):
-            if lo <= slot <= hi:
-                return rest[0][1], slot
-    return None, slot
-
-
-def cluster_get(ports, *args):
-    """A command on whichever node serves its key (args[1])."""
-    port, _ = node_of(ports, args[1])
-    return Redis(port)(*args)
-
-
-def node_id(port):
-    return Redis(port)("CLUSTER", "MYID")
-
 
 def test_cluster_rooms_spread_migration_and_restart_exact():
     with Env("cluster") as env:
@@ -326,7 +178,7 @@ def test_cluster_rooms_spread_migration_and_restart_exact():
         proc.kill()
         proc.wait(timeout=10)
         env.spawn(cluster_node_args(env, victim), "cluster-%d-restart.log" % victim)
-        wait_until(lambda: _ping(victim), 20, "the primary back")
+        wait_until(lambda: redis_ready(victim), 20, "the primary back")
         wait_until(lambda: all(cluster_get(ports, "HGET", "dylive:{%s}:status" % l, "state") == "ended" for l in rooms),
                    90, "every room ended")
         for l in rooms:

@@ -9,8 +9,7 @@ import os
 import signal
 import time
 
-from harness import (Env, Redis, check, check_eq, default_room_id, free_port, metrics, redis_ready, run, wait_until)
-from test_hardening import log_of, spool_files
+from harness import (Env, check, check_eq, default_room_id, free_port, metrics, run, spool_files, wait_until)
 
 LIVE = "777000111"
 
@@ -53,14 +52,10 @@ def test_drain_timeout_with_writes_in_flight():
             rc = w1.wait(timeout=15)
             took = time.monotonic() - t0
         finally:
-            env.redis_proc.send_signal(signal.SIGKILL)
-            env.redis_proc.wait(timeout=10)
+            env.kill_redis()
         r.close()
-        env.redis_proc = env.spawn(["redis-server", "--port", str(env.redis_port), "--bind", "127.0.0.1", "--save", "",
-                                    "--dir", os.path.join(env.tmp, "redis")] + aof, "redis-restart.log")
-        wait_until(lambda: redis_ready(env.redis_port), 20, "redis-server restarted from its AOF")
-        r = Redis(env.redis_port)
-        text = log_of(env, "worker0.log")
+        r = env.restart_redis()  # from its AOF
+        text = env.log("worker0.log")
         no_sanitizer_report(text, "the first worker")
         check_eq(rc, 0, "exit status of the worker whose drain timed out")
         check(took < 10, "exited within the drain deadline (%.1f s)", took)
