@@ -98,15 +98,16 @@ static void on_claim(void *priv, const redisReply *rep) {
       dl_log(DL_LOG_INFO, "assign_dup", live_id, "already captured here; ignoring the repeated assignment");
       dl_claims_release(c, rep->str, rep->len);
     } else {
-      char why[160];
+      char why[120], refused[160];
       if (proxy.port && dl_proxypool_pin(ctx->pool, live_id, &proxy, why, sizeof why) < 0) {
         /* never captured without the proxy its assignment names: no silent fall-back to the
-         * rotation or to a direct connection */
+         * rotation or to a direct connection; the room's status says why */
         ctx->st.config_errors++;
-        dl_log(DL_LOG_ERROR, "assign_proxy", live_id, "not captured: its assignment proxy cannot be used: %s", why);
-        dl_claims_release(c, rep->str, rep->len);
+        snprintf(refused, sizeof refused, "its assignment proxy cannot be used: %s", why);
+        dl_log(DL_LOG_ERROR, "assign_proxy", live_id, "not captured: %s", refused);
+        dl_rooms_claimed(ctx->rooms, live_id, profile, rep->str, rep->len, refused);
       } else {
-        dl_rooms_claimed(ctx->rooms, live_id, profile, rep->str, rep->len);
+        dl_rooms_claimed(ctx->rooms, live_id, profile, rep->str, rep->len, NULL);
       }
       memset(&proxy, 0, sizeof proxy); /* credentials: the pool holds its own copy */
     }

@@ -38,6 +38,7 @@ typedef struct room {
   char live_id[DL_LIVE_ID_MAX];
   char room_id[DL_ROOM_ID_MAX];
   char profile[72];
+  char refused[160];          /* a configuration error found at claim time: published once owned */
   char *claim_raw;            /* the assignment exactly as it sits in our claims list */
   size_t claim_len;
   st_t st;
@@ -466,6 +467,11 @@ static void on_acquired(dl_ctx *ctx, const char *live_id, const dl_lease_result 
   }
   snprintf(r->token, sizeof r->token, "%s", res->token);
   r->wseq = 0;
+  if (r->refused[0]) { /* say why in the room's status (P:rooms too), then let it go */
+    r->st = ST_CLOSING;
+    finish_room(r, DL_RS_error, r->refused);
+    return;
+  }
   r->st = ST_LOADING;
   /* a claim is an assignment: it clears an earlier unassign and the last error */
   char key[DL_KEY_MAX];
@@ -513,7 +519,8 @@ static void load_tail(room *r) {
   }
 }
 
-void dl_rooms_claimed(dl_rooms *rs, const char *live_id, const char *profile, const char *raw, size_t len) {
+void dl_rooms_claimed(dl_rooms *rs, const char *live_id, const char *profile, const char *raw, size_t len,
+                      const char *refused) {
   room *r = calloc(1, sizeof *r);
   if (!r || !(r->claim_raw = malloc(len + 1)) || !(r->seen = dl_seen_new((size_t)rs->ctx->cfg->seen_max))) {
     if (r) room_free(r);
@@ -525,6 +532,7 @@ void dl_rooms_claimed(dl_rooms *rs, const char *live_id, const char *profile, co
   r->claim_len = len;
   snprintf(r->live_id, sizeof r->live_id, "%s", live_id);
   snprintf(r->profile, sizeof r->profile, "%s", profile);
+  if (refused) snprintf(r->refused, sizeof r->refused, "%s", refused);
   dl_backoff_init(&r->resolve_bo, DL_RESOLVE_RETRY_MS, DL_RESOLVE_RETRY_MAX_MS, (uint64_t)random());
   dl_backoff_init(&r->risk_bo, DL_RISK_PAUSE_MS, DL_RISK_PAUSE_MAX_MS, (uint64_t)random());
   r->st = ST_CLAIMING;

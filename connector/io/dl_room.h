@@ -37,8 +37,12 @@ size_t dl_rooms_count(const dl_rooms *rs);
 int dl_rooms_has(const dl_rooms *rs, const char *live_id);
 void dl_rooms_states(const dl_rooms *rs, size_t counts[DL_RS__COUNT]);
 
-/* A claimed assignment becomes a room (raw: the assignment as it sits in the claims list). */
-void dl_rooms_claimed(dl_rooms *rs, const char *live_id, const char *profile, const char *raw, size_t len);
+/* A claimed assignment becomes a room (raw: the assignment as it sits in the claims list). With
+ * `refused` (a configuration error found at claim time, e.g. its proxy cannot be used) the room
+ * only takes its lease to publish state error with that reason, and is released: final, like an
+ * unknown cookie profile. */
+void dl_rooms_claimed(dl_rooms *rs, const char *live_id, const char *profile, const char *raw, size_t len,
+                      const char *refused);
 void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m);
 void dl_rooms_on_resolved(dl_rooms *rs, dl_resolve_result *res);
 /* End of a pass over the ingest queue: every room's pending events become writes. */

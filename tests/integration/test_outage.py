@@ -274,15 +274,18 @@ def test_redis_long_outage_backpressure():
             r = env.restart_redis()
             outage = time.monotonic() - t_down
             check(len(stream_ids(r)) >= before, "AOF kept the %d entries written before the kill", before)
-            print("outbox peak %d, queue peak %d; sim position %d of %d when reads paused, %d 3 s later" %
-                  (s.max("redis_pending"), s.max("queue_depth"), paused_pos, env.sim_stats(LIVE)["total_frames"],
-                   held_pos), flush=True)
+            print("outbox peak %d commands, %d bytes; queue peak %d; sim position %d of %d when reads paused, %d 3 s "
+                  "later" % (s.max("redis_pending"), s.max("buffer_bytes"), s.max("queue_depth"), paused_pos,
+                             env.sim_stats(LIVE)["total_frames"], held_pos), flush=True)
             finish_and_check(env, r, w, s, man, "long outage (outbox bound)", outage)
             check(s.last("ingest_pauses_total") >= 1, "reads paused: dylive_ingest_pauses_total %r",
                   s.last("ingest_pauses_total"))
-            # 4096 commands / 1 MiB, plus at most one pass over the ingest queue (256 frames) and a few status writes
-            check(s.max("redis_pending") <= 4096 + 256 + 64, "outbox bounded: peak %r", s.max("redis_pending"))
-            check(s.max("buffer_bytes") <= 3 << 20, "outbox bounded in bytes: peak %r", s.max("buffer_bytes"))
+            # 4096 commands / 1 MiB: the control thread takes a frame only while the memory tier has room
+            # for it, so the tier passes its cap by at most one frame's write (this fixture's frames encode
+            # to far less than 128 KiB) and a few status writes
+            check(s.max("redis_pending") <= 4096 + 64, "outbox bounded: peak %r", s.max("redis_pending"))
+            check(s.max("buffer_bytes") <= (1 << 20) + (128 << 10), "outbox bounded in bytes: peak %r",
+                  s.max("buffer_bytes"))
             check(s.max("queue_depth") <= 512, "ingest queue bounded by --queue-max: peak %r", s.max("queue_depth"))
         finally:
             s.close()
