@@ -154,31 +154,54 @@ dl_err dl_cmd_encode(const dl_cmd *c, const dl_cmd_env *env, dl_buf *out) {
       return e;
     return dl_buf_add(out, c->body.p, c->body.len);
   }
-  /* EVALSHA sha 3 lease status events token ttl seq force maxlen minid release expire npairs … */
-  static const dl_room_key fence_keys[] = {DL_RK_LEASE, DL_RK_STATUS, DL_RK_EVENTS};
-  snprintf(n, sizeof n, "*%u\r\n", 3 + 3 + 9 + c->npairs + 4 * c->nevents);
-  if ((e = dl_buf_adds(out, n)) || (e = bulks(out, "EVALSHA")) || (e = bulks(out, env->room_sha)) ||
-      (e = bulks(out, "3")))
-    return e;
-  for (int i = 0; i < 3; i++) {
-    char key[DL_KEY_MAX];
-    int kl = dl_keys_room(key, sizeof key, env->prefix, c->live_id, fence_keys[i]);
-    if (kl < 0) return DL_ELIMIT;
-    if ((e = bulk(out, key, (size_t)kl))) return e;
-  }
-  char ttl[24], seq[24], maxlen[24], minid[24] = "", expire[16], np[16];
-  snprintf(ttl, sizeof ttl, "%lld", env->lease_ms);
+  return dl_cmd_encode_rooms(&c, 1, env, out);
+}
+
+/* One room's ten header strings (room.lua's ARGV layout), then its status pairs and events. */
+static dl_err room_args(const dl_cmd *c, const dl_cmd_env *env, const char *maxlen, const char *minid, dl_buf *out) {
+  char ttl[24], seq[24], expire[16], np[16], ne[16];
+  snprintf(ttl, sizeof ttl, "%lld", c->keep_lease ? 0LL : env->lease_ms);
   snprintf(seq, sizeof seq, "%llu", (unsigned long long)c->seq);
-  snprintf(maxlen, sizeof maxlen, "%lld", env->maxlen);
-  if (env->minid_ms > 0) snprintf(minid, sizeof minid, "%lld", env->minid_ms);
   snprintf(expire, sizeof expire, "%u", c->expire_s);
   snprintf(np, sizeof np, "%u", c->npairs);
+  snprintf(ne, sizeof ne, "%u", c->nevents);
+  dl_err e;
   if ((e = bulks(out, c->token)) || (e = bulks(out, ttl)) || (e = bulks(out, seq)) ||
       (e = bulks(out, c->force ? "1" : "0")) || (e = bulks(out, maxlen)) || (e = bulks(out, minid)) ||
-      (e = bulks(out, c->release ? "1" : "0")) || (e = bulks(out, expire)) || (e = bulks(out, np)))
+      (e = bulks(out, c->release ? "1" : "0")) || (e = bulks(out, expire)) || (e = bulks(out, np)) ||
+      (e = bulks(out, ne)))
     return e;
   if ((e = dl_buf_add(out, c->head.p, c->head.len))) return e;
   return dl_buf_add(out, c->body.p, c->body.len);
+}
+
+dl_err dl_cmd_encode_rooms(const dl_cmd *const *cs, size_t n, const dl_cmd_env *env, dl_buf *out) {
+  /* EVALSHA sha 3n (lease status events)×n (10 header strings, pairs, events)×n */
+  static const dl_room_key fence_keys[] = {DL_RK_LEASE, DL_RK_STATUS, DL_RK_EVENTS};
+  if (n == 0 || n > DL_CMD_GROUP_MAX) return DL_EINVAL;
+  size_t argc = 3 + 3 * n;
+  for (size_t i = 0; i < n; i++) {
+    if (cs[i]->kind != DL_CMD_ROOM) return DL_EINVAL;
+    argc += 10 + cs[i]->npairs + 4 * (size_t)cs[i]->nevents;
+  }
+  char hdr[32], nk[16], maxlen[24], minid[24] = "";
+  snprintf(hdr, sizeof hdr, "*%zu\r\n", argc);
+  snprintf(nk, sizeof nk, "%zu", 3 * n);
+  snprintf(maxlen, sizeof maxlen, "%lld", env->maxlen);
+  if (env->minid_ms > 0) snprintf(minid, sizeof minid, "%lld", env->minid_ms);
+  dl_err e;
+  if ((e = dl_buf_adds(out, hdr)) || (e = bulks(out, "EVALSHA")) || (e = bulks(out, env->room_sha)) || (e = bulks(out, nk)))
+    return e;
+  for (size_t i = 0; i < n; i++)
+    for (int k = 0; k < 3; k++) {
+      char key[DL_KEY_MAX];
+      int kl = dl_keys_room(key, sizeof key, env->prefix, cs[i]->live_id, fence_keys[k]);
+      if (kl < 0) return DL_ELIMIT;
+      if ((e = bulk(out, key, (size_t)kl))) return e;
+    }
+  for (size_t i = 0; i < n; i++)
+    if ((e = room_args(cs[i], env, maxlen, minid, out))) return e;
+  return DL_EOK;
 }
 
 int dl_cmd_next_arg(const dl_buf *b, size_t *off, const char **p, size_t *len) {

@@ -75,6 +75,8 @@ typedef struct dl_cmd {
   uint8_t force;                  /* gap repair: apply even though a predecessor is missing */
   uint8_t release;                /* give the lease up after this write */
   uint32_t expire_s;              /* with release: the room's keys expire after this (0: keep) */
+  uint8_t keep_lease;             /* a recent write or renewal refreshed the lease: this write leaves
+                                     its expiry alone (not spooled: a write read back refreshes it) */
   uint32_t npairs;                /* status field/value strings in `head` (even) */
   uint32_t nevents;               /* events in `body` (4 strings each) */
   /* DL_CMD_PLAIN: nargs strings in `head` (the verb first) */
@@ -120,8 +122,12 @@ void dl_cmd_to_orphan(dl_cmd *c);
 int dl_cmd_room_fits(const dl_cmd *c, size_t event_bytes, size_t max_bytes);
 size_t dl_cmd_bytes(const dl_cmd *c);
 
-/* The whole command as RESP into out (appended). */
+/* The whole command as RESP into out (appended). A room write is a room.lua call of its own. */
 dl_err dl_cmd_encode(const dl_cmd *c, const dl_cmd_env *env, dl_buf *out);
+/* Room writes in one room.lua call (n ≤ DL_CMD_GROUP_MAX, all DL_CMD_ROOM, on Cluster all in one
+ * slot: the caller groups). Its reply is an array with one reply per command, in order. */
+#define DL_CMD_GROUP_MAX 1024
+dl_err dl_cmd_encode_rooms(const dl_cmd *const *cs, size_t n, const dl_cmd_env *env, dl_buf *out);
 
 /* Spool records. */
 dl_err dl_cmd_to_record(const dl_cmd *c, dl_buf *out);

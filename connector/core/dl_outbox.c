@@ -108,6 +108,22 @@ void dl_outbox_classify(const dl_cmd *c, const redisReply *r, dl_reply_info *out
   }
 }
 
+int dl_outbox_classify_group(dl_cmd *const *cs, size_t n, const redisReply *r) {
+  int whole = !r || r->type != REDIS_REPLY_ARRAY || r->elements != n;
+  for (size_t i = 0; i < n; i++) {
+    if (!whole) {
+      dl_outbox_classify(cs[i], r->element[i], &cs[i]->reply);
+    } else if (r && r->type != REDIS_REPLY_ERROR) {
+      memset(&cs[i]->reply, 0, sizeof cs[i]->reply);
+      cs[i]->reply.cls = DL_RC_FATAL;
+      snprintf(cs[i]->reply.why, sizeof cs[i]->reply.why, "unexpected reply to a room write");
+    } else {
+      dl_outbox_classify(cs[i], r, &cs[i]->reply);
+    }
+  }
+  return whole;
+}
+
 dl_outbox *dl_outbox_new(const dl_outbox_limits *lim, dl_spool *spool, const char *prefix) {
   dl_outbox *ob = calloc(1, sizeof *ob);
   if (!ob) return NULL;

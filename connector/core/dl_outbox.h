@@ -33,6 +33,11 @@
 /* What a reply means for this command (into c->reply, where it stays: one copy from the reply to
  * the hook that acts on it). A NULL reply is a lost connection (RETRY). */
 void dl_outbox_classify(const dl_cmd *c, const redisReply *r, dl_reply_info *out);
+/* The reply to room writes grouped in one call (dl_cmd_encode_rooms): an array with one reply per
+ * command, each classified into its c->reply; an error reply, a lost connection or an array of the
+ * wrong size is every command's answer. Returns 1 when r was one answer for all (an error reply is
+ * then counted once, not per command). */
+int dl_outbox_classify_group(dl_cmd *const *cs, size_t n, const redisReply *r);
 
 typedef struct dl_outbox_limits {
   size_t max_cmds;        /* commands in memory */

@@ -169,7 +169,8 @@ void dl_admin_render_metrics(dl_ctx *ctx, dl_buf *b) {
   metric(b, "ingest_paused", "gauge", "1 while socket reads are paused.", (unsigned long long)dl_ingest_paused(ctx->ingest));
   metric(b, "queue_depth", "gauge", "Frames waiting between ingest and Redis.", dl_queue_len(ctx->inq));
   metric(b, "events_duplicate_total", "counter", "Events skipped as duplicates by msg_id.", ctx->st.events_dup);
-  metric(b, "redis_batches_total", "counter", "Room writes issued (one script call per room per flush).", ctx->st.batches);
+  metric(b, "redis_batches_total", "counter", "Room writes issued (one per room per flush).", ctx->st.batches);
+  metric(b, "redis_calls_total", "counter", "Write-path calls sent to Redis (room writes ready together share one).", ws->calls);
   metric(b, "redis_commands_total", "counter", "Write-path commands finished.", ws->commands);
   metric(b, "redis_pending", "gauge", "Writes waiting for Redis (memory, spool and overflow).", dl_outbox_pending(ob));
   metric(b, "buffer_bytes", "gauge", "Bytes of writes held in memory for Redis.", dl_outbox_mem_bytes(ob));

@@ -213,9 +213,10 @@ static const opt opts[] = {
      "one http://[user:pass@]host:port proxy a line: rooms are spread over them, sticky per room"},
     {"--silence-timeout", "DYLIVE_SILENCE_TIMEOUT", OPT_INT, "90", 0, 86400, NULL, OFF(silence_timeout),
      "a live room that delivers no message for S seconds is reconnected with a fresh identity; 0: off"},
-    {"--flush-ms", "DYLIVE_FLUSH_MS", OPT_INT, "0", 0, 10000, NULL, OFF(flush_ms),
-     "0: a room's events are written as soon as the worker takes them (one write per room per pass); N: every N ms, "
-     "fewer and larger writes for many quiet rooms, at up to N ms of latency"},
+    {"--flush-ms", "DYLIVE_FLUSH_MS", OPT_INT, "2", 0, 10000, NULL, OFF(flush_ms),
+     "N: a room's events are written at most N ms after the first of them arrived, every room's write of that "
+     "moment in one Redis call (fewer, larger writes; up to N ms of latency); 0: as soon as the worker takes them "
+     "(one write per room per pass)"},
     {"--check-config", NULL, OPT_FLAG, "0", 0, 1, NULL, OFF(check_only), "validate the options and exit"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -54,6 +54,11 @@
 /* Events per room write, at most (with --batch-max), and bytes: one script call should never
  * stall Redis for long. */
 #define DL_BATCH_BYTES_MAX (8u << 20)
+/* Room writes ready at once share one room.lua call (issue 11: Redis pays a call, its argument
+ * table and a network read once for many rooms): at most this many writes and bytes per call (a
+ * lone write may be bigger, up to DL_BATCH_BYTES_MAX). */
+#define DL_WRITE_GROUP_CMDS 256
+#define DL_WRITE_GROUP_BYTES (1u << 20)
 /* Frames taken from the ingest queue per wake-up (keeps the loop responsive). */
 #define DL_DRAIN_BATCH 256
 /* P:rooms is trimmed to about this many lifecycle entries. */

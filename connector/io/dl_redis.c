@@ -813,3 +813,5 @@ static void note_error(dl_redis *r, const char *err) {
     if (dl_mono_ms() - r->last_refresh_ms >= DL_CLUSTER_REFRESH_MIN_MS) follow_failover(r);
   }
 }
+
+int dl_redis_cluster(const dl_redis *r) { return r->addr.mode == DL_RURL_CLUSTER; }

@@ -75,6 +75,8 @@ dl_err dl_redis_claim_call(dl_redis *r, int argc, const char *const *argv, const
 /* Counts an error reply by kind (for dylive_redis_errors_total). */
 void dl_redis_count_error(dl_redis *r, dl_rerr kind);
 const dl_redis_stats *dl_redis_stats_get(const dl_redis *r);
+/* 1 on a Cluster (room writes share a script call only within one slot). */
+int dl_redis_cluster(const dl_redis *r);
 /* "host:port", "tls://host:port", "sentinel <master>", "cluster of N" (never the password). */
 const char *dl_redis_where(const dl_redis *r);
 

@@ -64,7 +64,8 @@ typedef struct room {
   int viewers_dirty;
   uint64_t dups;
   int dups_dirty;
-  int64_t last_ok_ms;         /* monotonic: the last write Redis applied (it renewed the lease) */
+  int64_t last_ok_ms;         /* monotonic: the last write Redis applied that renewed the lease */
+  int64_t lease_sent_ms;      /* monotonic: the last write made to renew the lease */
   /* silent risk control: silent connections in a row, the pause, the identity never to
    * reuse, and where the silenced connection stopped (the next one resumes there) */
   int silent_runs;
@@ -158,10 +159,21 @@ void dl_rooms_states(const dl_rooms *rs, size_t counts[DL_RS__COUNT]) {
 
 static void flush_room(room *r);
 
+/* A write renews the lease when none did for half a poll period: a busy room's lease is kept by
+ * its writes (and dl_rooms_poll skips its renewal), without a SET per write. */
+static void lease_mark(room *r, dl_cmd *c) {
+  int64_t now = dl_mono_ms();
+  if (r->lease_sent_ms && now - r->lease_sent_ms < r->rs->ctx->cfg->poll_ms / 2) c->keep_lease = 1;
+  else r->lease_sent_ms = now;
+}
+
 /* The next fenced write of the room, with its place in the room's order. */
 static dl_cmd *room_write(room *r) {
   dl_cmd *c = dl_cmd_room_new(r->live_id, r->token);
-  if (c) c->seq = ++r->wseq;
+  if (c) {
+    c->seq = ++r->wseq;
+    lease_mark(r, c);
+  }
   return c;
 }
 
@@ -237,17 +249,21 @@ static void flush_room(room *r) {
     r->dups_dirty = 0;
   }
   c->seq = ++r->wseq;
+  lease_mark(r, c);
   ctx->st.batches++;
   dl_writer_push(ctx->writer, c);
 }
 
 void dl_rooms_flush(dl_rooms *rs) {
   room *r;
+  if (!rs->dirty) return;
+  dl_writer_cork(rs->ctx->writer, 1); /* every room's write of this flush in one call */
   while ((r = rs->dirty)) {
     rs->dirty = r->dnext;
     r->dirty = 0;
     flush_room(r);
   }
+  dl_writer_cork(rs->ctx->writer, 0);
 }
 
 static void mark_dirty(room *r) {
@@ -466,6 +482,7 @@ static void on_acquired(dl_ctx *ctx, const char *live_id, const dl_lease_result 
     return;
   }
   snprintf(r->token, sizeof r->token, "%s", res->token);
+  r->lease_sent_ms = 0; /* acquire set the lease; the first write under it renews it too */
   r->wseq = 0;
   if (r->refused[0]) { /* say why in the room's status (P:rooms too), then let it go */
     r->st = ST_CLOSING;
@@ -757,7 +774,7 @@ void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c) {
   room *r = find(rs, c->live_id);
   int ours = r && !strcmp(r->token, c->token); /* not a leftover of an earlier lease */
   if (ours && ri->cls == DL_RC_OK) {
-    r->last_ok_ms = dl_mono_ms();
+    if (!c->keep_lease) r->last_ok_ms = dl_mono_ms();
     if (!c->release && unassigned(r, ri->desired)) {
       r = find(rs, c->live_id); /* closing may have released it */
       ours = r != NULL;

@@ -40,6 +40,7 @@ typedef struct worker {
   size_t orphan_outstanding;
   int wake_fd;
   struct event *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev, *flush_ev;
+  int flush_armed;            /* flush_ev is pending */
   dl_admin *admin;
   int64_t drain_deadline;
   int done;
@@ -166,6 +167,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg) {
   maybe_done(arg);
 }
 
+static void take_frames(worker *wk);
+
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
   (void)what;
   worker *wk = arg;
@@ -175,6 +178,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
   ctx->draining = 1;
   wk->drain_deadline = dl_mono_ms() + DL_DRAIN_DEADLINE_MS;
   dl_claims_drain(ctx->claims);
+  take_frames(wk); /* what a --flush-ms linger was holding back */
   rooms_flush(wk);
   dl_rooms_drain(ctx->rooms);
   dl_claims_poll(ctx->claims); /* the registry says "draining" */
@@ -186,7 +190,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
 
 /* ---------- frames and results from the other threads ---------- */
 
-static void drain_queues(worker *wk) {
+static void drain_results(worker *wk) {
   dl_ctx *ctx = &wk->ctx;
   void *items[DL_DRAIN_BATCH];
   size_t n;
@@ -195,8 +199,14 @@ static void drain_queues(worker *wk) {
       dl_rooms_on_resolved(ctx->rooms, items[i]);
       dl_resolve_result_free(items[i]);
     }
-  /* frames only while the write path can hold them; ingest's queue then pauses the sockets */
-  size_t pass = 0;
+}
+
+/* Frames only while the write path can hold them; ingest's queue then pauses the sockets. Without
+ * a linger, each pass's frames are flushed at its end (one write per room per pass). */
+static void take_frames(worker *wk) {
+  dl_ctx *ctx = &wk->ctx;
+  void *items[DL_DRAIN_BATCH];
+  size_t n, pass = 0;
   for (;;) {
     size_t want = frames_fit(wk, DL_DRAIN_BATCH - pass);
     n = want ? dl_queue_pop(ctx->inq, items, want) : 0;
@@ -214,7 +224,28 @@ static void drain_queues(worker *wk) {
     if (!n && !flushed) break;
     pass = 0;
   }
-  if (!ctx->cfg->flush_ms) rooms_flush(wk);
+}
+
+/* --flush-ms: the first frame since the last flush starts the clock. Frames wait in ingest's
+ * queue until it runs out (no wake-up per frame: ingest signals only the queue's empty →
+ * non-empty edge), then every room's frames become one write each, and every room's write goes
+ * in one call (dl_writer). */
+static void linger(worker *wk) {
+  const dl_ctx *ctx = &wk->ctx;
+  if (wk->flush_armed || !wk->flush_ev || (!wk->unflushed_frames && !dl_queue_len(ctx->inq))) return;
+  struct timeval ftv = {(time_t)(ctx->cfg->flush_ms / 1000), (suseconds_t)((ctx->cfg->flush_ms % 1000) * 1000)};
+  if (event_add(wk->flush_ev, &ftv) == 0) wk->flush_armed = 1;
+}
+
+static void drain_queues(worker *wk) {
+  dl_ctx *ctx = &wk->ctx;
+  drain_results(wk);
+  if (ctx->cfg->flush_ms) {
+    linger(wk);
+  } else {
+    take_frames(wk);
+    rooms_flush(wk);
+  }
   orphan_feed(wk);
 }
 
@@ -226,14 +257,18 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   drain_queues(arg);
 }
 
-/* --flush-ms: every room's events of the period go in one write (fewer, larger writes when many
- * rooms trickle events; the price is up to flush-ms of latency). */
+/* The --flush-ms clock ran out: a room's events of the period go in one write, and the writes of
+ * every room that had some in one call (fewer, larger writes when many rooms trickle events; the
+ * price is up to flush-ms of latency). One-shot: an idle worker never wakes. */
 static void on_flush(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   worker *wk = arg;
-  drain_queues(wk);
+  wk->flush_armed = 0;
+  take_frames(wk);
   rooms_flush(wk);
+  linger(wk); /* frames the write path could not take yet: again at the next tick */
+  orphan_feed(wk);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
@@ -441,9 +476,7 @@ int dl_worker_run(const dl_config *cfg) {
   event_add(wk->sig_term, NULL);
   event_add(wk->sig_int, NULL);
   if (cfg->flush_ms > 0) {
-    wk->flush_ev = event_new(ctx->base, -1, EV_PERSIST, on_flush, wk);
-    struct timeval ftv = {(time_t)(cfg->flush_ms / 1000), (suseconds_t)((cfg->flush_ms % 1000) * 1000)};
-    if (wk->flush_ev) event_add(wk->flush_ev, &ftv);
+    wk->flush_ev = evtimer_new(ctx->base, on_flush, wk);
   }
   dl_log(DL_LOG_INFO, "worker_start", NULL, "dylive %s: redis=%s prefix=%s max_rooms=%lld ws=%s spool=%s",
          DYLIVE_VERSION, dl_redis_where(ctx->redis), cfg->prefix, cfg->max_rooms, cfg->douyin_ws,

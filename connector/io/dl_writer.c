@@ -28,6 +28,7 @@ struct dl_writer {
   dl_backoff bo;
   struct event *retry_ev;
   int waiting;            /* a retry pause is running: send nothing */
+  int corked;             /* dl_writer_cork: pushes wait to be sent together */
   dl_buf enc;             /* reused encoding buffer */
   dl_ratelimit err_rl;
   char claims_route[DL_KEY_MAX];
@@ -155,38 +156,101 @@ void dl_writer_pump(dl_writer *w) {
   } while (complete(w));
 }
 
+/* Room writes sent together in one room.lua call: one reply for all of them. */
+typedef struct group {
+  dl_writer *w;
+  size_t n;
+  dl_cmd *c[];
+} group;
+
+/* May d ride in the same room.lua call as c? Any rooms on one Redis; on a Cluster only rooms of
+ * one slot (a script's keys must share it). A command with an ASK redirection goes alone. */
+static int groupable(const dl_writer *w, const dl_cmd *c, const dl_cmd *d, size_t bytes) {
+  if (d->kind != DL_CMD_ROOM || d->ask[0] || bytes + dl_cmd_bytes(d) > DL_WRITE_GROUP_BYTES) return 0;
+  if (!dl_redis_cluster(w->r)) return 1;
+  char a[DL_CMD_ID_MAX + 2], b[DL_CMD_ID_MAX + 2];
+  int al = snprintf(a, sizeof a, "{%s}", c->live_id), bl = snprintf(b, sizeof b, "{%s}", d->live_id);
+  return dl_keys_slot(a, (size_t)al) == dl_keys_slot(b, (size_t)bl);
+}
+
+/* c and the room writes after it that can share its call (at most DL_WRITE_GROUP_CMDS; c alone
+ * when it carries an ASK redirection). */
+static group *gather(dl_writer *w, dl_cmd *c) {
+  group *g = malloc(sizeof *g + DL_WRITE_GROUP_CMDS * sizeof(dl_cmd *));
+  if (!g) return NULL;
+  g->w = w;
+  g->n = 1;
+  g->c[0] = c;
+  size_t bytes = dl_cmd_bytes(c);
+  dl_cmd *d;
+  while (!c->ask[0] && g->n < DL_WRITE_GROUP_CMDS && (d = dl_outbox_next(w->ob))) {
+    if (!groupable(w, c, d, bytes)) {
+      dl_outbox_unsend(w->ob, d); /* it starts the next call */
+      break;
+    }
+    g->c[g->n++] = d;
+    bytes += dl_cmd_bytes(d);
+  }
+  return g;
+}
+
+static void on_group_reply(void *priv, const redisReply *rep);
+
 static void send_pending(dl_writer *w) {
   dl_cmd *c;
   while ((c = dl_outbox_next(w->ob))) {
     dl_buf_reset(&w->enc);
-    if (dl_cmd_encode(c, &w->env, &w->enc) != DL_EOK) { /* cannot happen within the limits: say so */
-      memset(&c->reply, 0, sizeof c->reply);
-      c->reply.cls = DL_RC_FATAL;
-      snprintf(c->reply.why, sizeof c->reply.why, "command could not be encoded");
-      dl_outbox_replied(w->ob, c);
+    group *g = NULL;
+    dl_err e;
+    if (c->kind == DL_CMD_ROOM) {
+      if (!(g = gather(w, c))) {
+        dl_outbox_unsend(w->ob, c);
+        break;
+      }
+      e = dl_cmd_encode_rooms((const dl_cmd *const *)g->c, g->n, &w->env, &w->enc);
+    } else {
+      e = dl_cmd_encode(c, &w->env, &w->enc);
+    }
+    if (e != DL_EOK) { /* cannot happen within the limits: say so */
+      for (size_t i = 0; i < (g ? g->n : 1); i++) {
+        dl_cmd *x = g ? g->c[i] : c;
+        memset(&x->reply, 0, sizeof x->reply);
+        x->reply.cls = DL_RC_FATAL;
+        snprintf(x->reply.why, sizeof x->reply.why, "command could not be encoded");
+        dl_outbox_replied(w->ob, x);
+      }
+      free(g);
       continue;
     }
     char route[DL_KEY_MAX];
     route_of(w, c, route, sizeof route);
     c->owner = w;
     int node = 0;
-    if (dl_redis_send(w->r, route, c->ask[0] ? c->ask : NULL, w->enc.p, w->enc.len, on_reply, c, &node) != DL_EOK) {
-      dl_outbox_unsend(w->ob, c); /* its node is not reachable now: it waits, in its place */
+    const char *ask = c->ask[0] ? c->ask : NULL;
+    dl_err se = g ? dl_redis_send(w->r, route, ask, w->enc.p, w->enc.len, on_group_reply, g, &node)
+                  : dl_redis_send(w->r, route, ask, w->enc.p, w->enc.len, on_reply, c, &node);
+    if (se != DL_EOK) {
+      /* its node is not reachable now: they wait, in their place (newest first: the cursor ends
+       * at the oldest) */
+      for (size_t i = g ? g->n : 1; i-- > 0;) dl_outbox_unsend(w->ob, g ? g->c[i] : c);
+      free(g);
       break;
     }
+    w->st.calls++;
     c->ask[0] = 0; /* an ASK redirection is good for one send */
-    c->node = node;
-    if (node >= 0 && node < DL_REDIS_NODES_MAX) w->ws[node].sent_upto = c->sendno;
+    for (size_t i = 0; i < (g ? g->n : 1); i++) {
+      dl_cmd *x = g ? g->c[i] : c;
+      x->node = node;
+      if (node >= 0 && node < DL_REDIS_NODES_MAX) w->ws[node].sent_upto = x->sendno;
+    }
   }
 }
 
-/* The details the hook needs later (counts, reasons) travel on the command (c->reply). */
-static void on_reply(void *priv, const redisReply *rep) {
-  dl_cmd *c = priv;
-  dl_writer *w = c->owner;
+/* What the writer does with one classified answer (in c->reply); rep is the reply it came from
+ * (for an ASK target), counted is 1 when its error reply was counted already. */
+static void settle(dl_writer *w, dl_cmd *c, const redisReply *rep, int counted) {
   const dl_reply_info *ri = &c->reply;
-  dl_outbox_classify(c, rep, &c->reply);
-  if (rep && rep->type == REDIS_REPLY_ERROR) dl_redis_count_error(w->r, ri->err);
+  if (rep && rep->type == REDIS_REPLY_ERROR && !counted) dl_redis_count_error(w->r, ri->err);
   switch (ri->cls) {
   case DL_RC_RETRY:
     w->st.retries++;
@@ -220,6 +284,24 @@ static void on_reply(void *priv, const redisReply *rep) {
     break;
   }
   dl_outbox_replied(w->ob, c);
+}
+
+/* The details the hook needs later (counts, reasons) travel on the command (c->reply). */
+static void on_reply(void *priv, const redisReply *rep) {
+  dl_cmd *c = priv;
+  dl_writer *w = c->owner;
+  dl_outbox_classify(c, rep, &c->reply);
+  settle(w, c, rep, 0);
+  if (rep) dl_writer_pump(w);
+}
+
+static void on_group_reply(void *priv, const redisReply *rep) {
+  group *g = priv;
+  dl_writer *w = g->w;
+  int whole = dl_outbox_classify_group(g->c, g->n, rep);
+  if (whole && rep && rep->type == REDIS_REPLY_ERROR) dl_redis_count_error(w->r, g->c[0]->reply.err);
+  for (size_t i = 0; i < g->n; i++) settle(w, g->c[i], whole ? rep : rep->element[i], whole);
+  free(g);
   if (rep) dl_writer_pump(w);
 }
 
@@ -231,7 +313,12 @@ void dl_writer_on_down(dl_writer *w) {
 
 void dl_writer_push(dl_writer *w, dl_cmd *c) {
   dl_outbox_push(w->ob, c);
-  dl_writer_pump(w);
+  if (!w->corked) dl_writer_pump(w);
+}
+
+void dl_writer_cork(dl_writer *w, int on) {
+  w->corked = on;
+  if (!on) dl_writer_pump(w);
 }
 
 int dl_writer_accepting(const dl_writer *w, uint64_t bytes, size_t cmds) { return dl_outbox_accepting(w->ob, bytes, cmds); }

@@ -20,6 +20,7 @@ typedef struct dl_writer_hooks {
 
 typedef struct dl_writer_stats {
   uint64_t commands;       /* commands finished */
+  uint64_t calls;          /* calls sent to Redis (room writes ready together share one) */
   uint64_t retries;        /* RETRY answers (error replies and lost connections) */
   uint64_t fatal;          /* FATAL answers */
   uint64_t fenced;         /* FENCED answers */
@@ -33,6 +34,9 @@ dl_writer *dl_writer_new(struct event_base *base, dl_redis *r, dl_outbox *ob, co
 void dl_writer_free(dl_writer *w);
 
 void dl_writer_push(dl_writer *w, dl_cmd *c);
+/* Corked, pushes are only queued; uncorking sends them, room writes grouped into shared calls
+ * (the rooms' flush corks around its pushes). */
+void dl_writer_cork(dl_writer *w, int on);
 /* A write connection was lost: with --redis-wait-replicas, what it applied but no WAIT confirmed
  * is sent again (the primary may be gone with it). */
 void dl_writer_on_down(dl_writer *w);

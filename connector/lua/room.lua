@@ -1,53 +1,73 @@
 #!lua
--- room.lua: one write of a room, fenced and in order (DESIGN §3, §7 "the stream is the record").
--- KEYS[1] P:{id}:lease  KEYS[2] P:{id}:status  KEYS[3] P:{id}:events
--- ARGV[1] token  ARGV[2] lease TTL (ms)  ARGV[3] sequence number  ARGV[4] force (1: accept a gap)
--- ARGV[5] MAXLEN (~)  ARGV[6] MINID (~, '' for none)  ARGV[7] release (1: give the lease up)
--- ARGV[8] with release: expire the room's keys after this many seconds (0: keep)
--- ARGV[9] n = how many status strings follow; ARGV[10 .. 9+n] status field, value, …
--- then per event: type, msg_id, ts_ms, json
--- Returns {code, written, desired}; codes in connector/lua/dl_lua.h: 0 applied, 1 applied before,
--- 2 out of order (predecessor missing), 3 fenced. desired is the status hash's `desired` field (''
--- when unset): the operator's wish reaches a busy room with its writes, no extra call.
+-- room.lua: fenced, ordered writes of one or more rooms in one call (DESIGN §3, §7 "the stream is
+-- the record"). The writer groups the room writes it has ready into one call (one per Cluster
+-- slot), so Redis pays the call, the argument table and the network once for many rooms.
+-- KEYS, per room: P:{id}:lease  P:{id}:status  P:{id}:events
+-- ARGV, per room: ten strings, then its np status strings, then its ne events:
+--   token, lease TTL in ms ('0': this write leaves the lease's expiry alone: a recent write or
+--   renewal refreshed it), sequence number, force (1: accept a gap), MAXLEN (~), MINID (~, '' for
+--   none), release (1: give the lease up), with release: expire the room's keys after this many
+--   seconds (0: keep), np, ne; status strings: field, value, …; per event: type, msg_id, ts_ms, json
+-- Returns one reply per room, in order: {code, written, desired}, or that room's error reply (a key
+-- of the wrong type fails its room only). Codes in connector/lua/dl_lua.h: 0 applied, 1 applied
+-- before, 2 out of order (predecessor missing), 3 fenced. desired is the status hash's `desired`
+-- field ('' when unset): the operator's wish reaches a busy room with its writes, no extra call.
 --
 -- Dedupe is the worker's job (its recent-msg_id window, refilled from this stream's tail when it
 -- takes the room); here only what makes a write safe: the fence, the order, and atomicity. Redis
 -- scripts are not transactions, so everything that can fail (a key of the wrong type) runs before
 -- the commit (the wseq update): a failed write leaves no trace and is never "applied before".
-local tok = ARGV[1]
-local seq = tonumber(ARGV[3])
-local w = redis.call('HGET', KEYS[2], 'wseq')
-local last
-if w then
-  if string.sub(w, 1, #tok + 1) ~= tok .. '|' then return {3, 0} end
-  last = tonumber(string.sub(w, #tok + 2))
-else
-  -- the status hash was deleted under us; the lease still says who owns the room
-  if redis.call('GET', KEYS[1]) ~= tok then return {3, 0} end
-  last = seq - 1
-end
-if seq <= last then return {1, 0} end
-if seq ~= last + 1 and ARGV[4] ~= '1' then return {2, 0} end
-local np = tonumber(ARGV[9])
-local n = 0
-for i = 10 + np, #ARGV, 4 do
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
-             'type', ARGV[i], 'msg_id', ARGV[i + 1], 'ts_ms', ARGV[i + 2], 'json', ARGV[i + 3])
-  n = n + 1
-end
-if n > 0 and ARGV[6] ~= '' then redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[6]) end
--- the commit
-if ARGV[7] == '1' then
-  redis.call('HSET', KEYS[2], 'wseq', '-|' .. seq, unpack(ARGV, 10, 9 + np))
-  redis.call('DEL', KEYS[1])
-  local ttl = tonumber(ARGV[8])
-  if ttl > 0 then
-    redis.call('EXPIRE', KEYS[2], ttl)
-    redis.call('EXPIRE', KEYS[3], ttl)
+local function write(lease, status, events, a)
+  local tok = ARGV[a]
+  local seq = tonumber(ARGV[a + 2])
+  local np, ne = tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9])
+  local h = redis.call('HMGET', status, 'wseq', 'desired')
+  local w = h[1]
+  local last
+  if w then
+    if string.sub(w, 1, #tok + 1) ~= tok .. '|' then return {3, 0} end
+    last = tonumber(string.sub(w, #tok + 2))
+  else
+    -- the status hash was deleted under us; the lease still says who owns the room
+    if redis.call('GET', lease) ~= tok then return {3, 0} end
+    last = seq - 1
   end
-else
-  redis.call('HSET', KEYS[2], 'wseq', tok .. '|' .. seq, unpack(ARGV, 10, 9 + np))
-  redis.call('SET', KEYS[1], tok, 'PX', ARGV[2])
+  if seq <= last then return {1, 0} end
+  if seq ~= last + 1 and ARGV[a + 3] ~= '1' then return {2, 0} end
+  local p = a + 10
+  local e = p + np
+  local maxlen = ARGV[a + 4]
+  for i = e, e + 4 * ne - 1, 4 do
+    redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
+               'type', ARGV[i], 'msg_id', ARGV[i + 1], 'ts_ms', ARGV[i + 2], 'json', ARGV[i + 3])
+  end
+  if ne > 0 and ARGV[a + 5] ~= '' then redis.call('XTRIM', events, 'MINID', '~', ARGV[a + 5]) end
+  -- the commit
+  if ARGV[a + 6] == '1' then
+    redis.call('HSET', status, 'wseq', '-|' .. seq, unpack(ARGV, p, e - 1))
+    redis.call('DEL', lease)
+    local ttl = tonumber(ARGV[a + 7])
+    if ttl > 0 then
+      redis.call('EXPIRE', status, ttl)
+      redis.call('EXPIRE', events, ttl)
+    end
+  else
+    redis.call('HSET', status, 'wseq', tok .. '|' .. seq, unpack(ARGV, p, e - 1))
+    if ARGV[a + 1] ~= '0' then redis.call('SET', lease, tok, 'PX', ARGV[a + 1]) end
+  end
+  if ne > 0 then redis.call('HINCRBY', status, 'events', ne) end
+  return {0, ne, h[2] or ''}
 end
-if n > 0 then redis.call('HINCRBY', KEYS[2], 'events', n) end
-return {0, n, redis.call('HGET', KEYS[2], 'desired') or ''}
+
+local out = {}
+local a = 1
+for k = 1, #KEYS, 3 do
+  local ok, res = pcall(write, KEYS[k], KEYS[k + 1], KEYS[k + 2], a)
+  if ok then
+    out[#out + 1] = res
+  else -- this room's error only (Redis's own "WRONGTYPE …", or a script error)
+    out[#out + 1] = {err = type(res) == 'table' and res.err or tostring(res)}
+  end
+  a = a + 10 + tonumber(ARGV[a + 8]) + 4 * tonumber(ARGV[a + 9])
+end
+return out

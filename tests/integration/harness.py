@@ -68,12 +68,16 @@ class Redis:
         data, self.buf = self.buf[:n], self.buf[n + 2:]
         return data
 
-    def _reply(self):
+    def _reply(self, nested=False):
+        """An error reply raises RespError; inside an array it is returned as one (the rest of the
+        array is still read: Lua scripts may answer one error per element)."""
         line = self._line()
         t, rest = line[:1], line[1:]
         if t == b"+":
             return rest.decode()
         if t == b"-":
+            if nested:
+                return RespError(rest.decode())
             raise RespError(rest.decode())
         if t == b":":
             return int(rest)
@@ -82,7 +86,7 @@ class Redis:
             return None if n < 0 else self._exact(n).decode("utf-8", "surrogateescape")
         if t == b"*":
             n = int(rest)
-            return None if n < 0 else [self._reply() for _ in range(n)]
+            return None if n < 0 else [self._reply(True) for _ in range(n)]
         raise RespError("bad reply %r" % line)
 
     def __call__(self, *args):
@@ -247,6 +251,16 @@ class Env:
                         "--room-id", str(room_id), "--manifest", man] + list(extra), check=True)
         with open(man) as f:
             return out, json.load(f)
+
+    def chat_rooms(self, first_live, n, frames, fps, seed):
+        """n rooms of chat-only fixtures (live ids first_live, first_live + 1, …), each with its
+        manifest: returns (live ids, sim specs at fps, {live id: manifest})."""
+        rooms, specs, mans = [str(first_live + i) for i in range(n)], [], {}
+        for i, live in enumerate(rooms):
+            path, mans[live] = self.fixture("chat%d" % i, live, default_room_id(live), "--frames", str(frames),
+                                            "--seed", str(seed + i), "--kinds", "chat")
+            specs.append("%s:%s,fps=%d" % (live, path, fps))
+        return rooms, specs, mans
 
 
 def default_room_id(live_id):

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 
-from harness import BUILD, Env, Redis, check, check_eq, default_room_id, free_port, metric, run, wait_until
+from harness import BUILD, Env, Redis, check, check_eq, free_port, metric, run, wait_until
 from topology import node_id, node_of, q, start_cluster, start_sentinel_set
 
 LIVE = "666000222"
@@ -269,11 +269,7 @@ def test_noscript_reloads_once_per_node():
     and every event still lands once."""
     with Env("noscript") as env:
         r = env.start_redis()
-        rooms, specs, mans = [str(666000300 + i) for i in range(8)], [], {}
-        for i, live in enumerate(rooms):
-            frames, mans[live] = env.fixture("room%d" % i, live, default_room_id(live), "--frames", "3000", "--seed",
-                                             str(40 + i), "--kinds", "chat")
-            specs.append("%s:%s,fps=400" % (live, frames))
+        rooms, specs, mans = env.chat_rooms(666000300, 8, 3000, 400, 40)
         env.start_sim(specs)
         env.worker("--flush-ms", "1")
         r("LPUSH", "dylive:assign", *rooms)

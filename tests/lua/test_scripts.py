@@ -28,11 +28,29 @@ def acquire(r, sha, worker):
     return r("EVALSHA", sha["acquire"], 4, R + "lease", R + "epoch", R + "status", R + "events", worker, 3500)
 
 
-def room(r, sha, tok, seq, events=(), pairs=(), force=0, release=0, expire=0, maxlen=1000, minid=""):
-    args = [tok, 3500, seq, force, maxlen, minid, release, expire, len(pairs)] + list(pairs)
+def room_args(tok, seq, events=(), pairs=(), force=0, release=0, expire=0, maxlen=1000, minid="", ttl=3500):
+    args = [tok, ttl, seq, force, maxlen, minid, release, expire, len(pairs), len(events)] + list(pairs)
     for e in events:
         args += list(e)
-    return r("EVALSHA", sha["room"], 3, R + "lease", R + "status", R + "events", *args)
+    return args
+
+
+def rooms(r, sha, writes):
+    """One room.lua call for several rooms: writes = [(key prefix, room_args(…)), …]."""
+    keys, args = [], []
+    for prefix, a in writes:
+        keys += [prefix + "lease", prefix + "status", prefix + "events"]
+        args += a
+    return r("EVALSHA", sha["room"], len(keys), *keys, *args)
+
+
+def room(r, sha, tok, seq, events=(), **kw):
+    """One room's write, alone in its call; its error reply raises."""
+    got = rooms(r, sha, [(R, room_args(tok, seq, events, **kw))])
+    check_eq(len(got), 1, "one reply per room")
+    if isinstance(got[0], RespError):
+        raise got[0]
+    return got[0]
 
 
 def ev(i):
@@ -51,7 +69,7 @@ def test_scripts():
         check_eq(r("HGET", R + "status", "wseq"), tok + "|0", "wseq after acquire")
         check_eq(acquire(r, sha, "w2"), [0, tok], "held by w1")
         # in order: 1 then 2; 2 again = applied before; 4 = gap; 4 forced = applied
-        check_eq(room(r, sha, tok, 1, [ev(1), ev(2)], ["state", "live"]), [CODE["OK"], 2, ""], "seq 1")
+        check_eq(room(r, sha, tok, 1, [ev(1), ev(2)], pairs=["state", "live"]), [CODE["OK"], 2, ""], "seq 1")
         check_eq(room(r, sha, tok, 2, [ev(3)]), [CODE["OK"], 1, ""], "seq 2")
         check_eq(room(r, sha, tok, 2, [ev(3)]), [CODE["APPLIED"], 0], "seq 2 again")
         check_eq(room(r, sha, tok, 4, [ev(5)]), [CODE["GAP"], 0], "seq 4 before 3")
@@ -64,7 +82,7 @@ def test_scripts():
                  "entry fields")
         # a write renews the lease
         r("PEXPIRE", R + "lease", 50)
-        room(r, sha, tok, 5, [], ["x", "1"])
+        room(r, sha, tok, 5, [], pairs=["x", "1"])
         check(int(r("PTTL", R + "lease")) > 1000, "lease renewed by a write")
         # renew
         check_eq(r("EVALSHA", sha["renew"], 2, R + "lease", R + "status", tok, 3500), [1, ""], "renew")
@@ -100,9 +118,9 @@ def test_scripts():
         check_eq(room(r, sha, tok2, 1, [ev(7)]), [CODE["OK"], 1, ""], "the retry applies")
         # status deleted by hand: the lease still proves ownership
         r("DEL", R + "status")
-        check_eq(room(r, sha, tok2, 2, [ev(8)], ["state", "live"]), [CODE["OK"], 1, ""], "write after status deleted")
+        check_eq(room(r, sha, tok2, 2, [ev(8)], pairs=["state", "live"]), [CODE["OK"], 1, ""], "write after status deleted")
         # release with expiry: lease gone, wseq names nobody, keys expire; later writes fenced
-        check_eq(room(r, sha, tok2, 3, [], ["state", "ended"], release=1, expire=100), [CODE["OK"], 0, ""], "release")
+        check_eq(room(r, sha, tok2, 3, [], pairs=["state", "ended"], release=1, expire=100), [CODE["OK"], 0, ""], "release")
         check_eq(r("EXISTS", R + "lease"), 0, "lease released")
         check(0 < int(r("TTL", R + "status")) <= 100 and 0 < int(r("TTL", R + "events")) <= 100, "keys expire")
         check_eq(room(r, sha, tok2, 4, [ev(9)]), [CODE["FENCED"], 0], "after release")
@@ -152,6 +170,46 @@ def test_scripts():
         except RespError as e:
             check("WRONGTYPE" in str(e), "wrong type reported: %s", e)
         check_eq((r("GET", R + "epoch"), r("EXISTS", R + "lease")), (epoch, 0), "acquire wrote nothing")
+
+
+def test_room_groups():
+    """Several rooms in one call: each gets its own reply, in order; a key of the wrong type fails
+    its own room only; a write with lease TTL 0 leaves the lease's expiry alone."""
+    with Env("luagroups") as env:
+        r = env.start_redis()
+        sha = load(r)
+        A, B, C = "d:{a}:", "d:{b}:", "d:{c}:"
+        toks = {}
+        for p in (A, B, C):
+            got = r("EVALSHA", sha["acquire"], 4, p + "lease", p + "epoch", p + "status", p + "events", "w1", 3500)
+            check_eq(got[0], 1, "acquire %s" % p)
+            toks[p] = got[1]
+        r("SET", B + "events", "not a stream")
+        r("HSET", C + "status", "desired", "stopped")
+        got = rooms(r, sha, [(A, room_args(toks[A], 1, [ev(1), ev(2)], pairs=["state", "live"])),
+                             (B, room_args(toks[B], 1, [ev(3)])),
+                             (C, room_args(toks[C], 1, [ev(4)], ttl=0))])
+        check_eq(len(got), 3, "one reply per room")
+        check_eq(got[0], [CODE["OK"], 2, ""], "room a applied")
+        check(isinstance(got[1], RespError) and "WRONGTYPE" in str(got[1]), "room b refused alone: %r", got[1])
+        check_eq(got[2], [CODE["OK"], 1, "stopped"], "room c applied, with its desired")
+        check_eq((r("XLEN", A + "events"), r("XLEN", C + "events")), (2, 1), "a's and c's events written")
+        check_eq(r("HGET", B + "status", "wseq"), toks[B] + "|0", "b committed nothing")
+        check_eq(r("HGET", A + "status", "state"), "live", "a's status fields")
+        check_eq((r("HGET", A + "status", "events"), r("HGET", C + "status", "events")), ("2", "1"), "events counted")
+        # TTL 0: the lease keeps the expiry it had; a write with a TTL sets it
+        r("PEXPIRE", C + "lease", 100000)
+        rooms(r, sha, [(C, room_args(toks[C], 2, [ev(5)], ttl=0))])
+        check(int(r("PTTL", C + "lease")) > 50000, "TTL 0 left the lease alone")
+        rooms(r, sha, [(C, room_args(toks[C], 3, [ev(6)], ttl=3500))])
+        check(int(r("PTTL", C + "lease")) <= 3500, "a TTL renews the lease")
+        # order and fencing stay per room inside one call: a's seq 1 again is applied before, a gap
+        # in c does not stop b's retry
+        r("DEL", B + "events")
+        got = rooms(r, sha, [(A, room_args(toks[A], 1, [ev(1)])), (C, room_args(toks[C], 9, [ev(9)])),
+                             (B, room_args(toks[B], 1, [ev(3)]))])
+        check_eq(got, [[CODE["APPLIED"], 0], [CODE["GAP"], 0], [CODE["OK"], 1, ""]], "per-room outcomes")
+        check_eq(r("XLEN", C + "events"), 3, "the gap wrote nothing")
 
 
 if __name__ == "__main__":

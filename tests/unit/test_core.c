@@ -232,7 +232,7 @@ int test_cmd_encode_room(void) {
   ASSERT_TRUE(r && r->type == REDIS_REPLY_ARRAY);
   const char *want[] = {"EVALSHA", ENV.room_sha, "3", "dylive:{261378947940}:lease", "dylive:{261378947940}:status",
                         "dylive:{261378947940}:events", "w1 7", "3500", "5", "0", "100000", "1700000000000", "1",
-                        "604800", "2", "state", "live", "chat", "500", "1700000000000", "{\"v\":1,\"seq\":5,\"i\":0}",
+                        "604800", "2", "2", "state", "live", "chat", "500", "1700000000000", "{\"v\":1,\"seq\":5,\"i\":0}",
                         "chat", "501", "1700000000001", "{\"v\":1,\"seq\":5,\"i\":1}"};
   ASSERT_EQ_U64(r->elements, sizeof want / sizeof *want);
   for (size_t i = 0; i < r->elements; i++) ASSERT_EQ_STR(r->element[i]->str, want[i]);
@@ -246,6 +246,39 @@ int test_cmd_encode_room(void) {
   freeReplyObject(r);
   dl_buf_free(&b);
   dl_cmd_free(c);
+  return 0;
+}
+
+/* Room writes ready together go in one room.lua call: keys three per room, then each room's ten
+ * header strings, pairs and events; a write that need not renew the lease says TTL 0. */
+int test_cmd_encode_rooms_group(void) {
+  dl_cmd *a = room_cmd("111", 5, 2), *b = room_cmd("222", 9, 1);
+  ASSERT_TRUE(a && b);
+  b->keep_lease = 1;
+  dl_buf buf;
+  dl_buf_init(&buf, 1 << 20);
+  const dl_cmd *g[] = {a, b};
+  ASSERT_EQ_ERR(dl_cmd_encode_rooms(g, 2, &ENV, &buf), DL_EOK);
+  redisReply *r = parse_cmd(&buf);
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_ARRAY);
+  /* 3 + 6 keys + (10 + 2 + 8) + (10 + 2 + 4) */
+  ASSERT_EQ_U64(r->elements, 3 + 6 + 20 + 16);
+  ASSERT_EQ_STR(r->element[2]->str, "6");
+  ASSERT_EQ_STR(r->element[3]->str, "dylive:{111}:lease");
+  ASSERT_EQ_STR(r->element[6]->str, "dylive:{222}:lease");
+  ASSERT_EQ_STR(r->element[8]->str, "dylive:{222}:events");
+  ASSERT_EQ_STR(r->element[9 + 1]->str, "3500"); /* a renews the lease */
+  ASSERT_EQ_STR(r->element[9 + 9]->str, "2");    /* a's events */
+  ASSERT_EQ_STR(r->element[29]->str, b->token);
+  ASSERT_EQ_STR(r->element[29 + 1]->str, "0");   /* b leaves it alone */
+  ASSERT_EQ_STR(r->element[29 + 2]->str, "9");
+  ASSERT_EQ_STR(r->element[29 + 9]->str, "1");
+  freeReplyObject(r);
+  /* only room writes group; a group of none is refused */
+  ASSERT_EQ_ERR(dl_cmd_encode_rooms(g, 0, &ENV, &buf), DL_EINVAL);
+  dl_buf_free(&buf);
+  dl_cmd_free(a);
+  dl_cmd_free(b);
   return 0;
 }
 
@@ -832,6 +865,39 @@ int test_outbox_wait_replicas(void) {
   ASSERT_TRUE(d == e);
   dl_cmd_free(d);
   dl_outbox_free(ob);
+  return 0;
+}
+
+/* One call's reply for grouped room writes: each command gets its own element's meaning; an error
+ * reply, a lost connection or an array of the wrong size answers them all. */
+int test_outbox_classify_group(void) {
+  dl_cmd *c[3] = {room_cmd("1", 1, 1), room_cmd("2", 4, 2), room_cmd("3", 2, 1)};
+  redisReply *r = calloc(1, sizeof *r);
+  r->type = REDIS_REPLY_ARRAY;
+  r->elements = 3;
+  r->element = calloc(3, sizeof *r->element);
+  r->element[0] = mk_int_pair(DL_LUA_OK, 1);
+  r->element[1] = mk_err("WRONGTYPE Operation against a key holding the wrong kind of value");
+  r->element[2] = mk_int_pair(DL_LUA_FENCED, 0);
+  ASSERT_EQ_I64(dl_outbox_classify_group(c, 3, r), 0);
+  ASSERT_EQ_I64(c[0]->reply.cls, DL_RC_OK);
+  ASSERT_EQ_I64(c[0]->reply.written, 1);
+  ASSERT_EQ_I64(c[1]->reply.cls, DL_RC_FATAL);
+  ASSERT_TRUE(strstr(c[1]->reply.why, "WRONGTYPE") == c[1]->reply.why);
+  ASSERT_EQ_I64(c[2]->reply.cls, DL_RC_FENCED);
+  /* fewer elements than commands: never OK */
+  r->elements = 2;
+  ASSERT_EQ_I64(dl_outbox_classify_group(c, 3, r), 1);
+  for (int i = 0; i < 3; i++) ASSERT_EQ_I64(c[i]->reply.cls, DL_RC_FATAL);
+  r->elements = 3;
+  freeReplyObject(r);
+  redisReply *oom = mk_err("OOM command not allowed when used memory > 'maxmemory'.");
+  ASSERT_EQ_I64(dl_outbox_classify_group(c, 3, oom), 1);
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(c[i]->reply.cls == DL_RC_RETRY && c[i]->reply.err == DL_RERR_OOM);
+  freeReplyObject(oom);
+  ASSERT_EQ_I64(dl_outbox_classify_group(c, 3, NULL), 1);
+  for (int i = 0; i < 3; i++) ASSERT_EQ_I64(c[i]->reply.cls, DL_RC_RETRY);
+  for (int i = 0; i < 3; i++) dl_cmd_free(c[i]);
   return 0;
 }
 
