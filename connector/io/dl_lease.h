@@ -19,6 +19,9 @@ typedef struct dl_lease_result {
 typedef void (*dl_lease_cb)(dl_ctx *ctx, const char *live_id, const dl_lease_result *res);
 
 dl_err dl_lease_acquire(dl_ctx *ctx, const char *live_id, dl_lease_cb cb);
-dl_err dl_lease_renew(dl_ctx *ctx, const char *live_id, const char *token, dl_lease_cb cb);
+/* Renews n rooms' leases (tokens[i] is live_ids[i]'s) in one renew.lua call: cb once per room, in
+ * order. n ≤ DL_RENEW_GROUP_MAX; on a Cluster the rooms must share a slot (the caller groups). */
+#define DL_RENEW_GROUP_MAX 256
+dl_err dl_lease_renew_many(dl_ctx *ctx, size_t n, const char *const *live_ids, const char *const *tokens, dl_lease_cb cb);
 
 #endif

@@ -723,9 +723,10 @@ dl_err dl_redis_call(dl_redis *r, const char *route, int argc, const char *const
 
 dl_err dl_redis_script(dl_redis *r, dl_lua_script s, int nkeys, const char *const *keys, int nargs,
                        const char *const *args, dl_redis_cb cb, void *priv) {
-  const char *argv[32];
+  const char *small[32], **argv = small;
   char nk[16];
-  if (3 + nkeys + nargs > 32) return DL_ELIMIT;
+  if (nkeys < 0 || nargs < 0 || nkeys + nargs > DL_SCRIPT_ARGS_MAX) return DL_ELIMIT;
+  if (3 + nkeys + nargs > 32 && !(argv = malloc((size_t)(3 + nkeys + nargs) * sizeof *argv))) return DL_ENOMEM;
   snprintf(nk, sizeof nk, "%d", nkeys);
   int n = 0;
   argv[n++] = "EVALSHA";
@@ -733,7 +734,9 @@ dl_err dl_redis_script(dl_redis *r, dl_lua_script s, int nkeys, const char *cons
   argv[n++] = nk;
   for (int i = 0; i < nkeys; i++) argv[n++] = keys[i];
   for (int i = 0; i < nargs; i++) argv[n++] = args[i];
-  return dl_redis_call(r, nkeys ? keys[0] : NULL, n, argv, NULL, cb, priv);
+  dl_err e = dl_redis_call(r, nkeys ? keys[0] : NULL, n, argv, NULL, cb, priv);
+  if (argv != small) free(argv);
+  return e;
 }
 
 dl_err dl_redis_send(dl_redis *r, const char *route, const char *ask, const void *resp, size_t len, dl_redis_cb cb,

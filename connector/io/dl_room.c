@@ -827,17 +827,32 @@ static void on_renewed(dl_ctx *ctx, const char *live_id, const dl_lease_result *
   unassigned(r, res->desired);
 }
 
+static void renew(dl_ctx *ctx, size_t n, const char *const *ids, const char *const *toks) {
+  dl_err e = dl_lease_renew_many(ctx, n, ids, toks, on_renewed);
+  if (e != DL_EOK && e != DL_ECLOSED) /* without Redis the next poll tries again; anything else is a bug */
+    dl_log(DL_LOG_ERROR, "renew_failed", NULL, "%zu lease renewals not sent: %s", n, dl_err_name(e));
+}
+
 void dl_rooms_poll(dl_rooms *rs) {
   dl_ctx *ctx = rs->ctx;
   if (!dl_redis_w_ready(ctx->redis)) return;
   int64_t now = dl_mono_ms();
+  /* idle rooms' renewals share calls (one per room on a Cluster, where slots differ) */
+  size_t cap = dl_redis_cluster(ctx->redis) ? 1 : DL_RENEW_GROUP_MAX, n = 0;
+  const char *ids[DL_RENEW_GROUP_MAX], *toks[DL_RENEW_GROUP_MAX];
   for (room *r = rs->head; r; r = r->next) {
     if (!r->token[0] || r->lost || r->st == ST_CLOSING) continue;
     /* a room that wrote within the period had its lease renewed and its `desired` read by that
-     * write (room.lua): one call less per room per poll where rooms are busy */
+     * write (room.lua): no renewal where rooms are busy */
     if (r->last_ok_ms && now - r->last_ok_ms < ctx->cfg->poll_ms) continue;
-    dl_lease_renew(ctx, r->live_id, r->token, on_renewed);
+    ids[n] = r->live_id;
+    toks[n] = r->token;
+    if (++n == cap) {
+      renew(ctx, n, ids, toks);
+      n = 0;
+    }
   }
+  if (n) renew(ctx, n, ids, toks);
 }
 
 void dl_rooms_drain(dl_rooms *rs) {

@@ -263,6 +263,15 @@ class Env:
         return rooms, specs, mans
 
 
+def command_stats(r, cmd):
+    """INFO commandstats of one command (e.g. "evalsha", "script|load"): {"calls": …, …}, all 0
+    when it never ran."""
+    for line in r("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_%s:" % cmd):
+            return {k: float(v) for k, v in (kv.split("=") for kv in line.split(":", 1)[1].split(","))}
+    return {"calls": 0, "usec": 0, "failed_calls": 0, "rejected_calls": 0}
+
+
 def default_room_id(live_id):
     return str(7000000000000000000 + int(live_id) % 10 ** 18)
 

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from harness import (Env, Redis, check, check_eq, default_room_id, encode_command, free_port, metrics,
+from harness import (Env, Redis, check, check_eq, command_stats, default_room_id, encode_command, free_port, metrics,
                      run, wait_until)
 
 LIVE = "555000333"
@@ -220,11 +220,8 @@ def test_redis_oom_then_recovers():
 def evalsha_failures(r):
     """EVALSHA calls Redis refused: before running (rejected_calls: OOM for a script with flags) or
     while running (failed_calls)."""
-    for line in r("INFO", "commandstats").splitlines():
-        if line.startswith("cmdstat_evalsha:"):
-            f = dict(kv.split("=") for kv in line.split(":", 1)[1].split(","))
-            return int(f.get("failed_calls", 0)) + int(f.get("rejected_calls", 0))
-    return 0
+    f = command_stats(r, "evalsha")
+    return int(f.get("failed_calls", 0)) + int(f.get("rejected_calls", 0))
 
 
 def test_redis_oom_lifted_mid_resend():

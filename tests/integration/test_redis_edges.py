@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 
-from harness import BUILD, Env, Redis, check, check_eq, free_port, metric, run, wait_until
+from harness import BUILD, Env, Redis, check, check_eq, command_stats, free_port, metric, run, wait_until
 from topology import node_id, node_of, q, start_cluster, start_sentinel_set
 
 LIVE = "666000222"
@@ -257,10 +257,7 @@ def test_dylivectl_credentials_like_the_worker():
 
 
 def script_loads(r):
-    for line in r("INFO", "commandstats").splitlines():
-        if line.startswith("cmdstat_script|load:"):
-            return int(line.split("calls=")[1].split(",")[0])
-    return 0
+    return int(command_stats(r, "script|load")["calls"])
 
 
 def test_noscript_reloads_once_per_node():

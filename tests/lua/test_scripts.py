@@ -53,6 +53,13 @@ def room(r, sha, tok, seq, events=(), **kw):
     return got[0]
 
 
+def renew(r, sha, tok):
+    """One room's renewal, alone in its call."""
+    got = r("EVALSHA", sha["renew"], 2, R + "lease", R + "status", 3500, tok)
+    check_eq(len(got), 1, "one reply per room")
+    return got[0]
+
+
 def ev(i):
     return ("chat", str(1000 + i), str(1700000000000 + i), '{"v":1,"n":%d}' % i)
 
@@ -85,14 +92,14 @@ def test_scripts():
         room(r, sha, tok, 5, [], pairs=["x", "1"])
         check(int(r("PTTL", R + "lease")) > 1000, "lease renewed by a write")
         # renew
-        check_eq(r("EVALSHA", sha["renew"], 2, R + "lease", R + "status", tok, 3500), [1, ""], "renew")
+        check_eq(renew(r, sha, tok), [1, ""], "renew")
         r("HSET", R + "status", "desired", "stopped")
-        check_eq(r("EVALSHA", sha["renew"], 2, R + "lease", R + "status", tok, 3500), [1, "stopped"],
+        check_eq(renew(r, sha, tok), [1, "stopped"],
                  "renew reports the operator's wish")
         r("HDEL", R + "status", "desired")
         # a lease that expired while nobody took the room is taken back by a write or a renewal
         r("DEL", R + "lease")
-        check_eq(r("EVALSHA", sha["renew"], 2, R + "lease", R + "status", tok, 3500), [1, ""], "renew after expiry")
+        check_eq(renew(r, sha, tok), [1, ""], "renew after expiry")
         check_eq(r("GET", R + "lease"), tok, "lease back")
         # another worker takes the room once the lease is gone: the old token is fenced everywhere
         r("DEL", R + "lease")
@@ -100,7 +107,7 @@ def test_scripts():
         check_eq(took2[0], 1, "w2 takes it")
         check_eq(len(took2), 2, "acquire answers {1, token}")
         check_eq(room(r, sha, tok, 6, [ev(6)]), [CODE["FENCED"], 0], "old owner fenced")
-        check_eq(r("EVALSHA", sha["renew"], 2, R + "lease", R + "status", tok, 3500), [0, ""], "old renew fenced")
+        check_eq(renew(r, sha, tok), [0, ""], "old renew fenced")
         check_eq(r("GET", R + "lease"), took2[1], "the new lease untouched")
         check_eq(r("XLEN", R + "events"), 4, "fenced wrote nothing")
         tok2 = took2[1]
@@ -210,6 +217,18 @@ def test_room_groups():
                              (B, room_args(toks[B], 1, [ev(3)]))])
         check_eq(got, [[CODE["APPLIED"], 0], [CODE["GAP"], 0], [CODE["OK"], 1, ""]], "per-room outcomes")
         check_eq(r("XLEN", C + "events"), 3, "the gap wrote nothing")
+        # renewals of several rooms in one call: each its own answer; a wrong-typed status fails its
+        # room only; a fenced room's lease is left alone
+        r("HSET", A + "status", "wseq", "w9 1|0")
+        r("DEL", C + "status")
+        r("SET", C + "status", "x")
+        r("PEXPIRE", B + "lease", 100)
+        got = r("EVALSHA", sha["renew"], 6, A + "lease", A + "status", B + "lease", B + "status", C + "lease",
+                C + "status", 3500, toks[A], toks[B], toks[C])
+        check_eq(got[:2], [[0, ""], [1, ""]], "a fenced, b renewed")
+        check(isinstance(got[2], RespError) and "WRONGTYPE" in str(got[2]), "c refused alone: %r", got[2])
+        check(int(r("PTTL", B + "lease")) > 1000, "b's lease renewed")
+        check_eq(r("GET", A + "lease"), toks[A], "a's lease key untouched by the fenced renewal")
 
 
 if __name__ == "__main__":
