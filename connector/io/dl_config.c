@@ -116,6 +116,12 @@ static int check_admin(const char *v, char *why, size_t cap) {
   return 0;
 }
 
+static int check_event_loop(const char *v, char *why, size_t cap) {
+  if (strcmp(v, "auto") && strcmp(v, "libev") && strcmp(v, "poll"))
+    return snprintf(why, cap, "must be auto, libev or poll"), -1;
+  return 0;
+}
+
 static int check_level(const char *v, char *why, size_t cap) {
   dl_log_level l;
   if (dl_log_parse_level(v, &l) != 0) return snprintf(why, cap, "must be debug, info, warn or error"), -1;
@@ -217,6 +223,9 @@ static const opt opts[] = {
      "N: a room's events are written at most N ms after the first of them arrived, every room's write of that "
      "moment in one Redis call (fewer, larger writes; up to N ms of latency); 0: as soon as the worker takes them "
      "(one write per room per pass)"},
+    {"--ws-event-loop", "DYLIVE_WS_EVENT_LOOP", OPT_STR, "auto", 0, 0, check_event_loop, OFF(ws_event_loop),
+     "the WebSocket thread's event loop: libev (epoll; needs Debian's libwebsockets-evlib-ev), poll (lws's own: "
+     "polls every socket on each wake-up), or auto: libev when its plugin loads, else poll with a warning"},
     {"--check-config", NULL, OPT_FLAG, "0", 0, 1, NULL, OFF(check_only), "validate the options and exit"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -51,6 +51,7 @@ typedef struct dl_config {
   char *proxy_file;        /* one http://[user:pass@]host:port a line: the worker's egress pool */
   long long silence_timeout;     /* seconds without a message before a fresh identity (0: off) */
   long long flush_ms;            /* linger: rooms' events written every flush_ms (0: every pass) */
+  char *ws_event_loop;           /* "auto", "libev" or "poll" (dl_ingest_opts.event_loop) */
   int check_only;          /* --check-config: validate and exit */
 } dl_config;
 

@@ -37,6 +37,8 @@ typedef struct dl_ingest_opts {
   int64_t heartbeat_ms;
   int64_t silence_ms;         /* --silence-timeout: no message for this long → DL_IN_SILENT (0: off) */
   dl_proxypool *pool;         /* per-room proxies (a vhost each), or NULL; not owned */
+  const char *event_loop;     /* --ws-event-loop: "auto" (libev when lws's plugin loads, else poll),
+                                 "libev" (or fail) or "poll"; NULL: auto */
   size_t max_frame_bytes;
   dl_decode_limits limits;
 } dl_ingest_opts;
@@ -97,6 +99,9 @@ void dl_ingest_open(dl_ingest *in, const dl_room_spec *spec);
 void dl_ingest_close(dl_ingest *in, const char *live_id);
 void dl_ingest_stats_get(dl_ingest *in, dl_ingest_stats *out);
 int dl_ingest_paused(dl_ingest *in);
+/* The event loop the WebSockets run on: "libev" (epoll: a wake-up costs the ready sockets) or
+ * "poll" (lws's own: every wake-up polls every socket). Fixed at dl_ingest_new. */
+const char *dl_ingest_event_loop(const dl_ingest *in);
 /* Stops the thread (closing every socket) and frees. */
 void dl_ingest_free(dl_ingest *in);
 

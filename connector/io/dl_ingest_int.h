@@ -112,6 +112,9 @@ struct dl_ingest {
   dl_queue *out;
   int wake_fd;
   struct lws_context *ctx;
+  struct ev_loop *evloop;     /* lws runs on it (a foreign loop: ours to run, break and free), or NULL: poll */
+  struct ev_timer *evkick;    /* with evloop: the periodic wake-up that keeps lws's timers on time */
+  const char *loop_name;      /* dl_ingest_event_loop */
   pthread_t thread;
   int started;
   volatile int stop;

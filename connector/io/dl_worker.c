@@ -447,6 +447,7 @@ int dl_worker_run(const dl_config *cfg) {
   io.proxy = ws_proxy;
   io.pool = ctx->pool;
   io.silence_ms = cfg->silence_timeout * 1000;
+  io.event_loop = cfg->ws_event_loop;
   ctx->ingest = dl_ingest_new(&io, ctx->inq, wk->wake_fd);
   dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy,
                          (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0,

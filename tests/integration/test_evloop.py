@@ -1,0 +1,125 @@
+"""The WebSocket thread's event loop (--ws-event-loop): libev (epoll, through lws's plugin from
+Debian's libwebsockets-evlib-ev) whenever the plugin is installed, never a silent fall-back to lws's
+poll loop; poll on request; without the plugin, auto falls back with one warning and libev exits."""
+import glob
+import json
+import os
+import shutil
+import subprocess
+
+from harness import Env, check, check_eq, default_room_id, run, skip, wait_until
+
+LIVE = "777000333"
+PLUGIN_GLOB = "/usr/lib/*/libwebsockets-evlib_ev.so"
+
+
+def plugin_path():
+    found = sorted(glob.glob(PLUGIN_GLOB))
+    return found[0] if found else None
+
+
+def plugin_installed():
+    """The package's own word when dpkg is there, else the plugin file."""
+    if shutil.which("dpkg-query"):
+        p = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "libwebsockets-evlib-ev"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return p.returncode == 0 and "install ok installed" in p.stdout
+    return plugin_path() is not None
+
+
+def loop_lines(env, log="worker0.log"):
+    out = []
+    for line in env.log(log).splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("event") == "ws_event_loop":
+            out.append(rec)
+    return out
+
+
+def capture_one_room(env, r, *worker_args, frames="60"):
+    """A worker captures a finite room to its end: connect, frames, acks, heartbeats, the end."""
+    path, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", frames, "--seed", "5")
+    env.start_sim(["%s:%s,fps=40" % (LIVE, path)])
+    env.worker("--heartbeat-ms", "1000", *worker_args)
+    r("LPUSH", "dylive:assign", LIVE)
+    wait_until(lambda: r.hgetall("dylive:{%s}:status" % LIVE).get("state") == "ended", 30, "state ended")
+    n = len(r.xrange_all("dylive:{%s}:events" % LIVE))
+    check_eq(n, len(man["msg_ids"]), "every event of the room")
+    check(env.sim_stats(LIVE)["hb"] >= 1, "heartbeats sent")
+
+
+def test_libev_when_the_plugin_is_installed():
+    """auto (the default) runs on libev/epoll whenever libwebsockets-evlib-ev is installed: a worker
+    that fell back to poll there would cost O(all sockets) per wake-up without anyone noticing."""
+    with Env("evloop-auto") as env:
+        r = env.start_redis()
+        capture_one_room(env, r)
+        lines = loop_lines(env)
+        check_eq(len(lines), 1, "one ws_event_loop line at start")
+        rec = lines[0]
+        if plugin_installed():
+            check_eq(rec["level"], "info", "level of %r" % rec["msg"])
+            check("libev (epoll)" in rec["msg"], "the plugin is installed but the worker says: %r", rec["msg"])
+        else:
+            check_eq(rec["level"], "warn", "level of %r" % rec["msg"])
+            check("poll" in rec["msg"] and "libwebsockets-evlib-ev" in rec["msg"], "warning %r", rec["msg"])
+
+
+def test_poll_on_request():
+    """--ws-event-loop poll keeps lws's own loop, and it still works."""
+    with Env("evloop-poll") as env:
+        r = env.start_redis()
+        capture_one_room(env, r, "--ws-event-loop", "poll")
+        lines = loop_lines(env)
+        check(len(lines) == 1 and lines[0]["level"] == "info" and "poll" in lines[0]["msg"], "lines %r", lines)
+
+
+def test_bad_value_exits_2():
+    with Env("evloop-bad") as env:
+        env.start_redis()
+        env.start_sim([LIVE])
+        p = env.worker("--ws-event-loop", "epoll")
+        check_eq(p.wait(timeout=20), 2, "exit status")
+        check("--ws-event-loop" in env.log("worker0.log"), "the option named")
+
+
+def test_without_the_plugin():
+    """In a private mount namespace where the plugin cannot load (root and unshare needed): auto
+    falls back to poll with one warning and captures; libev refuses to start."""
+    plugin = plugin_path()
+    if not plugin or os.geteuid() != 0 or not shutil.which("unshare"):
+        skip("needs root, unshare and the plugin file to hide")
+    probe = subprocess.run(["unshare", "-m", "true"], stderr=subprocess.DEVNULL)
+    if probe.returncode != 0:
+        skip("unshare -m is not allowed here")
+    with Env("evloop-none") as env:
+        wrapper = os.path.join(env.tmp, "noplugin.sh")
+        with open(wrapper, "w") as f:
+            f.write('#!/bin/sh\nmount --bind /dev/null %s || exit 77\nexec "$@"\n' % plugin)
+        os.chmod(wrapper, 0o755)
+        old = os.environ.get("DYLIVE_WORKER_WRAPPER")
+        os.environ["DYLIVE_WORKER_WRAPPER"] = "unshare -m " + wrapper + ((" " + old) if old else "")
+        try:
+            r = env.start_redis()
+            capture_one_room(env, r)
+            lines = loop_lines(env)
+            check_eq(len(lines), 1, "one ws_event_loop line")
+            check_eq(lines[0]["level"], "warn", "level of %r" % lines[0]["msg"])
+            check("poll" in lines[0]["msg"] and "libwebsockets-evlib-ev" in lines[0]["msg"], "warning %r", lines[0]["msg"])
+            p = env.worker("--ws-event-loop", "libev")
+            rc = p.wait(timeout=20)
+            check(rc not in (0, 77), "--ws-event-loop libev without the plugin exits non-zero (rc %r)", rc)
+            err = [x for x in loop_lines(env, "worker1.log") if x["level"] == "error"]
+            check(err, "an error names the loop: %r", env.log("worker1.log")[-2000:])
+        finally:
+            if old is None:
+                os.environ.pop("DYLIVE_WORKER_WRAPPER", None)
+            else:
+                os.environ["DYLIVE_WORKER_WRAPPER"] = old
+
+
+if __name__ == "__main__":
+    run()
