@@ -21,17 +21,27 @@ static const struct lws_protocols protocols[] = {
 
 /* dl_in_msg recycling (DESIGN §7: nothing malloc'd per frame). The control thread gives
  * messages back (dl_in_msg_free) while the ingest thread takes them (ingest_msg_new), hence the
- * lock; the bound and dl_frame_reset's bound on the storage a frame keeps bound what the pool
- * holds (64 × (64 KiB + 256 events) at the very worst; a real frame keeps a few KiB). */
-#define DL_IN_MSG_POOL_MAX 64
+ * lock. Flat out, the queue to the control thread swings between its low- and high-water marks,
+ * so the pool must take back as many messages as the queue holds; what it keeps is bounded in
+ * bytes (a real frame keeps a few KiB of storage, dl_frame_reset at most 64 KiB + 256 events):
+ * past DL_IN_MSG_POOL_BYTES a message is freed. */
+#define DL_IN_MSG_POOL_MAX 4096
+#define DL_IN_MSG_POOL_BYTES (16u << 20)
 static pthread_mutex_t msg_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static dl_in_msg *msg_pool[DL_IN_MSG_POOL_MAX];
-static size_t msg_pool_len;
+static size_t msg_pool_len, msg_pool_bytes;
+
+static size_t msg_bytes(const dl_in_msg *m) {
+  return sizeof *m + m->frame.store.cap + m->frame.events_cap * sizeof(dl_event);
+}
 
 dl_in_msg *ingest_msg_new(void) {
   dl_in_msg *m = NULL;
   pthread_mutex_lock(&msg_pool_mu);
-  if (msg_pool_len) m = msg_pool[--msg_pool_len];
+  if (msg_pool_len) {
+    m = msg_pool[--msg_pool_len];
+    msg_pool_bytes -= msg_bytes(m);
+  }
   pthread_mutex_unlock(&msg_pool_mu);
   if (!m) return calloc(1, sizeof(dl_in_msg));
   dl_frame keep = m->frame; /* reset when it came back: only its storage is left */
@@ -47,9 +57,11 @@ void dl_in_msg_free(void *p) {
   free(m->internal_ext);
   m->cursor = m->internal_ext = NULL;
   dl_frame_reset(&m->frame);
+  size_t bytes = msg_bytes(m);
   pthread_mutex_lock(&msg_pool_mu);
-  if (msg_pool_len < DL_IN_MSG_POOL_MAX) {
+  if (msg_pool_len < DL_IN_MSG_POOL_MAX && bytes <= DL_IN_MSG_POOL_BYTES - msg_pool_bytes) {
     msg_pool[msg_pool_len++] = m;
+    msg_pool_bytes += bytes;
     m = NULL;
   }
   pthread_mutex_unlock(&msg_pool_mu);
@@ -63,6 +75,7 @@ static void msg_pool_drain(void) {
   pthread_mutex_lock(&msg_pool_mu);
   while (msg_pool_len) {
     dl_in_msg *m = msg_pool[--msg_pool_len];
+    msg_pool_bytes -= msg_bytes(m);
     dl_frame_clear(&m->frame);
     free(m);
   }
