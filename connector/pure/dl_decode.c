@@ -841,7 +841,8 @@ dl_err dl_decode_frame_into(dl_decoder *d, const uint8_t *buf, size_t len, int64
       if (rc != DL_EOK) goto cleanup;
       out->n_events++;
     }
-    char *p = (char *)out->store.p + events_start; /* the storage is complete: point into it */
+    /* the storage is complete: point into it (no storage at all when there is no event) */
+    char *p = out->n_events ? (char *)out->store.p + events_start : NULL;
     for (size_t i = 0; i < out->n_events; i++) {
       out->events[i].json = p;
       p += out->events[i].json_len + 1;
