@@ -159,7 +159,7 @@ dl_decoder *dl_decoder_new(const char *live_id, const char *room_id, const dl_de
   }
   /* the live id's JSON string, escaped once: it is in every event */
   dl_buf t;
-  dl_buf_init(&t, sizeof d->live_id_json - 1);
+  dl_buf_init(&t, DL_JSON_MAX);
   if (dl_json_escape(&t, d->live_id, strlen(d->live_id)) == DL_EOK && t.len < sizeof d->live_id_json) {
     memcpy(d->live_id_json, t.p ? (const char *)t.p : "", t.len);
     d->live_id_json_len = t.len;
