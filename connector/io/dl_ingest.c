@@ -21,13 +21,67 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* dl_in_msg recycling (DESIGN §7: nothing malloc'd per frame). The control thread gives
+ * messages back (dl_in_msg_free) while the ingest thread takes them (ingest_msg_new), hence the
+ * lock. Flat out, the queue to the control thread swings between its low- and high-water marks,
+ * so the pool must take back as many messages as the queue holds; what it keeps is bounded in
+ * bytes (a real frame keeps a few KiB of storage, dl_frame_reset at most 64 KiB + 256 events):
+ * past DL_IN_MSG_POOL_BYTES a message is freed. */
+#define DL_IN_MSG_POOL_MAX 4096
+#define DL_IN_MSG_POOL_BYTES (16u << 20)
+static pthread_mutex_t msg_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static dl_in_msg *msg_pool[DL_IN_MSG_POOL_MAX];
+static size_t msg_pool_len, msg_pool_bytes;
+
+static size_t msg_bytes(const dl_in_msg *m) {
+  return sizeof *m + m->frame.store.cap + m->frame.events_cap * sizeof(dl_event);
+}
+
+dl_in_msg *ingest_msg_new(void) {
+  dl_in_msg *m = NULL;
+  pthread_mutex_lock(&msg_pool_mu);
+  if (msg_pool_len) {
+    m = msg_pool[--msg_pool_len];
+    msg_pool_bytes -= msg_bytes(m);
+  }
+  pthread_mutex_unlock(&msg_pool_mu);
+  if (!m) return calloc(1, sizeof(dl_in_msg));
+  dl_frame keep = m->frame; /* reset when it came back: only its storage is left */
+  memset(m, 0, sizeof *m);
+  m->frame = keep;
+  return m;
+}
+
 void dl_in_msg_free(void *p) {
   dl_in_msg *m = p;
   if (!m) return;
-  dl_frame_clear(&m->frame);
   free(m->cursor);
   free(m->internal_ext);
-  free(m);
+  m->cursor = m->internal_ext = NULL;
+  dl_frame_reset(&m->frame);
+  size_t bytes = msg_bytes(m);
+  pthread_mutex_lock(&msg_pool_mu);
+  if (msg_pool_len < DL_IN_MSG_POOL_MAX && bytes <= DL_IN_MSG_POOL_BYTES - msg_pool_bytes) {
+    msg_pool[msg_pool_len++] = m;
+    msg_pool_bytes += bytes;
+    m = NULL;
+  }
+  pthread_mutex_unlock(&msg_pool_mu);
+  if (m) {
+    dl_frame_clear(&m->frame);
+    free(m);
+  }
+}
+
+static void msg_pool_drain(void) {
+  pthread_mutex_lock(&msg_pool_mu);
+  while (msg_pool_len) {
+    dl_in_msg *m = msg_pool[--msg_pool_len];
+    msg_pool_bytes -= msg_bytes(m);
+    dl_frame_clear(&m->frame);
+    free(m);
+  }
+  pthread_mutex_unlock(&msg_pool_mu);
 }
 
 static void wake_control(dl_ingest *in) {
@@ -50,7 +104,7 @@ int ingest_post(dl_ingest *in, dl_in_msg *m) {
 /* State messages (connected, lost, ended, closed) must not wait behind a full queue of frames:
  * they go into the queue's reserve, sized for a few per room by the worker. */
 static void post_state_ex(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason, int rejected) {
-  dl_in_msg *m = calloc(1, sizeof *m);
+  dl_in_msg *m = ingest_msg_new();
   if (!m) return;
   m->kind = kind;
   m->rejected = rejected;
@@ -90,7 +144,7 @@ void ingest_room_update_rx(room *r) {
 
 static void acks_clear(room *r) {
   while (r->ack_len) {
-    free(r->acks[r->ack_head].data);
+    ingest_ack_put(r->in, &r->acks[r->ack_head]);
     r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
     r->ack_len--;
   }
@@ -119,7 +173,7 @@ static void room_free(dl_ingest *in, room *r) {
 /* DL_IN_SILENT with where to resume, through the state reserve like every state message. */
 static void post_silent(room *r) {
   dl_ingest *in = r->in;
-  dl_in_msg *m = calloc(1, sizeof *m);
+  dl_in_msg *m = ingest_msg_new();
   if (!m) return;
   m->kind = DL_IN_SILENT;
   snprintf(m->live_id, sizeof m->live_id, "%s", r->spec.live_id);
@@ -388,6 +442,7 @@ static void run_commands(dl_ingest *in) {
         dl_signer_init(&r->signer, dl_rand_next(&in->rng));
         dl_sign_stub(r->spec.room_id, r->spec.user_unique_id, r->stub); /* the room's identity is fixed */
         r->dec = dl_decoder_new(r->spec.live_id, r->spec.room_id, &in->o.limits);
+        if (r->dec) dl_decoder_use_scratch(r->dec, in->scratch); /* one for the thread */
         if (r->dec && r->spec.n_gifts) /* continue the previous owner's streaks: no double count */
           dl_gift_import(dl_decoder_gifts(r->dec), r->spec.gifts, r->spec.n_gifts);
         free(r->spec.gifts);
@@ -749,7 +804,8 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
   in->rng = (uint64_t)dl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
   dl_bucket_init(&in->connects, o->connect_rate, o->connect_burst, dl_mono_ms());
   pthread_mutex_init(&in->mu, NULL);
-  if (!in->ua || parse_base(in, o->ws_base) != 0) {
+  in->scratch = dl_decode_scratch_new();
+  if (!in->ua || !in->scratch || parse_base(in, o->ws_base) != 0) {
     dl_ingest_free(in);
     return NULL;
   }
@@ -879,6 +935,9 @@ void dl_ingest_free(dl_ingest *in) {
     ev_loop_destroy(in->evloop);
   }
   while (in->rooms) room_free(in, in->rooms);
+  dl_decode_scratch_free(in->scratch); /* after the decoders that used it */
+  for (size_t i = 0; i < in->n_ack_pool; i++) free(in->ack_pool[i].data);
+  msg_pool_drain();
   while (in->cmds) {
     cmd *n = in->cmds->next;
     free(in->cmds->spec.cookie);

@@ -39,7 +39,12 @@
 typedef struct ack_buf {
   size_t len;
   uint8_t *data; /* LWS_PRE + len */
+  size_t cap;    /* bytes at data */
 } ack_buf;
+/* Spare ack buffers kept by the ingest thread (a room has a few acks in flight at most; more are
+ * freed), and the largest one kept (an internal_ext is ~200 bytes). */
+#define DL_ACK_POOL_MAX 64
+#define DL_ACK_POOL_BYTES 4096
 
 typedef enum { R_IDLE, R_CONNECTING, R_OPEN } room_conn;
 
@@ -128,17 +133,25 @@ struct dl_ingest {
   lws_sorted_usec_list_t sul_flow;
   dl_ingest_stats st;
   uint64_t rng;
+  dl_decode_scratch *scratch; /* the decoders' arena, inflate state, buffers: shared by every room */
+  ack_buf ack_pool[DL_ACK_POOL_MAX];
+  size_t n_ack_pool;
 };
 
 #define STAT_ADD(in, f, n) __atomic_fetch_add(&(in)->st.f, (n), __ATOMIC_RELAXED)
 
 /* dl_ingest.c */
+/* A zeroed dl_in_msg, recycled (dl_in_msg_free gives it back) with its frame's storage, or
+ * calloc'd; NULL on allocation failure. */
+dl_in_msg *ingest_msg_new(void);
 int ingest_post(dl_ingest *in, dl_in_msg *m);
 void ingest_post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason);
 void ingest_room_update_rx(room *r);
 
 /* dl_ingest_rx.c */
 void ingest_set_str(char **slot, const char *v);
+/* An ack buffer back to the thread's spares (or freed); a is emptied. */
+void ingest_ack_put(dl_ingest *in, ack_buf *a);
 void ingest_on_message(room *r);
 int ingest_write_one(room *r, struct lws *wsi);
 

@@ -1,29 +1,52 @@
 /* The ingest frame path: decode a complete WebSocket message, queue its ack, hand the events to
  * the control thread, and pause reads when anything downstream is full. Runs on the lws thread. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dl_ingest_int.h"
 #include "dl_log.h"
 
+void ingest_ack_put(dl_ingest *in, ack_buf *a) {
+  if (a->data && a->cap <= DL_ACK_POOL_BYTES && in->n_ack_pool < DL_ACK_POOL_MAX) {
+    in->ack_pool[in->n_ack_pool++] = *a;
+  } else {
+    free(a->data);
+  }
+  a->data = NULL;
+  a->len = a->cap = 0;
+}
+
+/* A buffer of at least cap bytes: a spare when one is big enough, else malloc'd. */
+static int ack_get(dl_ingest *in, ack_buf *a, size_t cap) {
+  if (in->n_ack_pool && in->ack_pool[in->n_ack_pool - 1].cap >= cap) {
+    *a = in->ack_pool[--in->n_ack_pool];
+    return 0;
+  }
+  a->data = malloc(cap);
+  a->cap = cap;
+  a->len = 0;
+  return a->data ? 0 : -1;
+}
+
 static void enqueue_ack(room *r, const dl_frame *f) {
   const char *ext = f->ack_ext ? f->ack_ext : "";
   size_t cap = 32 + strlen(ext);
-  uint8_t *b = malloc(LWS_PRE + cap);
-  if (!b) return;
-  size_t len = dl_frame_build_ack(f->log_id, ext, b + LWS_PRE, cap);
+  ack_buf b;
+  if (ack_get(r->in, &b, LWS_PRE + cap) != 0) return;
+  size_t len = dl_frame_build_ack(f->log_id, ext, b.data + LWS_PRE, cap);
   if (!len) {
-    free(b);
+    ingest_ack_put(r->in, &b);
     return;
   }
   if (r->ack_len == DL_ACK_QUEUE_MAX) { /* drop the oldest */
     STAT_ADD(r->in, acks_dropped, 1);
-    free(r->acks[r->ack_head].data);
+    ingest_ack_put(r->in, &r->acks[r->ack_head]);
     r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
     r->ack_len--;
   }
   ack_buf *a = &r->acks[(r->ack_head + r->ack_len) % DL_ACK_QUEUE_MAX];
-  a->data = b;
+  *a = b;
   a->len = len;
   r->ack_len++;
   if (r->ack_len >= DL_ACK_HIGH && !r->ack_paused) {
@@ -33,10 +56,19 @@ static void enqueue_ack(room *r, const dl_frame *f) {
   lws_callback_on_writable(r->wsi);
 }
 
+/* *slot = a copy of v (a NULL v leaves it as it is). Every frame carries a cursor: the copy is
+ * skipped when it did not change and reuses the allocation when it fits. */
 void ingest_set_str(char **slot, const char *v) {
   if (!v) return;
-  char *c = strdup(v);
+  size_t n = strlen(v);
+  if (*slot && strcmp(*slot, v) == 0) return;
+  if (*slot && malloc_usable_size(*slot) > n) {
+    memcpy(*slot, v, n + 1);
+    return;
+  }
+  char *c = malloc(n + 1);
   if (!c) return;
+  memcpy(c, v, n + 1);
   free(*slot);
   *slot = c;
 }
@@ -53,10 +85,10 @@ void ingest_on_message(room *r) {
     ingest_post_state(in, DL_IN_BAD_FRAME, r->spec.live_id, "frame over --max-frame-bytes (limit)");
     return;
   }
-  dl_in_msg *m = calloc(1, sizeof *m);
+  dl_in_msg *m = ingest_msg_new();
   if (!m) return;
   m->recv_ms = dl_now_ms();
-  dl_err e = dl_decode_frame(r->dec, r->rx.p, r->rx.len, m->recv_ms, &m->frame);
+  dl_err e = dl_decode_frame_into(r->dec, r->rx.p, r->rx.len, m->recv_ms, &m->frame);
   if (e != DL_EOK) {
     STAT_ADD(in, bad_frames, 1);
     if (e == DL_EBOMB) STAT_ADD(in, bombs, 1);
@@ -137,11 +169,12 @@ int ingest_write_one(room *r, struct lws *wsi) {
   }
   if (r->ack_len) {
     ack_buf *a = &r->acks[r->ack_head];
-    int w = lws_write(wsi, a->data + LWS_PRE, a->len, LWS_WRITE_BINARY);
-    free(a->data);
+    size_t alen = a->len;
+    int w = lws_write(wsi, a->data + LWS_PRE, alen, LWS_WRITE_BINARY);
+    ingest_ack_put(r->in, a);
     r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
     r->ack_len--;
-    if (w < (int)a->len) return -1;
+    if (w < (int)alen) return -1;
     STAT_ADD(r->in, acks_sent, 1);
     if (r->ack_paused && r->ack_len <= DL_ACK_LOW) {
       r->ack_paused = 0;

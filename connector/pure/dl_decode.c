@@ -1,9 +1,12 @@
 /* dl_decode — see dl_decode.h. Layout of one frame:
  *   PushFrame (dl_pb_unpack, size-capped) → headers → payload_type
- *   "msg": [dl_gunzip when compress_type=gzip] → count Response.messages (cap) → Response
- *   each Message: method → table → dl_pb_unpack(type) → normalize_* → cJSON → event
- * Every protobuf-c allocation goes through the decoder's dl_pballoc (budget max_alloc_bytes);
- * a Message that does not parse becomes a "raw" event with an "error" key and is counted. */
+ *   "msg": [dl_inflater when compress_type=gzip] → count Response.messages (cap) → Response
+ *   each Message: method → table → dl_pb_unpack(type) → normalize_* → dl_json → event
+ * Every protobuf-c allocation goes through the decoder's dl_pballoc (budget max_alloc_bytes) on
+ * the scratch arena, released after each Message and at the end of the frame; a Message that
+ * does not parse becomes a "raw" event with an "error" key and is counted. In steady state a
+ * frame allocates nothing: the arena, the inflate state and the body buffer are the scratch's,
+ * the events and their JSON go to the dl_frame's storage, reused by dl_decode_frame_into. */
 #include "dl_decode.h"
 
 #include <inttypes.h>
@@ -11,11 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "dl_b64.h"
 #include "dl_gift.h"
 #include "dl_gunzip.h"
+#include "dl_json.h"
 #include "dl_pballoc.h"
 #include "dl_pbscrub.h"
 #include "dl_utf8.h"
@@ -41,6 +43,17 @@
 #define DL_SOCIAL_SHARE 3
 /* Room ids and msg ids are uint64: 20 digits + NUL. */
 #define DL_U64_DEC 24
+/* What the shared decode scratch keeps between frames (arena blocks, inflated output): a real
+ * frame needs tens of KiB; one exceptional frame's memory goes back to the system after it. */
+#define DL_SCRATCH_RETAIN (1u << 20)
+/* Cap of one frame's JSON (every event) and of one event's body: far above any frame the limits
+ * let through (16 MiB inflated, escaped at most 6x), a bound on a bug rather than on input. */
+#define DL_JSON_MAX ((size_t)1 << 30)
+/* The escaped live id is kept with the decoder when it fits here (real ones are ~12 digits). */
+#define DL_LIVE_ID_JSON 128
+/* A dl_frame's storage kept by dl_frame_reset (a recycled frame): events and JSON bytes. */
+#define DL_FRAME_RETAIN_EVENTS 256
+#define DL_FRAME_RETAIN_BYTES (64u << 10)
 /* Anonymous viewers (PROTOCOL §9.8): when the anchor hides the audience, Douyin sends every
  * User.id as 111111 and the nickname as its first character + "***" (e.g. "紫***"). */
 #define DL_ANON_USER_ID "111111"
@@ -66,6 +79,15 @@ void dl_decode_limits_default(dl_decode_limits *lim) {
   lim->gift_streak_ttl_ms = DL_DEFAULT_GIFT_STREAK_TTL_MS;
 }
 
+/* What decoding one frame needs and nothing keeps after it: the protobuf-c arena, the inflate
+ * state and its output, the buffer an event's body is written to. One per thread is enough
+ * (dl_decode_scratch_new); a decoder without one makes its own at the first frame. */
+struct dl_decode_scratch {
+  dl_arena arena;
+  dl_inflater *inf;
+  dl_buf body;
+};
+
 struct dl_decoder {
   char *live_id;               /* valid UTF-8 (sanitized copy) */
   char room_id[DL_U64_DEC];    /* given at creation, else learned from the first Common.room_id */
@@ -73,7 +95,43 @@ struct dl_decoder {
   dl_decode_limits lim;
   dl_pballoc *pa;
   dl_gift_tracker *gifts;
+  dl_decode_scratch *s;        /* own or shared */
+  int own_scratch;
+  char live_id_json[DL_LIVE_ID_JSON]; /* "live_id" escaped, when it fits (else escaped per event) */
+  size_t live_id_json_len;
 };
+
+dl_decode_scratch *dl_decode_scratch_new(void) {
+  dl_decode_scratch *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  dl_arena_init(&s->arena, DL_SCRATCH_RETAIN);
+  dl_buf_init(&s->body, DL_JSON_MAX);
+  if (!(s->inf = dl_inflater_new(DL_SCRATCH_RETAIN))) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void dl_decode_scratch_free(dl_decode_scratch *s) {
+  if (!s) return;
+  dl_arena_fini(&s->arena);
+  dl_inflater_free(s->inf);
+  dl_buf_free(&s->body);
+  free(s);
+}
+
+static void drop_scratch(dl_decoder *d) {
+  if (d->own_scratch) dl_decode_scratch_free(d->s);
+  d->s = NULL;
+  d->own_scratch = 0;
+}
+
+void dl_decoder_use_scratch(dl_decoder *d, dl_decode_scratch *s) {
+  drop_scratch(d);
+  d->s = s;
+  dl_pballoc_use_arena(d->pa, s ? &s->arena : NULL);
+}
 
 dl_decoder *dl_decoder_new(const char *live_id, const char *room_id, const dl_decode_limits *lim) {
   dl_decoder *d = calloc(1, sizeof *d);
@@ -99,11 +157,22 @@ dl_decoder *dl_decoder_new(const char *live_id, const char *room_id, const dl_de
     dl_decoder_free(d);
     return NULL;
   }
+  /* the live id's JSON string, escaped once: it is in every event */
+  dl_buf t;
+  dl_buf_init(&t, DL_JSON_MAX);
+  if (dl_json_escape(&t, d->live_id, strlen(d->live_id)) == DL_EOK && t.len < sizeof d->live_id_json) {
+    memcpy(d->live_id_json, t.p ? (const char *)t.p : "", t.len);
+    d->live_id_json_len = t.len;
+  } else {
+    d->live_id_json_len = SIZE_MAX; /* too long: escaped with every event */
+  }
+  dl_buf_free(&t);
   return d;
 }
 
 void dl_decoder_free(dl_decoder *d) {
   if (!d) return;
+  drop_scratch(d);
   free(d->live_id);
   dl_pballoc_free(d->pa);
   dl_gift_free(d->gifts);
@@ -113,8 +182,10 @@ void dl_decoder_free(dl_decoder *d) {
 const char *dl_decoder_room_id(const dl_decoder *d) { return d->room_id; }
 dl_gift_tracker *dl_decoder_gifts(dl_decoder *d) { return d->gifts; }
 
-/* ---- JSON helpers: every string goes through the UTF-8 sanitizer; an allocation failure
- * anywhere sets *oom and the event is dropped with DL_ENOMEM for the frame. ---- */
+/* ---- JSON: every event is written by dl_json straight into the frame's buffer (its body
+ * first into the scratch buffer: "type" and "ts_ms" come before it but are known only after the
+ * normalizer ran). Strings are sanitized to UTF-8 and escaped by dl_json; an allocation failure
+ * anywhere makes the frame fail with DL_ENOMEM. ---- */
 
 typedef struct msg_ctx {
   dl_decoder *d;
@@ -122,63 +193,55 @@ typedef struct msg_ctx {
   int64_t recv_ms;
   const char *type;          /* may be changed by the normalizer (social → follow/share) */
   uint64_t ts_fallback_ms;   /* ChatMessage.event_time × 1000, 0 when none */
-  int oom;
+  dl_json j;                 /* the event's body */
 } msg_ctx;
 
-static void j_str(msg_ctx *c, cJSON *o, const char *key, const char *s) {
-  if (!s) s = "";
-  size_t n = strlen(s);
-  if (dl_utf8_valid(s, n)) {
-    if (!cJSON_AddStringToObject(o, key, s)) c->oom = 1;
-    return;
-  }
-  char *clean = dl_utf8_sanitize(s, n, NULL);
-  if (!clean || !cJSON_AddStringToObject(o, key, clean)) c->oom = 1;
-  free(clean);
+static void j_str(msg_ctx *c, const char *key, const char *s) {
+  dl_json_key(&c->j, key);
+  dl_json_str(&c->j, s);
 }
 
-static void j_u64s(msg_ctx *c, cJSON *o, const char *key, uint64_t v) {
-  char buf[DL_U64_DEC];
-  snprintf(buf, sizeof buf, "%" PRIu64, v);
-  if (!cJSON_AddStringToObject(o, key, buf)) c->oom = 1;
+static void j_u64s(msg_ctx *c, const char *key, uint64_t v) {
+  dl_json_key(&c->j, key);
+  dl_json_u64s(&c->j, v);
 }
 
-/* Integers are written as JSON number text from their exact decimal digits (cJSON_AddRaw), not
- * through a double: cJSON prints doubles with 15 significant digits and would silently round
- * anything above ~10^15. */
-static void j_uint(msg_ctx *c, cJSON *o, const char *key, uint64_t v) {
-  char buf[DL_U64_DEC];
-  snprintf(buf, sizeof buf, "%" PRIu64, v);
-  if (!cJSON_AddRawToObject(o, key, buf)) c->oom = 1;
+/* Integers are exact JSON numbers from their decimal digits, never through a double. */
+static void j_uint(msg_ctx *c, const char *key, uint64_t v) {
+  dl_json_key(&c->j, key);
+  dl_json_u64(&c->j, v);
 }
 
-static void j_int(msg_ctx *c, cJSON *o, const char *key, int64_t v) {
-  char buf[DL_U64_DEC];
-  snprintf(buf, sizeof buf, "%" PRId64, v);
-  if (!cJSON_AddRawToObject(o, key, buf)) c->oom = 1;
+static void j_int(msg_ctx *c, const char *key, int64_t v) {
+  dl_json_key(&c->j, key);
+  dl_json_i64(&c->j, v);
 }
 
-static void j_bool(msg_ctx *c, cJSON *o, const char *key, int v) {
-  if (!cJSON_AddBoolToObject(o, key, v)) c->oom = 1;
+static void j_bool(msg_ctx *c, const char *key, int v) {
+  dl_json_key(&c->j, key);
+  dl_json_bool(&c->j, v);
 }
 
-static cJSON *j_obj(msg_ctx *c, cJSON *o, const char *key) {
-  cJSON *x = cJSON_AddObjectToObject(o, key);
-  if (!x) c->oom = 1;
-  return x;
+static void j_obj(msg_ctx *c, const char *key) {
+  dl_json_key(&c->j, key);
+  dl_json_obj_begin(&c->j);
 }
 
-static cJSON *j_arr(msg_ctx *c, cJSON *o, const char *key) {
-  cJSON *x = cJSON_AddArrayToObject(o, key);
-  if (!x) c->oom = 1;
-  return x;
+static void j_arr(msg_ctx *c, const char *key) {
+  dl_json_key(&c->j, key);
+  dl_json_arr_begin(&c->j);
 }
+
+static void j_end_obj(msg_ctx *c) { dl_json_obj_end(&c->j); }
+static void j_end_arr(msg_ctx *c) { dl_json_arr_end(&c->j); }
+/* An object as the next element of the open array. */
+static void j_arr_obj(msg_ctx *c) { dl_json_obj_begin(&c->j); }
 
 /* The id events carry (CONTRACT §4): User.id, else User.id_str when id is 0/absent, else "0".
  * buf must hold DL_U64_DEC bytes; the result is buf or a string inside u. */
 static const char *user_id_str(const Webcast__User *u, char *buf) {
   if (u->has_id && u->id) {
-    snprintf(buf, DL_U64_DEC, "%" PRIu64, u->id);
+    buf[dl_json_fmt_u64(buf, u->id)] = 0;
     return buf;
   }
   return u->id_str && *u->id_str ? u->id_str : "0";
@@ -210,24 +273,24 @@ static int user_anonymous(const Webcast__User *u) {
 /* The user object. Stable shape: every key is always present, with "" / 0 / false when Douyin
  * did not send the field (masked users without a login cookie have most of them empty), so
  * consumers never need to test for presence. */
-static void j_user(msg_ctx *c, cJSON *parent, const char *key, const Webcast__User *u) {
+static void j_user(msg_ctx *c, const char *key, const Webcast__User *u) {
   char buf[DL_U64_DEC];
-  cJSON *o = j_obj(c, parent, key);
-  if (!o) return;
-  j_str(c, o, "id", user_id_str(u, buf));
-  j_str(c, o, "nickname", u->nickname);
-  j_str(c, o, "sec_uid", u->sec_uid);
-  j_str(c, o, "display_id", u->display_id);
-  j_int(c, o, "gender", u->has_gender ? u->gender : 0);
-  j_uint(c, o, "pay_level",
+  j_obj(c, key);
+  j_str(c, "id", user_id_str(u, buf));
+  j_str(c, "nickname", u->nickname);
+  j_str(c, "sec_uid", u->sec_uid);
+  j_str(c, "display_id", u->display_id);
+  j_int(c, "gender", u->has_gender ? u->gender : 0);
+  j_uint(c, "pay_level",
         u->pay_grade && u->pay_grade->has_level ? u->pay_grade->level : 0);
-  j_uint(c, o, "fans_club_level",
+  j_uint(c, "fans_club_level",
         u->fans_club && u->fans_club->data && u->fans_club->data->has_level
             ? u->fans_club->data->level
             : 0);
-  j_str(c, o, "avatar",
+  j_str(c, "avatar",
         u->avatar_thumb && u->avatar_thumb->n_url_list ? u->avatar_thumb->url_list[0] : "");
-  j_bool(c, o, "anonymous", user_anonymous(u));
+  j_bool(c, "anonymous", user_anonymous(u));
+  j_end_obj(c);
 }
 
 /* The sender part of a gift streak key (dl_gift.h). Every anonymous user has the id 111111, so
@@ -240,17 +303,6 @@ static uint64_t user_key(const Webcast__User *u) {
   return dl_gift_user_key(id, u->nickname, user_anonymous(u));
 }
 
-/* An object appended to the array arr (NULL and c->oom set on allocation failure). */
-static cJSON *j_arr_obj(msg_ctx *c, cJSON *arr) {
-  cJSON *o = cJSON_CreateObject();
-  if (!o || !cJSON_AddItemToArray(arr, o)) {
-    cJSON_Delete(o);
-    c->oom = 1;
-    return NULL;
-  }
-  return o;
-}
-
 /* ts_ms fallback from a Unix-seconds field (ChatMessage.event_time, ScreenChatMessage.event_time)
  * when Common.create_time is absent; a value whose milliseconds overflow is ignored. */
 static void ts_from_seconds(msg_ctx *c, int has, uint64_t secs) {
@@ -259,23 +311,23 @@ static void ts_from_seconds(msg_ctx *c, int has, uint64_t secs) {
 
 /* ---- per-type normalizers (CONTRACT §4 table) ---- */
 
-typedef void (*normalize_fn)(msg_ctx *c, const ProtobufCMessage *m, cJSON *ev);
+typedef void (*normalize_fn)(msg_ctx *c, const ProtobufCMessage *m);
 
-static void norm_chat(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_chat(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__ChatMessage *m = (const Webcast__ChatMessage *)pm;
-  if (m->user) j_user(c, ev, "user", m->user);
-  j_str(c, ev, "content", m->content);
+  if (m->user) j_user(c, "user", m->user);
+  j_str(c, "content", m->content);
   ts_from_seconds(c, m->has_event_time, m->event_time);
 }
 
-static void norm_emoji(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_emoji(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__EmojiChatMessage *m = (const Webcast__EmojiChatMessage *)pm;
-  if (m->user) j_user(c, ev, "user", m->user);
-  j_int(c, ev, "emoji_id", m->has_emoji_id ? m->emoji_id : 0);
-  j_str(c, ev, "content", m->default_content);
+  if (m->user) j_user(c, "user", m->user);
+  j_int(c, "emoji_id", m->has_emoji_id ? m->emoji_id : 0);
+  j_str(c, "content", m->default_content);
 }
 
-static void norm_gift(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_gift(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__GiftMessage *m = (const Webcast__GiftMessage *)pm;
   const Webcast__GiftStruct *g = m->gift;
   uint64_t gift_id = m->has_gift_id && m->gift_id ? m->gift_id : (g && g->has_id ? g->id : 0);
@@ -293,132 +345,136 @@ static void norm_gift(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
   };
   uint64_t delta = dl_gift_delta(c->d->gifts, &up, c->recv_ms);
 
-  if (m->user) j_user(c, ev, "user", m->user);
-  cJSON *o = j_obj(c, ev, "gift");
-  if (o) {
-    j_uint(c, o, "id", gift_id);
-    j_str(c, o, "name", g ? g->name : NULL);
-    j_int(c, o, "diamonds", g && g->has_diamond_count ? g->diamond_count : 0);
-    j_uint(c, o, "repeat_count", up.repeat_count);
-    j_uint(c, o, "combo_count", up.combo_count);
-    j_uint(c, o, "group_count", up.group_count);
-    j_int(c, o, "repeat_end", m->has_repeat_end ? m->repeat_end : 0);
-    j_u64s(c, o, "group_id", up.group_id);
-    j_uint(c, o, "delta", delta);
-    j_bool(c, o, "combo", streakable);
+  if (m->user) j_user(c, "user", m->user);
+  j_obj(c, "gift");
+  {
+    j_uint(c, "id", gift_id);
+    j_str(c, "name", g ? g->name : NULL);
+    j_int(c, "diamonds", g && g->has_diamond_count ? g->diamond_count : 0);
+    j_uint(c, "repeat_count", up.repeat_count);
+    j_uint(c, "combo_count", up.combo_count);
+    j_uint(c, "group_count", up.group_count);
+    j_int(c, "repeat_end", m->has_repeat_end ? m->repeat_end : 0);
+    j_u64s(c, "group_id", up.group_id);
+    j_uint(c, "delta", delta);
+    j_bool(c, "combo", streakable);
   }
-  if (m->to_user) j_user(c, ev, "to_user", m->to_user);
+  j_end_obj(c);
+  if (m->to_user) j_user(c, "to_user", m->to_user);
 }
 
-static void norm_like(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_like(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__LikeMessage *m = (const Webcast__LikeMessage *)pm;
-  if (m->user) j_user(c, ev, "user", m->user);
-  j_uint(c, ev, "count", m->has_count ? m->count : 0);
-  j_uint(c, ev, "total", m->has_total ? m->total : 0);
+  if (m->user) j_user(c, "user", m->user);
+  j_uint(c, "count", m->has_count ? m->count : 0);
+  j_uint(c, "total", m->has_total ? m->total : 0);
 }
 
-static void norm_member(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_member(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__MemberMessage *m = (const Webcast__MemberMessage *)pm;
-  if (m->user) j_user(c, ev, "user", m->user);
-  j_uint(c, ev, "member_count", m->has_member_count ? m->member_count : 0);
-  j_uint(c, ev, "action", m->has_action ? m->action : 0);
+  if (m->user) j_user(c, "user", m->user);
+  j_uint(c, "member_count", m->has_member_count ? m->member_count : 0);
+  j_uint(c, "action", m->has_action ? m->action : 0);
 }
 
 /* action 1 → "follow", 3 → "share"; any other action keeps type "social" (not in the CONTRACT
  * table; an extension) so nothing is silently mislabelled as a follow. */
-static void norm_social(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_social(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__SocialMessage *m = (const Webcast__SocialMessage *)pm;
   uint64_t action = m->has_action ? m->action : 0;
   c->type = action == DL_SOCIAL_FOLLOW ? "follow" : action == DL_SOCIAL_SHARE ? "share" : "social";
-  if (m->user) j_user(c, ev, "user", m->user);
-  j_uint(c, ev, "action", action);
-  j_uint(c, ev, "follow_count", m->has_follow_count ? m->follow_count : 0);
+  if (m->user) j_user(c, "user", m->user);
+  j_uint(c, "action", action);
+  j_uint(c, "follow_count", m->has_follow_count ? m->follow_count : 0);
 }
 
-static void norm_viewers(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_viewers(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__RoomUserSeqMessage *m = (const Webcast__RoomUserSeqMessage *)pm;
-  j_int(c, ev, "online", m->has_total ? m->total : 0);
-  j_int(c, ev, "total_viewers", m->has_total_user ? m->total_user : 0);
-  cJSON *top = j_arr(c, ev, "top");
-  for (size_t i = 0; top && i < m->n_ranks; i++) {
+  j_int(c, "online", m->has_total ? m->total : 0);
+  j_int(c, "total_viewers", m->has_total_user ? m->total_user : 0);
+  j_arr(c, "top");
+  for (size_t i = 0; i < m->n_ranks; i++) {
     const Webcast__Contributor *r = m->ranks[i];
-    cJSON *o = j_arr_obj(c, top);
-    if (!o) return;
-    j_uint(c, o, "rank", r->has_rank ? r->rank : 0);
-    j_uint(c, o, "score", r->has_score ? r->score : 0);
-    if (r->user) j_user(c, o, "user", r->user);
+    j_arr_obj(c);
+    j_uint(c, "rank", r->has_rank ? r->rank : 0);
+    j_uint(c, "score", r->has_score ? r->score : 0);
+    if (r->user) j_user(c, "user", r->user);
+    j_end_obj(c);
   }
+  j_end_arr(c);
 }
 
-static void norm_room_stats(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_room_stats(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__RoomStatsMessage *m = (const Webcast__RoomStatsMessage *)pm;
-  j_str(c, ev, "display", m->display_long);
-  j_int(c, ev, "value", m->has_display_value ? m->display_value : 0);
+  j_str(c, "display", m->display_long);
+  j_int(c, "value", m->has_display_value ? m->display_value : 0);
 }
 
-static void norm_rank(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_rank(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__RoomRankMessage *m = (const Webcast__RoomRankMessage *)pm;
-  cJSON *ranks = j_arr(c, ev, "ranks");
-  for (size_t i = 0; ranks && i < m->n_ranks; i++) {
+  j_arr(c, "ranks");
+  for (size_t i = 0; i < m->n_ranks; i++) {
     const Webcast__RoomRankEntry *r = m->ranks[i];
-    cJSON *o = j_arr_obj(c, ranks);
-    if (!o) return;
-    if (r->user) j_user(c, o, "user", r->user);
-    j_str(c, o, "score_str", r->score_str);
+    j_arr_obj(c);
+    if (r->user) j_user(c, "user", r->user);
+    j_str(c, "score_str", r->score_str);
+    j_end_obj(c);
   }
+  j_end_arr(c);
 }
 
-static void norm_fansclub(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_fansclub(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__FansclubMessage *m = (const Webcast__FansclubMessage *)pm;
-  if (m->user) j_user(c, ev, "user", m->user);
-  j_int(c, ev, "action", m->has_type ? m->type : 0);
-  j_str(c, ev, "content", m->content);
+  if (m->user) j_user(c, "user", m->user);
+  j_int(c, "action", m->has_type ? m->type : 0);
+  j_str(c, "content", m->content);
 }
 
-static void norm_control(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_control(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__ControlMessage *m = (const Webcast__ControlMessage *)pm;
   int64_t status = m->has_status ? m->status : 0;
-  j_int(c, ev, "status", status);
+  j_int(c, "status", status);
   if (status == DL_CONTROL_LIVE_ENDED) c->f->live_ended = 1;
 }
 
 /* WebcastScreenChatMessage (PROTOCOL §9.8): content 4, event_time 12 (seconds) as for chat. */
-static void norm_screen_chat(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_screen_chat(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__ScreenChatMessage *m = (const Webcast__ScreenChatMessage *)pm;
-  if (m->user) j_user(c, ev, "user", m->user);
-  j_str(c, ev, "content", m->content);
-  j_bool(c, ev, "privilege", 0);
+  if (m->user) j_user(c, "user", m->user);
+  j_str(c, "content", m->content);
+  j_bool(c, "privilege", 0);
   ts_from_seconds(c, m->has_event_time, m->event_time);
 }
 
 /* WebcastPrivilegeScreenChatMessage: the same event with content at 3 and "privilege": true. */
-static void norm_privilege_screen_chat(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_privilege_screen_chat(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__PrivilegeScreenChatMessage *m = (const Webcast__PrivilegeScreenChatMessage *)pm;
-  if (m->user) j_user(c, ev, "user", m->user);
-  j_str(c, ev, "content", m->content);
-  j_bool(c, ev, "privilege", 1);
+  if (m->user) j_user(c, "user", m->user);
+  j_str(c, "content", m->content);
+  j_bool(c, "privilege", 1);
 }
 
 /* WebcastProductChangeMessage: the changed products (at most DL_MAX_PRODUCTS), total, toast.
  * protobuf-c has already sized the list within the frame's allocation budget; the cap bounds
  * the event. */
-static void norm_product(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_product(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__ProductChangeMessage *m = (const Webcast__ProductChangeMessage *)pm;
   size_t n = m->n_update_product_info < DL_MAX_PRODUCTS ? m->n_update_product_info
                                                         : DL_MAX_PRODUCTS;
-  cJSON *list = j_arr(c, ev, "products");
-  for (size_t i = 0; list && i < n; i++) {
+  j_arr(c, "products");
+  for (size_t i = 0; i < n; i++) {
     const Webcast__ProductInfo *p = m->update_product_info[i];
-    cJSON *o = j_arr_obj(c, list);
-    if (!o) return;
-    j_u64s(c, o, "promotion_id", p->has_promotion_id ? p->promotion_id : 0);
-    j_int(c, o, "index", p->has_index ? p->index : 0);
-    j_uint(c, o, "explain_type", p->has_explain_type ? p->explain_type : 0);
+    j_arr_obj(c);
+    j_u64s(c, "promotion_id", p->has_promotion_id ? p->promotion_id : 0);
+    j_int(c, "index", p->has_index ? p->index : 0);
+    j_uint(c, "explain_type", p->has_explain_type ? p->explain_type : 0);
+    j_end_obj(c);
   }
+  j_end_arr(c);
   if (m->n_update_product_info > n)
-    j_uint(c, ev, "products_omitted", m->n_update_product_info - n);
-  j_uint(c, ev, "total", m->has_total ? m->total : 0);
-  j_str(c, ev, "toast", m->update_toast);
+    j_uint(c, "products_omitted", m->n_update_product_info - n);
+  j_uint(c, "total", m->has_total ? m->total : 0);
+  j_str(c, "toast", m->update_toast);
 }
 
 /* WebcastLiveShoppingMessage. The public schemas disagree on promotion_id (PROTOCOL §9.8): JP
@@ -427,31 +483,31 @@ static void norm_product(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
  * sender's target_uid list is packed (wire type 2) or, unpacked, comes with field 3 (JP always
  * sets promotion_id), so a lone varint at 4 is S/B's promotionId. Several varints at 4 are a
  * list, not an id: promotion_id is then "0". */
-static void norm_shopping(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_shopping(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__LiveShoppingMessage *m = (const Webcast__LiveShoppingMessage *)pm;
   uint64_t promotion_id = 0;
   if (m->has_promotion_id)
     promotion_id = m->promotion_id;
   else if (dl_pb_unknown_varint(pm, DL_SHOPPING_PROMOTION_ID_ALT, &promotion_id) != DL_EOK)
     promotion_id = 0;
-  j_int(c, ev, "msg_type", m->has_msg_type ? m->msg_type : 0);
-  j_u64s(c, ev, "promotion_id", promotion_id);
+  j_int(c, "msg_type", m->has_msg_type ? m->msg_type : 0);
+  j_u64s(c, "promotion_id", promotion_id);
   const Webcast__ShoppingProductInfo *p = m->updated_product_info;
   if (!p) return;
-  cJSON *o = j_obj(c, ev, "product");
-  if (!o) return;
-  j_uint(c, o, "price", p->has_price ? p->price : 0);
-  j_str(c, o, "title", p->title);
-  j_str(c, o, "cover", p->cover);
-  j_uint(c, o, "status", p->has_status ? p->status : 0);
+  j_obj(c, "product");
+  j_uint(c, "price", p->has_price ? p->price : 0);
+  j_str(c, "title", p->title);
+  j_str(c, "cover", p->cover);
+  j_uint(c, "status", p->has_status ? p->status : 0);
+  j_end_obj(c);
 }
 
 /* WebcastLiveEcomMessage: "<nickname> bought" notices. The message has no User, only a name. */
-static void norm_purchase(msg_ctx *c, const ProtobufCMessage *pm, cJSON *ev) {
+static void norm_purchase(msg_ctx *c, const ProtobufCMessage *pm) {
   const Webcast__LiveEcomMessage *m = (const Webcast__LiveEcomMessage *)pm;
-  j_str(c, ev, "nickname", m->nick_name);
-  j_uint(c, ev, "purchase_count", m->has_purchase_cnt ? m->purchase_cnt : 0);
-  j_str(c, ev, "text", m->text);
+  j_str(c, "nickname", m->nick_name);
+  j_uint(c, "purchase_count", m->has_purchase_cnt ? m->purchase_cnt : 0);
+  j_str(c, "text", m->text);
 }
 
 typedef struct method_entry {
@@ -502,84 +558,123 @@ static const Webcast__Common *get_common(const ProtobufCMessage *m) {
   return *(const Webcast__Common *const *)((const char *)m + fd->offset);
 }
 
-/* Builds one event into ev_out. pm/common may be NULL (raw events). */
+/* Writes key and the JSON string already escaped in esc[0..n) (quotes added). */
+static void j_escaped(dl_json *j, const char *key, const char *esc, size_t n) {
+  dl_json_key(j, key);
+  if (j->err != DL_EOK) return;
+  j->after_key = 0;
+  dl_err e = dl_buf_reserve(j->b, n + 2);
+  if (e != DL_EOK) {
+    j->err = e;
+    return;
+  }
+  char *o = (char *)j->b->p + j->b->len;
+  *o++ = '"';
+  memcpy(o, esc, n);
+  o += n;
+  *o++ = '"';
+  *o = 0;
+  j->b->len += n + 2;
+}
+
+/* Builds one event: its body into the scratch buffer, then header + body + "}" + a NUL onto the
+ * frame's storage (ev_out->json is set once the frame is complete: the storage may move while
+ * it grows). pm/common may be NULL (raw events). */
 static dl_err build_event(msg_ctx *c, const Webcast__Message *msg, const Webcast__Response *resp,
                           const ProtobufCMessage *pm, const Webcast__Common *common,
                           normalize_fn fn, const char *err, dl_event *ev_out) {
-  dl_err rc = DL_ENOMEM;
-  char *b64 = NULL;
-  cJSON *ev = cJSON_CreateObject();
-  if (!ev) return DL_ENOMEM;
+  dl_decoder *d = c->d;
+  dl_buf *body = &d->s->body;
+  dl_buf_reset(body);
+  dl_json_init(&c->j, body);
+  c->j.first = 0; /* the body follows "method" */
 
   uint64_t msg_id = common && common->has_msg_id && common->msg_id ? common->msg_id
                     : msg->has_msg_id                               ? msg->msg_id
                                                                     : 0;
-  dl_decoder *d = c->d;
   if (!d->room_id_given && !d->room_id[0] && common && common->has_room_id && common->room_id)
-    snprintf(d->room_id, sizeof d->room_id, "%" PRIu64, common->room_id); /* learn it */
-
-  j_int(c, ev, "v", DL_EVENT_VERSION);
-  j_str(c, ev, "type", c->type); /* placeholder, final value set below */
-  j_str(c, ev, "live_id", d->live_id);
-  if (d->room_id_given)
-    j_str(c, ev, "room_id", d->room_id);
-  else if (common && common->has_room_id && common->room_id)
-    j_u64s(c, ev, "room_id", common->room_id);
-  else
-    j_str(c, ev, "room_id", d->room_id[0] ? d->room_id : "0");
-  j_u64s(c, ev, "msg_id", msg_id);
-  j_int(c, ev, "ts_ms", 0); /* placeholder, final value set below */
-  j_int(c, ev, "recv_ms", c->recv_ms);
-  j_str(c, ev, "method", msg->method);
+    d->room_id[dl_json_fmt_u64(d->room_id, common->room_id)] = 0; /* learn it */
 
   if (fn) {
-    fn(c, pm, ev);
+    fn(c, pm);
   } else {
     const uint8_t *p = msg->has_payload ? msg->payload.data : NULL;
     size_t n = msg->has_payload ? msg->payload.len : 0;
     size_t blen = dl_b64_encoded_len(n);
-    if (blen == SIZE_MAX || !(b64 = malloc(blen + 1))) goto cleanup;
-    dl_b64_encode(p, n, b64);
-    j_str(c, ev, "payload_b64", b64);
-    if (err) j_str(c, ev, "error", err);
+    if (blen == SIZE_MAX) return DL_ENOMEM;
+    dl_json_key(&c->j, "payload_b64");
+    if (c->j.err == DL_EOK && (c->j.err = dl_buf_reserve(body, blen + 2)) == DL_EOK) {
+      c->j.after_key = 0;
+      char *o = (char *)body->p + body->len;
+      *o++ = '"';
+      dl_b64_encode(p, n, o); /* the standard alphabet: nothing to escape */
+      o[blen] = '"';
+      body->len += blen + 2;
+      body->p[body->len] = 0;
+    }
+    if (err) j_str(c, "error", err);
   }
+  if (c->j.err != DL_EOK) return c->j.err == DL_ELIMIT ? DL_ELIMIT : DL_ENOMEM;
 
   int64_t ts = common && common->has_create_time && common->create_time
                    ? (int64_t)common->create_time
                : c->ts_fallback_ms     ? (int64_t)c->ts_fallback_ms
                : resp->has_now && resp->now ? (int64_t)resp->now
                                             : c->recv_ms;
-  char ts_buf[DL_U64_DEC];
-  snprintf(ts_buf, sizeof ts_buf, "%" PRId64, ts);
-  cJSON *t = cJSON_CreateString(c->type), *n = cJSON_CreateRaw(ts_buf);
-  if (!t || !cJSON_ReplaceItemInObjectCaseSensitive(ev, "type", t)) {
-    cJSON_Delete(t);
-    c->oom = 1;
-  }
-  if (!n || !cJSON_ReplaceItemInObjectCaseSensitive(ev, "ts_ms", n)) {
-    cJSON_Delete(n);
-    c->oom = 1;
-  }
-  if (c->oom) goto cleanup;
 
-  ev_out->json = cJSON_PrintUnformatted(ev);
-  if (!ev_out->json) goto cleanup;
-  ev_out->json_len = strlen(ev_out->json);
-  snprintf(ev_out->type, sizeof ev_out->type, "%s", c->type);
-  snprintf(ev_out->msg_id, sizeof ev_out->msg_id, "%" PRIu64, msg_id);
+  dl_buf *out = &c->f->store;
+  size_t start = out->len;
+  dl_json h;
+  dl_json_init(&h, out);
+  dl_json_obj_begin(&h);
+  dl_json_key(&h, "v");
+  dl_json_i64(&h, DL_EVENT_VERSION);
+  dl_json_key(&h, "type");
+  dl_json_str(&h, c->type);
+  if (d->live_id_json_len != SIZE_MAX) {
+    j_escaped(&h, "live_id", d->live_id_json, d->live_id_json_len);
+  } else {
+    dl_json_key(&h, "live_id");
+    dl_json_str(&h, d->live_id);
+  }
+  dl_json_key(&h, "room_id");
+  if (d->room_id_given)
+    dl_json_str(&h, d->room_id);
+  else if (common && common->has_room_id && common->room_id)
+    dl_json_u64s(&h, common->room_id);
+  else
+    dl_json_str(&h, d->room_id[0] ? d->room_id : "0");
+  dl_json_key(&h, "msg_id");
+  dl_json_u64s(&h, msg_id);
+  dl_json_key(&h, "ts_ms");
+  dl_json_i64(&h, ts);
+  dl_json_key(&h, "recv_ms");
+  dl_json_i64(&h, c->recv_ms);
+  dl_json_key(&h, "method");
+  dl_json_str(&h, msg->method);
+  if (h.err == DL_EOK && (h.err = dl_buf_add(out, body->p ? body->p : (const uint8_t *)"", body->len)) == DL_EOK)
+    h.err = dl_buf_add(out, "}", 2); /* and its NUL, kept: the next event starts after it */
+  if (h.err != DL_EOK) {
+    out->len = start;
+    return h.err == DL_ELIMIT ? DL_ELIMIT : DL_ENOMEM;
+  }
+
+  ev_out->json = NULL;
+  ev_out->json_len = out->len - 1 - start;
+  size_t tl = strlen(c->type);
+  if (tl >= sizeof ev_out->type) tl = sizeof ev_out->type - 1;
+  memcpy(ev_out->type, c->type, tl);
+  ev_out->type[tl] = 0;
+  ev_out->msg_id[dl_json_fmt_u64(ev_out->msg_id, msg_id)] = 0;
   ev_out->msg_id_u64 = msg_id;
   ev_out->ts_ms = ts;
-  rc = DL_EOK;
-cleanup:
-  free(b64);
-  cJSON_Delete(ev);
-  return rc;
+  return DL_EOK;
 }
 
-/* One Message → one event (never zero: what does not parse becomes a raw event). */
+/* One Message → one event (never zero: what does not parse becomes a raw event). What it
+ * unpacks is released before the next Message. */
 static dl_err decode_message(dl_decoder *d, dl_frame *f, const Webcast__Response *resp,
                              const Webcast__Message *msg, int64_t recv_ms, dl_event *ev) {
-  ProtobufCAllocator *pa = dl_pballoc_allocator(d->pa);
   const method_entry *me = find_method(msg->method);
   const uint8_t *payload = msg->has_payload ? msg->payload.data : (const uint8_t *)"";
   size_t plen = msg->has_payload ? msg->payload.len : 0;
@@ -587,6 +682,7 @@ static dl_err decode_message(dl_decoder *d, dl_frame *f, const Webcast__Response
   const char *err = NULL;
   int scrubbed = 0;
   msg_ctx c = {.d = d, .f = f, .recv_ms = recv_ms, .type = "raw"};
+  const dl_pballoc_mark mark = dl_pballoc_get_mark(d->pa);
   dl_err rc;
 
   if (me) {
@@ -596,7 +692,7 @@ static dl_err decode_message(dl_decoder *d, dl_frame *f, const Webcast__Response
       f->scrubbed += (size_t)scrubbed;
       c.type = me->type;
       rc = build_event(&c, msg, resp, pm, get_common(pm), me->fn, NULL, ev);
-      protobuf_c_message_free_unpacked(pm, pa);
+      dl_pballoc_release(d->pa, mark);
       return rc;
     }
     f->bad_messages++;
@@ -614,40 +710,74 @@ static dl_err decode_message(dl_decoder *d, dl_frame *f, const Webcast__Response
       common = (Webcast__Common *)cm;
   }
   rc = build_event(&c, msg, resp, NULL, common, NULL, err, ev);
-  if (common) protobuf_c_message_free_unpacked(&common->base, pa);
+  dl_pballoc_release(d->pa, mark);
   return rc;
-}
-
-static char *dup_str(const char *s, int *oom) {
-  if (!s) return NULL;
-  char *r = strdup(s);
-  if (!r) *oom = 1;
-  return r;
 }
 
 void dl_frame_clear(dl_frame *f) {
   if (!f) return;
-  for (size_t i = 0; i < f->n_events; i++) cJSON_free(f->events[i].json);
   free(f->events);
-  free(f->ack_ext);
-  free(f->cursor);
-  free(f->internal_ext);
+  dl_buf_free(&f->store);
   memset(f, 0, sizeof *f);
+}
+
+void dl_frame_reset(dl_frame *f) {
+  dl_event *events = f->events;
+  size_t events_cap = f->events_cap;
+  dl_buf store = f->store;
+  if (events_cap > DL_FRAME_RETAIN_EVENTS) {
+    free(events);
+    events = NULL;
+    events_cap = 0;
+  }
+  if (store.cap > DL_FRAME_RETAIN_BYTES) dl_buf_free(&store);
+  dl_buf_reset(&store);
+  memset(f, 0, sizeof *f);
+  f->events = events;
+  f->events_cap = events_cap;
+  f->store = store;
+}
+
+/* Copies s (NUL included) onto the frame's storage; *off gets where (SIZE_MAX for NULL). */
+static dl_err store_str(dl_frame *f, const char *s, size_t *off) {
+  *off = SIZE_MAX;
+  if (!s) return DL_EOK;
+  size_t at = f->store.len;
+  dl_err e = dl_buf_add(&f->store, s, strlen(s) + 1);
+  if (e == DL_EOK) *off = at;
+  return e;
+}
+
+static char *stored(dl_frame *f, size_t off) {
+  return off == SIZE_MAX ? NULL : (char *)f->store.p + off;
 }
 
 dl_err dl_decode_frame(dl_decoder *d, const uint8_t *buf, size_t len, int64_t recv_ms,
                        dl_frame *out) {
-  ProtobufCAllocator *pa = dl_pballoc_allocator(d->pa);
+  memset(out, 0, sizeof *out);
+  dl_err rc = dl_decode_frame_into(d, buf, len, recv_ms, out);
+  if (rc != DL_EOK) dl_frame_clear(out);
+  return rc;
+}
+
+dl_err dl_decode_frame_into(dl_decoder *d, const uint8_t *buf, size_t len, int64_t recv_ms,
+                            dl_frame *out) {
   Webcast__PushFrame *pf = NULL;
   Webcast__Response *resp = NULL;
-  uint8_t *inflated = NULL;
   const char *h_cursor = NULL, *h_ext = NULL, *h_compress = NULL;
-  int oom = 0;
+  size_t cursor_off = SIZE_MAX, ext_off = SIZE_MAX;
   dl_err rc;
 
-  memset(out, 0, sizeof *out);
+  dl_frame_reset(out);
+  if (!out->store.max) dl_buf_init(&out->store, DL_JSON_MAX); /* a zeroed frame */
   if (!buf || len == 0) return DL_EEMPTY;
   if (len > d->lim.max_frame_bytes) return DL_ELIMIT;
+  if (!d->s) {
+    dl_decode_scratch *s = dl_decode_scratch_new();
+    if (!s) return DL_ENOMEM;
+    dl_decoder_use_scratch(d, s);
+    d->own_scratch = 1;
+  }
   dl_pballoc_reset(d->pa);
 
   rc = dl_pb_unpack(&webcast__push_frame__descriptor, d->pa, buf, len, (ProtobufCMessage **)&pf,
@@ -675,10 +805,9 @@ dl_err dl_decode_frame(dl_decoder *d, const uint8_t *buf, size_t len, int64_t re
      * (wire types are 0-5), so no valid Response starts with 0x1f. */
     int gzip_magic = rlen >= 2 && rb[0] == DL_GZIP_ID1 && rb[1] == DL_GZIP_ID2;
     if ((h_compress && strcmp(h_compress, "gzip") == 0) || gzip_magic) {
-      rc = dl_gunzip(rb, rlen, d->lim.max_inflated_bytes, d->lim.max_inflate_ratio, &inflated,
-                     &rlen);
+      rc = dl_inflater_run(d->s->inf, rb, rlen, d->lim.max_inflated_bytes,
+                           d->lim.max_inflate_ratio, &rb, &rlen);
       if (rc != DL_EOK) goto cleanup;
-      rb = inflated;
     }
     /* Refuse before protobuf-c sizes an array for them. */
     rc = dl_pb_count_field(rb, rlen, 1, &nmsg);
@@ -687,48 +816,50 @@ dl_err dl_decode_frame(dl_decoder *d, const uint8_t *buf, size_t len, int64_t re
     rc = dl_pb_unpack(&webcast__response__descriptor, d->pa, rb, rlen,
                       (ProtobufCMessage **)&resp, NULL);
     if (rc != DL_EOK) goto cleanup;
-    free(inflated); /* the Response holds its own copies now */
-    inflated = NULL;
+    dl_inflater_trim(d->s->inf); /* the Response holds its own copies now */
 
     out->need_ack = resp->has_need_ack && resp->need_ack;
     out->heartbeat_duration = resp->has_heartbeat_duration ? resp->heartbeat_duration : 0;
     out->now_ms = resp->has_now ? resp->now : 0;
-    out->cursor = dup_str(resp->cursor && *resp->cursor ? resp->cursor : h_cursor, &oom);
-    out->internal_ext =
-        dup_str(resp->internal_ext && *resp->internal_ext ? resp->internal_ext : h_ext, &oom);
-    out->ack_ext = dup_str(out->internal_ext, &oom);
-    if (oom) {
-      rc = DL_ENOMEM;
+    if ((rc = store_str(out, resp->cursor && *resp->cursor ? resp->cursor : h_cursor,
+                        &cursor_off)) != DL_EOK ||
+        (rc = store_str(out, resp->internal_ext && *resp->internal_ext ? resp->internal_ext : h_ext,
+                        &ext_off)) != DL_EOK)
       goto cleanup;
-    }
-    if (resp->n_messages) {
-      out->events = calloc(resp->n_messages, sizeof *out->events);
-      if (!out->events) {
+    if (resp->n_messages > out->events_cap) {
+      dl_event *ev = realloc(out->events, resp->n_messages * sizeof *ev);
+      if (!ev) {
         rc = DL_ENOMEM;
         goto cleanup;
       }
+      out->events = ev;
+      out->events_cap = resp->n_messages;
     }
+    size_t events_start = out->store.len;
     for (size_t i = 0; i < resp->n_messages; i++) {
       rc = decode_message(d, out, resp, resp->messages[i], recv_ms, &out->events[out->n_events]);
       if (rc != DL_EOK) goto cleanup;
       out->n_events++;
     }
-  } else {
-    out->cursor = dup_str(h_cursor, &oom);
-    out->internal_ext = dup_str(h_ext, &oom);
-    out->ack_ext = dup_str(h_ext, &oom);
-    if (oom) {
-      rc = DL_ENOMEM;
-      goto cleanup;
+    /* the storage is complete: point into it (no storage at all when there is no event) */
+    char *p = out->n_events ? (char *)out->store.p + events_start : NULL;
+    for (size_t i = 0; i < out->n_events; i++) {
+      out->events[i].json = p;
+      p += out->events[i].json_len + 1;
     }
+  } else {
+    if ((rc = store_str(out, h_cursor, &cursor_off)) != DL_EOK ||
+        (rc = store_str(out, h_ext, &ext_off)) != DL_EOK)
+      goto cleanup;
   }
+  out->cursor = stored(out, cursor_off);
+  out->internal_ext = out->ack_ext = stored(out, ext_off);
   rc = DL_EOK;
 
 cleanup:
-  if (resp) protobuf_c_message_free_unpacked(&resp->base, pa);
-  if (pf) protobuf_c_message_free_unpacked(&pf->base, pa);
-  free(inflated);
-  if (rc != DL_EOK) dl_frame_clear(out);
+  dl_pballoc_reset(d->pa); /* nothing of the frame's protobuf is kept */
+  if (d->s) dl_inflater_trim(d->s->inf);
+  if (rc != DL_EOK) dl_frame_reset(out);
   return rc;
 }
 

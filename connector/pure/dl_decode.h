@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dl_buf.h"
 #include "dl_err.h"
 
 typedef struct dl_decode_limits {
@@ -48,6 +49,18 @@ const char *dl_decoder_room_id(const dl_decoder *d);
 struct dl_gift_tracker;
 struct dl_gift_tracker *dl_decoder_gifts(dl_decoder *d);
 
+/* Added (compatible extension). What decoding a frame needs and nothing keeps after it returns:
+ * the protobuf-c arena, the inflate state and its output buffer, an event buffer (DESIGN §7).
+ * Each holds up to 1 MiB between frames (what a bigger frame took goes back after it). A decoder
+ * makes its own at its first frame unless given one: the decoders of one thread can share one
+ * (their frames never interleave), which keeps the memory per room flat. Not thread-safe. */
+typedef struct dl_decode_scratch dl_decode_scratch;
+dl_decode_scratch *dl_decode_scratch_new(void);   /* NULL on allocation failure */
+void dl_decode_scratch_free(dl_decode_scratch *s);
+/* d uses s (not owned; it must outlive d or be replaced first) instead of its own; NULL: its own
+ * again, made at the next frame. */
+void dl_decoder_use_scratch(dl_decoder *d, dl_decode_scratch *s);
+
 /* One normalized event. JSON shape (CONTRACT §4), decisions the contract leaves open:
  *  - "method" is always present; "room_id" is "0" when neither the decoder nor the message knows
  *    it; "msg_id" is "0" when the message has none.
@@ -67,20 +80,23 @@ typedef struct dl_event {
   char msg_id[24];     /* decimal; "0" when the message has none */
   uint64_t msg_id_u64;
   int64_t ts_ms;
-  char *json;          /* NUL-terminated event JSON (CONTRACT §4), owned by the dl_frame */
+  char *json;          /* NUL-terminated event JSON (CONTRACT §4), in the dl_frame's storage */
   size_t json_len;
 } dl_event;
 
-/* What one PushFrame said. Owned by the caller; release with dl_frame_clear(). */
+/* What one PushFrame said. Owned by the caller; release with dl_frame_clear(). The strings and
+ * every event's JSON live in the frame's own storage (not separately malloc'd), which
+ * dl_decode_frame_into reuses from one frame to the next. */
 typedef struct dl_frame {
   char payload_type[16];   /* "msg", "hb", "close", … (truncated copy) */
   uint64_t seq_id;
   uint64_t log_id;
   int need_ack;            /* Response.need_ack */
   char *ack_ext;           /* the internal_ext to echo in the ack (Response.internal_ext, else the
-                              im-internal_ext header); malloc'd or NULL */
-  char *cursor;            /* Response.cursor, else im-cursor header; malloc'd or NULL */
-  char *internal_ext;      /* Response.internal_ext, else im-internal_ext header; malloc'd or NULL */
+                              im-internal_ext header); NULL when none (the same string as
+                              internal_ext) */
+  char *cursor;            /* Response.cursor, else im-cursor header; NULL when none */
+  char *internal_ext;      /* Response.internal_ext, else im-internal_ext header; NULL when none */
   uint64_t heartbeat_duration; /* seconds, 0 when absent */
   uint64_t now_ms;         /* Response.now, 0 when absent */
   int live_ended;          /* a ControlMessage with status 3 was in this frame */
@@ -89,6 +105,8 @@ typedef struct dl_frame {
   size_t n_events;
   /* Added (compatible extension): */
   size_t scrubbed;         /* Messages that parsed only after dropping mistyped fields (§8) */
+  size_t events_cap;       /* storage: room in events (kept by dl_frame_reset) */
+  dl_buf store;            /* storage: the strings above and every event's JSON */
 } dl_frame;
 
 /* Decodes one WebSocket binary message. On DL_EOK, *out is filled (n_events may be 0 for hb or
@@ -97,7 +115,18 @@ typedef struct dl_frame {
  * DL_EGZIP, DL_EBOMB. */
 dl_err dl_decode_frame(dl_decoder *d, const uint8_t *buf, size_t len, int64_t recv_ms,
                        dl_frame *out);
+/* Frees what f holds; f is then an empty (zeroed) frame. */
 void dl_frame_clear(dl_frame *f);
+
+/* Added (compatible extension): the same into a frame that is zeroed (memset, calloc) or was
+ * used before, whose storage is reused (nothing malloc'd once it is big enough). Whatever f said
+ * before is gone. On error f holds no events and no strings (n_events 0, NULL pointers) but keeps
+ * its storage; release it with dl_frame_clear in the end. */
+dl_err dl_decode_frame_into(dl_decoder *d, const uint8_t *buf, size_t len, int64_t recv_ms,
+                            dl_frame *f);
+/* Empties f, keeping its storage up to a bound (256 events, 64 KiB; more is freed), e.g. to
+ * keep a recycled frame small. */
+void dl_frame_reset(dl_frame *f);
 
 /* Client frames (PROTOCOL §3.4, §3.5). Heartbeat: the 4 bytes 3a 02 68 62. Ack:
  * PushFrame{log_id, payload_type "ack", payload = ext}. Write into buf; return the length, or 0

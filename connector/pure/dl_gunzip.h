@@ -24,4 +24,21 @@
 dl_err dl_gunzip(const uint8_t *in, size_t in_len, size_t max_out, size_t max_ratio,
                  uint8_t **out, size_t *out_len);
 
+/* The same, reusing one inflate state (inflateReset, not inflateInit/End per member) and one
+ * output buffer across calls (DESIGN §7: one inflate state per room, nothing malloc'd per frame).
+ * Not thread-safe: one user at a time (the decoders of one thread may share one). */
+typedef struct dl_inflater dl_inflater;
+/* retain: output buffer capacity kept between calls (0: DL_INFLATER_DEFAULT_RETAIN); a bigger
+ * one is freed at the next call or at dl_inflater_trim. NULL on allocation failure. The zlib state
+ * itself is made at the first call. */
+#define DL_INFLATER_DEFAULT_RETAIN (1u << 20)
+dl_inflater *dl_inflater_new(size_t retain);
+void dl_inflater_free(dl_inflater *z);
+/* dl_gunzip's contract, but *out points into z's buffer (NUL-terminated), valid until the next
+ * call or dl_inflater_trim on z; nothing to free. */
+dl_err dl_inflater_run(dl_inflater *z, const uint8_t *in, size_t in_len, size_t max_out,
+                       size_t max_ratio, const uint8_t **out, size_t *out_len);
+/* Frees the output buffer when it is above the retained capacity (call when done with *out). */
+void dl_inflater_trim(dl_inflater *z);
+
 #endif

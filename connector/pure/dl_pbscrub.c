@@ -217,11 +217,13 @@ dl_err dl_pb_unpack(const ProtobufCMessageDescriptor *desc, dl_pballoc *a, const
   uint8_t *clean = NULL;
   size_t clean_len = 0, dropped = 0;
   const size_t refusals = dl_pballoc_refusals(a); /* to tell a budget failure of this call */
+  const dl_pballoc_mark mark = dl_pballoc_get_mark(a);
   dl_err rc;
 
   if (scrubbed) *scrubbed = 0;
   *out = protobuf_c_message_unpack(desc, pa, len, buf);
   if (*out) return DL_EOK;
+  dl_pballoc_release(a, mark); /* what the failed unpack took (its frees are no-ops) */
   if (dl_pballoc_refusals(a) != refusals) return DL_ELIMIT;
 
   rc = dl_pbscrub(desc, buf, len, &clean, &clean_len, &dropped);
@@ -232,6 +234,7 @@ dl_err dl_pb_unpack(const ProtobufCMessageDescriptor *desc, dl_pballoc *a, const
   }
   *out = protobuf_c_message_unpack(desc, pa, clean_len, clean);
   if (!*out) {
+    dl_pballoc_release(a, mark);
     rc = dl_pballoc_refusals(a) != refusals ? DL_ELIMIT : DL_EPROTO;
     goto cleanup;
   }

@@ -28,7 +28,8 @@
 /* Unpacks buf[0..len) as desc with a's allocator, scrubbing on failure (see above).
  * *scrubbed (may be NULL) is set to 1 when the scrub pass was needed and it succeeded.
  * Errors: DL_ELIMIT (a's budget refused an allocation), DL_EPROTO (malformed even after the
- * scrub), DL_ENOMEM. Free *out with protobuf_c_message_free_unpacked(*out, allocator of a). */
+ * scrub), DL_ENOMEM. *out lives in a's arena: release it with dl_pballoc_release (to a mark
+ * taken before) or dl_pballoc_reset. A failed call leaves a's bytes in use as they were. */
 dl_err dl_pb_unpack(const ProtobufCMessageDescriptor *desc, dl_pballoc *a, const uint8_t *buf,
                     size_t len, ProtobufCMessage **out, int *scrubbed);
 

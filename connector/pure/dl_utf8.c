@@ -6,7 +6,7 @@
 
 /* Length of the valid UTF-8 sequence at s[i..len), or 0 when the bytes there are not one.
  * On 0, *skip gets the length of the maximal invalid subpart to replace (at least 1). */
-static size_t seq_len(const unsigned char *s, size_t i, size_t len, size_t *skip) {
+size_t dl_utf8_seq(const unsigned char *s, size_t i, size_t len, size_t *skip) {
   unsigned char c = s[i];
   size_t need;
   unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
@@ -41,7 +41,7 @@ int dl_utf8_valid(const char *s, size_t len) {
   size_t i = 0, skip;
   while (i < len) {
     if (u[i] < 0x80) { i++; continue; }
-    size_t n = seq_len(u, i, len, &skip);
+    size_t n = dl_utf8_seq(u, i, len, &skip);
     if (n == 0) return 0;
     i += n;
   }
@@ -56,7 +56,7 @@ char *dl_utf8_sanitize(const char *s, size_t len, size_t *out_len) {
   if (!out) return NULL;
   size_t i = 0, o = 0, skip;
   while (i < len) {
-    size_t n = seq_len(u, i, len, &skip);
+    size_t n = dl_utf8_seq(u, i, len, &skip);
     if (n) {
       memcpy(out + o, s + i, n);
       o += n;

@@ -17,4 +17,9 @@ int dl_utf8_valid(const char *s, size_t len);
  * (EF BF BD). NULL on allocation failure. *out_len gets the length when out_len is not NULL. */
 char *dl_utf8_sanitize(const char *s, size_t len, size_t *out_len);
 
+/* The step both of the above take: the length of the valid UTF-8 sequence at s[i..len) (1 for
+ * ASCII), or 0 when the bytes there are not one; on 0, *skip gets the length of the maximal
+ * invalid subpart that one U+FFFD replaces (at least 1). i < len. */
+size_t dl_utf8_seq(const unsigned char *s, size_t i, size_t len, size_t *skip);
+
 #endif

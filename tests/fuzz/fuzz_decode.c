@@ -1,8 +1,9 @@
 /* libFuzzer target for the pure decoder.
  *
- * Each input is decoded twice: as a PushFrame as received on the WebSocket, and as the bytes of
- * a Response wrapped in an uncompressed "msg" PushFrame, so mutations reach Response/Message
- * parsing without having to forge a gzip CRC. Small limits make the caps reachable. Every event
+ * Each input is decoded as a PushFrame as received on the WebSocket, and as the bytes of a
+ * Response wrapped in an uncompressed "msg" PushFrame (so mutations reach Response/Message
+ * parsing without having to forge a gzip CRC), each into a fresh dl_frame and into one reused
+ * dl_frame (dl_decode_frame_into, as ingest does). Small limits make the caps reachable. Every event
  * must be one valid JSON object in valid UTF-8; anything else aborts (a finding). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,6 +46,12 @@ static void decode_once(dl_decoder *d, const uint8_t *buf, size_t len) {
   dl_frame_clear(&f);
 }
 
+/* The ingest's way: into a frame whose storage an earlier decode left (reused, not cleared). */
+static void decode_into(dl_decoder *d, dl_frame *f, const uint8_t *buf, size_t len) {
+  if (dl_decode_frame_into(d, buf, len, 1700000000000, f) == DL_EOK) check_frame(f);
+  else if (f->n_events || f->cursor || f->ack_ext || f->internal_ext) abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   dl_decode_limits lim;
   dl_decode_limits_default(&lim);
@@ -57,6 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!d) return 0;
 
   decode_once(d, data, size);
+  dl_frame reused;
+  memset(&reused, 0, sizeof reused);
+  decode_into(d, &reused, data, size);
 
   Webcast__PushFrame pf = WEBCAST__PUSH_FRAME__INIT;
   pf.payload_type = "msg";
@@ -68,8 +78,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (wrapped) {
     webcast__push_frame__pack(&pf, wrapped);
     decode_once(d, wrapped, n);
+    decode_into(d, &reused, wrapped, n);
+    decode_into(d, &reused, data, size);
     free(wrapped);
   }
+  dl_frame_clear(&reused);
   dl_decoder_free(d);
   return 0;
 }

@@ -6,6 +6,7 @@
 #include "dl_b64.h"
 #include "dl_gunzip.h"
 #include "dl_pballoc.h"
+#include "dl_pbscrub.h"
 #include "dl_test.h"
 #include "dl_utf8.h"
 #include "tu.h"
@@ -239,9 +240,11 @@ int test_pballoc_budget(void) {
   ASSERT_TRUE(pa->alloc(pa->allocator_data, 4000) == NULL);
   ASSERT_TRUE(dl_pballoc_exceeded(a));
   ASSERT_TRUE(pa->alloc(pa->allocator_data, SIZE_MAX) == NULL);
-  pa->free(pa->allocator_data, p);
-  ASSERT_EQ_U64(dl_pballoc_in_use(a), 0);
+  size_t charged = dl_pballoc_in_use(a);
+  pa->free(pa->allocator_data, p); /* a no-op: the arena takes it back at the reset */
+  ASSERT_EQ_U64(dl_pballoc_in_use(a), charged);
   dl_pballoc_reset(a);
+  ASSERT_EQ_U64(dl_pballoc_in_use(a), 0);
   ASSERT_FALSE(dl_pballoc_exceeded(a));
   /* protobuf-c through it: a message with a 3000-byte string does not fit 2 KiB */
   dl_pballoc_free(a);
@@ -256,7 +259,12 @@ int test_pballoc_budget(void) {
   uint8_t *b = tu_pack(&m.base, &n);
   ASSERT_TRUE(webcast__chat_message__unpack(pa, n, b) == NULL);
   ASSERT_TRUE(dl_pballoc_exceeded(a));
-  ASSERT_EQ_U64(dl_pballoc_in_use(a), 0); /* protobuf-c freed what it had */
+  dl_pballoc_reset(a);
+  ASSERT_EQ_U64(dl_pballoc_in_use(a), 0);
+  /* through dl_pb_unpack the failed unpack's bytes are released at once */
+  ProtobufCMessage *out = NULL;
+  ASSERT_EQ_ERR(dl_pb_unpack(&webcast__chat_message__descriptor, a, b, n, &out, NULL), DL_ELIMIT);
+  ASSERT_EQ_U64(dl_pballoc_in_use(a), 0);
   free(b);
   dl_pballoc_free(a);
   return 0;
