@@ -90,7 +90,7 @@ typedef struct dl_cmd {
   int node;                       /* the Redis node it was last sent to (for WAIT) */
   uint8_t confirmed;              /* applied and (with WAIT) held by enough replicas */
   char ask[280];                  /* a Cluster ASK redirection for the next send: "host:port" */
-  int64_t recv_ms;                /* when the oldest frame in it was received (latency) */
+  int64_t recv_us;                /* when the oldest frame in it was received (monotonic µs: latency) */
   struct dl_cmd *then;            /* enqueued after this one succeeded (a P:rooms entry) */
   uint8_t then_always;            /* `then` goes whatever the outcome (a failed room's last entry) */
 } dl_cmd;

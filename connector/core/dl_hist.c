@@ -1,7 +1,8 @@
 #include "dl_hist.h"
 
-const double dl_hist_bounds[DL_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                0.5,   1,      2.5,   5,    10,    20,    30,  60};
+const double dl_hist_bounds[DL_HIST_BUCKETS] = {0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.01,
+                                                0.025,   0.05,   0.1,   0.25,  0.5,    1,     2.5,
+                                                5,       10,     20,    30,    60};
 
 void dl_hist_observe(dl_hist *h, double s, uint64_t count) {
   if (!count) return;

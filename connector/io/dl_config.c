@@ -178,6 +178,8 @@ static const opt opts[] = {
      "recent msg_ids kept per room for dedupe, in memory and read back from the stream when a room is taken (Douyin re-pushes ~15 on each connect)"},
     {"--queue-max", "DYLIVE_QUEUE_MAX", OPT_INT, "4096", 16, 1000000, NULL, OFF(queue_max),
      "frames waiting between the WebSocket thread and Redis before socket reads pause"},
+    {"--queue-max-bytes", "DYLIVE_QUEUE_MAX_BYTES", OPT_INT, "16777216", 1048576, 17179869184LL, NULL,
+     OFF(queue_max_bytes), "bytes of decoded frames waiting between the WebSocket thread and Redis before socket reads pause"},
     {"--batch-max", "DYLIVE_BATCH_MAX", OPT_INT, "512", 1, 100000, NULL, OFF(batch_max),
      "events per Redis write (one script call)"},
     {"--heartbeat-ms", "DYLIVE_HEARTBEAT_MS", OPT_INT, "10000", 1000, 60000, NULL, OFF(heartbeat_ms),
@@ -192,7 +194,7 @@ static const opt opts[] = {
      "messages accepted in one frame (real frames carry 1-50)"},
     {"--poll-ms", "DYLIVE_POLL_MS", OPT_INT, "1000", 50, 60000, NULL, OFF(poll_ms),
      "period of the control-plane checks (unassign requests, status refresh)"},
-    {"--buffer-max-bytes", "DYLIVE_BUFFER_MAX_BYTES", OPT_INT, "67108864", 1048576, 17179869184LL, NULL,
+    {"--buffer-max-bytes", "DYLIVE_BUFFER_MAX_BYTES", OPT_INT, "16777216", 1048576, 17179869184LL, NULL,
      OFF(buffer_max_bytes), "writes held in memory while Redis is unreachable or slow"},
     {"--spool-dir", "DYLIVE_SPOOL_DIR", OPT_STR, "", 0, 0, check_dir, OFF(spool_dir),
      "where writes past --buffer-max-bytes are spooled, in a private subdirectory dylive-<uid> (default: "
@@ -219,7 +221,7 @@ static const opt opts[] = {
      "one http://[user:pass@]host:port proxy a line: rooms are spread over them, sticky per room"},
     {"--silence-timeout", "DYLIVE_SILENCE_TIMEOUT", OPT_INT, "90", 0, 86400, NULL, OFF(silence_timeout),
      "a live room that delivers no message for S seconds is reconnected with a fresh identity; 0: off"},
-    {"--flush-ms", "DYLIVE_FLUSH_MS", OPT_INT, "2", 0, 10000, NULL, OFF(flush_ms),
+    {"--flush-ms", "DYLIVE_FLUSH_MS", OPT_INT, "1", 0, 10000, NULL, OFF(flush_ms),
      "N: a room's events are written at most N ms after the first of them arrived, every room's write of that "
      "moment in one Redis call (fewer, larger writes; up to N ms of latency); 0: as soon as the worker takes them "
      "(one write per room per pass)"},

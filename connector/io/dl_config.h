@@ -29,6 +29,7 @@ typedef struct dl_config {
   char *user_agent;
   long long seen_max;      /* recent msg_ids kept per room for dedupe */
   long long queue_max;     /* events waiting between ingest and Redis before reads pause */
+  long long queue_max_bytes; /* their bytes, at most */
   long long batch_max;     /* events per Redis write */
   long long heartbeat_ms;  /* client hb interval (PROTOCOL §3.5: 10 s) */
   long long max_frame_bytes;

@@ -4,6 +4,7 @@
 #include <libwebsockets.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +31,9 @@ static const struct lws_protocols protocols[] = {
 #define DL_IN_MSG_POOL_MAX 4096
 #define DL_IN_MSG_POOL_BYTES (16u << 20)
 static pthread_mutex_t msg_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Bytes of the frames in the queue to the control thread (--queue-max-bytes): counted when a
+ * frame is queued, given back when the control thread is done with it (dl_in_msg_free). */
+static _Atomic size_t queued_bytes;
 static dl_in_msg *msg_pool[DL_IN_MSG_POOL_MAX];
 static size_t msg_pool_len, msg_pool_bytes;
 
@@ -52,9 +56,12 @@ dl_in_msg *ingest_msg_new(void) {
   return m;
 }
 
+size_t dl_ingest_queued_bytes(void) { return atomic_load_explicit(&queued_bytes, memory_order_relaxed); }
+
 void dl_in_msg_free(void *p) {
   dl_in_msg *m = p;
   if (!m) return;
+  if (m->qbytes) atomic_fetch_sub_explicit(&queued_bytes, m->qbytes, memory_order_relaxed);
   free(m->cursor);
   free(m->internal_ext);
   m->cursor = m->internal_ext = NULL;
@@ -93,7 +100,14 @@ static void wake_control(dl_ingest *in) {
 /* Queues a message for the control thread. Returns 0, or -1 when the queue is full. */
 int ingest_post(dl_ingest *in, dl_in_msg *m) {
   int was_empty = 0;
-  if (dl_queue_push(in->out, m, &was_empty) != DL_EOK) return -1;
+  /* counted before the push: once queued, the control thread may give it back at any moment */
+  m->qbytes = m->kind == DL_IN_FRAME ? msg_bytes(m) : 0;
+  atomic_fetch_add_explicit(&queued_bytes, m->qbytes, memory_order_relaxed);
+  if (dl_queue_push(in->out, m, &was_empty) != DL_EOK) {
+    atomic_fetch_sub_explicit(&queued_bytes, m->qbytes, memory_order_relaxed);
+    m->qbytes = 0;
+    return -1;
+  }
   /* The control thread drains the queue until empty (or until its outbox is full, and then it
    * drains again as Redis acknowledges), so only the empty → non-empty edge needs a wake-up;
    * waking per frame cost 12–25 % of the worker in scheduler time. */

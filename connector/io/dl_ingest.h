@@ -40,6 +40,7 @@ typedef struct dl_ingest_opts {
   const char *event_loop;     /* --ws-event-loop: "auto" (libev when lws's plugin loads, else poll),
                                  "libev" (or fail) or "poll"; NULL: auto */
   size_t max_frame_bytes;
+  size_t queue_max_bytes;     /* --queue-max-bytes: reads pause past this many bytes of queued frames (0: no cap) */
   dl_decode_limits limits;
 } dl_ingest_opts;
 
@@ -73,6 +74,8 @@ typedef struct dl_in_msg {
   char live_id[DL_LIVE_ID_MAX];
   dl_frame frame;             /* DL_IN_FRAME */
   int64_t recv_ms;            /* DL_IN_FRAME: when it was read off the socket (wall clock ms) */
+  int64_t recv_us;            /* the same moment, monotonic µs (dylive_write_latency_seconds) */
+  size_t qbytes;              /* DL_IN_FRAME: its bytes in the queue's byte count (dl_ingest_queued_bytes) */
   char reason[256];
   int rejected;               /* DL_IN_DISCONNECTED: the server refused the handshake */
   char *cursor, *internal_ext;/* DL_IN_SILENT: where to resume (malloc'd or NULL) */
@@ -99,6 +102,8 @@ void dl_ingest_open(dl_ingest *in, const dl_room_spec *spec);
 void dl_ingest_close(dl_ingest *in, const char *live_id);
 void dl_ingest_stats_get(dl_ingest *in, dl_ingest_stats *out);
 int dl_ingest_paused(dl_ingest *in);
+/* Bytes of decoded frames between the WebSocket thread and the control thread (any thread). */
+size_t dl_ingest_queued_bytes(void);
 /* The event loop the WebSockets run on: "libev" (epoll: a wake-up costs the ready sockets) or
  * "poll" (lws's own: every wake-up polls every socket). Fixed at dl_ingest_new. */
 const char *dl_ingest_event_loop(const dl_ingest *in);

@@ -75,6 +75,12 @@ void ingest_set_str(char **slot, const char *v) {
 
 static void pause_all(dl_ingest *in);
 
+/* Is the queue to the control thread past pct % of its bound, in frames or in bytes? */
+static int queue_past(dl_ingest *in, unsigned pct) {
+  size_t b = in->o.queue_max_bytes;
+  return dl_queue_len(in->out) * 100 >= dl_queue_cap(in->out) * pct || (b && dl_ingest_queued_bytes() >= b / 100 * pct);
+}
+
 void ingest_on_message(room *r) {
   dl_ingest *in = r->in;
   STAT_ADD(in, frames, 1);
@@ -88,6 +94,7 @@ void ingest_on_message(room *r) {
   dl_in_msg *m = ingest_msg_new();
   if (!m) return;
   m->recv_ms = dl_now_ms();
+  m->recv_us = dl_mono_us();
   dl_err e = dl_decode_frame_into(r->dec, r->rx.p, r->rx.len, m->recv_ms, &m->frame);
   if (e != DL_EOK) {
     STAT_ADD(in, bad_frames, 1);
@@ -126,7 +133,7 @@ void ingest_on_message(room *r) {
     pause_all(in);
     return;
   }
-  if (!in->paused && dl_queue_len(in->out) * 100 >= dl_queue_cap(in->out) * DL_QUEUE_HIGH_PCT) pause_all(in);
+  if (!in->paused && queue_past(in, DL_QUEUE_HIGH_PCT)) pause_all(in);
 }
 
 static void flow_cb(lws_sorted_usec_list_t *sul) {
@@ -138,7 +145,7 @@ static void flow_cb(lws_sorted_usec_list_t *sul) {
       if (ingest_post(in, r->stalled) == 0) r->stalled = NULL;
       else still = 1;
     }
-  if (!still && dl_queue_len(in->out) * 100 <= dl_queue_cap(in->out) * DL_QUEUE_LOW_PCT) {
+  if (!still && !queue_past(in, DL_QUEUE_LOW_PCT)) {
     in->paused = 0;
     for (room *r = in->rooms; r; r = r->next) ingest_room_update_rx(r);
     dl_log(DL_LOG_INFO, "ingest_resume", NULL, "queue below low-water; reading again");
@@ -152,8 +159,8 @@ static void pause_all(dl_ingest *in) {
   in->paused = 1;
   STAT_ADD(in, pauses, 1);
   for (room *r = in->rooms; r; r = r->next) ingest_room_update_rx(r);
-  dl_log(DL_LOG_WARN, "ingest_pause", NULL, "queue to Redis at %zu/%zu; pausing socket reads",
-         dl_queue_len(in->out), dl_queue_cap(in->out));
+  dl_log(DL_LOG_WARN, "ingest_pause", NULL, "queue to Redis at %zu/%zu frames, %zu/%zu bytes; pausing socket reads",
+         dl_queue_len(in->out), dl_queue_cap(in->out), dl_ingest_queued_bytes(), in->o.queue_max_bytes);
   lws_sul_schedule(in->ctx, 0, &in->sul_flow, flow_cb, 10 * LWS_US_PER_MS);
 }
 

@@ -40,6 +40,12 @@ int64_t dl_mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t dl_mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Appends s to buf as a JSON string body (no quotes), escaping what JSON requires. */
 static size_t json_escape(char *buf, size_t cap, size_t at, const char *s) {
   for (; *s && at + 7 < cap; s++) {

@@ -28,5 +28,6 @@ int dl_ratelimit_allow(dl_ratelimit *rl, int64_t now_ms, unsigned per_sec, unsig
 
 int64_t dl_now_ms(void);        /* wall clock, ms since epoch */
 int64_t dl_mono_ms(void);       /* monotonic ms */
+int64_t dl_mono_us(void);       /* monotonic µs (latencies) */
 
 #endif

@@ -304,7 +304,7 @@ static void take_frame(room *r, const dl_in_msg *m) {
     if (!r->open) {
       r->open = dl_cmd_room_new(r->live_id, r->token);
       if (!r->open) return;
-      r->open->recv_ms = m->recv_ms;
+      r->open->recv_us = m->recv_us;
     }
     if (dl_cmd_add_event(r->open, e->type, e->msg_id, e->ts_ms, e->json, e->json_len) != DL_EOK) continue;
     if (!strcmp(e->type, "viewers") && parse_online(e->json, &r->viewers) == 0) r->viewers_dirty = 1;
@@ -784,7 +784,8 @@ void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c) {
   case DL_RC_OK:
     if (ri->written > 0) {
       count_types(c, ctx->st.written_by_type);
-      if (c->recv_ms) dl_hist_observe(&ctx->st.write_latency, (double)(dl_now_ms() - c->recv_ms) / 1000.0, (uint64_t)ri->written);
+      if (c->recv_us)
+        dl_hist_observe(&ctx->st.write_latency, (double)(dl_mono_us() - c->recv_us) / 1e6, (uint64_t)ri->written);
     }
     break;
   case DL_RC_FENCED:

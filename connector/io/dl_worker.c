@@ -396,7 +396,13 @@ int dl_worker_run(const dl_config *cfg) {
     rc = 2;
     goto out;
   }
-  ctx->base = event_base_new();
+  /* precise timers (timerfd): a --flush-ms linger of 1-2 ms fired after ~4 ms with epoll_wait's
+   * millisecond timeout on this kind of VM */
+  struct event_config *evcfg = event_config_new();
+  if (evcfg) event_config_set_flag(evcfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+  ctx->base = evcfg ? event_base_new_with_config(evcfg) : NULL;
+  if (evcfg) event_config_free(evcfg);
+  if (!ctx->base) ctx->base = event_base_new();
   if (!ctx->base) {
     rc = 1;
     goto out;
@@ -448,6 +454,7 @@ int dl_worker_run(const dl_config *cfg) {
   io.pool = ctx->pool;
   io.silence_ms = cfg->silence_timeout * 1000;
   io.event_loop = cfg->ws_event_loop;
+  io.queue_max_bytes = (size_t)cfg->queue_max_bytes;
   ctx->ingest = dl_ingest_new(&io, ctx->inq, wk->wake_fd);
   dl_resolver_opts ro = {cfg->douyin_http, io.ca_file, cfg->user_agent, user_cookie, cfg->cookie_dir, http_proxy,
                          (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0,

@@ -36,12 +36,14 @@ local function write(lease, status, events, a)
   if seq ~= last + 1 and ARGV[a + 3] ~= '1' then return {2, 0} end
   local p = a + 10
   local e = p + np
-  local maxlen = ARGV[a + 4]
   for i = e, e + 4 * ne - 1, 4 do
-    redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
-               'type', ARGV[i], 'msg_id', ARGV[i + 1], 'ts_ms', ARGV[i + 2], 'json', ARGV[i + 3])
+    redis.call('XADD', events, '*', 'type', ARGV[i], 'msg_id', ARGV[i + 1], 'ts_ms', ARGV[i + 2], 'json', ARGV[i + 3])
   end
-  if ne > 0 and ARGV[a + 5] ~= '' then redis.call('XTRIM', events, 'MINID', '~', ARGV[a + 5]) end
+  -- trimmed once per write, not per entry (a script is atomic: nobody sees the stream in between)
+  if ne > 0 then
+    redis.call('XTRIM', events, 'MAXLEN', '~', ARGV[a + 4])
+    if ARGV[a + 5] ~= '' then redis.call('XTRIM', events, 'MINID', '~', ARGV[a + 5]) end
+  end
   -- the commit
   if ARGV[a + 6] == '1' then
     redis.call('HSET', status, 'wseq', '-|' .. seq, unpack(ARGV, p, e - 1))

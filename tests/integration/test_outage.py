@@ -288,6 +288,33 @@ def test_redis_long_outage_backpressure():
             s.close()
 
 
+def test_ingest_queue_bounded_in_bytes():
+    """--queue-max-bytes: with Redis down and the spool off, the frames waiting between the
+    WebSocket thread and Redis stop at the byte bound (not at --queue-max frames, set far above it):
+    reads pause, memory stays flat, and after Redis returns the stream is exact."""
+    with Env("queue-bytes") as env:
+        r = env.start_redis(AOF)
+        w, s, man = start_room(env, r, 9000, 1000, 25, "--queue-max", "100000", "--queue-max-bytes", "1048576",
+                               "--spool-max-bytes", "0", "--buffer-max-bytes", "1048576")
+        try:
+            wait_until(lambda: int(status(r).get("events", "0")) >= 1000, 30, "events flowing")
+            t_down = env.kill_redis()
+            r.close()
+            wait_until(lambda: s.last("ingest_paused") == 1, 30, "socket reads paused at the byte bound")
+            t_p = time.monotonic()
+            wait_until(lambda: time.monotonic() - t_p >= 2, 5, "2 s of paused reads", interval=0.1)
+            r = env.restart_redis()
+            print("queue peak %d frames, %d bytes" % (s.max("queue_depth"), s.max("queue_bytes")), flush=True)
+            # the bound is checked after each frame is queued: it passes by one frame at most
+            check(s.max("queue_bytes") <= (1 << 20) + (256 << 10), "queue bounded in bytes: peak %r",
+                  s.max("queue_bytes"))
+            check(s.max("queue_depth") < 75000, "the frame count never came near --queue-max: peak %r",
+                  s.max("queue_depth"))
+            finish_and_check(env, r, w, s, man, "queue bounded in bytes", time.monotonic() - t_down)
+        finally:
+            s.close()
+
+
 def test_redis_outage_spools_to_disk():
     """Memory bound small (1 MiB): past it writes go to the spool file, reads never pause, and
     after the AOF restart the spooled writes are replayed in order: the stream is exact."""
