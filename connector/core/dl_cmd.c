@@ -167,7 +167,8 @@ static dl_err room_args(const dl_cmd *c, const dl_cmd_env *env, const char *maxl
   snprintf(ne, sizeof ne, "%u", c->nevents);
   dl_err e;
   if ((e = bulks(out, c->token)) || (e = bulks(out, ttl)) || (e = bulks(out, seq)) ||
-      (e = bulks(out, c->force ? "1" : "0")) || (e = bulks(out, maxlen)) || (e = bulks(out, minid)) ||
+      (e = bulks(out, c->force ? "1" : "0")) || (e = bulks(out, c->skip_trim ? "0" : maxlen)) ||
+      (e = bulks(out, c->skip_trim ? "" : minid)) ||
       (e = bulks(out, c->release ? "1" : "0")) || (e = bulks(out, expire)) || (e = bulks(out, np)) ||
       (e = bulks(out, ne)))
     return e;

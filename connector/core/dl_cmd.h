@@ -77,6 +77,8 @@ typedef struct dl_cmd {
   uint32_t expire_s;              /* with release: the room's keys expire after this (0: keep) */
   uint8_t keep_lease;             /* a recent write or renewal refreshed the lease: this write leaves
                                      its expiry alone (not spooled: a write read back refreshes it) */
+  uint8_t skip_trim;              /* a recent write trimmed the stream: this one does not (not
+                                     spooled: a write read back trims) */
   uint32_t npairs;                /* status field/value strings in `head` (even) */
   uint32_t nevents;               /* events in `body` (4 strings each) */
   /* DL_CMD_PLAIN: nargs strings in `head` (the verb first) */

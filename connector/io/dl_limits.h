@@ -59,6 +59,8 @@
  * lone write may be bigger, up to DL_BATCH_BYTES_MAX). */
 #define DL_WRITE_GROUP_CMDS 256
 #define DL_WRITE_GROUP_BYTES (1u << 20)
+/* A room's stream is trimmed (XTRIM MAXLEN ~, MINID ~) by one write in this many events. */
+#define DL_TRIM_EVERY 100
 /* Keys + arguments of one script call made with dl_redis_script (grouped renewals: 3 per room). */
 #define DL_SCRIPT_ARGS_MAX 1024
 /* Frames taken from the ingest queue per wake-up (keeps the loop responsive). */

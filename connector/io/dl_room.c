@@ -66,6 +66,7 @@ typedef struct room {
   int dups_dirty;
   int64_t last_ok_ms;         /* monotonic: the last write Redis applied that renewed the lease */
   int64_t lease_sent_ms;      /* monotonic: the last write made to renew the lease */
+  uint64_t untrimmed;         /* events written since the last write that trimmed the stream */
   /* silent risk control: silent connections in a row, the pause, the identity never to
    * reuse, and where the silenced connection stopped (the next one resumes there) */
   int silent_runs;
@@ -250,6 +251,14 @@ static void flush_room(room *r) {
   }
   c->seq = ++r->wseq;
   lease_mark(r, c);
+  /* XTRIM … MAXLEN ~ drops whole stream nodes (100 entries by default): trimming on every write of
+   * a trickling room costs a call per write for nothing; every DL_TRIM_EVERY events (1 % of a short
+   * --stream-maxlen) keeps the stream within its bound plus a node plus that many */
+  long long every = ctx->cfg->stream_maxlen / 100;
+  if (every > DL_TRIM_EVERY) every = DL_TRIM_EVERY;
+  r->untrimmed += c->nevents;
+  if (r->untrimmed < (uint64_t)every) c->skip_trim = 1;
+  else r->untrimmed = 0;
   ctx->st.batches++;
   dl_writer_push(ctx->writer, c);
 }

@@ -5,8 +5,9 @@
 -- KEYS, per room: P:{id}:lease  P:{id}:status  P:{id}:events
 -- ARGV, per room: ten strings, then its np status strings, then its ne events:
 --   token, lease TTL in ms ('0': this write leaves the lease's expiry alone: a recent write or
---   renewal refreshed it), sequence number, force (1: accept a gap), MAXLEN (~), MINID (~, '' for
---   none), release (1: give the lease up), with release: expire the room's keys after this many
+--   renewal refreshed it), sequence number, force (1: accept a gap), MAXLEN (~; '0': this write does
+--   not trim, a recent one did), MINID (~, '' for none), release (1: give the lease up), with
+--   release: expire the room's keys after this many
 --   seconds (0: keep), np, ne; status strings: field, value, …; per event: type, msg_id, ts_ms, json
 -- Returns one reply per room, in order: {code, written, desired}, or that room's error reply (a key
 -- of the wrong type fails its room only). Codes in connector/lua/dl_lua.h: 0 applied, 1 applied
@@ -39,8 +40,9 @@ local function write(lease, status, events, a)
   for i = e, e + 4 * ne - 1, 4 do
     redis.call('XADD', events, '*', 'type', ARGV[i], 'msg_id', ARGV[i + 1], 'ts_ms', ARGV[i + 2], 'json', ARGV[i + 3])
   end
-  -- trimmed once per write, not per entry (a script is atomic: nobody sees the stream in between)
-  if ne > 0 then
+  -- trimmed once per write, not per entry (a script is atomic: nobody sees the stream in between),
+  -- and only by every few writes (the worker says when: '~' trims whole stream nodes anyway)
+  if ne > 0 and ARGV[a + 4] ~= '0' then
     redis.call('XTRIM', events, 'MAXLEN', '~', ARGV[a + 4])
     if ARGV[a + 5] ~= '' then redis.call('XTRIM', events, 'MINID', '~', ARGV[a + 5]) end
   end

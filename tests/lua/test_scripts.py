@@ -204,6 +204,13 @@ def test_room_groups():
         check_eq(r("HGET", B + "status", "wseq"), toks[B] + "|0", "b committed nothing")
         check_eq(r("HGET", A + "status", "state"), "live", "a's status fields")
         check_eq((r("HGET", A + "status", "events"), r("HGET", C + "status", "events")), ("2", "1"), "events counted")
+        # MAXLEN 0: this write does not trim (a recent one did); the next one with a MAXLEN does
+        for i in range(300):  # "~" trims whole stream nodes (100 entries each): make several
+            r("XADD", A + "events", "*", "type", "old", "msg_id", "1", "ts_ms", "1", "json", "{}")
+        rooms(r, sha, [(A, room_args(toks[A], 2, [ev(20)], maxlen=0))])
+        check_eq(r("XLEN", A + "events"), 303, "MAXLEN 0 trimmed nothing")
+        rooms(r, sha, [(A, room_args(toks[A], 3, [ev(21)], maxlen=10))])
+        check(r("XLEN", A + "events") <= 110, "the next write trimmed: %r left", r("XLEN", A + "events"))
         # TTL 0: the lease keeps the expiry it had; a write with a TTL sets it
         r("PEXPIRE", C + "lease", 100000)
         rooms(r, sha, [(C, room_args(toks[C], 2, [ev(5)], ttl=0))])

@@ -255,6 +255,7 @@ int test_cmd_encode_rooms_group(void) {
   dl_cmd *a = room_cmd("111", 5, 2), *b = room_cmd("222", 9, 1);
   ASSERT_TRUE(a && b);
   b->keep_lease = 1;
+  b->skip_trim = 1;
   dl_buf buf;
   dl_buf_init(&buf, 1 << 20);
   const dl_cmd *g[] = {a, b};
@@ -272,6 +273,8 @@ int test_cmd_encode_rooms_group(void) {
   ASSERT_EQ_STR(r->element[29]->str, b->token);
   ASSERT_EQ_STR(r->element[29 + 1]->str, "0");   /* b leaves it alone */
   ASSERT_EQ_STR(r->element[29 + 2]->str, "9");
+  ASSERT_EQ_STR(r->element[9 + 4]->str, "100000"); /* a trims */
+  ASSERT_EQ_STR(r->element[29 + 4]->str, "0");      /* b does not */
   ASSERT_EQ_STR(r->element[29 + 9]->str, "1");
   freeReplyObject(r);
   /* only room writes group; a group of none is refused */
