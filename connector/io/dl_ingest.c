@@ -4,11 +4,9 @@
 #include <libwebsockets.h>
 #include <openssl/x509.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "dl_ingest_int.h"
@@ -17,125 +15,10 @@
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *inp, size_t len);
 
-static const struct lws_protocols protocols[] = {
+const struct lws_protocols ingest_protocols[] = {
     {"dylive", callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
-
-/* dl_in_msg recycling (DESIGN §7: nothing malloc'd per frame). The control thread gives
- * messages back (dl_in_msg_free) while the ingest thread takes them (ingest_msg_new), hence the
- * lock. Flat out, the queue to the control thread swings between its low- and high-water marks,
- * so the pool must take back as many messages as the queue holds; what it keeps is bounded in
- * bytes (a real frame keeps a few KiB of storage, dl_frame_reset at most 64 KiB + 256 events):
- * past DL_IN_MSG_POOL_BYTES a message is freed. */
-#define DL_IN_MSG_POOL_MAX 4096
-#define DL_IN_MSG_POOL_BYTES (16u << 20)
-static pthread_mutex_t msg_pool_mu = PTHREAD_MUTEX_INITIALIZER;
-/* Bytes of the frames in the queue to the control thread (--queue-max-bytes): counted when a
- * frame is queued, given back when the control thread is done with it (dl_in_msg_free). */
-static _Atomic size_t queued_bytes;
-static dl_in_msg *msg_pool[DL_IN_MSG_POOL_MAX];
-static size_t msg_pool_len, msg_pool_bytes;
-
-static size_t msg_bytes(const dl_in_msg *m) {
-  return sizeof *m + m->frame.store.cap + m->frame.events_cap * sizeof(dl_event);
-}
-
-dl_in_msg *ingest_msg_new(void) {
-  dl_in_msg *m = NULL;
-  pthread_mutex_lock(&msg_pool_mu);
-  if (msg_pool_len) {
-    m = msg_pool[--msg_pool_len];
-    msg_pool_bytes -= msg_bytes(m);
-  }
-  pthread_mutex_unlock(&msg_pool_mu);
-  if (!m) return calloc(1, sizeof(dl_in_msg));
-  dl_frame keep = m->frame; /* reset when it came back: only its storage is left */
-  memset(m, 0, sizeof *m);
-  m->frame = keep;
-  return m;
-}
-
-size_t dl_ingest_queued_bytes(void) { return atomic_load_explicit(&queued_bytes, memory_order_relaxed); }
-
-void dl_in_msg_free(void *p) {
-  dl_in_msg *m = p;
-  if (!m) return;
-  if (m->qbytes) atomic_fetch_sub_explicit(&queued_bytes, m->qbytes, memory_order_relaxed);
-  free(m->cursor);
-  free(m->internal_ext);
-  m->cursor = m->internal_ext = NULL;
-  dl_frame_reset(&m->frame);
-  size_t bytes = msg_bytes(m);
-  pthread_mutex_lock(&msg_pool_mu);
-  if (msg_pool_len < DL_IN_MSG_POOL_MAX && bytes <= DL_IN_MSG_POOL_BYTES - msg_pool_bytes) {
-    msg_pool[msg_pool_len++] = m;
-    msg_pool_bytes += bytes;
-    m = NULL;
-  }
-  pthread_mutex_unlock(&msg_pool_mu);
-  if (m) {
-    dl_frame_clear(&m->frame);
-    free(m);
-  }
-}
-
-static void msg_pool_drain(void) {
-  pthread_mutex_lock(&msg_pool_mu);
-  while (msg_pool_len) {
-    dl_in_msg *m = msg_pool[--msg_pool_len];
-    msg_pool_bytes -= msg_bytes(m);
-    dl_frame_clear(&m->frame);
-    free(m);
-  }
-  pthread_mutex_unlock(&msg_pool_mu);
-}
-
-static void wake_control(dl_ingest *in) {
-  uint64_t one = 1;
-  ssize_t w = write(in->wake_fd, &one, sizeof one);
-  (void)w;
-}
-
-/* Queues a message for the control thread. Returns 0, or -1 when the queue is full. */
-int ingest_post(dl_ingest *in, dl_in_msg *m) {
-  int was_empty = 0;
-  /* counted before the push: once queued, the control thread may give it back at any moment */
-  m->qbytes = m->kind == DL_IN_FRAME ? msg_bytes(m) : 0;
-  atomic_fetch_add_explicit(&queued_bytes, m->qbytes, memory_order_relaxed);
-  if (dl_queue_push(in->out, m, &was_empty) != DL_EOK) {
-    atomic_fetch_sub_explicit(&queued_bytes, m->qbytes, memory_order_relaxed);
-    m->qbytes = 0;
-    return -1;
-  }
-  /* The control thread drains the queue until empty (or until its outbox is full, and then it
-   * drains again as Redis acknowledges), so only the empty → non-empty edge needs a wake-up;
-   * waking per frame cost 12–25 % of the worker in scheduler time. */
-  if (was_empty) wake_control(in);
-  return 0;
-}
-
-/* State messages (connected, lost, ended, closed) must not wait behind a full queue of frames:
- * they go into the queue's reserve, sized for a few per room by the worker. */
-static void post_state_ex(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason, int rejected) {
-  dl_in_msg *m = ingest_msg_new();
-  if (!m) return;
-  m->kind = kind;
-  m->rejected = rejected;
-  snprintf(m->live_id, sizeof m->live_id, "%s", live_id);
-  if (reason) snprintf(m->reason, sizeof m->reason, "%s", reason);
-  int was_empty = 0;
-  if (dl_queue_push_reserved(in->out, m, &was_empty) != DL_EOK) {
-    dl_log(DL_LOG_ERROR, "state_lost", live_id, "control queue and its reserve full; state message dropped");
-    dl_in_msg_free(m);
-    return;
-  }
-  if (was_empty) wake_control(in);
-}
-
-void ingest_post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason) {
-  post_state_ex(in, kind, live_id, reason, 0);
-}
 
 static const char *room_ua(const room *r) { return r->spec.user_agent[0] ? r->spec.user_agent : r->in->ua; }
 
@@ -200,7 +83,7 @@ static void post_silent(room *r) {
     dl_in_msg_free(m);
     return;
   }
-  if (was_empty) wake_control(in);
+  if (was_empty) ingest_wake_control(in);
 }
 
 /* Silent risk control (PROTOCOL §9.6): the socket is healthy (pongs and heartbeats flow, the
@@ -253,7 +136,7 @@ static struct lws_vhost *proxy_vhost(dl_ingest *in, int idx) {
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = protocols;
+    info.protocols = ingest_protocols;
     info.vhost_name = name;
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* a client TLS context of its own */
     struct lws_vhost *vh = lws_create_vhost(in->ctx, &info);
@@ -315,7 +198,7 @@ static void room_lost(room *r, const char *why) {
   snprintf(reason, sizeof reason, "%s; reconnecting in %lld ms", why, (long long)wait);
   snprintf(r->last_error, sizeof r->last_error, "%s", why);
   dl_log(DL_LOG_WARN, "ws_lost", r->spec.live_id, "%s", reason);
-  post_state_ex(in, DL_IN_DISCONNECTED, r->spec.live_id, reason, r->rejected);
+  ingest_post_state_ex(in, DL_IN_DISCONNECTED, r->spec.live_id, reason, r->rejected);
   r->rejected = 0;
   lws_sul_schedule(in->ctx, 0, &r->sul_retry, retry_cb, wait * LWS_US_PER_MS);
 }
@@ -689,16 +572,6 @@ static int parse_base(dl_ingest *in, const char *base) {
   return 0;
 }
 
-/* libwebsockets' own log lines, as our JSON records */
-static void lws_log_emit(int level, const char *line) {
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", line);
-  size_t n = strlen(buf);
-  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
-  const char *msg = strstr(buf, "] ");
-  dl_log(level == LLL_ERR ? DL_LOG_WARN : DL_LOG_INFO, "lws", NULL, "%s", msg ? msg + 2 : buf);
-}
-
 static void push_cmd(dl_ingest *in, cmd *c);
 
 /* On the signer's thread: hand the answer to the WebSocket thread. */
@@ -712,98 +585,6 @@ static void on_signed(void *ud, const char *live_id, uint64_t gen, int ok, const
   snprintf(c->sig, sizeof c->sig, "%s", ok ? sig : why);
   snprintf(c->spec.live_id, sizeof c->spec.live_id, "%s", live_id);
   push_cmd(in, c);
-}
-
-#define DL_LWS_FD_TABLE_MAX 65536
-
-static struct lws_context *create_context(dl_ingest *in, struct ev_loop *loop) {
-  struct lws_context_creation_info info;
-  memset(&info, 0, sizeof info);
-  info.port = CONTEXT_PORT_NO_LISTEN;
-  info.protocols = protocols;
-  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-  info.user = in;
-  info.pt_serv_buf_size = 32 * 1024; /* the push URL is ~1.5 KB and cookies can be large */
-  info.timeout_secs = 20;
-  info.connect_timeout_secs = 15;
-  /* lws 4.1 finds a socket's wsi by fd on every event: an index into a table as large as the fd
-   * ulimit, or, when fd_limit_per_thread is below the ulimit, a scan of all of it (~4 µs at 4096,
-   * 2-6 % of the worker at 1000 rooms). Up to DL_LWS_FD_TABLE_MAX fds (systemd unit: 65536) the
-   * table spans the ulimit (~17 bytes an fd); past that (containers with 2^20) 4096 and the scan. */
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > DL_LWS_FD_TABLE_MAX)
-    info.fd_limit_per_thread = 4096;
-  void *loops[1] = {loop};
-  if (loop) {
-    info.options |= LWS_SERVER_OPTION_LIBEV;
-    info.foreign_loops = loops;
-  }
-  return lws_create_context(&info);
-}
-
-/* lws's complaints while it tries the libev plugin: kept for the one warning of a fallback. The
- * ingest thread does not run yet and lws logs from no other thread of ours. */
-static char evlib_err[240];
-
-static void lws_log_keep(int level, const char *line) {
-  (void)level;
-  const char *msg = strstr(line, "] ");
-  snprintf(evlib_err, sizeof evlib_err, "%s", msg ? msg + 2 : line);
-  size_t n = strlen(evlib_err);
-  while (n && (evlib_err[n - 1] == '\n' || evlib_err[n - 1] == '\r')) evlib_err[--n] = 0;
-}
-
-static const char *ev_backend_name(struct ev_loop *loop) {
-  unsigned b = ev_backend(loop);
-  return b == EVBACKEND_EPOLL ? "epoll" : b == EVBACKEND_POLL ? "poll" : b == EVBACKEND_SELECT ? "select" : "other";
-}
-
-/* lws 4.1's libev plugin re-arms its one timer (every lws_sul: heartbeats, retries, connect pacing,
- * lws's own timeouts) with ev_timer_set + ev_timer_start and never stops it first: while the timer
- * is armed, libev ignores the new, earlier deadline until the old one passes (seconds later, for a
- * worker with few rooms). The plugin also services timers and re-enabled reads only after socket
- * events. So the loop wakes lws every DL_EVLIB_KICK_MS through its own cancel pipe: timers are late
- * by at most that, for 1000 / DL_EVLIB_KICK_MS cheap wake-ups a second. */
-#define DL_EVLIB_KICK_MS 20
-
-static void evlib_kick(struct ev_loop *loop, ev_timer *w, int revents) {
-  (void)loop;
-  (void)revents;
-  dl_ingest *in = w->data;
-  lws_cancel_service(in->ctx);
-}
-
-/* lws on a libev loop of ours (a foreign loop: lws registers no SIGINT watcher on it, and the
- * worker's own signal handling stays as it is). lws loads its libev support from the plugin
- * libwebsockets-evlib_ev.so (Debian's libwebsockets-evlib-ev); NULL and why when it cannot. */
-static struct lws_context *create_context_libev(dl_ingest *in, char *why, size_t cap) {
-  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-  if (!loop) {
-    snprintf(why, cap, "libev cannot create a loop");
-    return NULL;
-  }
-  evlib_err[0] = 0;
-  lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_keep);
-  struct lws_context *ctx = create_context(in, loop);
-  lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
-  if (!ctx) {
-    snprintf(why, cap, "libwebsockets: %s", evlib_err[0] ? evlib_err : "cannot create the context");
-    ev_loop_destroy(loop);
-    return NULL;
-  }
-  if (evlib_err[0]) dl_log(DL_LOG_INFO, "lws", NULL, "%s", evlib_err);
-  if (!(in->evkick = calloc(1, sizeof *in->evkick))) {
-    snprintf(why, cap, "out of memory");
-    lws_context_destroy(ctx);
-    ev_loop_destroy(loop);
-    return NULL;
-  }
-  ev_timer_init(in->evkick, evlib_kick, DL_EVLIB_KICK_MS / 1000.0, DL_EVLIB_KICK_MS / 1000.0);
-  in->evkick->data = in;
-  ev_timer_start(loop, in->evkick);
-  in->evloop = loop;
-  in->loop_name = "libev";
-  return ctx;
 }
 
 dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
@@ -827,33 +608,10 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
    * decides (dl_proxy) and tells lws explicitly */
   unsetenv("http_proxy");
   unsetenv("HTTP_PROXY");
-  const char *mode = o->event_loop && *o->event_loop ? o->event_loop : "auto";
-  char loop_why[300] = "";
-  if (strcmp(mode, "poll") != 0) {
-    in->ctx = create_context_libev(in, loop_why, sizeof loop_why);
-    if (!in->ctx && !strcmp(mode, "libev")) {
-      dl_log(DL_LOG_ERROR, "ws_event_loop", NULL, "--ws-event-loop libev: %s", loop_why);
-      dl_ingest_free(in);
-      return NULL;
-    }
-  }
-  if (!in->ctx) {
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
-    in->ctx = create_context(in, NULL);
-    in->loop_name = "poll";
-  }
-  if (!in->ctx) {
+  if (ingest_loop_new(in) != 0) {
     dl_ingest_free(in);
     return NULL;
   }
-  if (loop_why[0]) /* auto, and libev did not start: said once, as a warning, with lws's reason */
-    dl_log(DL_LOG_WARN, "ws_event_loop", NULL,
-           "WebSocket event loop: poll (every wake-up polls every socket): libev unavailable: %s "
-           "(install libwebsockets-evlib-ev)", loop_why);
-  else if (in->evloop)
-    dl_log(DL_LOG_INFO, "ws_event_loop", NULL, "WebSocket event loop: libev (%s)", ev_backend_name(in->evloop));
-  else
-    dl_log(DL_LOG_INFO, "ws_event_loop", NULL, "WebSocket event loop: poll (--ws-event-loop poll)");
   if (o->proxy && *o->proxy) { /* the one parser the pages' proxy goes through too (dl_resolve) */
     dl_proxy_url u;
     char why[200];
@@ -875,24 +633,6 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
     return NULL;
   }
   return in;
-}
-
-static void *thread_main(void *arg) {
-  dl_ingest *in = arg;
-  if (in->evloop) { /* epoll: a wake-up costs the sockets that are ready, not all of them */
-    while (!__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE))
-      if (!ev_run(in->evloop, 0)) usleep(10000); /* no watcher at all: cannot be, never spin */
-    return NULL;
-  }
-  while (!in->stop) /* lws's own loop: poll() over every socket on each wake-up */
-    if (lws_service(in->ctx, 0) < 0) break;
-  return NULL;
-}
-
-int dl_ingest_start(dl_ingest *in) {
-  if (pthread_create(&in->thread, NULL, thread_main, in) != 0) return -1;
-  in->started = 1;
-  return 0;
 }
 
 static void push_cmd(dl_ingest *in, cmd *c) {
@@ -937,21 +677,11 @@ const char *dl_ingest_event_loop(const dl_ingest *in) { return in->loop_name; }
 void dl_ingest_free(dl_ingest *in) {
   if (!in) return;
   dl_xsign_free(in->xs); /* first: its callback pushes commands to us */
-  if (in->started) {
-    __atomic_store_n(&in->stop, 1, __ATOMIC_RELEASE);
-    lws_cancel_service(in->ctx); /* EVENT_WAIT_CANCELLED: the libev loop breaks */
-    pthread_join(in->thread, NULL);
-  }
-  if (in->ctx) lws_context_destroy(in->ctx); /* closes sockets; callbacks may still run */
-  if (in->evloop) { /* foreign: lws leaves it to us, after the context */
-    ev_timer_stop(in->evloop, in->evkick);
-    free(in->evkick);
-    ev_loop_destroy(in->evloop);
-  }
+  ingest_loop_free(in);
   while (in->rooms) room_free(in, in->rooms);
   dl_decode_scratch_free(in->scratch); /* after the decoders that used it */
   for (size_t i = 0; i < in->n_ack_pool; i++) free(in->ack_pool[i].data);
-  msg_pool_drain();
+  ingest_msg_pool_drain();
   while (in->cmds) {
     cmd *n = in->cmds->next;
     free(in->cmds->spec.cookie);

@@ -1,5 +1,7 @@
 /* dl_ingest_int.h — private to the ingest thread (dl_ingest.c: connections, commands, timers;
- * dl_ingest_rx.c: the frame path — decode, acks, back-pressure, writes). Not for other modules. */
+ * dl_ingest_rx.c: the frame path — decode, acks, back-pressure, writes; dl_ingest_msg.c: the
+ * messages to the control thread — pool, queued bytes, posting; dl_ingest_loop.c: the lws
+ * context, its event loop and the thread). Not for other modules. */
 #ifndef DL_INGEST_INT_H
 #define DL_INGEST_INT_H
 
@@ -141,12 +143,28 @@ struct dl_ingest {
 #define STAT_ADD(in, f, n) __atomic_fetch_add(&(in)->st.f, (n), __ATOMIC_RELAXED)
 
 /* dl_ingest.c */
+/* The one protocol of the lws context (its callback is dl_ingest.c's). */
+extern const struct lws_protocols ingest_protocols[];
+void ingest_room_update_rx(room *r);
+
+/* dl_ingest_msg.c */
 /* A zeroed dl_in_msg, recycled (dl_in_msg_free gives it back) with its frame's storage, or
  * calloc'd; NULL on allocation failure. */
 dl_in_msg *ingest_msg_new(void);
+/* Frees the spare messages (dl_ingest_free). */
+void ingest_msg_pool_drain(void);
+/* Wakes the control thread (its eventfd): for the queue's empty → non-empty edge. */
+void ingest_wake_control(dl_ingest *in);
 int ingest_post(dl_ingest *in, dl_in_msg *m);
 void ingest_post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason);
-void ingest_room_update_rx(room *r);
+void ingest_post_state_ex(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason, int rejected);
+
+/* dl_ingest_loop.c */
+/* The lws context on the event loop --ws-event-loop asks for (libev, else poll); 0, or -1 (said
+ * why). */
+int ingest_loop_new(dl_ingest *in);
+/* Stops and joins the thread, then destroys the context and the loop. */
+void ingest_loop_free(dl_ingest *in);
 
 /* dl_ingest_rx.c */
 void ingest_set_str(char **slot, const char *v);
