@@ -240,7 +240,7 @@ static void linger(worker *wk) {
 static void drain_queues(worker *wk) {
   dl_ctx *ctx = &wk->ctx;
   drain_results(wk);
-  if (ctx->cfg->flush_ms) {
+  if (ctx->cfg->flush_ms && wk->flush_ev) {
     linger(wk);
   } else {
     take_frames(wk);
