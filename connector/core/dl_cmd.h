@@ -111,7 +111,8 @@ typedef struct dl_cmd_env {
 dl_cmd *dl_cmd_room_new(const char *live_id, const char *token);
 /* PLAIN command from strings (argv[0] is the verb; lens NULL = strlen). NULL on bad input. */
 dl_cmd *dl_cmd_plain_new(int argc, const char *const *argv, const size_t *lens);
-void dl_cmd_free(dl_cmd *c);      /* also frees a pending `then` */
+void dl_cmd_free(dl_cmd *c);      /* also frees a pending `then`; keeps a few for reuse (per thread) */
+void dl_cmd_pool_drain(void);     /* frees the kept ones (at exit) */
 
 /* Room writes: status pairs and events. DL_ELIMIT past DL_CMD_BYTES_MAX (nothing added). */
 dl_err dl_cmd_add_pair(dl_cmd *c, const char *field, const char *value);
