@@ -13,6 +13,13 @@ typedef struct call {
   char live_id[64];
 } call;
 
+/* Both scripts answer a room with {integer, string}; a reply of another shape is never taken
+ * for a lease. */
+static int lease_reply(const redisReply *r) {
+  return r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+         r->element[1]->type == REDIS_REPLY_STRING;
+}
+
 static void on_acquired(void *priv, const redisReply *r) {
   call *c = priv;
   dl_lease_result res;
@@ -20,9 +27,8 @@ static void on_acquired(void *priv, const redisReply *r) {
   if (!r || r->type == REDIS_REPLY_ERROR) {
     res.failed = 1;
     snprintf(res.why, sizeof res.why, "%s", r ? r->str : "connection lost");
-  } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
-             r->element[1]->type != REDIS_REPLY_STRING) {
-    res.failed = 1; /* a reply of another shape is never taken for a lease */
+  } else if (!lease_reply(r)) {
+    res.failed = 1;
     snprintf(res.why, sizeof res.why, "unexpected reply to the acquire script");
   } else {
     res.taken = r->element[0]->integer == 1;
@@ -67,9 +73,8 @@ static void on_renewals(void *priv, const redisReply *r) {
     if (!e || e->type == REDIS_REPLY_ERROR) {
       res.failed = 1;
       snprintf(res.why, sizeof res.why, "%s", e ? e->str : "connection lost");
-    } else if (whole || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_INTEGER ||
-               e->element[1]->type != REDIS_REPLY_STRING) {
-      res.failed = 1; /* a reply of another shape is never taken for a lease */
+    } else if (whole || !lease_reply(e)) {
+      res.failed = 1;
       snprintf(res.why, sizeof res.why, "unexpected reply to the renew script");
     } else {
       res.taken = e->element[0]->integer == 1;

@@ -40,7 +40,6 @@ typedef struct worker {
   size_t orphan_outstanding;
   int wake_fd;
   struct event *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev, *flush_ev;
-  int flush_armed;            /* flush_ev is pending */
   dl_admin *admin;
   int64_t drain_deadline;
   int done;
@@ -232,9 +231,9 @@ static void take_frames(worker *wk) {
  * in one call (dl_writer). */
 static void linger(worker *wk) {
   const dl_ctx *ctx = &wk->ctx;
-  if (wk->flush_armed || !wk->flush_ev || (!wk->unflushed_frames && !dl_queue_len(ctx->inq))) return;
+  if (evtimer_pending(wk->flush_ev, NULL) || (!wk->unflushed_frames && !dl_queue_len(ctx->inq))) return;
   struct timeval ftv = {(time_t)(ctx->cfg->flush_ms / 1000), (suseconds_t)((ctx->cfg->flush_ms % 1000) * 1000)};
-  if (event_add(wk->flush_ev, &ftv) == 0) wk->flush_armed = 1;
+  evtimer_add(wk->flush_ev, &ftv);
 }
 
 static void drain_queues(worker *wk) {
@@ -264,7 +263,6 @@ static void on_flush(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   worker *wk = arg;
-  wk->flush_armed = 0;
   take_frames(wk);
   rooms_flush(wk);
   linger(wk); /* frames the write path could not take yet: again at the next tick */

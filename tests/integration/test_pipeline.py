@@ -126,7 +126,6 @@ def test_idle_rooms_renew_in_one_call():
         env.worker("--poll-ms", "200")
         r("LPUSH", "dylive:assign", *rooms)
         wait_until(lambda: all(status(r, l).get("state") == "live" for l in rooms), 30, "every room live")
-        time.sleep(0.5)  # the rooms' first writes (status) are done; only renewals go on
         c0, t0 = command_stats(r, "evalsha")["calls"], time.monotonic()
         time.sleep(2)
         calls, polls = command_stats(r, "evalsha")["calls"] - c0, (time.monotonic() - t0) / 0.2
