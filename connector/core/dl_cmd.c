@@ -30,14 +30,16 @@ static const struct {
  * per flush tick would otherwise be a calloc and a chain of reallocs). Per thread: commands are
  * made and freed on the control thread. Bounded in count and in the buffers a kept one holds. */
 #define CMD_POOL_MAX 64
-#define CMD_POOL_BUF_MAX (256u << 10)
+#define CMD_POOL_BUF_MAX (1u << 20)   /* a full --batch-max write of rich events is ~300 KB */
+#define CMD_POOL_BYTES (4u << 20)     /* all the buffers the pool keeps */
 static _Thread_local dl_cmd *cmd_pool[CMD_POOL_MAX];
-static _Thread_local size_t cmd_pool_len;
+static _Thread_local size_t cmd_pool_len, cmd_pool_bytes;
 
 static dl_cmd *cmd_alloc(dl_cmd_kind kind) {
   dl_cmd *c;
   if (cmd_pool_len) {
     c = cmd_pool[--cmd_pool_len];
+    cmd_pool_bytes -= c->head.cap + c->body.cap;
     dl_buf head = c->head, body = c->body;
     memset(c, 0, sizeof *c);
     c->head = head;
@@ -54,6 +56,7 @@ static dl_cmd *cmd_alloc(dl_cmd_kind kind) {
 void dl_cmd_pool_drain(void) {
   while (cmd_pool_len) {
     dl_cmd *c = cmd_pool[--cmd_pool_len];
+    cmd_pool_bytes -= c->head.cap + c->body.cap;
     dl_buf_free(&c->head);
     dl_buf_free(&c->body);
     free(c);
@@ -100,10 +103,13 @@ dl_cmd *dl_cmd_plain_new(int argc, const char *const *argv, const size_t *lens) 
 void dl_cmd_free(dl_cmd *c) {
   while (c) {
     dl_cmd *then = c->then;
-    if (cmd_pool_len < CMD_POOL_MAX && c->head.cap <= CMD_POOL_BUF_MAX && c->body.cap <= CMD_POOL_BUF_MAX) {
+    size_t bytes = c->head.cap + c->body.cap;
+    if (cmd_pool_len < CMD_POOL_MAX && c->head.cap <= CMD_POOL_BUF_MAX && c->body.cap <= CMD_POOL_BUF_MAX &&
+        bytes <= CMD_POOL_BYTES - cmd_pool_bytes) {
       dl_buf_reset(&c->head);
       dl_buf_reset(&c->body);
       cmd_pool[cmd_pool_len++] = c;
+      cmd_pool_bytes += bytes;
     } else {
       dl_buf_free(&c->head);
       dl_buf_free(&c->body);

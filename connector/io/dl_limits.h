@@ -59,6 +59,10 @@
  * lone write may be bigger, up to DL_BATCH_BYTES_MAX). */
 #define DL_WRITE_GROUP_CMDS 256
 #define DL_WRITE_GROUP_BYTES (1u << 20)
+/* Finished call records kept for the next calls (no malloc per call): groups of room writes
+ * (2 KiB each) per writer, and reply thunks per Redis client. */
+#define DL_WRITER_SPARE_GROUPS 16
+#define DL_REDIS_SPARE_THUNKS 256
 /* A room's stream is trimmed (XTRIM MAXLEN ~, MINID ~) by one write in this many events. */
 #define DL_TRIM_EVERY 100
 /* Keys + arguments of one script call made with dl_redis_script (grouped renewals: 3 per room). */

@@ -18,6 +18,7 @@
 #include "dl_buf.h"
 #include "dl_limits.h"
 #include "dl_log.h"
+#include "dl_reply.h"
 #include "dl_tls.h"
 #include "dl_topo.h"
 
@@ -146,16 +147,16 @@ static void dispatch(dl_rconn *c) {
       if (!q_pop(c, &p)) {
         if (c->push_cb) {
           c->push_cb(c, reply, c->push_priv);
-          freeReplyObject(reply);
+          dl_reply_free(reply);
           if (c->dead || c->free_later) return;
           continue;
         }
-        freeReplyObject(reply);
+        dl_reply_free(reply);
         go_down(c, "a reply nobody asked for");
         return;
       }
       if (p.cb) p.cb(c, reply, p.priv);
-      freeReplyObject(reply);
+      dl_reply_free(reply);
       if (c->dead || c->free_later) return;
     }
   }
@@ -240,6 +241,19 @@ static dl_err send_raw(dl_rconn *c, const void *resp, size_t len, int64_t extra_
   if (c->dead) return DL_ECLOSED;
   dl_err e = q_push(c, cb, priv, mono() + c->cmd_timeout_ms + extra_ms);
   if (e != DL_EOK) return e;
+  /* Plain TCP or unix with nothing queued before it: straight to the socket (no buffer chain to
+   * allocate, no write watcher to arm and disarm). What the socket does not take, or any error,
+   * goes through the bufferevent as before: it queues the rest, or meets the error and reports it. */
+  struct evbuffer *out = bufferevent_get_output(c->bev);
+  evutil_socket_t fd = bufferevent_getfd(c->bev);
+  if (!c->ssl && c->ready && fd >= 0 && evbuffer_get_length(out) == 0) {
+    ssize_t n = send(fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == (ssize_t)len) return DL_EOK;
+    if (n > 0) {
+      resp = (const char *)resp + n;
+      len -= (size_t)n;
+    }
+  }
   if (bufferevent_write(c->bev, resp, len) != 0) {
     c->qlen--; /* never sent: take its callback back */
     return DL_ENOMEM;
@@ -277,6 +291,7 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   c->ev = *ev;
   c->cmd_timeout_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : DL_REDIS_COMMAND_TIMEOUT_MS;
   c->reader = redisReaderCreate();
+  if (c->reader) c->reader->fn = dl_reply_fns(); /* reply objects from a pool: no malloc per reply */
   c->timer = event_new(base, -1, EV_PERSIST, on_timer, c);
   if (!c->reader || !c->timer) goto oom;
   if (t->tls) {

@@ -43,7 +43,11 @@ typedef struct node {
   link w;
 } node;
 
+typedef struct thunk thunk;
+
 struct dl_redis {
+  thunk *spare[DL_REDIS_SPARE_THUNKS]; /* finished calls' thunks, reused: no malloc per call */
+  size_t nspare;
   struct event_base *base;
   struct evdns_base *dns;
   const dl_config *cfg;
@@ -654,6 +658,7 @@ void dl_redis_free(dl_redis *r) {
   if (r->sub_retry) event_free(r->sub_retry);
   if (r->dns) evdns_base_free(r->dns, 0);
   if (r->tls) SSL_CTX_free(r->tls);
+  while (r->nspare) free(r->spare[--r->nspare]); /* the connections are gone: every call is back */
   free(r);
 }
 
@@ -672,22 +677,27 @@ void dl_redis_count_error(dl_redis *r, dl_rerr kind) {
 static void note_error(dl_redis *r, const char *err);
 
 /* dl_rconn's callback shape → ours; error replies also tell us about the topology. */
-typedef struct thunk {
+struct thunk {
   dl_redis *r;
   dl_redis_cb cb;
   void *priv;
-} thunk;
+};
+
+static void thunk_put(dl_redis *r, thunk *t) {
+  if (r->nspare < DL_REDIS_SPARE_THUNKS) r->spare[r->nspare++] = t;
+  else free(t);
+}
 
 static void thunk_cb(dl_rconn *c, const redisReply *rep, void *p) {
   (void)c;
   thunk t = *(thunk *)p;
-  free(p);
+  thunk_put(t.r, p);
   if (rep && rep->type == REDIS_REPLY_ERROR && rep->str) note_error(t.r, rep->str);
   if (t.cb) t.cb(t.priv, rep);
 }
 
 static thunk *mk_thunk(dl_redis *r, dl_redis_cb cb, void *priv) {
-  thunk *t = malloc(sizeof *t);
+  thunk *t = r->nspare ? r->spare[--r->nspare] : malloc(sizeof *t);
   if (t) *t = (thunk){r, cb, priv};
   return t;
 }
@@ -697,7 +707,7 @@ static dl_err send_on(link *l, const void *resp, size_t len, int64_t extra_ms, d
   thunk *t = mk_thunk(l->r, cb, priv);
   if (!t) return DL_ENOMEM;
   dl_err e = dl_rconn_send(l->c, resp, len, extra_ms, thunk_cb, t);
-  if (e != DL_EOK) free(t);
+  if (e != DL_EOK) thunk_put(l->r, t);
   return e;
 }
 
@@ -707,7 +717,7 @@ static dl_err argv_on(link *l, int argc, const char *const *argv, const size_t *
   thunk *t = mk_thunk(l->r, cb, priv);
   if (!t) return DL_ENOMEM;
   dl_err e = dl_rconn_argv(l->c, argc, argv, lens, extra_ms, thunk_cb, t);
-  if (e != DL_EOK) free(t);
+  if (e != DL_EOK) thunk_put(l->r, t);
   return e;
 }
 

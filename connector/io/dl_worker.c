@@ -20,6 +20,7 @@
 #include "dl_proxy.h"
 #include "dl_proxypool.h"
 #include "dl_redis.h"
+#include "dl_reply.h"
 #include "dl_resolve.h"
 #include "dl_room.h"
 #include "dl_spool.h"
@@ -520,6 +521,7 @@ out:
   dl_rooms_free(ctx->rooms);
   dl_writer_free(ctx->writer);
   dl_cmd_pool_drain(); /* every command is back: none is in flight any more */
+  dl_reply_pool_drain(); /* and every reply (the connections are gone) */
   if (wk->orphan) dl_spool_detach(wk->orphan); /* not fully replayed: the next worker goes on */
   dl_spool_close(wk->spool);
   struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev, wk->flush_ev};

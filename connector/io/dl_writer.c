@@ -30,6 +30,8 @@ struct dl_writer {
   int waiting;            /* a retry pause is running: send nothing */
   int corked;             /* dl_writer_cork: pushes wait to be sent together */
   dl_buf enc;             /* reused encoding buffer */
+  struct group *spare[DL_WRITER_SPARE_GROUPS]; /* finished groups, reused by the next calls */
+  size_t nspare;
   dl_ratelimit err_rl;
   char claims_route[DL_KEY_MAX];
   long long wait_replicas;
@@ -77,6 +79,7 @@ void dl_writer_free(dl_writer *w) {
   event_free(w->retry_ev);
   dl_outbox_free(w->ob);
   dl_buf_free(&w->enc);
+  while (w->nspare) free(w->spare[--w->nspare]);
   free(w);
 }
 
@@ -175,8 +178,13 @@ static int groupable(const dl_writer *w, const dl_cmd *c, const dl_cmd *d, size_
 
 /* c and the room writes after it that can share its call (at most DL_WRITE_GROUP_CMDS; c alone
  * when it carries an ASK redirection). */
+static void group_put(dl_writer *w, group *g) {
+  if (g && w->nspare < DL_WRITER_SPARE_GROUPS) w->spare[w->nspare++] = g;
+  else free(g);
+}
+
 static group *gather(dl_writer *w, dl_cmd *c) {
-  group *g = malloc(sizeof *g + DL_WRITE_GROUP_CMDS * sizeof(dl_cmd *));
+  group *g = w->nspare ? w->spare[--w->nspare] : malloc(sizeof *g + DL_WRITE_GROUP_CMDS * sizeof(dl_cmd *));
   if (!g) return NULL;
   g->w = w;
   g->n = 1;
@@ -219,7 +227,7 @@ static void send_pending(dl_writer *w) {
         snprintf(x->reply.why, sizeof x->reply.why, "command could not be encoded");
         dl_outbox_replied(w->ob, x);
       }
-      free(g);
+      group_put(w, g);
       continue;
     }
     char route[DL_KEY_MAX];
@@ -233,7 +241,7 @@ static void send_pending(dl_writer *w) {
       /* its node is not reachable now: they wait, in their place (newest first: the cursor ends
        * at the oldest) */
       for (size_t i = g ? g->n : 1; i-- > 0;) dl_outbox_unsend(w->ob, g ? g->c[i] : c);
-      free(g);
+      group_put(w, g);
       break;
     }
     w->st.calls++;
@@ -301,7 +309,7 @@ static void on_group_reply(void *priv, const redisReply *rep) {
   int whole = dl_outbox_classify_group(g->c, g->n, rep);
   if (whole && rep && rep->type == REDIS_REPLY_ERROR) dl_redis_count_error(w->r, g->c[0]->reply.err);
   for (size_t i = 0; i < g->n; i++) settle(w, g->c[i], whole ? rep : rep->element[i], whole);
-  free(g);
+  group_put(w, g);
   if (rep) dl_writer_pump(w);
 }
 

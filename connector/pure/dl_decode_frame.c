@@ -253,6 +253,13 @@ dl_err dl_decode_frame_into(dl_decoder *d, const uint8_t *buf, size_t len, int64
 
   dl_frame_reset(out);
   if (!out->store.max) dl_buf_init(&out->store, DL_JSON_MAX); /* a zeroed frame */
+  if (d->store_hint > out->store.cap && dl_buf_reserve(&out->store, d->store_hint) != DL_EOK) return DL_ENOMEM;
+  if (d->events_hint > out->events_cap) {
+    dl_event *ev = realloc(out->events, d->events_hint * sizeof *ev);
+    if (!ev) return DL_ENOMEM;
+    out->events = ev;
+    out->events_cap = d->events_hint;
+  }
   if (!buf || len == 0) return DL_EEMPTY;
   if (len > d->lim.max_frame_bytes) return DL_ELIMIT;
   if (!d->s) {
@@ -337,6 +344,8 @@ dl_err dl_decode_frame_into(dl_decoder *d, const uint8_t *buf, size_t len, int64
   }
   out->cursor = stored(out, cursor_off);
   out->internal_ext = out->ack_ext = stored(out, ext_off);
+  if (out->store.len > d->store_hint && out->store.len < DL_FRAME_RETAIN_BYTES) d->store_hint = out->store.len;
+  if (out->n_events > d->events_hint && out->n_events <= DL_FRAME_RETAIN_EVENTS) d->events_hint = out->n_events;
   rc = DL_EOK;
 
 cleanup:

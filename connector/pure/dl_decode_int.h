@@ -44,6 +44,9 @@ struct dl_decoder {
   int own_scratch;
   char live_id_json[DL_LIVE_ID_JSON]; /* "live_id" escaped, when it fits (else escaped per event) */
   size_t live_id_json_len;
+  /* the largest storage a frame of this room took (up to what dl_frame_reset keeps): a recycled
+   * frame is grown to it at once, not through a chain of reallocs as bigger frames come */
+  size_t store_hint, events_hint;
 };
 
 /* ---- JSON: every event is written by dl_json straight into the frame's buffer (its body
