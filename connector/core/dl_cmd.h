@@ -90,6 +90,7 @@ typedef struct dl_cmd {
   void *owner;                    /* whoever sent it (the writer) */
   uint64_t sendno;                /* the outbox's count of sends when it was last sent */
   int node;                       /* the Redis node it was last sent to (for WAIT) */
+  size_t wire_bytes;              /* bytes of the call it was last sent alone in (writer's in-flight count) */
   uint8_t confirmed;              /* applied and (with WAIT) held by enough replicas */
   char ask[280];                  /* a Cluster ASK redirection for the next send: "host:port" */
   int64_t recv_us;                /* when the oldest frame in it was received (monotonic µs: latency) */

@@ -160,6 +160,7 @@ void dl_admin_render_metrics(dl_ctx *ctx, dl_buf *b) {
   metric(b, "bad_messages_total", "counter", "Messages whose payload did not parse (kept as raw).", st.bad_messages);
   metric(b, "gzip_bombs_total", "counter", "Frames refused at the inflate cap.", st.bombs);
   metric(b, "acks_sent_total", "counter", "Acks sent for need_ack frames.", st.acks_sent);
+  metric(b, "ack_writes_total", "counter", "Socket writes that carried acks (queued acks leave together).", st.ack_writes);
   metric(b, "acks_dropped_total", "counter", "Acks dropped because the socket could not take them.", st.acks_dropped);
   metric(b, "heartbeats_sent_total", "counter", "Heartbeat frames sent.", st.hb_sent);
   metric(b, "ws_connects_total", "counter", "WebSocket connection attempts.", st.connects);

@@ -178,7 +178,7 @@ static const opt opts[] = {
      "recent msg_ids kept per room for dedupe, in memory and read back from the stream when a room is taken (Douyin re-pushes ~15 on each connect)"},
     {"--queue-max", "DYLIVE_QUEUE_MAX", OPT_INT, "4096", 16, 1000000, NULL, OFF(queue_max),
      "frames waiting between the WebSocket thread and Redis before socket reads pause"},
-    {"--queue-max-bytes", "DYLIVE_QUEUE_MAX_BYTES", OPT_INT, "16777216", 1048576, 17179869184LL, NULL,
+    {"--queue-max-bytes", "DYLIVE_QUEUE_MAX_BYTES", OPT_INT, "8388608", 1048576, 17179869184LL, NULL,
      OFF(queue_max_bytes), "bytes of decoded frames waiting between the WebSocket thread and Redis before socket reads pause"},
     {"--batch-max", "DYLIVE_BATCH_MAX", OPT_INT, "512", 1, 100000, NULL, OFF(batch_max),
      "events per Redis write (one script call)"},
@@ -194,7 +194,7 @@ static const opt opts[] = {
      "messages accepted in one frame (real frames carry 1-50)"},
     {"--poll-ms", "DYLIVE_POLL_MS", OPT_INT, "1000", 50, 60000, NULL, OFF(poll_ms),
      "period of the control-plane checks (unassign requests, status refresh)"},
-    {"--buffer-max-bytes", "DYLIVE_BUFFER_MAX_BYTES", OPT_INT, "16777216", 1048576, 17179869184LL, NULL,
+    {"--buffer-max-bytes", "DYLIVE_BUFFER_MAX_BYTES", OPT_INT, "8388608", 1048576, 17179869184LL, NULL,
      OFF(buffer_max_bytes), "writes held in memory while Redis is unreachable or slow"},
     {"--spool-dir", "DYLIVE_SPOOL_DIR", OPT_STR, "", 0, 0, check_dir, OFF(spool_dir),
      "where writes past --buffer-max-bytes are spooled, in a private subdirectory dylive-<uid> (default: "

@@ -57,6 +57,12 @@ static void room_free(dl_ingest *in, room *r) {
   lws_sul_cancel(&r->sul_retry);
   lws_sul_cancel(&r->sul_silence);
   if (in->o.pool) dl_proxypool_move(in->o.pool, r->proxy_idx, -1);
+  if (r->ack_listed)
+    for (room **pp = &in->ack_dirty; *pp; pp = &(*pp)->ack_next)
+      if (*pp == r) {
+        *pp = r->ack_next;
+        break;
+      }
   acks_clear(r);
   dl_in_msg_free(r->stalled);
   dl_decoder_free(r->dec);
@@ -462,10 +468,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (!r) break;
     int w = ingest_write_one(r, wsi);
     if (w < 0) return -1;
-    if (w > 0) {
-      lws_callback_on_writable(wsi);
-      break;
-    }
+    if (w == 1) lws_callback_on_writable(wsi);
+    if (w > 0) break;
     if (r->want_close || r->ended) {
       lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
       return -1;

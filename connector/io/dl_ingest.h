@@ -86,7 +86,7 @@ void dl_in_msg_free(void *m);
 /* Counters read by the control thread for /metrics (relaxed atomics). */
 typedef struct dl_ingest_stats {
   uint64_t frames, bytes, messages, bad_frames, bad_messages, acks_sent, hb_sent, connects,
-      disconnects, pauses, bombs, acks_dropped, rejected, silent, ping_interval_adopted;
+      disconnects, pauses, bombs, acks_dropped, rejected, silent, ping_interval_adopted, ack_writes;
 } dl_ingest_stats;
 
 /* The ping-interval of a Handshake-Options header value ("ping-interval=10;" — a cookie-style

@@ -23,6 +23,13 @@
  * acks drain below the low mark (the server's frames wait in the kernel, not in our memory). */
 #define DL_ACK_HIGH 64
 #define DL_ACK_LOW 16
+/* The acks queued when the socket turns writable leave in one send, up to this many bytes
+ * (a blasted room reads ~30 frames per 32 KiB read: one send for them, not 30). */
+#define DL_ACK_BATCH_BYTES (16u << 10)
+#define DL_ACK_BATCH_MAX 64
+/* Masking keys of the frames we write (4 bytes each) are drawn from the kernel's random source
+ * this many bytes at a time (lws reads /dev/urandom for every frame it writes). */
+#define DL_MASK_POOL_BYTES 4096
 /* Reconnect backoff (PROTOCOL §3.6, J reconnectDecision): 1.5 s doubling to 60 s + jitter up to
  * 1.2 s (dl_backoff_init_added). */
 #define DL_BACKOFF_BASE_MS 1500
@@ -72,6 +79,8 @@ typedef struct room {
   int rx_overflow;    /* it passed the cap: the rest is dropped */
   ack_buf acks[DL_ACK_QUEUE_MAX];
   size_t ack_head, ack_len;
+  struct room *ack_next; /* on in->ack_dirty: acks to send when the loop's pass ends */
+  int ack_listed;
   char *cursor, *internal_ext;
   int64_t hb_ms;
   int64_t last_rx_ms;
@@ -121,6 +130,8 @@ struct dl_ingest {
   struct lws_context *ctx;
   struct ev_loop *evloop;     /* lws runs on it (a foreign loop: ours to run, break and free), or NULL: poll */
   struct ev_timer *evkick;    /* with evloop: the periodic wake-up that keeps lws's timers on time */
+  struct ev_prepare *evacks;  /* with evloop: sends the acks of a loop pass before it polls again */
+  room *ack_dirty;            /* rooms with acks to send at the end of this pass */
   const char *loop_name;      /* dl_ingest_event_loop */
   pthread_t thread;
   int started;
@@ -138,6 +149,9 @@ struct dl_ingest {
   dl_decode_scratch *scratch; /* the decoders' arena, inflate state, buffers: shared by every room */
   ack_buf ack_pool[DL_ACK_POOL_MAX];
   size_t n_ack_pool;
+  uint8_t ack_out[LWS_PRE + DL_ACK_BATCH_BYTES]; /* the frames of one ack send */
+  uint8_t mask_keys[DL_MASK_POOL_BYTES];           /* WebSocket masking keys, from getrandom */
+  size_t mask_left;                                /* unused bytes at the end of mask_keys */
 };
 
 #define STAT_ADD(in, f, n) __atomic_fetch_add(&(in)->st.f, (n), __ATOMIC_RELAXED)
@@ -171,6 +185,13 @@ void ingest_set_str(char **slot, const char *v);
 /* An ack buffer back to the thread's spares (or freed); a is emptied. */
 void ingest_ack_put(dl_ingest *in, ack_buf *a);
 void ingest_on_message(room *r);
+/* The queued acks that fit in one send, sent (dl_ingest_rx.c): how many, or -1. */
+int ingest_send_acks(room *r, struct lws *wsi);
+/* Sends the acks of every room on in->ack_dirty (the end of a loop pass). */
+void ingest_flush_acks(dl_ingest *in);
+/* One write of what the room's socket owes (a heartbeat, the queued acks, a ping): -1 on error,
+ * 0 when there was nothing to write, 1 when written and more is due (ask for writable again), 2
+ * when written and nothing more is. */
 int ingest_write_one(room *r, struct lws *wsi);
 
 #endif

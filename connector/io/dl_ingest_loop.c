@@ -74,6 +74,13 @@ static const char *ev_backend_name(struct ev_loop *loop) {
  * by at most that, for 1000 / DL_EVLIB_KICK_MS cheap wake-ups a second. */
 #define DL_EVLIB_KICK_MS 20
 
+/* The end of a loop pass (every socket that was ready has been read): the acks it queued go. */
+static void evlib_acks(struct ev_loop *loop, ev_prepare *w, int revents) {
+  (void)loop;
+  (void)revents;
+  ingest_flush_acks(w->data);
+}
+
 static void evlib_kick(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop;
   (void)revents;
@@ -100,7 +107,9 @@ static struct lws_context *create_context_libev(dl_ingest *in, char *why, size_t
     return NULL;
   }
   if (evlib_err[0]) dl_log(DL_LOG_INFO, "lws", NULL, "%s", evlib_err);
-  if (!(in->evkick = calloc(1, sizeof *in->evkick))) {
+  if (!(in->evkick = calloc(1, sizeof *in->evkick)) || !(in->evacks = calloc(1, sizeof *in->evacks))) {
+    free(in->evkick);
+    in->evkick = NULL;
     snprintf(why, cap, "out of memory");
     lws_context_destroy(ctx);
     ev_loop_destroy(loop);
@@ -109,6 +118,9 @@ static struct lws_context *create_context_libev(dl_ingest *in, char *why, size_t
   ev_timer_init(in->evkick, evlib_kick, DL_EVLIB_KICK_MS / 1000.0, DL_EVLIB_KICK_MS / 1000.0);
   in->evkick->data = in;
   ev_timer_start(loop, in->evkick);
+  ev_prepare_init(in->evacks, evlib_acks);
+  in->evacks->data = in;
+  ev_prepare_start(loop, in->evacks);
   in->evloop = loop;
   in->loop_name = "libev";
   return ctx;
@@ -168,7 +180,10 @@ void ingest_loop_free(dl_ingest *in) {
   if (in->ctx) lws_context_destroy(in->ctx); /* closes sockets; callbacks may still run */
   if (in->evloop) { /* foreign: lws leaves it to us, after the context */
     ev_timer_stop(in->evloop, in->evkick);
+    ev_prepare_stop(in->evloop, in->evacks);
     free(in->evkick);
+    free(in->evacks);
+    in->evacks = NULL;
     ev_loop_destroy(in->evloop);
   }
 }

@@ -3,9 +3,12 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "dl_ingest_int.h"
 #include "dl_log.h"
+#include "dl_rand.h"
+#include "dl_wsframe.h"
 
 void ingest_ack_put(dl_ingest *in, ack_buf *a) {
   if (a->data && a->cap <= DL_ACK_POOL_BYTES && in->n_ack_pool < DL_ACK_POOL_MAX) {
@@ -49,6 +52,16 @@ static void enqueue_ack(room *r, const dl_frame *f) {
   *a = b;
   a->len = len;
   r->ack_len++;
+  /* On libev the acks of a loop pass leave when it ends (ingest_flush_acks), all a room's in one
+   * send and without a write-readiness round trip; on poll, when the socket is writable. */
+  if (r->in->evacks) {
+    if (!r->ack_listed) {
+      r->ack_listed = 1;
+      r->ack_next = r->in->ack_dirty;
+      r->in->ack_dirty = r;
+    }
+    return;
+  }
   if (r->ack_len >= DL_ACK_HIGH && !r->ack_paused) {
     r->ack_paused = 1;
     ingest_room_update_rx(r);
@@ -165,35 +178,96 @@ static void pause_all(dl_ingest *in) {
 }
 
 
+/* Four fresh masking key bytes. */
+static const uint8_t *mask_key(dl_ingest *in) {
+  if (in->mask_left < 4) {
+    if (getrandom(in->mask_keys, sizeof in->mask_keys, 0) != (ssize_t)sizeof in->mask_keys) {
+      for (size_t i = 0; i < sizeof in->mask_keys; i += 8) { /* no kernel randomness: cannot happen */
+        uint64_t x = dl_rand_next(&in->rng);
+        memcpy(in->mask_keys + i, &x, 8);
+      }
+    }
+    in->mask_left = sizeof in->mask_keys;
+  }
+  in->mask_left -= 4;
+  return in->mask_keys + in->mask_left;
+}
+
+/* Every queued ack that fits in one send: each its own masked binary frame, as lws would write it
+ * (dl_wsframe), given to lws as raw bytes (LWS_WRITE_HTTP on a ws connection: no framing of its
+ * own; a partial send is kept by lws and finished before the next writable callback). Takes them
+ * off the queue; returns how many went, or -1 (the connection is then done). */
+int ingest_send_acks(room *r, struct lws *wsi) {
+  dl_ingest *in = r->in;
+  uint8_t *out = in->ack_out + LWS_PRE;
+  size_t k = 0, at = 0;
+  int w = 0;
+  while (k < r->ack_len && k < DL_ACK_BATCH_MAX) {
+    const ack_buf *a = &r->acks[(r->ack_head + k) % DL_ACK_QUEUE_MAX];
+    size_t n = dl_wsframe_masked(out + at, DL_ACK_BATCH_BYTES - at, a->data + LWS_PRE, a->len, mask_key(in));
+    if (!n) break;
+    at += n;
+    k++;
+  }
+  if (k) {
+    w = lws_write(wsi, out, at, LWS_WRITE_HTTP) < (int)at ? -1 : 0;
+  } else { /* one ack too big for the batch buffer: lws frames it */
+    ack_buf *a = &r->acks[r->ack_head];
+    w = lws_write(wsi, a->data + LWS_PRE, a->len, LWS_WRITE_BINARY) < (int)a->len ? -1 : 0;
+    k = 1;
+  }
+  for (size_t i = 0; i < k; i++) {
+    ingest_ack_put(in, &r->acks[r->ack_head]);
+    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
+    r->ack_len--;
+  }
+  if (w < 0) return -1;
+  STAT_ADD(in, acks_sent, (uint64_t)k);
+  STAT_ADD(in, ack_writes, 1);
+  if (r->ack_paused && r->ack_len <= DL_ACK_LOW) {
+    r->ack_paused = 0;
+    ingest_room_update_rx(r);
+  }
+  return (int)k;
+}
+
+void ingest_flush_acks(dl_ingest *in) {
+  room *r;
+  while ((r = in->ack_dirty)) {
+    in->ack_dirty = r->ack_next;
+    r->ack_next = NULL;
+    r->ack_listed = 0;
+    if (!r->wsi || r->conn != R_OPEN || !r->ack_len) continue;
+    /* a heartbeat or a ping goes first, or lws still holds bytes back: the writable path */
+    if (r->hb_due || r->ping_due || lws_partial_buffered(r->wsi)) {
+      lws_callback_on_writable(r->wsi);
+      continue;
+    }
+    if (ingest_send_acks(r, r->wsi) < 0) lws_set_timeout(r->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+    else if (r->ack_len) lws_callback_on_writable(r->wsi);
+  }
+}
+
 int ingest_write_one(room *r, struct lws *wsi) {
   uint8_t buf[LWS_PRE + 8];
+  int wrote = 0;
   if (r->hb_due) {
     r->hb_due = 0;
     size_t n = dl_frame_build_heartbeat(buf + LWS_PRE, 8);
     if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n) return -1;
     STAT_ADD(r->in, hb_sent, 1);
-    return 1;
-  }
-  if (r->ack_len) {
-    ack_buf *a = &r->acks[r->ack_head];
-    size_t alen = a->len;
-    int w = lws_write(wsi, a->data + LWS_PRE, alen, LWS_WRITE_BINARY);
-    ingest_ack_put(r->in, a);
-    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
-    r->ack_len--;
-    if (w < (int)alen) return -1;
-    STAT_ADD(r->in, acks_sent, 1);
-    if (r->ack_paused && r->ack_len <= DL_ACK_LOW) {
-      r->ack_paused = 0;
-      ingest_room_update_rx(r);
-    }
-    return 1;
-  }
-  if (r->ping_due) {
+    wrote = 1;
+  } else if (r->ack_len) {
+    if (ingest_send_acks(r, wsi) < 0) return -1;
+    wrote = 1;
+  } else if (r->ping_due) {
     r->ping_due = 0;
     if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
-    return 1;
+    wrote = 1;
   }
-  return 0;
+  if (!wrote) return 0;
+  /* one write per writable callback; ask again only when more is due (a close is due too: it
+   * happens in a callback of its own, after what was written) */
+  return r->hb_due || r->ack_len || r->ping_due || r->want_close || r->ended ? 1 : 2;
 }
 

@@ -62,6 +62,9 @@
 /* Finished call records kept for the next calls (no malloc per call): groups of room writes
  * (2 KiB each) per writer, and reply thunks per Redis client. */
 #define DL_WRITER_SPARE_GROUPS 16
+/* Bytes sent to Redis and not answered yet, at most (then one more call): more in flight would
+ * not make Redis faster, only hold every write twice (outbox and socket buffers). */
+#define DL_WRITER_INFLIGHT_BYTES (2u << 20)
 #define DL_REDIS_SPARE_THUNKS 256
 /* A room's stream is trimmed (XTRIM MAXLEN ~, MINID ~) by one write in this many events. */
 #define DL_TRIM_EVERY 100

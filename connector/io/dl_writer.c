@@ -32,6 +32,7 @@ struct dl_writer {
   dl_buf enc;             /* reused encoding buffer */
   struct group *spare[DL_WRITER_SPARE_GROUPS]; /* finished groups, reused by the next calls */
   size_t nspare;
+  size_t inflight_bytes;  /* sent and not answered yet: sending pauses past DL_WRITER_INFLIGHT_BYTES */
   dl_ratelimit err_rl;
   char claims_route[DL_KEY_MAX];
   long long wait_replicas;
@@ -162,6 +163,7 @@ void dl_writer_pump(dl_writer *w) {
 /* Room writes sent together in one room.lua call: one reply for all of them. */
 typedef struct group {
   dl_writer *w;
+  size_t wire_bytes; /* bytes of the call (the writer's in-flight count) */
   size_t n;
   dl_cmd *c[];
 } group;
@@ -206,7 +208,10 @@ static void on_group_reply(void *priv, const redisReply *rep);
 
 static void send_pending(dl_writer *w) {
   dl_cmd *c;
-  while ((c = dl_outbox_next(w->ob))) {
+  /* What Redis has not answered yet is held twice (the command until its reply, its bytes in the
+   * socket's buffers): past the bound the rest waits in the outbox, already bounded by
+   * --buffer-max-bytes. Redis has ample work queued at this bound. */
+  while (w->inflight_bytes < DL_WRITER_INFLIGHT_BYTES && (c = dl_outbox_next(w->ob))) {
     dl_buf_reset(&w->enc);
     group *g = NULL;
     dl_err e;
@@ -245,6 +250,9 @@ static void send_pending(dl_writer *w) {
       break;
     }
     w->st.calls++;
+    w->inflight_bytes += w->enc.len;
+    if (g) g->wire_bytes = w->enc.len;
+    else c->wire_bytes = w->enc.len;
     c->ask[0] = 0; /* an ASK redirection is good for one send */
     for (size_t i = 0; i < (g ? g->n : 1); i++) {
       dl_cmd *x = g ? g->c[i] : c;
@@ -298,6 +306,7 @@ static void settle(dl_writer *w, dl_cmd *c, const redisReply *rep, int counted) 
 static void on_reply(void *priv, const redisReply *rep) {
   dl_cmd *c = priv;
   dl_writer *w = c->owner;
+  w->inflight_bytes -= c->wire_bytes;
   dl_outbox_classify(c, rep, &c->reply);
   settle(w, c, rep, 0);
   if (rep) dl_writer_pump(w);
@@ -306,6 +315,7 @@ static void on_reply(void *priv, const redisReply *rep) {
 static void on_group_reply(void *priv, const redisReply *rep) {
   group *g = priv;
   dl_writer *w = g->w;
+  w->inflight_bytes -= g->wire_bytes;
   int whole = dl_outbox_classify_group(g->c, g->n, rep);
   if (whole && rep && rep->type == REDIS_REPLY_ERROR) dl_redis_count_error(w->r, g->c[0]->reply.err);
   for (size_t i = 0; i < g->n; i++) settle(w, g->c[i], whole ? rep : rep->element[i], whole);

@@ -34,17 +34,24 @@ def assert_event_shape(ev, fields, live_id, room_id):
         check(isinstance(ev["user"]["id"], str), "user.id must be a string: %r", ev["user"])
 
 
+def run_fixture_room(env, nframes, seed, sim_opts="", worker_args=()):
+    """A fixture room of nframes on the simulator (sim_opts: ",fps=0", …), captured by one worker
+    with an admin port until it ends. Returns (redis, manifest, admin port, worker, room_id)."""
+    r = env.start_redis()
+    room_id = default_room_id(LIVE)
+    frames, man = env.fixture("room", LIVE, room_id, "--frames", str(nframes), "--seed", str(seed))
+    env.start_sim(["%s:%s%s" % (LIVE, frames, sim_opts)])
+    admin = free_port()
+    w = env.worker(*worker_args, admin="127.0.0.1:%d" % admin)
+    r("LPUSH", "dylive:assign", LIVE)
+    wait_until(lambda: status(r, LIVE).get("state") == "ended", 60, "state ended")
+    return r, man, admin, w, room_id
+
+
 def test_fixture_room_complete_exact_once():
     """A 400-frame fixture room arrives complete, exact, once, in order; acks; state ended."""
     with Env("e2e") as env:
-        r = env.start_redis()
-        room_id = default_room_id(LIVE)
-        frames, man = env.fixture("room", LIVE, room_id, "--frames", "400", "--seed", "7")
-        env.start_sim(["%s:%s" % (LIVE, frames)])
-        admin = free_port()
-        w = env.worker(admin="127.0.0.1:%d" % admin)
-        r("LPUSH", "dylive:assign", LIVE)
-        wait_until(lambda: status(r, LIVE).get("state") == "ended", 60, "state ended")
+        r, man, admin, w, room_id = run_fixture_room(env, 400, 7)
         entries = stream_events(r, LIVE)
         ids = [f["msg_id"] for _, f in entries]
         check_eq(len(ids), len(set(ids)), "no duplicate msg_id in the stream")
@@ -79,6 +86,23 @@ def test_fixture_room_complete_exact_once():
         # the worker says what it did
         w.send_signal(signal.SIGTERM)
         check_eq(w.wait(timeout=10), 0, "exit status after SIGTERM")
+
+
+def test_blasted_room_acks_leave_together():
+    """A room pushed flat out: every need_ack frame gets its correct ack, and the acks queued while
+    one read is decoded leave in one socket write (many WebSocket frames per send), not one write
+    each -- on either WebSocket event loop."""
+    for loop in ("auto", "poll"):
+        with Env("acks") as env:
+            r, man, admin, _, _ = run_fixture_room(env, 3000, 11, ",fps=0", ("--ws-event-loop", loop))
+            wait_until(lambda: env.sim_stats(LIVE)["acks_ok"] == man["need_ack_frames"], 10,
+                       "the simulator to receive one correct ack per need_ack frame (%s)" % loop)
+            sim = env.sim_stats(LIVE)
+            check_eq(sim["acks_bad"], 0, "bad acks (%s)" % loop)
+            check_eq(sim["connections"], 1, "one connection (%s)" % loop)
+            sent, writes = metric(admin, "dylive_acks_sent_total"), metric(admin, "dylive_ack_writes_total")
+            check_eq(sent, man["need_ack_frames"], "acks sent (%s)" % loop)
+            check(0 < writes * 2 <= sent, "acks share writes (%s): %s acks in %s writes", loop, sent, writes)
 
 
 def test_flush_linger_coalesces_writes():

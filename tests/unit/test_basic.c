@@ -9,6 +9,7 @@
 #include "dl_pbscrub.h"
 #include "dl_test.h"
 #include "dl_utf8.h"
+#include "dl_wsframe.h"
 #include "tu.h"
 
 int test_client_frames(void) {
@@ -267,5 +268,38 @@ int test_pballoc_budget(void) {
   ASSERT_EQ_U64(dl_pballoc_in_use(a), 0);
   free(b);
   dl_pballoc_free(a);
+  return 0;
+}
+
+/* dl_wsframe: a masked client frame, parsed back as a server reads it (RFC 6455 §5.2): for each
+ * length form, the header, the key, and the payload unmasked again; too small a buffer writes
+ * nothing. */
+int test_wsframe_masked(void) {
+  static uint8_t p[70000], out[70100];
+  for (size_t i = 0; i < sizeof p; i++) p[i] = (uint8_t)(i * 7 + 3);
+  const uint8_t key[4] = {0xa1, 0x02, 0xff, 0x5c};
+  const size_t lens[] = {0, 1, 125, 126, 200, 65535, 65536, 70000};
+  for (size_t t = 0; t < sizeof lens / sizeof *lens; t++) {
+    size_t len = lens[t];
+    size_t n = dl_wsframe_masked(out, sizeof out, p, len, key);
+    ASSERT_EQ_U64(n, dl_wsframe_header_len(len) + len);
+    ASSERT_EQ_U64(out[0], 0x82);
+    ASSERT_TRUE(out[1] & 0x80);
+    size_t plen = out[1] & 0x7f, at = 2;
+    if (plen == 126) {
+      plen = (size_t)out[2] << 8 | out[3];
+      at = 4;
+    } else if (plen == 127) {
+      plen = 0;
+      for (int k = 0; k < 8; k++) plen = plen << 8 | out[2 + k];
+      at = 10;
+    }
+    ASSERT_EQ_U64(plen, len);
+    ASSERT_EQ_U64(at, len < 126 ? 2 : len < 65536 ? 4 : 10); /* the shortest form */
+    ASSERT_EQ_MEM(out + at, key, 4);
+    for (size_t j = 0; j < len; j++) out[at + 4 + j] ^= key[j & 3];
+    ASSERT_EQ_MEM(out + at + 4, p, len);
+    ASSERT_EQ_U64(dl_wsframe_masked(out, n - 1, p, len, key), 0);
+  }
   return 0;
 }
