@@ -164,3 +164,9 @@ void dl_reply_pool_drain(void) {
     P.nbytes[c] = 0;
   }
 }
+
+size_t dl_reply_pool_held(void) {
+  size_t n = P.nnodes;
+  for (int c = 0; c < NCLASS; c++) n += P.nbytes[c];
+  return n;
+}

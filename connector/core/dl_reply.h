@@ -28,4 +28,7 @@ void dl_reply_free(void *reply);
 /* Gives what this thread's pool keeps back to the allocator (at thread exit). */
 void dl_reply_pool_drain(void);
 
+/* How many objects (nodes, strings, element arrays) this thread's pool holds now. */
+size_t dl_reply_pool_held(void);
+
 #endif

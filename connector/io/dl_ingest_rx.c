@@ -177,7 +177,6 @@ static void pause_all(dl_ingest *in) {
   lws_sul_schedule(in->ctx, 0, &in->sul_flow, flow_cb, 10 * LWS_US_PER_MS);
 }
 
-
 /* Four fresh masking key bytes. */
 static const uint8_t *mask_key(dl_ingest *in) {
   if (in->mask_left < 4) {

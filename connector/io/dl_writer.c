@@ -178,13 +178,14 @@ static int groupable(const dl_writer *w, const dl_cmd *c, const dl_cmd *d, size_
   return dl_keys_slot(a, (size_t)al) == dl_keys_slot(b, (size_t)bl);
 }
 
-/* c and the room writes after it that can share its call (at most DL_WRITE_GROUP_CMDS; c alone
- * when it carries an ASK redirection). */
+/* A finished group back to the writer's spares (or freed). */
 static void group_put(dl_writer *w, group *g) {
   if (g && w->nspare < DL_WRITER_SPARE_GROUPS) w->spare[w->nspare++] = g;
   else free(g);
 }
 
+/* c and the room writes after it that can share its call (at most DL_WRITE_GROUP_CMDS; c alone
+ * when it carries an ASK redirection). */
 static group *gather(dl_writer *w, dl_cmd *c) {
   group *g = w->nspare ? w->spare[--w->nspare] : malloc(sizeof *g + DL_WRITE_GROUP_CMDS * sizeof(dl_cmd *));
   if (!g) return NULL;

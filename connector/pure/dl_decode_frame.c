@@ -253,12 +253,14 @@ dl_err dl_decode_frame_into(dl_decoder *d, const uint8_t *buf, size_t len, int64
 
   dl_frame_reset(out);
   if (!out->store.max) dl_buf_init(&out->store, DL_JSON_MAX); /* a zeroed frame */
-  if (d->store_hint > out->store.cap && dl_buf_reserve(&out->store, d->store_hint) != DL_EOK) return DL_ENOMEM;
+  /* best effort: without it the storage grows as the frame needs (and fails there if it must) */
+  if (d->store_hint > out->store.cap) (void)dl_buf_reserve(&out->store, d->store_hint);
   if (d->events_hint > out->events_cap) {
     dl_event *ev = realloc(out->events, d->events_hint * sizeof *ev);
-    if (!ev) return DL_ENOMEM;
-    out->events = ev;
-    out->events_cap = d->events_hint;
+    if (ev) {
+      out->events = ev;
+      out->events_cap = d->events_hint;
+    }
   }
   if (!buf || len == 0) return DL_EEMPTY;
   if (len > d->lim.max_frame_bytes) return DL_ELIMIT;

@@ -75,24 +75,27 @@ int test_reply_pool_same_replies(void) {
   return 0;
 }
 
-/* Counting allocations portably is not possible here; what is: a reply freed and made again
- * reuses the very same objects (the pool is LIFO), for nodes, strings and element arrays. */
+/* A reply given back goes to the pool, and the next one is made from it: a grouped room-write
+ * reply of 2 rooms is 9 nodes, 2 strings and 3 element arrays; all 14 are held after the free and
+ * all taken again by the next parse (none malloc'd); the strings come back where they were. */
 int test_reply_pool_reuses(void) {
   const char *g = "*2\r\n*3\r\n:0\r\n:12\r\n$5\r\nhello\r\n*3\r\n:0\r\n:1\r\n$0\r\n\r\n";
   int rc;
+  dl_reply_pool_drain();
+  ASSERT_EQ_U64(dl_reply_pool_held(), 0);
   redisReply *a = parse(g, strlen(g), 1, &rc);
   ASSERT_TRUE(rc == REDIS_OK && a && a->elements == 2);
-  void *top = a, *elems = a->element, *str = a->element[0]->element[2]->str;
+  ASSERT_EQ_U64(dl_reply_pool_held(), 0);
   dl_reply_free(a);
+  ASSERT_EQ_U64(dl_reply_pool_held(), 14);
   redisReply *b = parse(g, strlen(g), 1, &rc);
   ASSERT_TRUE(rc == REDIS_OK && b && b->elements == 2);
-  int reused = (void *)b->element[0]->element[2] == top || (void *)b == top || (void *)b->element[1] == top;
-  ASSERT_TRUE(reused);
-  ASSERT_TRUE(b->element == elems || b->element[0]->element == elems || b->element[1]->element == elems);
-  ASSERT_TRUE(b->element[0]->element[2]->str == str || b->element[1]->element[2]->str == str);
-  ASSERT_TRUE(!strcmp(b->element[0]->element[2]->str, "hello"));
+  ASSERT_EQ_U64(dl_reply_pool_held(), 0);
+  ASSERT_TRUE(!strcmp(b->element[0]->element[2]->str, "hello") && b->element[1]->element[2]->len == 0);
+  ASSERT_EQ_U64(b->element[0]->element[1]->integer, 12);
   dl_reply_free(b);
   dl_reply_free(NULL);
   dl_reply_pool_drain();
+  ASSERT_EQ_U64(dl_reply_pool_held(), 0);
   return 0;
 }
