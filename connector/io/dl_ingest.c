@@ -40,11 +40,7 @@ void ingest_room_update_rx(room *r) {
 }
 
 static void acks_clear(room *r) {
-  while (r->ack_len) {
-    ingest_ack_put(r->in, &r->acks[r->ack_head]);
-    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
-    r->ack_len--;
-  }
+  while (r->ack_len) ingest_ack_drop(r);
 }
 
 static void room_free(dl_ingest *in, room *r) {

@@ -184,6 +184,8 @@ void ingest_loop_free(dl_ingest *in);
 void ingest_set_str(char **slot, const char *v);
 /* An ack buffer back to the thread's spares (or freed); a is emptied. */
 void ingest_ack_put(dl_ingest *in, ack_buf *a);
+/* The room's oldest queued ack, taken off its queue (back to the spares). */
+void ingest_ack_drop(room *r);
 void ingest_on_message(room *r);
 /* The queued acks that fit in one send, sent (dl_ingest_rx.c): how many, or -1. */
 int ingest_send_acks(room *r, struct lws *wsi);

@@ -20,6 +20,12 @@ void ingest_ack_put(dl_ingest *in, ack_buf *a) {
   a->len = a->cap = 0;
 }
 
+void ingest_ack_drop(room *r) {
+  ingest_ack_put(r->in, &r->acks[r->ack_head]);
+  r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
+  r->ack_len--;
+}
+
 /* A buffer of at least cap bytes: a spare when one is big enough, else malloc'd. */
 static int ack_get(dl_ingest *in, ack_buf *a, size_t cap) {
   if (in->n_ack_pool && in->ack_pool[in->n_ack_pool - 1].cap >= cap) {
@@ -44,9 +50,7 @@ static void enqueue_ack(room *r, const dl_frame *f) {
   }
   if (r->ack_len == DL_ACK_QUEUE_MAX) { /* drop the oldest */
     STAT_ADD(r->in, acks_dropped, 1);
-    ingest_ack_put(r->in, &r->acks[r->ack_head]);
-    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
-    r->ack_len--;
+    ingest_ack_drop(r);
   }
   ack_buf *a = &r->acks[(r->ack_head + r->ack_len) % DL_ACK_QUEUE_MAX];
   *a = b;
@@ -215,11 +219,7 @@ int ingest_send_acks(room *r, struct lws *wsi) {
     w = lws_write(wsi, a->data + LWS_PRE, a->len, LWS_WRITE_BINARY) < (int)a->len ? -1 : 0;
     k = 1;
   }
-  for (size_t i = 0; i < k; i++) {
-    ingest_ack_put(in, &r->acks[r->ack_head]);
-    r->ack_head = (r->ack_head + 1) % DL_ACK_QUEUE_MAX;
-    r->ack_len--;
-  }
+  for (size_t i = 0; i < k; i++) ingest_ack_drop(r);
   if (w < 0) return -1;
   STAT_ADD(in, acks_sent, (uint64_t)k);
   STAT_ADD(in, ack_writes, 1);
