@@ -49,7 +49,7 @@ static void room_free(dl_ingest *in, room *r) {
       *pp = r->next;
       break;
     }
-  lws_sul_cancel(&r->sul_hb);
+  dl_tlist_del(&in->hbq, &r->hb_node);
   lws_sul_cancel(&r->sul_retry);
   lws_sul_cancel(&r->sul_silence);
   if (in->o.pool) dl_proxypool_move(in->o.pool, r->proxy_idx, -1);
@@ -172,7 +172,7 @@ static void room_lost(room *r, const char *why) {
   dl_buf_reset(&r->rx);
   r->rx_overflow = 0;
   acks_clear(r);
-  lws_sul_cancel(&r->sul_hb);
+  dl_tlist_del(&r->in->hbq, &r->hb_node);
   lws_sul_cancel(&r->sul_silence);
   if (r->want_close) {
     ingest_post_state(in, DL_IN_CLOSED, r->spec.live_id, "closed on request");
@@ -205,9 +205,25 @@ static void room_lost(room *r, const char *why) {
   lws_sul_schedule(in->ctx, 0, &r->sul_retry, retry_cb, wait * LWS_US_PER_MS);
 }
 
-static void hb_cb(lws_sorted_usec_list_t *sul) {
-  room *r = lws_container_of(sul, room, sul_hb);
+static void hbq_cb(lws_sorted_usec_list_t *sul);
+
+/* sul_hbq scheduled for the list's head (when that changed) */
+static void hbq_arm(dl_ingest *in) {
+  dl_tnode *h = in->hbq.head;
+  if (!h) return; /* a sul left scheduled finds nothing due and stops */
+  if (in->hbq_armed == h->due) return;
+  in->hbq_armed = h->due;
+  lws_usec_t wait = h->due - lws_now_usecs();
+  lws_sul_schedule(in->ctx, 0, &in->sul_hbq, hbq_cb, wait > 0 ? wait : 1);
+}
+
+static void hb_schedule(room *r) {
   dl_ingest *in = r->in;
+  dl_tlist_add(&in->hbq, &r->hb_node, lws_now_usecs() + r->hb_ms * LWS_US_PER_MS);
+  if (in->hbq.head == &r->hb_node) hbq_arm(in);
+}
+
+static void hb_fire(room *r) {
   if (!r->wsi || r->conn != R_OPEN) return;
   int64_t now = dl_mono_ms();
   if (r->rx_on && now - r->last_rx_ms > DL_LIVENESS_PERIODS * r->hb_ms) {
@@ -220,7 +236,16 @@ static void hb_cb(lws_sorted_usec_list_t *sul) {
   r->hb_due = 1;
   r->ping_due = 1;
   lws_callback_on_writable(r->wsi);
-  lws_sul_schedule(in->ctx, 0, &r->sul_hb, hb_cb, r->hb_ms * LWS_US_PER_MS);
+  hb_schedule(r);
+}
+
+static void hbq_cb(lws_sorted_usec_list_t *sul) {
+  dl_ingest *in = lws_container_of(sul, dl_ingest, sul_hbq);
+  in->hbq_armed = 0;
+  lws_usec_t now = lws_now_usecs();
+  dl_tnode *t;
+  while ((t = dl_tlist_pop_due(&in->hbq, now))) hb_fire(lws_container_of(t, room, hb_node));
+  hbq_arm(in);
 }
 
 static void connect_room(room *r) {
@@ -287,6 +312,7 @@ static void connect_room(room *r) {
   ci.origin = "https://live.douyin.com";
   ci.ssl_connection = in->scheme_tls ? LCCSCF_USE_SSL : 0;
   ci.local_protocol_name = "dylive";
+  ci.retry_and_idle_policy = &dl_ingest_no_validity;
   ci.opaque_user_data = r;
   ci.pwsi = &r->wsi;
   r->conn = R_CONNECTING;
@@ -436,7 +462,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     r->last_rx_ms = r->last_msg_ms = dl_mono_ms();
     r->hb_due = 1; /* one heartbeat at once, then every period (J) */
     lws_callback_on_writable(wsi);
-    lws_sul_schedule(in->ctx, 0, &r->sul_hb, hb_cb, r->hb_ms * LWS_US_PER_MS);
+    hb_schedule(r);
     if (in->o.silence_ms > 0)
       lws_sul_schedule(in->ctx, 0, &r->sul_silence, silence_cb, in->o.silence_ms * LWS_US_PER_MS);
     if (in->o.pool && r->proxy_idx >= 0) dl_proxypool_report(in->o.pool, r->proxy_idx, 1, dl_mono_ms());

@@ -13,6 +13,7 @@
 #include "dl_buf.h"
 #include "dl_ingest.h"
 #include "dl_sign.h"
+#include "dl_tlist.h"
 #include "dl_xsign.h"
 
 /* Acks waiting for a writable socket, per room. Douyin asks for one ack per frame; at 1000
@@ -93,7 +94,7 @@ typedef struct room {
   int rejected;       /* the last attempt's handshake was refused (bad signature, blocked device) */
   char tls_error[160];/* why the server certificate was refused, from the verify callback */
   dl_in_msg *stalled; /* a frame the queue had no room for; reads paused until it goes */
-  lws_sorted_usec_list_t sul_hb;
+  dl_tnode hb_node;    /* its place in the ingest's heartbeat list (due in µs, lws's clock) */
   lws_sorted_usec_list_t sul_retry;
   lws_sorted_usec_list_t sul_silence;
   int64_t last_msg_ms;/* the last frame with at least one message (not pongs, not empty frames) */
@@ -144,6 +145,11 @@ struct dl_ingest {
   dl_xsign *xs;               /* --signer http://… */
   pvhost proxy_vh[DL_PROXYPOOL_MAX]; /* one per pool proxy, made on first use */
   lws_sorted_usec_list_t sul_flow;
+  /* every open room's heartbeat in one list (one lws timer for its head): lws's own timer list is
+   * walked from the head on each insert, past every connection's timers */
+  dl_tlist hbq;
+  lws_sorted_usec_list_t sul_hbq;
+  lws_usec_t hbq_armed;  /* the due time sul_hbq is scheduled for (0: none) */
   dl_ingest_stats st;
   uint64_t rng;
   dl_decode_scratch *scratch; /* the decoders' arena, inflate state, buffers: shared by every room */
@@ -159,6 +165,7 @@ struct dl_ingest {
 /* dl_ingest.c */
 /* The one protocol of the lws context (its callback is dl_ingest.c's). */
 extern const struct lws_protocols ingest_protocols[];
+extern const lws_retry_bo_t dl_ingest_no_validity; /* no lws validity timer: dl_ingest_loop.c */
 void ingest_room_update_rx(room *r);
 
 /* dl_ingest_msg.c */

@@ -24,6 +24,12 @@ static void lws_log_emit(int level, const char *line) {
 
 #define DL_LWS_FD_TABLE_MAX 65536
 
+/* No lws validity timer (its default: a PING after 5 idle minutes, a hangup 10 s later). lws 4.1
+ * re-arms it for every frame a client receives, in a time-sorted list of every connection's timers:
+ * a walk of the whole list per frame (21 % of the worker's CPU at 1000 rooms). The rooms have their
+ * own liveness check (heartbeats, no data for DL_LIVENESS_PERIODS of them: reconnect). */
+const lws_retry_bo_t dl_ingest_no_validity = {.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0};
+
 static struct lws_context *create_context(dl_ingest *in, struct ev_loop *loop) {
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
@@ -34,6 +40,7 @@ static struct lws_context *create_context(dl_ingest *in, struct ev_loop *loop) {
   info.pt_serv_buf_size = 32 * 1024; /* the push URL is ~1.5 KB and cookies can be large */
   info.timeout_secs = 20;
   info.connect_timeout_secs = 15;
+  info.retry_and_idle_policy = &dl_ingest_no_validity;
   /* lws 4.1 finds a socket's wsi by fd on every event: an index into a table as large as the fd
    * ulimit, or, when fd_limit_per_thread is below the ulimit, a scan of all of it (~4 µs at 4096,
    * 2-6 % of the worker at 1000 rooms). Up to DL_LWS_FD_TABLE_MAX fds (systemd unit: 65536) the

@@ -9,6 +9,7 @@
 #include "dl_pbscrub.h"
 #include "dl_test.h"
 #include "dl_utf8.h"
+#include "dl_tlist.h"
 #include "dl_wsframe.h"
 #include "tu.h"
 
@@ -301,5 +302,40 @@ int test_wsframe_masked(void) {
     ASSERT_EQ_MEM(out + at + 4, p, len);
     ASSERT_EQ_U64(dl_wsframe_masked(out, n - 1, p, len, key), 0);
   }
+  return 0;
+}
+
+/* dl_tlist: nodes come out in due order, equal dues in the order they were added; re-adding moves a
+ * node, deleting unlinks it wherever it sits, and nothing is popped before it is due. */
+int test_tlist_order(void) {
+  static dl_tnode n[300];
+  dl_tlist l = {NULL, NULL};
+  uint32_t x = 12345;
+  for (int i = 0; i < 300; i++) {
+    x = x * 1103515245u + 12345u;
+    dl_tlist_add(&l, &n[i], i < 200 ? (int64_t)(x >> 24) % 50 : 1000 + i); /* many equal dues, then rising */
+  }
+  dl_tlist_add(&l, &n[7], 2000);  /* moved to the end */
+  dl_tlist_del(&l, &n[299]);      /* the tail before the move: gone */
+  dl_tlist_del(&l, &n[299]);      /* twice: harmless */
+  ASSERT_TRUE(dl_tlist_pop_due(&l, -1) == NULL);
+  int64_t last = -1;
+  int count = 0, seen7 = 0, prev_idx = -1;
+  dl_tnode *t;
+  while ((t = dl_tlist_pop_due(&l, 1998))) {
+    ASSERT_TRUE(t->due >= last);
+    int idx = (int)(t - n);
+    if (t->due == last) ASSERT_TRUE(idx > prev_idx); /* equal dues: first added, first out */
+    ASSERT_TRUE(idx != 299);
+    if (idx == 7) seen7 = 1;
+    last = t->due;
+    prev_idx = idx;
+    count++;
+  }
+  ASSERT_EQ_U64(count, 298); /* 300 less the deleted one, less #7 (due 2000, later than 1998) */
+  ASSERT_FALSE(seen7);
+  t = dl_tlist_pop_due(&l, 2000);
+  ASSERT_TRUE(t == &n[7]);
+  ASSERT_TRUE(l.head == NULL && l.tail == NULL);
   return 0;
 }
