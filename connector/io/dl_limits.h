@@ -13,6 +13,10 @@
 #define DL_RCONN_ARGV_MAX (1u << 20)
 /* How often each connection checks its oldest command's deadline. */
 #define DL_RCONN_TICK_MS 250
+/* Direct reads of replies (plain TCP/unix): the stack buffer of one recv, and at most this many
+ * recvs per wake-up of one connection. */
+#define DL_RCONN_READ_BYTES (16u * 1024)
+#define DL_RCONN_READS_PER_WAKE 8
 /* A command without a reply for this long means Redis is gone (a failover, a partition); the
  * connection is dropped and its commands re-sent on a new one. Longer than Redis's slowest
  * normal command (a big XREVRANGE at takeover) by far. */

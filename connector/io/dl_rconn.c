@@ -31,6 +31,7 @@ typedef struct pending {
 struct dl_rconn {
   struct event_base *base;
   struct bufferevent *bev;
+  struct event *rd;          /* plain TCP/unix once ready: replies read straight from the socket */
   struct event *timer;
   SSL *ssl;
   redisReader *reader;
@@ -77,6 +78,7 @@ static int q_pop(dl_rconn *c, pending *out) {
 
 static void really_free(dl_rconn *c) {
   if (c->timer) event_free(c->timer);
+  if (c->rd) event_free(c->rd);
   if (c->bev) bufferevent_free(c->bev); /* frees the SSL too (BEV_OPT_CLOSE_ON_FREE) */
   if (c->reader) redisReaderFree(c->reader);
   free(c->q);
@@ -97,10 +99,29 @@ static void go_down(dl_rconn *c, const char *why) {
   c->dead = 1;
   c->ready = 0;
   if (c->bev) bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+  if (c->rd) event_del(c->rd);
   fail_pending(c);
   c->depth++;
   if (!c->free_later && c->ev.down) c->ev.down(c, c->ev.ud, why);
   c->depth--; /* always inside a handler that frees a freed connection when it unwinds */
+}
+
+static void on_sock_read(evutil_socket_t fd, short what, void *arg);
+
+/* Plain TCP or unix, once the setup is answered: replies are read with recv into a buffer of ours
+ * and fed to the reader, not through the bufferevent (which allocated a buffer chain per read and
+ * asked the kernel for the readable byte count first: an ioctl per read). The setup went through
+ * the bufferevent and its connect timeout; everything it read is in the reader already. */
+static void read_direct(dl_rconn *c) {
+  evutil_socket_t fd = bufferevent_getfd(c->bev);
+  if (c->ssl || fd < 0 || c->rd) return;
+  c->rd = event_new(c->base, fd, EV_READ | EV_PERSIST, on_sock_read, c);
+  if (!c->rd || event_add(c->rd, NULL) != 0) { /* the bufferevent keeps reading */
+    if (c->rd) event_free(c->rd);
+    c->rd = NULL;
+    return;
+  }
+  bufferevent_disable(c->bev, EV_READ);
 }
 
 static void on_setup(dl_rconn *c, const redisReply *r, void *priv) {
@@ -119,7 +140,38 @@ static void on_setup(dl_rconn *c, const redisReply *r, void *priv) {
   if (--c->setup_left == 0) {
     c->ready = 1;
     bufferevent_set_timeouts(c->bev, NULL, NULL); /* from now on: per-command deadlines */
+    read_direct(c);
     if (c->ev.ready) c->ev.ready(c, c->ev.ud);
+  }
+}
+
+/* Every whole reply the reader holds, to its callback in send order. 0, or -1 when the
+ * connection went down or is being freed. */
+static int deliver(dl_rconn *c) {
+  for (;;) {
+    void *reply = NULL;
+    if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+      char why[200];
+      snprintf(why, sizeof why, "protocol error from Redis: %s", c->reader->errstr);
+      go_down(c, why);
+      return -1;
+    }
+    if (!reply) return 0;
+    pending p;
+    if (!q_pop(c, &p)) {
+      if (c->push_cb) {
+        c->push_cb(c, reply, c->push_priv);
+        dl_reply_free(reply);
+        if (c->dead || c->free_later) return -1;
+        continue;
+      }
+      dl_reply_free(reply);
+      go_down(c, "a reply nobody asked for");
+      return -1;
+    }
+    if (p.cb) p.cb(c, reply, p.priv);
+    dl_reply_free(reply);
+    if (c->dead || c->free_later) return -1;
   }
 }
 
@@ -127,39 +179,44 @@ static void dispatch(dl_rconn *c) {
   struct evbuffer *in = bufferevent_get_input(c->bev);
   struct evbuffer_iovec v[8];
   int n;
-  while (!c->dead && (n = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
+  while (!c->dead && !c->rd && (n = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
     size_t fed = 0;
     for (int i = 0; i < n && i < 8; i++) {
       redisReaderFeed(c->reader, v[i].iov_base, v[i].iov_len);
       fed += v[i].iov_len;
     }
     evbuffer_drain(in, fed);
-    for (;;) {
-      void *reply = NULL;
-      if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
-        char why[200];
-        snprintf(why, sizeof why, "protocol error from Redis: %s", c->reader->errstr);
-        go_down(c, why);
-        return;
+    if (deliver(c) != 0) return;
+  }
+}
+
+/* The socket is readable (direct reads): a few buffers' worth at most per wake-up, so one busy
+ * connection does not hold the loop. */
+static void on_sock_read(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  dl_rconn *c = arg;
+  char buf[DL_RCONN_READ_BYTES];
+  c->depth++;
+  for (int i = 0; i < DL_RCONN_READS_PER_WAKE && !c->dead && !c->free_later; i++) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
+        go_down(c, "out of memory reading a reply");
+        break;
       }
-      if (!reply) break;
-      pending p;
-      if (!q_pop(c, &p)) {
-        if (c->push_cb) {
-          c->push_cb(c, reply, c->push_priv);
-          dl_reply_free(reply);
-          if (c->dead || c->free_later) return;
-          continue;
-        }
-        dl_reply_free(reply);
-        go_down(c, "a reply nobody asked for");
-        return;
-      }
-      if (p.cb) p.cb(c, reply, p.priv);
-      dl_reply_free(reply);
-      if (c->dead || c->free_later) return;
+      if (deliver(c) != 0 || (size_t)n < sizeof buf) break;
+    } else if (n == 0) {
+      go_down(c, "connection closed by Redis");
+      break;
+    } else {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) break;
+      go_down(c, evutil_socket_error_to_string(err));
+      break;
     }
   }
+  c->depth--;
+  if (c->free_later && !c->depth) really_free(c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg) {
@@ -292,6 +349,7 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   c->cmd_timeout_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : DL_REDIS_COMMAND_TIMEOUT_MS;
   c->reader = redisReaderCreate();
   if (c->reader) c->reader->fn = dl_reply_fns(); /* reply objects from a pool: no malloc per reply */
+  if (c->reader) c->reader->maxbuf = 4 * DL_RCONN_READ_BYTES; /* its buffer is kept up to this between reads */
   c->timer = event_new(base, -1, EV_PERSIST, on_timer, c);
   if (!c->reader || !c->timer) goto oom;
   if (t->tls) {
