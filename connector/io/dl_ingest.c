@@ -172,7 +172,7 @@ static void room_lost(room *r, const char *why) {
   dl_buf_reset(&r->rx);
   r->rx_overflow = 0;
   acks_clear(r);
-  dl_tlist_del(&r->in->hbq, &r->hb_node);
+  dl_tlist_del(&in->hbq, &r->hb_node);
   lws_sul_cancel(&r->sul_silence);
   if (r->want_close) {
     ingest_post_state(in, DL_IN_CLOSED, r->spec.live_id, "closed on request");
@@ -312,7 +312,7 @@ static void connect_room(room *r) {
   ci.origin = "https://live.douyin.com";
   ci.ssl_connection = in->scheme_tls ? LCCSCF_USE_SSL : 0;
   ci.local_protocol_name = "dylive";
-  ci.retry_and_idle_policy = &dl_ingest_no_validity;
+  ci.retry_and_idle_policy = &dl_ingest_no_validity; /* per connection: the proxy vhosts have lws's default */
   ci.opaque_user_data = r;
   ci.pwsi = &r->wsi;
   r->conn = R_CONNECTING;

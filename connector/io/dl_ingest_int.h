@@ -165,7 +165,6 @@ struct dl_ingest {
 /* dl_ingest.c */
 /* The one protocol of the lws context (its callback is dl_ingest.c's). */
 extern const struct lws_protocols ingest_protocols[];
-extern const lws_retry_bo_t dl_ingest_no_validity; /* no lws validity timer: dl_ingest_loop.c */
 void ingest_room_update_rx(room *r);
 
 /* dl_ingest_msg.c */
@@ -181,6 +180,7 @@ void ingest_post_state(dl_ingest *in, dl_in_kind kind, const char *live_id, cons
 void ingest_post_state_ex(dl_ingest *in, dl_in_kind kind, const char *live_id, const char *reason, int rejected);
 
 /* dl_ingest_loop.c */
+extern const lws_retry_bo_t dl_ingest_no_validity; /* no lws validity timer (see its definition) */
 /* The lws context on the event loop --ws-event-loop asks for (libev, else poll); 0, or -1 (said
  * why). */
 int ingest_loop_new(dl_ingest *in);

@@ -17,6 +17,9 @@
  * recvs per wake-up of one connection. */
 #define DL_RCONN_READ_BYTES (16u * 1024)
 #define DL_RCONN_READS_PER_WAKE 8
+/* hiredis's reader keeps its buffer between replies up to this (hiredis frees a larger one once
+ * it is empty, and grows it again for the next big reply) */
+#define DL_RCONN_READER_KEEP_BYTES (64u * 1024)
 /* A command without a reply for this long means Redis is gone (a failover, a partition); the
  * connection is dropped and its commands re-sent on a new one. Longer than Redis's slowest
  * normal command (a big XREVRANGE at takeover) by far. */

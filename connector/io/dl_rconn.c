@@ -76,6 +76,14 @@ static int q_pop(dl_rconn *c, pending *out) {
   return 1;
 }
 
+static void really_free(dl_rconn *c);
+
+/* Out of a handler: a connection freed by a callback inside it is freed now. */
+static void leave(dl_rconn *c) {
+  c->depth--;
+  if (c->free_later && !c->depth) really_free(c);
+}
+
 static void really_free(dl_rconn *c) {
   if (c->timer) event_free(c->timer);
   if (c->rd) event_free(c->rd);
@@ -108,10 +116,24 @@ static void go_down(dl_rconn *c, const char *why) {
 
 static void on_sock_read(evutil_socket_t fd, short what, void *arg);
 
+/* What the bufferevent has read, to the reader; the number of bytes moved. */
+static size_t feed_input(dl_rconn *c) {
+  struct evbuffer *in = bufferevent_get_input(c->bev);
+  struct evbuffer_iovec v[8];
+  int n = evbuffer_peek(in, -1, NULL, v, 8);
+  size_t fed = 0;
+  for (int i = 0; i < n && i < 8; i++) {
+    redisReaderFeed(c->reader, v[i].iov_base, v[i].iov_len);
+    fed += v[i].iov_len;
+  }
+  evbuffer_drain(in, fed);
+  return fed;
+}
+
 /* Plain TCP or unix, once the setup is answered: replies are read with recv into a buffer of ours
  * and fed to the reader, not through the bufferevent (which allocated a buffer chain per read and
  * asked the kernel for the readable byte count first: an ioctl per read). The setup went through
- * the bufferevent and its connect timeout; everything it read is in the reader already. */
+ * the bufferevent and its connect timeout; whatever it read past the setup goes to the reader. */
 static void read_direct(dl_rconn *c) {
   evutil_socket_t fd = bufferevent_getfd(c->bev);
   if (c->ssl || fd < 0 || c->rd) return;
@@ -122,6 +144,8 @@ static void read_direct(dl_rconn *c) {
     return;
   }
   bufferevent_disable(c->bev, EV_READ);
+  while (feed_input(c) > 0) {
+  }
 }
 
 static void on_setup(dl_rconn *c, const redisReply *r, void *priv) {
@@ -176,18 +200,8 @@ static int deliver(dl_rconn *c) {
 }
 
 static void dispatch(dl_rconn *c) {
-  struct evbuffer *in = bufferevent_get_input(c->bev);
-  struct evbuffer_iovec v[8];
-  int n;
-  while (!c->dead && !c->rd && (n = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
-    size_t fed = 0;
-    for (int i = 0; i < n && i < 8; i++) {
-      redisReaderFeed(c->reader, v[i].iov_base, v[i].iov_len);
-      fed += v[i].iov_len;
-    }
-    evbuffer_drain(in, fed);
+  while (!c->dead && !c->rd && feed_input(c) > 0)
     if (deliver(c) != 0) return;
-  }
 }
 
 /* The socket is readable (direct reads): a few buffers' worth at most per wake-up, so one busy
@@ -198,7 +212,7 @@ static void on_sock_read(evutil_socket_t fd, short what, void *arg) {
   char buf[DL_RCONN_READ_BYTES];
   c->depth++;
   for (int i = 0; i < DL_RCONN_READS_PER_WAKE && !c->dead && !c->free_later; i++) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n > 0) {
       if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
         go_down(c, "out of memory reading a reply");
@@ -215,8 +229,7 @@ static void on_sock_read(evutil_socket_t fd, short what, void *arg) {
       break;
     }
   }
-  c->depth--;
-  if (c->free_later && !c->depth) really_free(c);
+  leave(c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg) {
@@ -224,8 +237,7 @@ static void on_read(struct bufferevent *bev, void *arg) {
   dl_rconn *c = arg;
   c->depth++;
   dispatch(c);
-  c->depth--;
-  if (c->free_later && !c->depth) really_free(c);
+  leave(c);
 }
 
 static void tls_reason(dl_rconn *c, char *out, size_t cap) {
@@ -277,8 +289,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
     }
     go_down(c, why);
   }
-  c->depth--;
-  if (c->free_later && !c->depth) really_free(c);
+  leave(c);
 }
 
 /* The head command's deadline: a Redis that stops answering is dead. */
@@ -290,8 +301,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
   if (!c->fail_why[0] && (!c->qlen || mono() < c->q[c->qhead].deadline_ms)) return;
   c->depth++;
   go_down(c, c->fail_why[0] ? c->fail_why : "no reply within the command timeout");
-  c->depth--;
-  if (c->free_later && !c->depth) really_free(c);
+  leave(c);
 }
 
 static dl_err send_raw(dl_rconn *c, const void *resp, size_t len, int64_t extra_ms, dl_rconn_cb cb, void *priv) {
@@ -349,7 +359,7 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   c->cmd_timeout_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : DL_REDIS_COMMAND_TIMEOUT_MS;
   c->reader = redisReaderCreate();
   if (c->reader) c->reader->fn = dl_reply_fns(); /* reply objects from a pool: no malloc per reply */
-  if (c->reader) c->reader->maxbuf = 4 * DL_RCONN_READ_BYTES; /* its buffer is kept up to this between reads */
+  if (c->reader) c->reader->maxbuf = DL_RCONN_READER_KEEP_BYTES;
   c->timer = event_new(base, -1, EV_PERSIST, on_timer, c);
   if (!c->reader || !c->timer) goto oom;
   if (t->tls) {
