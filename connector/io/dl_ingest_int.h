@@ -173,6 +173,8 @@ void ingest_room_update_rx(room *r);
 dl_in_msg *ingest_msg_new(void);
 /* Frees the spare messages (dl_ingest_free). */
 void ingest_msg_pool_drain(void);
+/* The pool keeps at most this many bytes of messages (--queue-max-bytes; 0: the default bound). */
+void ingest_msg_pool_bound(size_t queue_max_bytes);
 /* Wakes the control thread (its eventfd): for the queue's empty → non-empty edge. */
 void ingest_wake_control(dl_ingest *in);
 int ingest_post(dl_ingest *in, dl_in_msg *m);

@@ -15,7 +15,8 @@
  * lock. Flat out, the queue to the control thread swings between its low- and high-water marks,
  * so the pool must take back as many messages as the queue holds; what it keeps is bounded in
  * bytes (a real frame keeps a few KiB of storage, dl_frame_reset at most 64 KiB + 256 events):
- * past DL_IN_MSG_POOL_BYTES a message is freed. */
+ * past --queue-max-bytes (what the queue can hold), at most DL_IN_MSG_POOL_BYTES, a message is
+ * freed. */
 #define DL_IN_MSG_POOL_MAX 4096
 #define DL_IN_MSG_POOL_BYTES (16u << 20)
 static pthread_mutex_t msg_pool_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -23,7 +24,13 @@ static pthread_mutex_t msg_pool_mu = PTHREAD_MUTEX_INITIALIZER;
  * frame is queued, given back when the control thread is done with it (dl_in_msg_free). */
 static _Atomic size_t queued_bytes;
 static dl_in_msg *msg_pool[DL_IN_MSG_POOL_MAX];
-static size_t msg_pool_len, msg_pool_bytes;
+static size_t msg_pool_len, msg_pool_bytes, msg_pool_cap = DL_IN_MSG_POOL_BYTES;
+
+void ingest_msg_pool_bound(size_t queue_max_bytes) {
+  pthread_mutex_lock(&msg_pool_mu);
+  msg_pool_cap = queue_max_bytes && queue_max_bytes < DL_IN_MSG_POOL_BYTES ? queue_max_bytes : DL_IN_MSG_POOL_BYTES;
+  pthread_mutex_unlock(&msg_pool_mu);
+}
 
 static size_t msg_bytes(const dl_in_msg *m) {
   return sizeof *m + m->frame.store.cap + m->frame.events_cap * sizeof(dl_event);
@@ -56,7 +63,7 @@ void dl_in_msg_free(void *p) {
   dl_frame_reset(&m->frame);
   size_t bytes = msg_bytes(m);
   pthread_mutex_lock(&msg_pool_mu);
-  if (msg_pool_len < DL_IN_MSG_POOL_MAX && bytes <= DL_IN_MSG_POOL_BYTES - msg_pool_bytes) {
+  if (msg_pool_len < DL_IN_MSG_POOL_MAX && msg_pool_bytes <= msg_pool_cap && bytes <= msg_pool_cap - msg_pool_bytes) {
     msg_pool[msg_pool_len++] = m;
     msg_pool_bytes += bytes;
     m = NULL;
