@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "dl_admin.h"
@@ -40,6 +41,8 @@ typedef struct worker {
   dl_spool *orphan;
   size_t orphan_outstanding;
   int wake_fd;
+  int flush_fd;     /* --flush-ms: a timerfd of its own (precise; the loop's other timers need not be) */
+  int flush_armed;
   struct event *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev, *flush_ev;
   dl_admin *admin;
   int64_t drain_deadline;
@@ -232,9 +235,9 @@ static void take_frames(worker *wk) {
  * in one call (dl_writer). */
 static void linger(worker *wk) {
   const dl_ctx *ctx = &wk->ctx;
-  if (evtimer_pending(wk->flush_ev, NULL) || (!wk->unflushed_frames && !dl_queue_len(ctx->inq))) return;
-  struct timeval ftv = {(time_t)(ctx->cfg->flush_ms / 1000), (suseconds_t)((ctx->cfg->flush_ms % 1000) * 1000)};
-  evtimer_add(wk->flush_ev, &ftv);
+  if (wk->flush_armed || (!wk->unflushed_frames && !dl_queue_len(ctx->inq))) return;
+  struct itimerspec its = {{0, 0}, {(time_t)(ctx->cfg->flush_ms / 1000), (long)(ctx->cfg->flush_ms % 1000) * 1000000L}};
+  if (timerfd_settime(wk->flush_fd, 0, &its, NULL) == 0) wk->flush_armed = 1;
 }
 
 static void drain_queues(worker *wk) {
@@ -261,9 +264,12 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
  * every room that had some in one call (fewer, larger writes when many rooms trickle events; the
  * price is up to flush-ms of latency). One-shot: an idle worker never wakes. */
 static void on_flush(evutil_socket_t fd, short what, void *arg) {
-  (void)fd;
   (void)what;
   worker *wk = arg;
+  uint64_t n;
+  ssize_t rd = read(fd, &n, sizeof n);
+  (void)rd;
+  wk->flush_armed = 0;
   take_frames(wk);
   rooms_flush(wk);
   linger(wk); /* frames the write path could not take yet: again at the next tick */
@@ -340,6 +346,7 @@ int dl_worker_run(const dl_config *cfg) {
   ctx->started_ms = dl_now_ms();
   ctx->maybe_done = maybe_done;
   wk->wake_fd = -1;
+  wk->flush_fd = -1;
   const char *p = cfg->prefix;
   dl_keys_assign(ctx->key_assign, sizeof ctx->key_assign, p);
   dl_keys_claims(ctx->key_claims, sizeof ctx->key_claims, p, cfg->worker_id);
@@ -395,13 +402,11 @@ int dl_worker_run(const dl_config *cfg) {
     rc = 2;
     goto out;
   }
-  /* precise timers (timerfd): a --flush-ms linger of 1-2 ms fired after ~4 ms with epoll_wait's
-   * millisecond timeout on this kind of VM */
-  struct event_config *evcfg = event_config_new();
-  if (evcfg) event_config_set_flag(evcfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-  ctx->base = evcfg ? event_base_new_with_config(evcfg) : NULL;
-  if (evcfg) event_config_free(evcfg);
-  if (!ctx->base) ctx->base = event_base_new();
+  /* The --flush-ms linger needs a precise timer (1-2 ms fired after ~4 ms with epoll_wait's
+   * millisecond timeout on this kind of VM): a timerfd of its own, set once per flush. libevent's
+   * precise timers would set theirs on every loop pass (a third of this thread's system calls at
+   * 1000 rooms). */
+  ctx->base = event_base_new();
   if (!ctx->base) {
     rc = 1;
     goto out;
@@ -414,6 +419,7 @@ int dl_worker_run(const dl_config *cfg) {
     goto out;
   }
   wk->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (cfg->flush_ms > 0) wk->flush_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   /* frames up to --queue-max; state messages (a few per room) in a reserve above it */
   ctx->inq = dl_queue_new((size_t)cfg->queue_max, 4 * (size_t)cfg->max_rooms + 1024);
   ctx->resq = dl_queue_new((size_t)cfg->max_rooms + 1024, 0); /* at most one resolution per room */
@@ -428,7 +434,8 @@ int dl_worker_run(const dl_config *cfg) {
   if (!ctx->writer) dl_outbox_free(ob);
   ctx->rooms = dl_rooms_new(ctx);
   ctx->claims = dl_claims_new(ctx);
-  if (wk->wake_fd < 0 || !ctx->inq || !ctx->resq || !ctx->writer || !ctx->rooms || !ctx->claims) {
+  if (wk->wake_fd < 0 || (cfg->flush_ms > 0 && wk->flush_fd < 0) || !ctx->inq || !ctx->resq || !ctx->writer ||
+      !ctx->rooms || !ctx->claims) {
     dl_log(DL_LOG_ERROR, "startup", NULL, "cannot allocate the event loop, queues or the write path");
     rc = 1;
     goto out;
@@ -482,8 +489,9 @@ int dl_worker_run(const dl_config *cfg) {
   event_add(wk->poll_ev, &ptv);
   event_add(wk->sig_term, NULL);
   event_add(wk->sig_int, NULL);
-  if (cfg->flush_ms > 0) {
-    wk->flush_ev = evtimer_new(ctx->base, on_flush, wk);
+  if (wk->flush_fd >= 0) {
+    wk->flush_ev = event_new(ctx->base, wk->flush_fd, EV_READ | EV_PERSIST, on_flush, wk);
+    event_add(wk->flush_ev, NULL);
   }
   dl_log(DL_LOG_INFO, "worker_start", NULL, "dylive %s: redis=%s prefix=%s max_rooms=%lld ws=%s spool=%s",
          DYLIVE_VERSION, dl_redis_where(ctx->redis), cfg->prefix, cfg->max_rooms, cfg->douyin_ws,
@@ -530,6 +538,7 @@ out:
   if (ctx->inq) dl_queue_free(ctx->inq, dl_in_msg_free);
   if (ctx->resq) dl_queue_free(ctx->resq, dl_resolve_result_free);
   if (wk->wake_fd >= 0) close(wk->wake_fd);
+  if (wk->flush_fd >= 0) close(wk->flush_fd);
   if (ctx->base) event_base_free(ctx->base);
   free(user_cookie);
   dl_proxypool_free(ctx->pool);
