@@ -241,9 +241,8 @@ static void linger(worker *wk) {
 }
 
 static void drain_queues(worker *wk) {
-  dl_ctx *ctx = &wk->ctx;
   drain_results(wk);
-  if (ctx->cfg->flush_ms && wk->flush_ev) {
+  if (wk->flush_ev) { /* exists exactly when --flush-ms > 0 */
     linger(wk);
   } else {
     take_frames(wk);
