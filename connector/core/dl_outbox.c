@@ -20,7 +20,11 @@ struct dl_outbox {
   int confirm;              /* --redis-wait-replicas: applied commands wait for a WAIT */
   uint64_t sendno;
   dl_outbox_stats st;
+  dl_buf rec_out, rec_in;   /* a spool record being written / read, kept for the next one */
 };
+
+/* What the record buffers keep between records (a bigger one, a huge command's, is freed). */
+#define OUTBOX_REC_KEEP (1u << 20)
 
 const char *dl_rerr_name(dl_rerr k) {
   static const char *const names[] = {
@@ -130,6 +134,8 @@ dl_outbox *dl_outbox_new(const dl_outbox_limits *lim, dl_spool *spool, const cha
   ob->lim = *lim;
   ob->spool = spool;
   snprintf(ob->prefix, sizeof ob->prefix, "%s", prefix);
+  dl_buf_init(&ob->rec_out, DL_CMD_RECORD_MAX);
+  dl_buf_init(&ob->rec_in, DL_CMD_RECORD_MAX);
   return ob;
 }
 
@@ -141,6 +147,8 @@ void dl_outbox_free(dl_outbox *ob) {
       dl_cmd_free(*pl);
       *pl = n;
     }
+  dl_buf_free(&ob->rec_out);
+  dl_buf_free(&ob->rec_in);
   free(ob);
 }
 
@@ -158,12 +166,18 @@ static void mem_append(dl_outbox *ob, dl_cmd *c) {
   if (ob->cursor_valid && !ob->cursor) ob->cursor = c;
 }
 
+static void rec_done(dl_buf *b) {
+  if (b->cap > OUTBOX_REC_KEEP) dl_buf_free(b);
+  dl_buf_reset(b);
+}
+
 static int spool_put(dl_outbox *ob, const dl_cmd *c) {
-  dl_buf rec;
-  dl_buf_init(&rec, DL_CMD_RECORD_MAX);
-  dl_err e = dl_cmd_to_record(c, &rec);
-  if (e == DL_EOK) e = dl_spool_append(ob->spool, rec.p, (uint32_t)rec.len);
-  dl_buf_free(&rec);
+  dl_buf *rec = &ob->rec_out;
+  dl_buf_reset(rec);
+  (void)dl_buf_reserve(rec, dl_cmd_bytes(c) + 256); /* best effort: one growth, not a chain */
+  dl_err e = dl_cmd_to_record(c, rec);
+  if (e == DL_EOK) e = dl_spool_append(ob->spool, rec->p, (uint32_t)rec->len);
+  rec_done(rec);
   if (e != DL_EOK && e != DL_EFULL) ob->st.spool_errors++;
   return e == DL_EOK ? 0 : -1;
 }
@@ -208,9 +222,7 @@ void dl_outbox_push(dl_outbox *ob, dl_cmd *c) {
 static void refill(dl_outbox *ob) {
   while (!mem_full(ob) && (spool_has(ob) || ob->ovf_head)) {
     if (spool_has(ob)) {
-      void *rec = NULL;
-      uint32_t n = 0;
-      dl_err e = dl_spool_next(ob->spool, &rec, &n);
+      dl_err e = dl_spool_next_buf(ob->spool, &ob->rec_in);
       if (e == DL_EPROTO) {
         ob->st.spool_bad++;
         continue;
@@ -221,8 +233,9 @@ static void refill(dl_outbox *ob) {
       }
       dl_cmd *c = NULL;
       char why[160];
-      if (dl_cmd_from_record(rec, n, ob->prefix, &c, why, sizeof why) != DL_EOK) ob->st.spool_bad++;
-      free(rec);
+      if (dl_cmd_from_record(ob->rec_in.p, ob->rec_in.len, ob->prefix, &c, why, sizeof why) != DL_EOK)
+        ob->st.spool_bad++;
+      rec_done(&ob->rec_in);
       if (c) mem_append(ob, c);
     } else {
       dl_cmd *c = ob->ovf_head;

@@ -230,7 +230,8 @@ static dl_err resync(dl_spool *s) {
   return DL_EPROTO;
 }
 
-dl_err dl_spool_next(dl_spool *s, void **out, uint32_t *len) {
+dl_err dl_spool_next_buf(dl_spool *s, dl_buf *b) {
+  dl_buf_reset(b);
   if (s->read_off >= s->write_off) return DL_ENOTFOUND;
   uint8_t hdr[REC_HDR];
   ssize_t got = read_upto(s->fd, hdr, REC_HDR, s->read_off);
@@ -239,24 +240,30 @@ dl_err dl_spool_next(dl_spool *s, void **out, uint32_t *len) {
   if ((size_t)got < REC_HDR || left < REC_HDR || dl_le32_get(hdr) != REC_MAGIC) return resync(s);
   uint32_t n = dl_le32_get(hdr + 4), crc = dl_le32_get(hdr + 8);
   if (n > REC_MAX || n > left - REC_HDR) return resync(s);
-  uint8_t *b = malloc(n ? n : 1);
-  if (!b) return DL_ENOMEM;
-  if (read_upto(s->fd, b, n, s->read_off + REC_HDR) != (ssize_t)n) {
-    free(b);
+  if (dl_buf_reserve(b, n) != DL_EOK) return DL_ENOMEM;
+  if (read_upto(s->fd, b->p, n, s->read_off + REC_HDR) != (ssize_t)n ||
+      (uint32_t)crc32(crc32(0L, Z_NULL, 0), b->p, n) != crc)
     return resync(s);
-  }
-  if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), b, n) != crc) {
-    free(b);
-    return resync(s);
-  }
+  b->len = n;
+  b->p[n] = 0;
   s->read_off += REC_HDR + (uint64_t)n;
   if (s->records) s->records--;
   caught_up(s);
-  *out = b;
-  *len = n;
   return DL_EOK;
 }
 
+dl_err dl_spool_next(dl_spool *s, void **out, uint32_t *len) {
+  dl_buf b;
+  dl_buf_init(&b, REC_MAX);
+  dl_err e = dl_spool_next_buf(s, &b);
+  if (e != DL_EOK) {
+    dl_buf_free(&b);
+    return e;
+  }
+  *out = b.p; /* dl_buf_reserve made it: never NULL */
+  *len = (uint32_t)b.len;
+  return DL_EOK;
+}
 
 uint64_t dl_spool_pending_bytes(const dl_spool *s) { return s->write_off - s->read_off; }
 uint64_t dl_spool_free_bytes(const dl_spool *s) {

@@ -15,8 +15,10 @@
  * lock. Flat out, the queue to the control thread swings between its low- and high-water marks,
  * so the pool must take back as many messages as the queue holds; what it keeps is bounded in
  * bytes (a real frame keeps a few KiB of storage, dl_frame_reset at most 64 KiB + 256 events):
- * past --queue-max-bytes (what the queue can hold), at most DL_IN_MSG_POOL_BYTES, a message is
- * freed. */
+ * past 1.5 × --queue-max-bytes (what the queue can hold, and the frames that are between the
+ * queue and the pool: stalled, being decoded, taken by the control thread and not yet given back;
+ * with only the queue's bound, a full queue's worth came back to a pool already near it and the
+ * difference was freed, to be allocated again), at most DL_IN_MSG_POOL_BYTES, a message is freed. */
 #define DL_IN_MSG_POOL_MAX 4096
 #define DL_IN_MSG_POOL_BYTES (16u << 20)
 static pthread_mutex_t msg_pool_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -28,7 +30,8 @@ static size_t msg_pool_len, msg_pool_bytes, msg_pool_cap = DL_IN_MSG_POOL_BYTES;
 
 void ingest_msg_pool_bound(size_t queue_max_bytes) {
   pthread_mutex_lock(&msg_pool_mu);
-  msg_pool_cap = queue_max_bytes && queue_max_bytes < DL_IN_MSG_POOL_BYTES ? queue_max_bytes : DL_IN_MSG_POOL_BYTES;
+  size_t want = queue_max_bytes + queue_max_bytes / 2;
+  msg_pool_cap = queue_max_bytes && want < DL_IN_MSG_POOL_BYTES ? want : DL_IN_MSG_POOL_BYTES;
   pthread_mutex_unlock(&msg_pool_mu);
 }
 

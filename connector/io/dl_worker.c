@@ -422,6 +422,7 @@ int dl_worker_run(const dl_config *cfg) {
   /* frames up to --queue-max; state messages (a few per room) in a reserve above it */
   ctx->inq = dl_queue_new((size_t)cfg->queue_max, 4 * (size_t)cfg->max_rooms + 1024);
   ctx->resq = dl_queue_new((size_t)cfg->max_rooms + 1024, 0); /* at most one resolution per room */
+  dl_cmd_pool_bound((size_t)cfg->buffer_max_bytes);
   dl_outbox_limits lim = {DL_OUTBOX_MAX, (size_t)cfg->buffer_max_bytes};
   dl_outbox *ob = dl_outbox_new(&lim, wk->spool, cfg->prefix);
   dl_cmd_env env = {cfg->prefix, dl_redis_sha(ctx->redis, DL_LUA_ROOM), dl_redis_sha(ctx->redis, DL_LUA_ORPHAN),

@@ -540,6 +540,49 @@ int test_spool_corrupt_length_skipped(void) {
   return 0;
 }
 
+/* The outbox reads spooled records into one buffer it keeps (no malloc per record): every record
+ * comes back whole into it, a damaged one is skipped with the buffer left empty, and a record
+ * bigger than what the buffer held before grows it. */
+int test_spool_next_into_kept_buffer(void) {
+  const char *t = tmpdir();
+  ASSERT_TRUE(t != NULL);
+  char priv[512], why[300];
+  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
+  uint32_t lens[4];
+  dl_spool *s = spool_with(priv, "w1", 4, lens);
+  ASSERT_TRUE(s != NULL);
+  char big[5000];
+  memset(big, 'b', sizeof big);
+  ASSERT_EQ_ERR(dl_spool_append(s, big, sizeof big), DL_EOK);
+  int fd = open(dl_spool_path(s), O_RDWR);
+  uint8_t x = 'X';
+  ASSERT_EQ_I64(pwrite(fd, &x, 1, 8 + 12 + lens[0] + 12 + 2), 1); /* a byte of the second payload */
+  close(fd);
+  dl_buf b;
+  dl_buf_init(&b, DL_CMD_RECORD_MAX);
+  ASSERT_EQ_ERR(dl_spool_next_buf(s, &b), DL_EOK);
+  ASSERT_EQ_U64(b.len, lens[0]);
+  ASSERT_TRUE(!memcmp(b.p, "record-0-even-longer", lens[0]));
+  uint8_t *kept = b.p;
+  ASSERT_EQ_ERR(dl_spool_next_buf(s, &b), DL_EPROTO); /* crc */
+  ASSERT_EQ_U64(b.len, 0);
+  ASSERT_EQ_ERR(dl_spool_next_buf(s, &b), DL_EOK);
+  ASSERT_EQ_U64(b.len, lens[2]);
+  ASSERT_TRUE(!memcmp(b.p, "record-2-even-longer", lens[2]));
+  ASSERT_TRUE(b.p == kept); /* the same buffer, not a new one */
+  ASSERT_EQ_ERR(dl_spool_next_buf(s, &b), DL_EOK);
+  ASSERT_TRUE(!memcmp(b.p, "record-3-odd", lens[3]));
+  ASSERT_EQ_ERR(dl_spool_next_buf(s, &b), DL_EOK);
+  ASSERT_EQ_U64(b.len, sizeof big);
+  ASSERT_TRUE(b.cap > sizeof big && !memcmp(b.p, big, sizeof big));
+  ASSERT_EQ_ERR(dl_spool_next_buf(s, &b), DL_ENOTFOUND);
+  ASSERT_EQ_U64(b.len, 0);
+  dl_buf_free(&b);
+  dl_spool_close(s);
+  rmtree(t);
+  return 0;
+}
+
 int test_spool_crc_and_truncation(void) {
   const char *t = tmpdir();
   ASSERT_TRUE(t != NULL);
