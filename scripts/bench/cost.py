@@ -30,6 +30,11 @@ Phases (--phases, default all, in this order):
            self-signed certificate made with openssl): connection set-up time against the
            configured --tls-connect-rate/--tls-connect-burst, RSS per idle room (rooms paused at
            the sim), then CPU % at --tls-rate events/s per room.
+  floors   what this machine cannot go below, without dylive's pipeline: dylive-decode-floor (the
+           connector's decoder alone over the rich fixture in memory: us/event, and zlib's inflate
+           alone) under the rich worker figure; dylive-floor-sock (--rooms loopback TCP sockets at
+           --room-rate frames/s each, the receiver doing only epoll_wait + one recv + one 40-byte
+           ack send per frame, and without the ack) under the 1000-room worker figure.
   --profile adds a `perf record` run of dylive on the rich fixture and prints the worker's top
            symbols (self time) and its share per DSO; with the tls phase, also 5 s of the worker
            holding its idle rooms.
@@ -65,7 +70,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 PEERS = os.path.join(HERE, "peers")
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-ALL_PHASES = ["rich", "ceiling", "rooms", "latency", "malloc", "tls"]
+ALL_PHASES = ["rich", "ceiling", "rooms", "latency", "malloc", "tls", "floors"]
 LIVE = "5550001"
 
 
@@ -96,6 +101,8 @@ def parse():
     ap.add_argument("--lat-rates", default="1000,10000", help="events/s of the latency runs")
     ap.add_argument("--lat-fps", type=int, default=200, help="frames/s of the latency runs (rate/fps chats a frame)")
     ap.add_argument("--lat-seconds", type=float, default=15)
+    ap.add_argument("--malloc-warm-frames", type=int, default=30000,
+                    help="malloc: frames of each of the two rooms of the warm run (0: no warm run)")
     ap.add_argument("--malloc-frames", default="300,1500", help="frames of the two malloc runs (the first is also "
                     "recorded with call graphs)")
     ap.add_argument("--malloc-tool", default="auto", choices=["auto", "perf", "ltrace"])
@@ -133,7 +140,8 @@ def prerequisites():
         if not ok and pkg not in pk:
             pk.append(pkg)
 
-    for b in ("dylive-connector", "dylive-sim", "dylive-fixture"):
+    for b in ("dylive-connector", "dylive-sim", "dylive-fixture") + \
+            (("dylive-decode-floor", "dylive-floor-sock") if "floors" in ARGS.phases else ()):
         if not os.access(os.path.join(harness.BUILD, b), os.X_OK):
             steps.append("build %s: cmake -S . -B %s -DCMAKE_BUILD_TYPE=Release && cmake --build %s -j2"
                          % (b, ARGS.build, ARGS.build))
@@ -897,7 +905,7 @@ class Counter:
         self.rec.wait(timeout=120)
         txt = subprocess.run(["perf", "script", "-i", data, "-F", "event,ip,sym,dso"], capture_output=True,
                              text=True, timeout=600).stdout
-        imm, own, total = {}, {}, 0
+        imm, own, chain, total = {}, {}, {}, 0
         for block in txt.split("\n\n"):
             frames = []
             for line in block.strip().splitlines()[1:]:
@@ -908,13 +916,16 @@ class Counter:
                 continue
             total += 1
             a = "%s %s" % (frames[1][1], frames[1][0])
-            b = next((f[0] for f in frames[1:] if f[1] == "dylive-connector"), "(no dylive frame)")
+            mine = [f[0] for f in frames[1:] if f[1] == "dylive-connector"]
+            b = mine[0] if mine else "(no dylive frame)"
+            c = " < ".join(mine[:3]) if mine else b
             imm[a] = imm.get(a, 0) + 1
             own[b] = own.get(b, 0) + 1
+            chain[c] = chain.get(c, 0) + 1
 
         def top(d):
             return [(k, round(100.0 * v / total, 1)) for k, v in sorted(d.items(), key=lambda x: -x[1])[:n]]
-        return {"samples": total, "immediate": top(imm), "dylive": top(own)} if total else None
+        return {"samples": total, "immediate": top(imm), "dylive": top(own), "chains": top(chain)} if total else None
 
     def stop(self):
         self.p.send_signal(signal.SIGINT)
@@ -932,6 +943,43 @@ class Counter:
                     if mm:
                         counts[mm.group(2)] = counts.get(mm.group(2), 0) + int(mm.group(1))
         return counts
+
+
+def malloc_warm(tmp, tool, libc, nf):
+    """One worker captures a room of nf rich frames flat out (its pools, queues and buffers grow to
+    what a blasted room needs), then a second room of the same frames: the allocation calls of the
+    second room, per event, are the hot path's in steady state (what is left: that room's own set-up,
+    resolve and connect, spread over its events)."""
+    frames, man = fixture(tmp, "w%d" % nf, LIVE, "--frames", str(nf), "--seed", "42")
+    live2 = str(int(LIVE) + 1)
+    with harness.Env("cost-malloc-warm") as env:
+        cnt = Counter(env, tool, libc)
+        try:
+            cnt.open()
+            r = env.start_redis()
+            env.start_sim(["%s:%s,fps=0" % (live, frames) for live in (LIVE, live2)])
+            w, port = start_worker(env, r, admin=False)
+            expect = man["unique_msg_ids"]
+            r("LPUSH", "dylive:assign", LIVE)
+            harness.wait_until(lambda: events_of(r, LIVE) >= expect, 600, "warm-up events", interval=0.05)
+            time.sleep(0.5)
+            cnt.start(w.pid, "warm")
+            rec = cnt.record_callers(w.pid, period=1) if tool == "perf" else None
+            t0 = time.monotonic()
+            r("LPUSH", "dylive:assign", live2)
+            harness.wait_until(lambda: events_of(r, live2) >= expect, 600, "all events", interval=0.05)
+            time.sleep(0.2)
+            run = cnt.stop()
+            run_s = time.monotonic() - t0
+            callers = cnt.callers(rec, n=16) if rec else None
+        finally:
+            cnt.close()
+    run.pop("syscalls", None)
+    res = {"frames": nf, "events": expect, "mallocs": sum(run.values()), "by_fn": run, "seconds": r2(run_s),
+           "per_event": round(sum(run.values()) / expect, 4)}
+    if callers:
+        res["callers"] = callers
+    return res
 
 
 def phase_malloc(tmp, out):
@@ -993,6 +1041,8 @@ def phase_malloc(tmp, out):
         # activity over the longer run subtracted
         res["marginal_per_event"] = r2(((b["mallocs"] - b["idle_per_s"] * b["seconds"])
                                         - (a["mallocs"] - a["idle_per_s"] * a["seconds"])) / (b["events"] - a["events"]))
+    if ARGS.malloc_warm_frames:
+        res["warm"] = malloc_warm(tmp, tool, libc, ARGS.malloc_warm_frames)
     out["malloc"] = res
     print("== malloc: allocation calls of the worker (%s), rich fixture ==" % tool)
     for x in runs:
@@ -1006,6 +1056,42 @@ def phase_malloc(tmp, out):
               % callers["samples"])
         for (a, pa), (b, pb) in zip(callers["immediate"], callers["dylive"]):
             print("    %5.1f%% %-44s %5.1f%% %s" % (pa, a, pb, b))
+        print("  the same by their first three dylive functions (innermost first):")
+        for c, pc in callers["chains"]:
+            print("    %5.1f%% %s" % (pc, c))
+    wm = res.get("warm")
+    if wm:
+        print("  warm worker (a second room of %d frames after a first one): %d calls (%s) for %d events = %.4f per event"
+              % (wm["frames"], wm["mallocs"], wm["by_fn"], wm["events"], wm["per_event"]))
+        for c, pc in (wm.get("callers") or {}).get("chains", []):
+            print("    %5.1f%% %s" % (pc, c))
+
+
+# ---------------------------------------------------------------- floors
+def phase_floors(tmp, out):
+    res = {}
+    frames = os.path.join(tmp, "rich.frames")
+    if not os.path.exists(frames):
+        frames, _ = fixture(tmp, "rich", LIVE, "--frames", str(ARGS.rich_frames), "--seed", "42")
+    p = subprocess.run([os.path.join(harness.BUILD, "dylive-decode-floor"), frames], capture_output=True, text=True,
+                       timeout=600, check=True)
+    res["decode"] = json.loads(p.stdout.strip().splitlines()[-1])
+    secs = max(5, int(ARGS.rooms_seconds // 3))
+    for ack in (40, 0):
+        p = subprocess.run([os.path.join(harness.BUILD, "dylive-floor-sock"), "--rooms", str(ARGS.rooms), "--rate",
+                            str(ARGS.room_rate), "--seconds", str(secs), "--ack-bytes", str(ack)],
+                           capture_output=True, text=True, timeout=120 + secs, check=True)
+        res["sockets_ack" if ack else "sockets_no_ack"] = json.loads(p.stdout.strip().splitlines()[-1])
+    out["floors"] = res
+    dec, sa, sn = res["decode"], res["sockets_ack"], res["sockets_no_ack"]
+    print("== floors: what dylive's pipeline is measured against ==")
+    print("  decode alone (dylive-decode-floor, rich fixture in memory): %.2f us/event (%d events/s on one core); "
+          "zlib inflate alone %.2f us/event" % (dec["decode_us_per_event"], dec["decode_events_per_s"],
+                                                dec["inflate_us_per_event"]))
+    print("  %d sockets x %d frames/s, epoll_wait + recv + ack send per frame (dylive-floor-sock): %.2f us/frame, "
+          "%.2f system calls/frame; without the ack %.2f us, %.2f" % (sa["rooms"], sa["rate"], sa["cpu_us_per_frame"],
+                                                                     sa["syscalls_per_frame"], sn["cpu_us_per_frame"],
+                                                                     sn["syscalls_per_frame"]), flush=True)
 
 
 # ---------------------------------------------------------------- summary
@@ -1045,9 +1131,17 @@ def summarize(out):
     if d:
         t("rich_worker_cpu_us_per_event", d["cpu_us_per_event"], "<=", 4)
         t("peak_rss_mib_blasted_room", mib(d["peak_rss_kb_max"]), "<=", 64)
+    fl = out.get("floors")
+    if fl and d:
+        ratios["rich_worker_cpu_vs_decode_floor"] = r2(d["cpu_us_per_event"] / fl["decode"]["decode_us_per_event"])
+    if fl and rm:
+        ratios["rooms_worker_cpu_vs_socket_floor"] = r2(rm["worker_cpu_us_per_event"]
+                                                        / fl["sockets_ack"]["cpu_us_per_frame"])
     ml = out.get("malloc")
     if ml:
         t("mallocs_per_event_hot_path", ml.get("marginal_per_event", ml["runs"][-1]["per_event"]), "<=", 0)
+        if ml.get("warm"):
+            t("mallocs_per_event_warm_worker", ml["warm"]["per_event"], "<=", 0)
     lat = out.get("latency", {})
     if "10000" in lat:
         t("p99_ms_at_10k", lat["10000"]["exact_ms"]["p99"], "<=", 5)  # frame received -> XADD ran (1 ms steps)
@@ -1120,6 +1214,8 @@ def main():
             phase_malloc(tmp, out)
         if "tls" in ARGS.phases:
             phase_tls(tmp, out, fx)
+        if "floors" in ARGS.phases:
+            phase_floors(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     summarize(out)
