@@ -34,7 +34,8 @@ Phases (--phases, default all, in this order):
            connector's decoder alone over the rich fixture in memory: us/event, and zlib's inflate
            alone) under the rich worker figure; dylive-floor-sock (--rooms loopback TCP sockets at
            --room-rate frames/s each, the receiver doing only epoll_wait + one recv + one 40-byte
-           ack send per frame, and without the ack) under the 1000-room worker figure.
+           ack send per frame; without the ack; with dylive's two-thread hand-off and 1 ms linger
+           but no work) under the 1000-room worker figure.
   --profile adds a `perf record` run of dylive on the rich fixture and prints the worker's top
            symbols (self time) and its share per DSO; with the tls phase, also 5 s of the worker
            holding its idle rooms.
@@ -1077,11 +1078,12 @@ def phase_floors(tmp, out):
                        timeout=600, check=True)
     res["decode"] = json.loads(p.stdout.strip().splitlines()[-1])
     secs = max(5, int(ARGS.rooms_seconds // 3))
-    for ack in (40, 0):
+    for name, extra in (("sockets_ack", ()), ("sockets_no_ack", ("--ack-bytes", "0")),
+                        ("sockets_handoff", ("--handoff", "1", "--flush-ms", "1"))):
         p = subprocess.run([os.path.join(harness.BUILD, "dylive-floor-sock"), "--rooms", str(ARGS.rooms), "--rate",
-                            str(ARGS.room_rate), "--seconds", str(secs), "--ack-bytes", str(ack)],
+                            str(ARGS.room_rate), "--seconds", str(secs)] + list(extra),
                            capture_output=True, text=True, timeout=120 + secs, check=True)
-        res["sockets_ack" if ack else "sockets_no_ack"] = json.loads(p.stdout.strip().splitlines()[-1])
+        res[name] = json.loads(p.stdout.strip().splitlines()[-1])
     out["floors"] = res
     dec, sa, sn = res["decode"], res["sockets_ack"], res["sockets_no_ack"]
     print("== floors: what dylive's pipeline is measured against ==")
@@ -1091,7 +1093,11 @@ def phase_floors(tmp, out):
     print("  %d sockets x %d frames/s, epoll_wait + recv + ack send per frame (dylive-floor-sock): %.2f us/frame, "
           "%.2f system calls/frame; without the ack %.2f us, %.2f" % (sa["rooms"], sa["rate"], sa["cpu_us_per_frame"],
                                                                      sa["syscalls_per_frame"], sn["cpu_us_per_frame"],
-                                                                     sn["syscalls_per_frame"]), flush=True)
+                                                                     sn["syscalls_per_frame"]))
+    sh = res["sockets_handoff"]
+    print("  the same + dylive's hand-off (each frame queued for a second thread, woken on the empty -> non-empty "
+          "edge, 1 ms linger on a timerfd, one 64-byte write + answer per linger): %.2f us/frame"
+          % sh["cpu_us_per_frame"], flush=True)
 
 
 # ---------------------------------------------------------------- summary
@@ -1137,6 +1143,8 @@ def summarize(out):
     if fl and rm:
         ratios["rooms_worker_cpu_vs_socket_floor"] = r2(rm["worker_cpu_us_per_event"]
                                                         / fl["sockets_ack"]["cpu_us_per_frame"])
+        ratios["rooms_worker_cpu_vs_handoff_floor"] = r2(rm["worker_cpu_us_per_event"]
+                                                         / fl["sockets_handoff"]["cpu_us_per_frame"])
     ml = out.get("malloc")
     if ml:
         t("mallocs_per_event_hot_path", ml.get("marginal_per_event", ml["runs"][-1]["per_event"]), "<=", 0)

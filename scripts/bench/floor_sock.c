@@ -4,8 +4,14 @@
  * evenly; the receiver (the worker's part) waits in epoll, reads each message with one recv and,
  * with --ack-bytes, answers it with one send (Douyin's ack), nothing else: no WebSocket parsing,
  * no decoding, no Redis. Prints one JSON line: the receiver's CPU µs and system calls per frame.
+ * --handoff 1 adds what dylive's two threads do around that: each frame is queued for a second
+ * thread (an eventfd on the queue's empty → non-empty edge), which lingers --flush-ms on a timerfd,
+ * then takes what is queued and writes one 64-byte "call" to a socket of the sender process, which
+ * answers it ("+OK"), and reads the answer: the cost of the hand-off and of the writes, still with
+ * no WebSocket, decoding, JSON or Redis.
  *
  *   floor_sock [--rooms 1000] [--rate 4] [--seconds 10] [--frame-bytes 160] [--ack-bytes 40]
+ *              [--handoff 0|1] [--flush-ms 1]
  *
  * Built and run by scripts/bench/floors.py (cc -O2); plain C11 + POSIX, Linux (epoll). */
 #ifndef _GNU_SOURCE
@@ -15,14 +21,18 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,11 +62,12 @@ static int opt(int argc, char **argv, const char *name, int def) {
 }
 
 /* The sender: every millisecond, one frame to each room that is due; acks read and dropped. */
-static void sender(int *fds, int n, int rate, double until, int frame_bytes) {
+/* fds[n], when store: the hand-off thread's "store" socket, each read answered with "+OK". */
+static void sender(int *fds, int n, int store, int rate, double until, int frame_bytes) {
   char frame[65536], sink[65536];
   memset(frame, 'f', sizeof frame);
   int ep = epoll_create1(0);
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < n + store; i++) {
     struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
     epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e);
   }
@@ -72,17 +83,84 @@ static void sender(int *fds, int n, int rate, double until, int frame_bytes) {
         due[i] += period;
       }
     int k = epoll_wait(ep, ev, 256, 1);
-    for (int j = 0; j < k; j++)
-      if (recv(fds[ev[j].data.u32], sink, sizeof sink, MSG_DONTWAIT) == 0) _exit(0);
+    for (int j = 0; j < k; j++) {
+      uint32_t i = ev[j].data.u32;
+      ssize_t r = recv(fds[i], sink, sizeof sink, MSG_DONTWAIT);
+      if (r == 0) _exit(0);
+      if (r > 0 && (int)i == n) (void)!send(fds[i], "+OK\r\n", 5, MSG_NOSIGNAL);
+    }
   }
   _exit(0);
+}
+
+/* The hand-off: frames queued by the receiving thread, taken by the writing thread. */
+static struct {
+  pthread_mutex_t mu;
+  uint64_t queued, taken, calls;
+  int efd, tfd, store, flush_ms;
+  atomic_int stop;
+  atomic_uint_fast64_t calls_made; /* system calls of the writing thread */
+} ho = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void handoff_push(void) {
+  pthread_mutex_lock(&ho.mu);
+  int was_empty = ho.queued == ho.taken;
+  ho.queued++;
+  pthread_mutex_unlock(&ho.mu);
+  if (was_empty) {
+    uint64_t one = 1;
+    (void)!write(ho.efd, &one, sizeof one);
+  }
+}
+
+static void *handoff_writer(void *arg) {
+  (void)arg;
+  int ep = epoll_create1(0);
+  int fds[3] = {ho.efd, ho.tfd, ho.store};
+  for (int i = 0; i < 3; i++) {
+    struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e);
+  }
+  char call[64], reply[4096];
+  memset(call, 'c', sizeof call);
+  uint64_t calls = 0, v;
+  while (!atomic_load(&ho.stop)) {
+    struct epoll_event ev[3];
+    int k = epoll_wait(ep, ev, 3, 100);
+    calls++;
+    for (int j = 0; j < k; j++) {
+      uint32_t i = ev[j].data.u32;
+      if (i == 0) { /* frames: the linger starts */
+        calls += 2;
+        (void)!read(ho.efd, &v, sizeof v);
+        struct itimerspec its = {{0, 0}, {ho.flush_ms / 1000, (long)(ho.flush_ms % 1000) * 1000000L}};
+        timerfd_settime(ho.tfd, 0, &its, NULL);
+      } else if (i == 1) { /* the linger is over: one call for what is queued */
+        calls += 2;
+        (void)!read(ho.tfd, &v, sizeof v);
+        pthread_mutex_lock(&ho.mu);
+        uint64_t n = ho.queued - ho.taken;
+        ho.taken = ho.queued;
+        pthread_mutex_unlock(&ho.mu);
+        if (n) (void)!send(ho.store, call, sizeof call, MSG_NOSIGNAL);
+      } else { /* the answer */
+        calls++;
+        (void)!recv(ho.store, reply, sizeof reply, MSG_DONTWAIT);
+      }
+    }
+  }
+  atomic_store(&ho.calls_made, calls);
+  close(ep);
+  return NULL;
 }
 
 int main(int argc, char **argv) {
   int n = opt(argc, argv, "--rooms", 1000), rate = opt(argc, argv, "--rate", 4);
   int secs = opt(argc, argv, "--seconds", 10), frame_bytes = opt(argc, argv, "--frame-bytes", 160);
   int ack_bytes = opt(argc, argv, "--ack-bytes", 40);
-  if (n < 1 || rate < 1 || secs < 1 || frame_bytes < 1 || frame_bytes > 65536 || ack_bytes < 0 || ack_bytes > 4096) {
+  int handoff = opt(argc, argv, "--handoff", 0) != 0, flush_ms = opt(argc, argv, "--flush-ms", 1);
+  if (n < 1 || rate < 1 || secs < 1 || frame_bytes < 1 || frame_bytes > 65536 || ack_bytes < 0 || ack_bytes > 4096 ||
+      flush_ms < 1 || flush_ms > 10000) {
     fprintf(stderr, "floor_sock: bad arguments\n");
     return 2;
   }
@@ -92,8 +170,8 @@ int main(int argc, char **argv) {
   if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 4096) ||
       getsockname(ls, (struct sockaddr *)&a, &al))
     die("listen");
-  int *cl = malloc(sizeof *cl * (size_t)n), *sv = malloc(sizeof *sv * (size_t)n);
-  for (int i = 0; i < n; i++) {
+  int *cl = malloc(sizeof *cl * (size_t)(n + 1)), *sv = malloc(sizeof *sv * (size_t)(n + 1));
+  for (int i = 0; i < n + handoff; i++) {
     int one = 1;
     if ((cl[i] = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(cl[i], (struct sockaddr *)&a, sizeof a))
       die("connect");
@@ -105,10 +183,18 @@ int main(int argc, char **argv) {
   pid_t child = fork();
   if (child < 0) die("fork");
   if (child == 0) {
-    for (int i = 0; i < n; i++) close(cl[i]);
-    sender(sv, n, rate, until, frame_bytes);
+    for (int i = 0; i < n + handoff; i++) close(cl[i]);
+    sender(sv, n, handoff, rate, until, frame_bytes);
   }
-  for (int i = 0; i < n; i++) close(sv[i]);
+  for (int i = 0; i < n + handoff; i++) close(sv[i]);
+  pthread_t writer;
+  if (handoff) {
+    ho.efd = eventfd(0, EFD_NONBLOCK);
+    ho.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    ho.store = cl[n];
+    ho.flush_ms = flush_ms;
+    if (ho.efd < 0 || ho.tfd < 0 || pthread_create(&writer, NULL, handoff_writer, NULL)) die("hand-off thread");
+  }
   int ep = epoll_create1(0);
   for (int i = 0; i < n; i++) {
     struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
@@ -139,15 +225,28 @@ int main(int argc, char **argv) {
         if (send(fd, ack, (size_t)ack_bytes, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) die("send");
         calls++;
       }
+      if (handoff) handoff_push(); /* its eventfd write is counted with the writer's calls */
     }
   }
   double cpu = cpu_self() - c_cpu0, wall = mono() - t_0;
   double frames = (double)(bytes - b0) / frame_bytes;
+  uint64_t wcalls = 0, ncalls = 0;
+  if (handoff) {
+    atomic_store(&ho.stop, 1);
+    pthread_join(writer, NULL);
+    wcalls = atomic_load(&ho.calls_made);
+    ncalls = ho.calls;
+  }
+  (void)ncalls;
   kill(child, SIGTERM);
   waitpid(child, NULL, 0);
-  printf("{\"rooms\": %d, \"rate\": %d, \"frame_bytes\": %d, \"ack_bytes\": %d, \"window_s\": %.2f, "
-         "\"frames_per_s\": %.0f, \"cpu_pct\": %.2f, \"cpu_us_per_frame\": %.2f, \"syscalls_per_frame\": %.2f}\n",
-         n, rate, frame_bytes, ack_bytes, wall, frames / wall, cpu / wall * 100, frames ? cpu / frames * 1e6 : 0,
+  printf("{\"rooms\": %d, \"rate\": %d, \"frame_bytes\": %d, \"ack_bytes\": %d, \"handoff\": %d, \"window_s\": %.2f, "
+         "\"frames_per_s\": %.0f, \"cpu_pct\": %.2f, \"cpu_us_per_frame\": %.2f, \"syscalls_per_frame\": %.2f",
+         n, rate, frame_bytes, ack_bytes, handoff, wall, frames / wall, cpu / wall * 100, frames ? cpu / frames * 1e6 : 0,
          frames ? (double)(calls - c0) / frames : 0);
+  if (handoff) /* the writer's calls over the whole run (warm-up included): an upper bound per frame */
+    printf(", \"flush_ms\": %d, \"writer_syscalls_per_frame_max\": %.2f", flush_ms,
+           frames ? (double)wcalls / (frames * (1 + 2.5 / secs)) : 0);
+  printf("}\n");
   return 0;
 }
