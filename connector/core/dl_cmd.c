@@ -29,25 +29,20 @@ static const struct {
 /* Finished commands kept with their buffers for the next ones (DESIGN §7: a room write per room
  * per flush tick would otherwise be a calloc and a chain of reallocs). Per thread: commands are
  * made and freed on the control thread. Bounded in count and in the buffers a kept one holds; in
- * all, by 1.5 × what the outbox may hold in memory (dl_cmd_pool_bound: --buffer-max-bytes; the
- * buffers' capacity is up to twice what they hold), so that the commands a full outbox gives back
- * are all kept: a blasted room's outbox swings between full and empty, and a smaller pool freed
- * the difference only to allocate it again. */
+ * all, by about what the outbox may hold in memory (dl_cmd_pool_bound: 1.5 × --buffer-max-bytes,
+ * which counts the bytes the commands hold; their buffers' capacity is more): a blasted room's
+ * outbox swings between full and empty, and a pool of a few MiB freed most of what a full one gave
+ * back, only to allocate it again. What the pool keeps stays allocated (the worker's memory after
+ * a burst is the outbox's bound once more, at most). */
 #define CMD_POOL_MAX 1024
 #define CMD_POOL_BUF_MAX (1u << 20)   /* a full --batch-max write of rich events is ~300 KB */
 #define CMD_POOL_BYTES (4u << 20)     /* all the buffers the pool keeps, unless bound otherwise */
 static _Thread_local dl_cmd *cmd_pool[CMD_POOL_MAX];
 static _Thread_local size_t cmd_pool_len, cmd_pool_bytes;
 static size_t cmd_pool_cap = CMD_POOL_BYTES; /* set once, before the threads */
-/* The largest head and body a finished command held (at most CMD_POOL_BUF_MAX): a command whose
- * buffer is smaller grows to it at once, not by doubling (one realloc, not a chain of them). */
-static _Thread_local size_t head_hint, body_hint;
 
-void dl_cmd_pool_bound(size_t bytes) { cmd_pool_cap = bytes ? bytes + bytes / 2 : CMD_POOL_BYTES; }
-
-/* Best effort: the buffer is grown to the hint before it would grow by doubling. */
-static void grow_to_hint(dl_buf *b, size_t more, size_t hint) {
-  if (b->len + more + 1 > b->cap && hint > b->cap && hint > b->len) (void)dl_buf_reserve(b, hint - b->len);
+void dl_cmd_pool_bound(size_t bytes) {
+  cmd_pool_cap = !bytes ? CMD_POOL_BYTES : bytes > SIZE_MAX / 3 * 2 ? SIZE_MAX : bytes + bytes / 2;
 }
 
 static dl_cmd *cmd_alloc(dl_cmd_kind kind) {
@@ -119,8 +114,6 @@ void dl_cmd_free(dl_cmd *c) {
   while (c) {
     dl_cmd *then = c->then;
     size_t bytes = c->head.cap + c->body.cap;
-    if (c->head.len > head_hint && c->head.len < CMD_POOL_BUF_MAX) head_hint = c->head.len;
-    if (c->body.len > body_hint && c->body.len < CMD_POOL_BUF_MAX) body_hint = c->body.len;
     if (cmd_pool_len < CMD_POOL_MAX && c->head.cap <= CMD_POOL_BUF_MAX && c->body.cap <= CMD_POOL_BUF_MAX &&
         cmd_pool_bytes <= cmd_pool_cap && bytes <= cmd_pool_cap - cmd_pool_bytes) {
       dl_buf_reset(&c->head);
@@ -136,10 +129,16 @@ void dl_cmd_free(dl_cmd *c) {
   }
 }
 
+void dl_cmd_reserve(dl_cmd *c, size_t head_bytes, size_t body_bytes) {
+  if (head_bytes > CMD_POOL_BUF_MAX) head_bytes = CMD_POOL_BUF_MAX;
+  if (body_bytes > CMD_POOL_BUF_MAX) body_bytes = CMD_POOL_BUF_MAX;
+  if (head_bytes > c->head.cap) (void)dl_buf_reserve(&c->head, head_bytes - c->head.len);
+  if (body_bytes > c->body.cap) (void)dl_buf_reserve(&c->body, body_bytes - c->body.len);
+}
+
 dl_err dl_cmd_add_pair(dl_cmd *c, const char *field, const char *value) {
   if (c->kind != DL_CMD_ROOM) return DL_EINVAL;
   size_t mark = c->head.len;
-  grow_to_hint(&c->head, strlen(field) + strlen(value) + 32, head_hint);
   dl_err e = bulks(&c->head, field);
   if (e == DL_EOK) e = bulks(&c->head, value);
   if (e != DL_EOK) {
@@ -156,7 +155,6 @@ dl_err dl_cmd_add_event(dl_cmd *c, const char *type, const char *msg_id, long lo
   char ts[24];
   snprintf(ts, sizeof ts, "%lld", ts_ms);
   size_t mark = c->body.len;
-  grow_to_hint(&c->body, json_len + 96, body_hint);
   dl_err e = bulks(&c->body, type);
   if (e == DL_EOK) e = bulks(&c->body, msg_id);
   if (e == DL_EOK) e = bulks(&c->body, ts);

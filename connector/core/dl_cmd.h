@@ -117,6 +117,9 @@ void dl_cmd_pool_drain(void);     /* frees the kept ones (at exit) */
 /* The kept commands' buffers may hold 1.5 × bytes in all, per thread (0: 4 MiB); call before any
  * thread makes commands. The worker gives it --buffer-max-bytes. */
 void dl_cmd_pool_bound(size_t bytes);
+/* Best effort: grows c's buffers at once to hold head_bytes and body_bytes (each at most 1 MiB), so
+ * that a write the size of the room's last one is one allocation at most, not a chain of them. */
+void dl_cmd_reserve(dl_cmd *c, size_t head_bytes, size_t body_bytes);
 
 /* Room writes: status pairs and events. DL_ELIMIT past DL_CMD_BYTES_MAX (nothing added). */
 dl_err dl_cmd_add_pair(dl_cmd *c, const char *field, const char *value);

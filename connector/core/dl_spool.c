@@ -230,22 +230,25 @@ static dl_err resync(dl_spool *s) {
   return DL_EPROTO;
 }
 
-dl_err dl_spool_next_buf(dl_spool *s, dl_buf *b) {
-  dl_buf_reset(b);
+/* The oldest record's length and checksum (DL_EOK), or what resync says about a bad header. */
+static dl_err next_header(dl_spool *s, uint32_t *n, uint32_t *crc) {
   if (s->read_off >= s->write_off) return DL_ENOTFOUND;
   uint8_t hdr[REC_HDR];
   ssize_t got = read_upto(s->fd, hdr, REC_HDR, s->read_off);
   if (got < 0) return DL_EIO;
   uint64_t left = s->write_off - s->read_off;
   if ((size_t)got < REC_HDR || left < REC_HDR || dl_le32_get(hdr) != REC_MAGIC) return resync(s);
-  uint32_t n = dl_le32_get(hdr + 4), crc = dl_le32_get(hdr + 8);
-  if (n > REC_MAX || n > left - REC_HDR) return resync(s);
-  if (dl_buf_reserve(b, n) != DL_EOK) return DL_ENOMEM;
-  if (read_upto(s->fd, b->p, n, s->read_off + REC_HDR) != (ssize_t)n ||
-      (uint32_t)crc32(crc32(0L, Z_NULL, 0), b->p, n) != crc)
+  *n = dl_le32_get(hdr + 4), *crc = dl_le32_get(hdr + 8);
+  if (*n > REC_MAX || *n > left - REC_HDR) return resync(s);
+  return DL_EOK;
+}
+
+/* The record's n bytes into dst and past it (DL_EOK), or what resync says when they are short or
+ * do not match crc. */
+static dl_err next_body(dl_spool *s, uint8_t *dst, uint32_t n, uint32_t crc) {
+  if (read_upto(s->fd, dst, n, s->read_off + REC_HDR) != (ssize_t)n ||
+      (uint32_t)crc32(crc32(0L, Z_NULL, 0), dst, n) != crc)
     return resync(s);
-  b->len = n;
-  b->p[n] = 0;
   s->read_off += REC_HDR + (uint64_t)n;
   if (s->records) s->records--;
   caught_up(s);
@@ -253,15 +256,29 @@ dl_err dl_spool_next_buf(dl_spool *s, dl_buf *b) {
 }
 
 dl_err dl_spool_next(dl_spool *s, void **out, uint32_t *len) {
-  dl_buf b;
-  dl_buf_init(&b, REC_MAX);
-  dl_err e = dl_spool_next_buf(s, &b);
-  if (e != DL_EOK) {
-    dl_buf_free(&b);
+  uint32_t n, crc;
+  dl_err e = next_header(s, &n, &crc);
+  if (e != DL_EOK) return e;
+  uint8_t *b = malloc(n ? n : 1);
+  if (!b) return DL_ENOMEM;
+  if ((e = next_body(s, b, n, crc)) != DL_EOK) {
+    free(b);
     return e;
   }
-  *out = b.p; /* dl_buf_reserve made it: never NULL */
-  *len = (uint32_t)b.len;
+  *out = b;
+  *len = n;
+  return DL_EOK;
+}
+
+dl_err dl_spool_next_buf(dl_spool *s, dl_buf *b) {
+  dl_buf_reset(b);
+  uint32_t n, crc;
+  dl_err e = next_header(s, &n, &crc);
+  if (e != DL_EOK) return e;
+  if ((e = dl_buf_reserve(b, n)) != DL_EOK) return e; /* DL_ELIMIT: b's max is below DL_CMD_RECORD_MAX */
+  if ((e = next_body(s, b->p, n, crc)) != DL_EOK) return e;
+  b->len = n;
+  b->p[n] = 0;
   return DL_EOK;
 }
 

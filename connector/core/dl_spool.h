@@ -43,8 +43,9 @@ dl_err dl_spool_append(dl_spool *s, const void *rec, uint32_t len);
 /* The oldest record in a malloc'd buffer. DL_ENOTFOUND when empty; DL_EPROTO when a bad record
  * was skipped (call again: every call makes progress); DL_EIO/DL_ENOMEM on failures. */
 dl_err dl_spool_next(dl_spool *s, void **out, uint32_t *len);
-/* The same into b (emptied first; its max must allow DL_CMD_RECORD_MAX), which the caller keeps
- * from one record to the next: no malloc per record once it is big enough. */
+/* The same into b (emptied first), which the caller keeps from one record to the next: no malloc
+ * per record once it is big enough. b's max must allow DL_CMD_RECORD_MAX: a record over it is
+ * DL_ELIMIT and stays where it is. */
 dl_err dl_spool_next_buf(dl_spool *s, dl_buf *b);
 
 uint64_t dl_spool_pending_bytes(const dl_spool *s);

@@ -40,6 +40,7 @@ typedef struct room {
   char profile[72];
   char refused[160];          /* a configuration error found at claim time: published once owned */
   char *claim_raw;            /* the assignment exactly as it sits in our claims list */
+  size_t write_head, write_body; /* the sizes of its last write: the next one is reserved at once */
   size_t claim_len;
   st_t st;
   dl_rstate pub;              /* the state last published */
@@ -250,6 +251,8 @@ static void flush_room(room *r) {
     r->dups_dirty = 0;
   }
   c->seq = ++r->wseq;
+  r->write_head = c->head.len;
+  r->write_body = c->body.len;
   lease_mark(r, c);
   /* XTRIM … MAXLEN ~ drops whole stream nodes (100 entries by default): trimming on every write of
    * a trickling room costs a call per write for nothing; every DL_TRIM_EVERY events (1 % of a short
@@ -313,6 +316,7 @@ static void take_frame(room *r, const dl_in_msg *m) {
     if (!r->open) {
       r->open = dl_cmd_room_new(r->live_id, r->token);
       if (!r->open) return;
+      dl_cmd_reserve(r->open, r->write_head, r->write_body);
       r->open->recv_us = m->recv_us;
     }
     if (dl_cmd_add_event(r->open, e->type, e->msg_id, e->ts_ms, e->json, e->json_len) != DL_EOK) continue;
