@@ -486,6 +486,17 @@ static dl_spool *spool_with(const char *priv, const char *name, int n, uint32_t 
   return s;
 }
 
+/* A fresh temp dir *t, its private spool directory priv, and a spool "w1" in it holding n records
+ * (spool_with); NULL when any step fails (*t is then removed, or NULL). */
+static dl_spool *spool_in_tmp(const char **t, char *priv, size_t cap, int n, uint32_t *lens) {
+  char why[300];
+  if (!(*t = tmpdir())) return NULL;
+  dl_spool *s = NULL;
+  if (dl_spool_private_dir(*t, priv, cap, why, sizeof why) == DL_EOK) s = spool_with(priv, "w1", n, lens);
+  if (!s) rmtree(*t);
+  return s;
+}
+
 /* A fresh temp dir t, its private spool directory priv (cap bytes), a spool "w1" of spool_max
  * bytes in it and an outbox on it; NULL (and nothing to free) when any step fails. */
 static dl_outbox *outbox_on_spool(const dl_outbox_limits *lim, uint64_t spool_max, const char **t, char *priv,
@@ -505,12 +516,10 @@ static dl_outbox *outbox_on_spool(const dl_outbox_limits *lim, uint64_t spool_ma
 
 /* The hole: one corrupted length made the reader retry the same bytes forever (100 % CPU). */
 int test_spool_corrupt_length_skipped(void) {
-  const char *t = tmpdir();
-  ASSERT_TRUE(t != NULL);
-  char priv[512], why[300];
-  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
+  const char *t;
+  char priv[512];
   uint32_t lens[3];
-  dl_spool *s = spool_with(priv, "w1", 3, lens);
+  dl_spool *s = spool_in_tmp(&t, priv, sizeof priv, 3, lens);
   ASSERT_TRUE(s != NULL);
   /* the second record's length field: 8 (file header) + 12 + lens[0] + 4 */
   int fd = open(dl_spool_path(s), O_RDWR);
@@ -544,12 +553,10 @@ int test_spool_corrupt_length_skipped(void) {
  * comes back whole into it, a damaged one is skipped with the buffer left empty, and a record
  * bigger than what the buffer held before grows it. */
 int test_spool_next_into_kept_buffer(void) {
-  const char *t = tmpdir();
-  ASSERT_TRUE(t != NULL);
-  char priv[512], why[300];
-  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
+  const char *t;
+  char priv[512];
   uint32_t lens[4];
-  dl_spool *s = spool_with(priv, "w1", 4, lens);
+  dl_spool *s = spool_in_tmp(&t, priv, sizeof priv, 4, lens);
   ASSERT_TRUE(s != NULL);
   char big[5000];
   memset(big, 'b', sizeof big);
@@ -584,12 +591,11 @@ int test_spool_next_into_kept_buffer(void) {
 }
 
 int test_spool_crc_and_truncation(void) {
-  const char *t = tmpdir();
-  ASSERT_TRUE(t != NULL);
-  char priv[512], why[300];
-  ASSERT_EQ_ERR(dl_spool_private_dir(t, priv, sizeof priv, why, sizeof why), DL_EOK);
+  const char *t;
+  char priv[512];
   uint32_t lens[3];
-  dl_spool *s = spool_with(priv, "w1", 3, lens);
+  dl_spool *s = spool_in_tmp(&t, priv, sizeof priv, 3, lens);
+  ASSERT_TRUE(s != NULL);
   int fd = open(dl_spool_path(s), O_RDWR);
   uint8_t x = 'X';
   ASSERT_EQ_I64(pwrite(fd, &x, 1, 8 + 12 + 3), 1); /* a byte of the first payload */
