@@ -91,7 +91,11 @@ def parse():
     ap.add_argument("--ceiling-json-bytes", type=int, default=0, help="json size of the ceiling entries "
                     "(default: the mean of dylive's rich events, else 530)")
     ap.add_argument("--rooms", type=int, default=1000)
-    ap.add_argument("--room-rate", type=int, default=4, help="events/s per room (1 chat per frame)")
+    ap.add_argument("--room-rate", type=int, default=4, help="events/s per room (--room-per-frame chats per frame)")
+    ap.add_argument("--room-per-frame", type=int, default=1,
+                    help="rooms and tls phases: chats per frame (frames/s = the rate / this; real rooms' frames "
+                         "often carry a few messages, and a linger that coalesces one-chat frames may not "
+                         "coalesce those)")
     ap.add_argument("--rooms-seconds", type=float, default=30)
     ap.add_argument("--connect-rate", type=int, default=200)
     ap.add_argument("--connect-burst", type=int, default=100)
@@ -121,6 +125,10 @@ def parse():
     a.peers = [p for p in a.peers.split(",") if p]
     if any(p not in ("python", "node") for p in a.peers):
         ap.error("--peers: python and/or node")
+    k = a.room_per_frame
+    rates = [a.room_rate] + ([a.tls_rate] if "tls" in a.phases else [])
+    if k < 1 or any(r % k or r < k for r in rates):
+        ap.error("--room-per-frame: at least 1, and --room-rate (and --tls-rate) must be multiples of it")
     return a
 
 
@@ -392,14 +400,14 @@ def fixture(out_dir, name, live, *extra):
 
 
 def room_fixtures(out_dir, n, frames, base=6660000):
-    """n chat-only rooms, 1 chat per frame, no end, distinct msg_ids; generated 2 at a time."""
+    """n chat-only rooms, --room-per-frame chats per frame, no end, distinct msg_ids; 2 at a time."""
     os.makedirs(out_dir, exist_ok=True)
 
     def one(i):
         live = str(base + i)
         path = os.path.join(out_dir, "r%d.frames" % i)
         subprocess.run([os.path.join(harness.BUILD, "dylive-fixture"), "--out", path, "--live-id", live,
-                        "--room-id", harness.default_room_id(live), "--kinds", "chat", "--per-frame", "1",
+                        "--room-id", harness.default_room_id(live), "--kinds", "chat", "--per-frame", str(ARGS.room_per_frame),
                         "--frames", str(frames), "--no-end", "--seed", str(i + 1), "--quiet"], check=True)
         return live, path
 
@@ -639,7 +647,7 @@ def phase_rooms(tmp, out, fx):
     secs = ARGS.rooms_seconds
     with harness.Env("cost-rooms") as env:
         r = env.start_redis()
-        specs = ["%s:%s,fps=%d,sig=off" % (live, path, rate) for live, path in fx[:n]]
+        specs = ["%s:%s,fps=%d,sig=off" % (live, path, rate // ARGS.room_per_frame) for live, path in fx[:n]]
         sim = env.start_sim(specs)
         w, port = start_worker(env, r, extra=("--max-rooms", str(n), "--connect-rate", str(ARGS.connect_rate),
                                            "--connect-burst", str(ARGS.connect_burst), "--http-rate",
@@ -658,7 +666,8 @@ def phase_rooms(tmp, out, fx):
         m1, cs1 = prom(port), cmdstats(r)
         wall, cw, cr_, cs_ = win.wall, win.cpu["w"], win.cpu["redis"], win.cpu["sim"]
         ev = prom_sum(m1, "dylive_events_written_total") - prom_sum(m0, "dylive_events_written_total")
-        res = {"rooms": n, "per_room_rate": rate, "offered_events_per_s": n * rate, "poll_ms": ARGS.poll_ms,
+        res = {"rooms": n, "per_room_rate": rate, "per_frame": ARGS.room_per_frame, "offered_events_per_s": n * rate,
+               "poll_ms": ARGS.poll_ms,
                "connect_rate": ARGS.connect_rate, "connect_burst": ARGS.connect_burst, "all_live_s": r2(t_live),
                "window_s": r2(wall, 1), "events": int(ev), "events_per_s": round(ev / wall),
                "worker_cpu_pct": r2(cw / wall * 100, 1), "redis_cpu_pct": r2(cr_ / wall * 100, 1),
@@ -707,7 +716,7 @@ def phase_tls(tmp, out, fx):
     cert, key = make_cert(tmp)
     with harness.Env("cost-tls") as env:
         r = env.start_redis()
-        specs = ["%s:%s,fps=%d,sig=off" % (live, path, rate) for live, path in fx[:n]]
+        specs = ["%s:%s,fps=%d,sig=off" % (live, path, rate // ARGS.room_per_frame) for live, path in fx[:n]]
         sim = env.start_sim(specs, ("--tls-cert", cert, "--tls-key", key))
         lives = [live for live, _ in fx[:n]]
         sim_post_all(env, "/_sim/pause", lives)
