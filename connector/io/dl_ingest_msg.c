@@ -30,8 +30,9 @@ static size_t msg_pool_len, msg_pool_bytes, msg_pool_cap = DL_IN_MSG_POOL_BYTES;
 
 void ingest_msg_pool_bound(size_t queue_max_bytes) {
   pthread_mutex_lock(&msg_pool_mu);
-  size_t want = queue_max_bytes + queue_max_bytes / 2;
-  msg_pool_cap = queue_max_bytes && want < DL_IN_MSG_POOL_BYTES ? want : DL_IN_MSG_POOL_BYTES;
+  /* 1.5 × the queue's bound, at most DL_IN_MSG_POOL_BYTES (compared before multiplying: no wrap) */
+  msg_pool_cap = queue_max_bytes && queue_max_bytes < DL_IN_MSG_POOL_BYTES / 3 * 2 ? queue_max_bytes + queue_max_bytes / 2
+                                                                                  : DL_IN_MSG_POOL_BYTES;
   pthread_mutex_unlock(&msg_pool_mu);
 }
 

@@ -40,8 +40,8 @@ typedef struct room {
   char profile[72];
   char refused[160];          /* a configuration error found at claim time: published once owned */
   char *claim_raw;            /* the assignment exactly as it sits in our claims list */
-  size_t write_head, write_body; /* the sizes of its last write: the next one is reserved at once */
   size_t claim_len;
+  size_t write_head, write_body; /* the sizes of its last write: the next one is reserved at once */
   st_t st;
   dl_rstate pub;              /* the state last published */
   int stop_requested;         /* unassigned: state stopped once closed */

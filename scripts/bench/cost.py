@@ -955,44 +955,55 @@ class Counter:
         return counts
 
 
-def malloc_warm(tmp, tool, libc, nf):
-    """One worker captures a room of nf rich frames flat out (its pools, queues and buffers grow to
-    what a blasted room needs), then a second room of the same frames: the allocation calls of the
-    second room, per event, are the hot path's in steady state (what is left: that room's own set-up,
-    resolve and connect, spread over its events)."""
-    frames, man = fixture(tmp, "w%d" % nf, LIVE, "--frames", str(nf), "--seed", "42")
-    live2 = str(int(LIVE) + 1)
-    with harness.Env("cost-malloc-warm") as env:
+def counted_room(tool, libc, frames, expect, record=None, warm=False):
+    """One worker, a fresh redis and sim; the worker's allocation calls while it captures a room of
+    `frames` flat out (and, first, over 3 idle seconds). warm: it captures another room of the same
+    frames before (its pools, queues and buffers grow to what a blasted room needs). record: also a
+    perf record of every record-th call, and their callers. Returns (idle counts, idle s, run counts,
+    run s, callers)."""
+    lives = [str(int(LIVE) + 1), LIVE] if warm else [LIVE]
+    callers = None
+    with harness.Env("cost-malloc") as env:
         cnt = Counter(env, tool, libc)
         try:
             cnt.open()
             r = env.start_redis()
-            env.start_sim(["%s:%s,fps=0" % (live, frames) for live in (LIVE, live2)])
+            env.start_sim(["%s:%s,fps=0" % (live, frames) for live in lives])
             w, port = start_worker(env, r, admin=False)
-            expect = man["unique_msg_ids"]
-            r("LPUSH", "dylive:assign", LIVE)
-            harness.wait_until(lambda: events_of(r, LIVE) >= expect, 600, "warm-up events", interval=0.05)
+            if warm:
+                r("LPUSH", "dylive:assign", lives[0])
+                harness.wait_until(lambda: events_of(r, lives[0]) >= expect, 600, "warm-up events", interval=0.05)
             time.sleep(0.5)
-            cnt.start(w.pid, "warm-idle")  # what the warm worker allocates with nothing to do
+            cnt.start(w.pid, "idle")
             ti = time.monotonic()
             time.sleep(3)
             idle = cnt.stop()
             idle_s = time.monotonic() - ti
-            cnt.start(w.pid, "warm")
-            rec = cnt.record_callers(w.pid, period=1) if tool == "perf" else None
+            cnt.start(w.pid, "run")
+            rec = cnt.record_callers(w.pid, period=record) if record and tool == "perf" else None
             t0 = time.monotonic()
-            r("LPUSH", "dylive:assign", live2)
-            harness.wait_until(lambda: events_of(r, live2) >= expect, 600, "all events", interval=0.05)
+            r("LPUSH", "dylive:assign", LIVE)
+            harness.wait_until(lambda: events_of(r, LIVE) >= expect, 600, "all events", interval=0.05)
             time.sleep(0.2)
             run = cnt.stop()
             run_s = time.monotonic() - t0
-            callers = cnt.callers(rec, n=16) if rec else None
+            if rec:
+                callers = cnt.callers(rec, n=16)
         finally:
             cnt.close()
+    return idle, idle_s, run, run_s, callers
+
+
+def malloc_warm(tmp, tool, libc, nf):
+    """A room of nf rich frames captured by a warm worker (counted_room warm=True): its allocation
+    calls per event, idle subtracted, are the hot path's in steady state plus that room's own set-up
+    (resolve, page, connect) spread over its events."""
+    frames, man = fixture(tmp, "w%d" % nf, LIVE, "--frames", str(nf), "--seed", "42")
+    expect = man["unique_msg_ids"]
+    idle, idle_s, run, run_s, callers = counted_room(tool, libc, frames, expect, record=1, warm=True)
     run.pop("syscalls", None)
     idle.pop("syscalls", None)
     idle_rate = sum(idle.values()) / idle_s
-    # the room's own set-up (resolve, page, connect) is in it: an upper bound on the hot path's
     res = {"frames": nf, "events": expect, "mallocs": sum(run.values()), "by_fn": run, "seconds": r2(run_s),
            "idle_per_s": r2(idle_rate, 1),
            "per_event": round(max(0.0, sum(run.values()) - idle_rate * run_s) / expect, 4)}
@@ -1005,39 +1016,15 @@ def phase_malloc(tmp, out):
     tool = ARGS.malloc_tool
     if tool == "auto":
         tool = "perf" if shutil.which("perf") else "ltrace"
-    libc = None
     ldd = subprocess.run(["ldd", os.path.join(harness.BUILD, "dylive-connector")], capture_output=True, text=True).stdout
     mm = re.search(r"libc\.so\.6 => (\S+)", ldd)
     libc = os.path.realpath(mm.group(1)) if mm else "/lib/x86_64-linux-gnu/libc.so.6"
     runs, callers, runs_sc = [], None, []
     for nf in [int(x) for x in ARGS.malloc_frames.split(",")][:2]:
         frames, man = fixture(tmp, "m%d" % nf, LIVE, "--frames", str(nf), "--seed", "42")
-        with harness.Env("cost-malloc") as env:
-            cnt = Counter(env, tool, libc)
-            try:
-                cnt.open()
-                r = env.start_redis()
-                env.start_sim(["%s:%s,fps=0" % (LIVE, frames)])
-                w, port = start_worker(env, r, admin=False)
-                time.sleep(0.5)
-                cnt.start(w.pid, "idle")
-                ti = time.monotonic()
-                time.sleep(3)
-                idle = cnt.stop()
-                idle_s = time.monotonic() - ti
-                cnt.start(w.pid, "run")
-                rec = cnt.record_callers(w.pid) if tool == "perf" and not runs else None
-                t0 = time.monotonic()
-                r("LPUSH", "dylive:assign", LIVE)
-                expect = man["unique_msg_ids"]
-                harness.wait_until(lambda: events_of(r, LIVE) >= expect, 600, "all events", interval=0.05)
-                time.sleep(0.2)
-                run = cnt.stop()
-                run_s = time.monotonic() - t0
-                if rec:
-                    callers = cnt.callers(rec)
-            finally:
-                cnt.close()
+        expect = man["unique_msg_ids"]
+        idle, idle_s, run, run_s, c = counted_room(tool, libc, frames, expect, record=None if runs else 17)
+        callers = callers or c
         sc_idle, sc_run = idle.pop("syscalls", None), run.pop("syscalls", None)
         tot_idle = sum(idle.values())
         tot_run = sum(run.values())
