@@ -62,8 +62,8 @@ static int opt(int argc, char **argv, const char *name, int def) {
   return def;
 }
 
-/* The sender: every millisecond, one frame to each room that is due; acks read and dropped. */
-/* fds[n], when store: the hand-off thread's "store" socket, each read answered with "+OK". */
+/* The sender: every millisecond, one frame to each room that is due; acks read and dropped. With
+ * store, fds[n] is the hand-off thread's "store" socket: each read there is answered with "+OK". */
 static void sender(int *fds, int n, int store, int rate, double until, int frame_bytes) {
   char frame[65536], sink[65536];
   memset(frame, 'f', sizeof frame);
