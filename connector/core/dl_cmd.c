@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dl_json.h"
 #include "dl_keys.h"
 
 /* Record layout version: bump on any change (an old spool is then refused, never misread). */
@@ -82,19 +83,28 @@ dl_cmd *dl_cmd_room_new(const char *live_id, const char *token) {
   return c;
 }
 
+/* The numbers of a command (bulk lengths, sequence, counts) are formatted by hand: a room write
+ * has some thirty of them, and printf's were a visible share of a many-rooms worker. */
 static dl_err bulk(dl_buf *b, const void *p, size_t n) {
   char hdr[32];
-  int hl = snprintf(hdr, sizeof hdr, "$%zu\r\n", n);
-  if (hl < 0) return DL_EINVAL;
-  dl_err e = dl_buf_reserve(b, (size_t)hl + n + 2);
+  hdr[0] = '$';
+  size_t hl = 1 + dl_json_fmt_u64(hdr + 1, n);
+  hdr[hl++] = '\r';
+  hdr[hl++] = '\n';
+  dl_err e = dl_buf_reserve(b, hl + n + 2);
   if (e != DL_EOK) return e;
-  dl_buf_add(b, hdr, (size_t)hl);
+  dl_buf_add(b, hdr, hl);
   dl_buf_add(b, p, n);
   dl_buf_add(b, "\r\n", 2);
   return DL_EOK;
 }
 
 static dl_err bulks(dl_buf *b, const char *s) { return bulk(b, s, strlen(s)); }
+
+static dl_err bulk_u64(dl_buf *b, uint64_t v) {
+  char d[24];
+  return bulk(b, d, dl_json_fmt_u64(d, v));
+}
 
 dl_cmd *dl_cmd_plain_new(int argc, const char *const *argv, const size_t *lens) {
   if (argc < 1 || argc > DL_CMD_PLAIN_ARGS_MAX) return NULL;
@@ -153,11 +163,11 @@ dl_err dl_cmd_add_event(dl_cmd *c, const char *type, const char *msg_id, long lo
                         size_t json_len) {
   if (c->kind != DL_CMD_ROOM) return DL_EINVAL;
   char ts[24];
-  snprintf(ts, sizeof ts, "%lld", ts_ms);
+  size_t tsl = dl_json_fmt_i64(ts, ts_ms);
   size_t mark = c->body.len;
   dl_err e = bulks(&c->body, type);
   if (e == DL_EOK) e = bulks(&c->body, msg_id);
-  if (e == DL_EOK) e = bulks(&c->body, ts);
+  if (e == DL_EOK) e = bulk(&c->body, ts, tsl);
   if (e == DL_EOK) e = bulk(&c->body, json, json_len);
   if (e != DL_EOK) {
     c->body.len = mark;
@@ -213,18 +223,14 @@ dl_err dl_cmd_encode(const dl_cmd *c, const dl_cmd_env *env, dl_buf *out) {
 
 /* One room's ten header strings (room.lua's ARGV layout), then its status pairs and events. */
 static dl_err room_args(const dl_cmd *c, const dl_cmd_env *env, const char *maxlen, const char *minid, dl_buf *out) {
-  char ttl[24], seq[24], expire[16], np[16], ne[16];
-  snprintf(ttl, sizeof ttl, "%lld", c->keep_lease ? 0LL : env->lease_ms);
-  snprintf(seq, sizeof seq, "%llu", (unsigned long long)c->seq);
-  snprintf(expire, sizeof expire, "%u", c->expire_s);
-  snprintf(np, sizeof np, "%u", c->npairs);
-  snprintf(ne, sizeof ne, "%u", c->nevents);
+  char ttl[24];
+  size_t ttll = dl_json_fmt_i64(ttl, c->keep_lease ? 0 : (int64_t)env->lease_ms);
   dl_err e;
-  if ((e = bulks(out, c->token)) || (e = bulks(out, ttl)) || (e = bulks(out, seq)) ||
+  if ((e = bulks(out, c->token)) || (e = bulk(out, ttl, ttll)) || (e = bulk_u64(out, c->seq)) ||
       (e = bulks(out, c->force ? "1" : "0")) || (e = bulks(out, c->skip_trim ? "0" : maxlen)) ||
       (e = bulks(out, c->skip_trim ? "" : minid)) ||
-      (e = bulks(out, c->release ? "1" : "0")) || (e = bulks(out, expire)) || (e = bulks(out, np)) ||
-      (e = bulks(out, ne)))
+      (e = bulks(out, c->release ? "1" : "0")) || (e = bulk_u64(out, c->expire_s)) ||
+      (e = bulk_u64(out, c->npairs)) || (e = bulk_u64(out, c->nevents)))
     return e;
   if ((e = dl_buf_add(out, c->head.p, c->head.len))) return e;
   return dl_buf_add(out, c->body.p, c->body.len);

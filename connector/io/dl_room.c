@@ -7,6 +7,7 @@
 
 #include "dl_backoff.h"
 #include "dl_claims.h"
+#include "dl_json.h"
 #include "dl_lease.h"
 #include "dl_proxypool.h"
 #include "dl_limits.h"
@@ -238,15 +239,15 @@ static void flush_room(room *r) {
   if (!c) return;
   r->open = NULL;
   char now[24], v[24], d[24];
-  snprintf(now, sizeof now, "%lld", (long long)dl_now_ms());
+  now[dl_json_fmt_i64(now, dl_now_ms())] = 0; /* every write: no printf */
   dl_cmd_add_pair(c, "last_event_ms", now);
   if (r->viewers_dirty) {
-    snprintf(v, sizeof v, "%lld", r->viewers);
+    v[dl_json_fmt_i64(v, r->viewers)] = 0;
     dl_cmd_add_pair(c, "viewers", v);
     r->viewers_dirty = 0;
   }
   if (r->dups_dirty) {
-    snprintf(d, sizeof d, "%llu", (unsigned long long)r->dups);
+    d[dl_json_fmt_u64(d, r->dups)] = 0;
     dl_cmd_add_pair(c, "duplicates", d);
     r->dups_dirty = 0;
   }
