@@ -902,29 +902,36 @@ class Counter:
     def record_callers(self, pid, period=17):
         """perf record of every period-th allocation call with DWARF call graphs (runs until stop)."""
         data = os.path.join(self.env.tmp, "callers.data")
+        # -k CLOCK_MONOTONIC: sample times on Python's time.monotonic() clock (callers' window)
         self.rec = self.env.spawn(["perf", "record", "-q", "-e", "dlbench:malloc,dlbench:calloc,dlbench:realloc",
-                                   "-c", str(period), "--call-graph", "dwarf,4096", "-p", str(pid), "-o", data],
+                                   "-k", "CLOCK_MONOTONIC", "-c", str(period), "--call-graph", "dwarf,4096",
+                                   "-p", str(pid), "-o", data],
                                   "callers.log")
         time.sleep(1.0)
         return data
 
-    def callers(self, data, n=12):
+    def callers(self, data, n=12, window=None):
         """Shares of the immediate callers of malloc/calloc/realloc and of the first dylive function
-        on each sampled stack."""
+        on each sampled stack. window (t0, t1), time.monotonic() seconds: also the calls inside it
+        alone ("window": their count and chains)."""
         self.rec.send_signal(signal.SIGINT)
         self.rec.wait(timeout=120)
-        txt = subprocess.run(["perf", "script", "-i", data, "-F", "event,ip,sym,dso"], capture_output=True,
+        txt = subprocess.run(["perf", "script", "-i", data, "-F", "time,event,ip,sym,dso"], capture_output=True,
                              text=True, timeout=600).stdout
         imm, own, chain, total = {}, {}, {}, 0
+        win_chain, win_total = {}, 0
         for block in txt.split("\n\n"):
+            lines = block.strip().splitlines()
             frames = []
-            for line in block.strip().splitlines()[1:]:
+            for line in lines[1:]:
                 mm = re.match(r"\s*[0-9a-f]+ (.+?) \((.+)\)$", line)
                 if mm:
                     frames.append((mm.group(1), os.path.basename(mm.group(2))))
             if len(frames) < 2:
                 continue
             total += 1
+            tm = re.match(r"\s*(\d+\.\d+):", lines[0])
+            inside = window and tm and window[0] <= float(tm.group(1)) <= window[1]
             a = "%s %s" % (frames[1][1], frames[1][0])
             mine = [f[0] for f in frames[1:] if f[1] == "dylive-connector"]
             b = mine[0] if mine else "(no dylive frame)"
@@ -932,10 +939,18 @@ class Counter:
             imm[a] = imm.get(a, 0) + 1
             own[b] = own.get(b, 0) + 1
             chain[c] = chain.get(c, 0) + 1
+            if inside:
+                win_total += 1
+                win_chain[c] = win_chain.get(c, 0) + 1
 
-        def top(d):
-            return [(k, round(100.0 * v / total, 1)) for k, v in sorted(d.items(), key=lambda x: -x[1])[:n]]
-        return {"samples": total, "immediate": top(imm), "dylive": top(own), "chains": top(chain)} if total else None
+        def top(d, of=None):
+            return [(k, round(100.0 * v / (of or total), 1)) for k, v in sorted(d.items(), key=lambda x: -x[1])[:n]]
+        if not total:
+            return None
+        res = {"samples": total, "immediate": top(imm), "dylive": top(own), "chains": top(chain)}
+        if window:
+            res["window"] = {"samples": win_total, "chains": top(win_chain, win_total) if win_total else []}
+        return res
 
     def stop(self):
         self.p.send_signal(signal.SIGINT)
@@ -983,12 +998,23 @@ def counted_room(tool, libc, frames, expect, record=None, warm=False):
             rec = cnt.record_callers(w.pid, period=record) if record and tool == "perf" else None
             t0 = time.monotonic()
             r("LPUSH", "dylive:assign", LIVE)
-            harness.wait_until(lambda: events_of(r, LIVE) >= expect, 600, "all events", interval=0.05)
+            marks = {}  # the steady part of the run: from 10 % of the room's events written to 90 %
+
+            def all_written():
+                got, now = events_of(r, LIVE), time.monotonic()
+                for q in (0.1, 0.9):
+                    if got >= q * expect and q not in marks:
+                        marks[q] = (now, got)
+                return got >= expect
+            harness.wait_until(all_written, 600, "all events", interval=0.05)
             time.sleep(0.2)
             run = cnt.stop()
             run_s = time.monotonic() - t0
             if rec:
-                callers = cnt.callers(rec, n=16)
+                window = (marks[0.1][0], marks[0.9][0]) if warm else None
+                callers = cnt.callers(rec, n=16, window=window)
+                if window and callers:
+                    callers["window"].update(seconds=r2(window[1] - window[0]), events=marks[0.9][1] - marks[0.1][1])
         finally:
             cnt.close()
     return idle, idle_s, run, run_s, callers
@@ -1072,6 +1098,13 @@ def phase_malloc(tmp, out):
               % (wm["frames"], wm["mallocs"], wm["by_fn"], wm["events"], wm["idle_per_s"], wm["per_event"]))
         for c, pc in (wm.get("callers") or {}).get("chains", []):
             print("    %5.1f%% %s" % (pc, c))
+        win = (wm.get("callers") or {}).get("window")
+        if win and "events" in win:
+            print("  its steady part (from 10 %% of its events written to 90 %%: %d events in %.2f s): %d allocation "
+                  "calls = %.4f per event" % (win["events"], win["seconds"], win["samples"],
+                                              win["samples"] / max(1, win["events"])))
+            for c, pc in win["chains"]:
+                print("    %5.1f%% %s" % (pc, c))
 
 
 # ---------------------------------------------------------------- floors
@@ -1173,6 +1206,9 @@ def summarize(out):
     ml = out.get("malloc")
     if ml:
         t("mallocs_per_event_hot_path", ml.get("marginal_per_event", ml["runs"][-1]["per_event"]), "<=", 0)
+        win = ((ml.get("warm") or {}).get("callers") or {}).get("window")
+        if win and win.get("events"):
+            t("mallocs_per_event_warm_steady", round(win["samples"] / win["events"], 4), "<=", 0)
 
     lat = out.get("latency", {})
     if "10000" in lat:
