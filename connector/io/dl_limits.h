@@ -11,6 +11,7 @@
 #define DL_RCONN_PENDING_MAX (1u << 20)
 /* One argv-built command (pool commands, lease scripts): small by construction. */
 #define DL_RCONN_ARGV_MAX (1u << 20)
+#define DL_RCONN_ARGV_KEEP (64u << 10) /* dl_rconn_argv keeps its encoding buffer up to this */
 /* How often each connection checks its oldest command's deadline. */
 #define DL_RCONN_TICK_MS 250
 /* Direct reads of replies (plain TCP/unix): the stack buffer of one recv, and at most this many

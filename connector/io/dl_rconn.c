@@ -46,6 +46,7 @@ struct dl_rconn {
   int opening;               /* inside dl_rconn_open: failures are reported from the loop */
   dl_rconn_cb push_cb;       /* pub/sub messages */
   void *push_priv;
+  dl_buf argv;               /* dl_rconn_argv's encoding, kept: the periodic commands allocate nothing */
 };
 
 static int64_t mono(void) { return dl_mono_ms(); }
@@ -89,6 +90,7 @@ static void really_free(dl_rconn *c) {
   if (c->rd) event_free(c->rd);
   if (c->bev) bufferevent_free(c->bev); /* frees the SSL too (BEV_OPT_CLOSE_ON_FREE) */
   if (c->reader) redisReaderFree(c->reader);
+  dl_buf_free(&c->argv);
   free(c->q);
   free(c);
 }
@@ -357,6 +359,7 @@ dl_rconn *dl_rconn_open(struct event_base *base, const dl_rconn_target *t, const
   c->t = *t;
   c->ev = *ev;
   c->cmd_timeout_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms : DL_REDIS_COMMAND_TIMEOUT_MS;
+  dl_buf_init(&c->argv, DL_RCONN_ARGV_MAX);
   c->reader = redisReaderCreate();
   if (c->reader) c->reader->fn = dl_reply_fns(); /* reply objects from a pool: no malloc per reply */
   if (c->reader) c->reader->maxbuf = DL_RCONN_READER_KEEP_BYTES;
@@ -435,11 +438,10 @@ dl_err dl_rconn_send(dl_rconn *c, const void *resp, size_t len, int64_t extra_ms
 dl_err dl_rconn_argv(dl_rconn *c, int argc, const char *const *argv, const size_t *lens, int64_t extra_ms,
                      dl_rconn_cb cb, void *priv) {
   if (!c->ready) return DL_ECLOSED;
-  dl_buf b;
-  dl_buf_init(&b, DL_RCONN_ARGV_MAX);
-  dl_err e = encode_argv(&b, argc, argv, lens);
-  if (e == DL_EOK) e = send_raw(c, b.p, b.len, extra_ms, cb, priv);
-  dl_buf_free(&b);
+  dl_buf_reset(&c->argv); /* send_raw copies what the socket does not take at once */
+  dl_err e = encode_argv(&c->argv, argc, argv, lens);
+  if (e == DL_EOK) e = send_raw(c, c->argv.p, c->argv.len, extra_ms, cb, priv);
+  if (c->argv.cap > DL_RCONN_ARGV_KEEP) dl_buf_free(&c->argv); /* a rare big one is not kept */
   return e;
 }
 

@@ -1208,7 +1208,8 @@ def summarize(out):
         t("mallocs_per_event_hot_path", ml.get("marginal_per_event", ml["runs"][-1]["per_event"]), "<=", 0)
         win = ((ml.get("warm") or {}).get("callers") or {}).get("window")
         if win and win.get("events"):
-            t("mallocs_per_event_warm_steady", round(win["samples"] / win["events"], 4), "<=", 0)
+            # two significant digits, never rounded to a 0 that is not one
+            t("mallocs_per_event_warm_steady", float("%.2g" % (win["samples"] / win["events"])), "<=", 0)
 
     lat = out.get("latency", {})
     if "10000" in lat:
