@@ -40,6 +40,7 @@ static const struct {
 #define CMD_POOL_BYTES (4u << 20)     /* all the buffers the pool keeps, unless bound otherwise */
 static _Thread_local dl_cmd *cmd_pool[CMD_POOL_MAX];
 static _Thread_local size_t cmd_pool_len, cmd_pool_bytes;
+static _Thread_local size_t cmd_pool_low; /* the fewest kept since the last decay */
 static size_t cmd_pool_cap = CMD_POOL_BYTES; /* set once, before the threads */
 
 void dl_cmd_pool_bound(size_t bytes) {
@@ -50,6 +51,7 @@ static dl_cmd *cmd_alloc(dl_cmd_kind kind) {
   dl_cmd *c;
   if (cmd_pool_len) {
     c = cmd_pool[--cmd_pool_len];
+    if (cmd_pool_len < cmd_pool_low) cmd_pool_low = cmd_pool_len;
     cmd_pool_bytes -= c->head.cap + c->body.cap;
     dl_buf head = c->head, body = c->body;
     memset(c, 0, sizeof *c);
@@ -72,6 +74,23 @@ void dl_cmd_pool_drain(void) {
     dl_buf_free(&c->body);
     free(c);
   }
+  cmd_pool_low = 0;
+}
+
+size_t dl_cmd_pool_decay(void) {
+  size_t n = cmd_pool_low < cmd_pool_len ? cmd_pool_low : cmd_pool_len, freed = 0;
+  for (size_t i = 0; i < n; i++) {
+    dl_cmd *c = cmd_pool[i];
+    freed += c->head.cap + c->body.cap;
+    dl_buf_free(&c->head);
+    dl_buf_free(&c->body);
+    free(c);
+  }
+  memmove(cmd_pool, cmd_pool + n, (cmd_pool_len - n) * sizeof *cmd_pool);
+  cmd_pool_len -= n;
+  cmd_pool_bytes -= freed;
+  cmd_pool_low = cmd_pool_len;
+  return freed;
 }
 
 dl_cmd *dl_cmd_room_new(const char *live_id, const char *token) {

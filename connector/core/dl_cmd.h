@@ -114,6 +114,10 @@ dl_cmd *dl_cmd_room_new(const char *live_id, const char *token);
 dl_cmd *dl_cmd_plain_new(int argc, const char *const *argv, const size_t *lens);
 void dl_cmd_free(dl_cmd *c);      /* also frees a pending `then`; keeps a few for reuse (per thread) */
 void dl_cmd_pool_drain(void);     /* frees the kept ones (at exit) */
+/* Frees this thread's kept commands that none took since the last call (the pool is a stack: the
+ * bottom ones); returns the bytes their buffers held. On a slow tick, what a burst left behind goes
+ * back and what steady work uses stays. */
+size_t dl_cmd_pool_decay(void);
 /* The kept commands' buffers may hold 1.5 × bytes in all, per thread (0: 4 MiB); call before any
  * thread makes commands. The worker gives it --buffer-max-bytes. */
 void dl_cmd_pool_bound(size_t bytes);

@@ -225,6 +225,10 @@ static const opt opts[] = {
      "N: a room's events are written at most N ms after the first of them arrived, every room's write of that "
      "moment in one Redis call (fewer, larger writes; up to N ms of latency); 0: as soon as the worker takes them "
      "(one write per room per pass)"},
+    {"--pool-keep-ms", "DYLIVE_POOL_KEEP_MS", OPT_INT, "30000", 0, 86400000LL, NULL, OFF(pool_keep_ms),
+     "every this many ms, the commands and frames the worker kept for reuse (up to 1.5 x --buffer-max-bytes and "
+     "--queue-max-bytes) that none took since the last time are freed and the heap gives free pages back: after a "
+     "burst, memory returns to what the rooms use; 0: kept for good"},
     {"--ws-event-loop", "DYLIVE_WS_EVENT_LOOP", OPT_STR, "auto", 0, 0, check_event_loop, OFF(ws_event_loop),
      "the WebSocket thread's event loop: libev (epoll; needs Debian's libwebsockets-evlib-ev), poll (lws's own: "
      "polls every socket on each wake-up), or auto: libev when its plugin loads, else poll with a warning"},

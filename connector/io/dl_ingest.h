@@ -104,6 +104,9 @@ void dl_ingest_stats_get(dl_ingest *in, dl_ingest_stats *out);
 int dl_ingest_paused(dl_ingest *in);
 /* Bytes of decoded frames between the WebSocket thread and the control thread (any thread). */
 size_t dl_ingest_queued_bytes(void);
+/* Frees the kept messages none took since the last call (dl_cmd_pool_decay's rule; any thread);
+ * returns the bytes they held. */
+size_t dl_ingest_msg_pool_decay(void);
 /* The event loop the WebSockets run on: "libev" (epoll: a wake-up costs the ready sockets) or
  * "poll" (lws's own: every wake-up polls every socket). Fixed at dl_ingest_new. */
 const char *dl_ingest_event_loop(const dl_ingest *in);

@@ -27,6 +27,7 @@ static pthread_mutex_t msg_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic size_t queued_bytes;
 static dl_in_msg *msg_pool[DL_IN_MSG_POOL_MAX];
 static size_t msg_pool_len, msg_pool_bytes, msg_pool_cap = DL_IN_MSG_POOL_BYTES;
+static size_t msg_pool_low; /* the fewest kept since the last decay */
 
 void ingest_msg_pool_bound(size_t queue_max_bytes) {
   pthread_mutex_lock(&msg_pool_mu);
@@ -45,6 +46,7 @@ dl_in_msg *ingest_msg_new(void) {
   pthread_mutex_lock(&msg_pool_mu);
   if (msg_pool_len) {
     m = msg_pool[--msg_pool_len];
+    if (msg_pool_len < msg_pool_low) msg_pool_low = msg_pool_len;
     msg_pool_bytes -= msg_bytes(m);
   }
   pthread_mutex_unlock(&msg_pool_mu);
@@ -77,6 +79,27 @@ void dl_in_msg_free(void *p) {
     dl_frame_clear(&m->frame);
     free(m);
   }
+}
+
+size_t dl_ingest_msg_pool_decay(void) {
+  dl_in_msg *gone[DL_IN_MSG_POOL_MAX];
+  size_t freed = 0;
+  pthread_mutex_lock(&msg_pool_mu);
+  size_t n = msg_pool_low < msg_pool_len ? msg_pool_low : msg_pool_len;
+  for (size_t i = 0; i < n; i++) {
+    gone[i] = msg_pool[i];
+    freed += msg_bytes(gone[i]);
+  }
+  memmove(msg_pool, msg_pool + n, (msg_pool_len - n) * sizeof *msg_pool);
+  msg_pool_len -= n;
+  msg_pool_bytes -= freed;
+  msg_pool_low = msg_pool_len;
+  pthread_mutex_unlock(&msg_pool_mu);
+  for (size_t i = 0; i < n; i++) { /* freed outside the lock: the ingest thread does not wait */
+    dl_frame_clear(&gone[i]->frame);
+    free(gone[i]);
+  }
+  return freed;
 }
 
 void ingest_msg_pool_drain(void) {

@@ -4,6 +4,7 @@
 #include "dl_worker.h"
 
 #include <event2/event.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@ typedef struct worker {
   int wake_fd;
   int flush_fd;     /* --flush-ms: a timerfd of its own (precise; the loop's other timers need not be) */
   int flush_armed;
-  struct event *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev, *flush_ev;
+  struct event *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev, *flush_ev, *decay_ev;
   dl_admin *admin;
   int64_t drain_deadline;
   int done;
@@ -286,6 +287,16 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
   drain_queues(wk); /* safety net: ingest wakes us only on the empty → non-empty edge */
 }
 
+/* --pool-keep-ms: what the pools kept and nobody took for a whole period is freed, and the heap
+ * gives its free pages back (after a blasted room, a worker's RSS returns to what its rooms use). */
+static void on_decay(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+  size_t freed = dl_cmd_pool_decay() + dl_ingest_msg_pool_decay();
+  if (freed) malloc_trim(0);
+}
+
 /* ---------- hooks ---------- */
 
 static void on_w_ready(void *ud) {
@@ -493,6 +504,11 @@ int dl_worker_run(const dl_config *cfg) {
     wk->flush_ev = event_new(ctx->base, wk->flush_fd, EV_READ | EV_PERSIST, on_flush, wk);
     event_add(wk->flush_ev, NULL);
   }
+  if (cfg->pool_keep_ms > 0) {
+    struct timeval ktv = {(time_t)(cfg->pool_keep_ms / 1000), (suseconds_t)((cfg->pool_keep_ms % 1000) * 1000)};
+    wk->decay_ev = event_new(ctx->base, -1, EV_PERSIST, on_decay, wk);
+    if (wk->decay_ev) event_add(wk->decay_ev, &ktv);
+  }
   dl_log(DL_LOG_INFO, "worker_start", NULL, "dylive %s: redis=%s prefix=%s max_rooms=%lld ws=%s spool=%s",
          DYLIVE_VERSION, dl_redis_where(ctx->redis), cfg->prefix, cfg->max_rooms, cfg->douyin_ws,
          wk->spool ? dl_spool_path(wk->spool) : "off");
@@ -532,7 +548,7 @@ out:
   dl_reply_pool_drain(); /* and every reply (the connections are gone) */
   if (wk->orphan) dl_spool_detach(wk->orphan); /* not fully replayed: the next worker goes on */
   dl_spool_close(wk->spool);
-  struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev, wk->flush_ev};
+  struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev, wk->flush_ev, wk->decay_ev};
   for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
     if (evs[i]) event_free(evs[i]);
   if (ctx->inq) dl_queue_free(ctx->inq, dl_in_msg_free);

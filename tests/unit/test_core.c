@@ -286,6 +286,32 @@ int test_cmd_pool_reuse(void) {
   return 0;
 }
 
+/* --pool-keep-ms: a decay frees the kept commands none took since the one before (the bottom of the
+ * stack), and only those: what steady work keeps using stays, the rest of a burst goes. */
+int test_cmd_pool_decay(void) {
+  dl_cmd_pool_drain();
+  dl_cmd *c[5];
+  for (int i = 0; i < 5; i++) ASSERT_TRUE((c[i] = room_cmd("111", 5, 40)) != NULL);
+  size_t each = c[0]->head.cap + c[0]->body.cap;
+  for (int i = 0; i < 5; i++) dl_cmd_free(c[i]); /* a burst's five, kept */
+  ASSERT_EQ_U64(dl_cmd_pool_decay(), 0); /* none known unused yet: the period starts */
+  dl_cmd *a = dl_cmd_room_new("222", "w2 9"), *b = dl_cmd_room_new("222", "w2 9"); /* steady work: two */
+  ASSERT_TRUE(a == c[4] && b == c[3]);
+  dl_cmd_free(b);
+  dl_cmd_free(a);
+  ASSERT_EQ_U64(dl_cmd_pool_decay(), 3 * each); /* the three nobody took */
+  dl_cmd *again = dl_cmd_room_new("333", "w2 9");
+  ASSERT_TRUE(again == c[4]); /* the two taken stayed */
+  dl_cmd_free(again);
+  ASSERT_EQ_U64(dl_cmd_pool_decay(), each); /* of those, the one not taken this time */
+  ASSERT_EQ_U64(dl_cmd_pool_decay(), each); /* and then the last */
+  ASSERT_EQ_U64(dl_cmd_pool_decay(), 0);
+  ASSERT_TRUE((again = dl_cmd_room_new("444", "w2 9")) != NULL); /* an empty pool still makes commands */
+  dl_cmd_free(again);
+  dl_cmd_pool_drain();
+  return 0;
+}
+
 /* Room writes ready together go in one room.lua call: keys three per room, then each room's ten
  * header strings, pairs and events; a write that need not renew the lease says TTL 0. */
 int test_cmd_encode_rooms_group(void) {
