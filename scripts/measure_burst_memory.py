@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """A worker's memory around a burst: RSS before, at the peak and at the end of one blasted room of
-the rich fixture, then its lowest over the next 2.5 --pool-keep-ms periods (what the pools kept and
-nobody took is freed each period, and the heap gives the pages back).
+the rich fixture, then the lowest RSS seen over the next WATCH seconds (with --pool-keep-ms, what
+the pools kept and nobody took through a whole period is freed and the heap gives the pages back;
+with 0 they keep it for good).
 
-Usage: scripts/measure_burst_memory.py [BUILD_DIR] [FRAMES] [POOL_KEEP_MS]   (default build-rel 80000
-30000; POOL_KEEP_MS 0: kept for good, the "after" figure is then the end level)."""
+Usage: scripts/measure_burst_memory.py [BUILD_DIR] [FRAMES] [POOL_KEEP_MS] [WATCH_S]
+(default build-rel 80000 30000 75: two and a half periods of the default)."""
 import os
 import sys
 import time
@@ -14,27 +15,18 @@ os.environ.setdefault("DYLIVE_BUILD", os.path.abspath(sys.argv[1] if len(sys.arg
 import harness  # noqa: E402
 
 harness.BUILD = os.environ["DYLIVE_BUILD"]
-frames_n = sys.argv[2] if len(sys.argv) > 2 else "80000"
+frames_n = int(sys.argv[2]) if len(sys.argv) > 2 else 80000
 keep_ms = int(sys.argv[3]) if len(sys.argv) > 3 else 30000
-LIVE = "600700"
+watch_s = float(sys.argv[4]) if len(sys.argv) > 4 else 75
 with harness.Env("burst") as env:
-    r = env.start_redis()
-    frames, man = env.fixture("room", LIVE, harness.default_room_id(LIVE), "--frames", frames_n, "--seed", "42")
-    env.start_sim(["%s:%s,fps=0" % (LIVE, frames)])
-    w = env.worker("--pool-keep-ms", str(keep_ms))
-    harness.wait_until(lambda: r("ZCARD", "dylive:workers") >= 1, 15, "the worker registered")
-    base, peak = harness.rss_kb(w.pid), [0]
-
-    def ended():
-        peak[0] = max(peak[0], harness.rss_kb(w.pid))
-        return r.hgetall("dylive:{%s}:status" % LIVE).get("state") == "ended"
-    r("LPUSH", "dylive:assign", LIVE)
-    t0 = time.monotonic()
-    harness.wait_until(ended, 300, "the room ended", interval=0.05)
-    run_s, end = time.monotonic() - t0, harness.rss_kb(w.pid)
-    low, t1 = end, time.monotonic()
-    while keep_ms and time.monotonic() - t1 < 2.5 * keep_ms / 1000:
-        low = min(low, harness.rss_kb(w.pid))
+    b = harness.blasted_room_rss(env, "600700", frames_n, "--pool-keep-ms", str(keep_ms))
+    low, low_at, t1 = b["end"], 0.0, time.monotonic()
+    while time.monotonic() - t1 < watch_s:
+        rss = harness.rss_kb(b["w"].pid)
+        if rss < low:
+            low, low_at = rss, time.monotonic() - t1
         time.sleep(0.2)
-    print("burst: %d events in %.1f s; RSS %.1f MiB before, peak %.1f, %.1f at the end, %.1f after (--pool-keep-ms %d)"
-          % (man["unique_msg_ids"], run_s, base / 1024, peak[0] / 1024, end / 1024, low / 1024, keep_ms))
+    print("burst: %d events in %.1f s; RSS %.1f MiB before, peak %.1f, %.1f at the end; lowest over the next %.0f s "
+          "%.1f (%.0f s after the end; --pool-keep-ms %d)"
+          % (b["man"]["unique_msg_ids"], b["seconds"], b["base"] / 1024, b["peak"] / 1024, b["end"] / 1024, watch_s,
+             low / 1024, low_at, keep_ms))

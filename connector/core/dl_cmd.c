@@ -104,7 +104,7 @@ dl_cmd *dl_cmd_room_new(const char *live_id, const char *token) {
 
 /* The numbers of a command (bulk lengths, sequence, counts) are formatted by hand: a room write
  * has some thirty of them, and printf's were a visible share of a many-rooms worker. */
-static dl_err bulk(dl_buf *b, const void *p, size_t n) {
+dl_err dl_cmd_resp_bulk(dl_buf *b, const void *p, size_t n) {
   char hdr[32];
   hdr[0] = '$';
   size_t hl = 1 + dl_json_fmt_u64(hdr + 1, n);
@@ -118,7 +118,20 @@ static dl_err bulk(dl_buf *b, const void *p, size_t n) {
   return DL_EOK;
 }
 
+static dl_err bulk(dl_buf *b, const void *p, size_t n) { return dl_cmd_resp_bulk(b, p, n); }
+
 static dl_err bulks(dl_buf *b, const char *s) { return bulk(b, s, strlen(s)); }
+
+dl_err dl_cmd_resp_argv(dl_buf *b, int argc, const char *const *argv, const size_t *lens) {
+  char hdr[32];
+  hdr[0] = '*';
+  size_t hl = 1 + dl_json_fmt_i64(hdr + 1, argc);
+  hdr[hl++] = '\r';
+  hdr[hl++] = '\n';
+  dl_err e = dl_buf_add(b, hdr, hl);
+  for (int i = 0; e == DL_EOK && i < argc; i++) e = bulk(b, argv[i], lens ? lens[i] : strlen(argv[i]));
+  return e;
+}
 
 static dl_err bulk_u64(dl_buf *b, uint64_t v) {
   char d[24];

@@ -110,6 +110,10 @@ typedef struct dl_cmd_env {
 } dl_cmd_env;
 
 dl_cmd *dl_cmd_room_new(const char *live_id, const char *token);
+/* RESP on b: one bulk string ($n, the bytes, CRLF), and a whole command of argc of them (lens NULL:
+ * strlen). The one encoder of every command the worker sends. */
+dl_err dl_cmd_resp_bulk(dl_buf *b, const void *p, size_t n);
+dl_err dl_cmd_resp_argv(dl_buf *b, int argc, const char *const *argv, const size_t *lens);
 /* PLAIN command from strings (argv[0] is the verb; lens NULL = strlen). NULL on bad input. */
 dl_cmd *dl_cmd_plain_new(int argc, const char *const *argv, const size_t *lens);
 void dl_cmd_free(dl_cmd *c);      /* also frees a pending `then`; keeps a few for reuse (per thread) */

@@ -31,13 +31,12 @@ int dl_keys_room(char *out, size_t cap, const char *prefix, const char *live_id,
     if (cap) out[0] = 0;
     return -1;
   }
-  char *o = out;
-  memcpy(o, prefix, pl), o += pl;
-  memcpy(o, ":{", 2), o += 2;
-  memcpy(o, live_id, il), o += il;
-  memcpy(o, "}:", 2), o += 2;
-  memcpy(o, suffix, sl), o += sl;
-  *o = 0;
+  memcpy(out, prefix, pl);
+  memcpy(out + pl, ":{", 2);
+  memcpy(out + pl + 2, live_id, il);
+  memcpy(out + pl + 2 + il, "}:", 2);
+  memcpy(out + pl + 4 + il, suffix, sl);
+  out[n] = 0;
   return (int)n;
 }
 

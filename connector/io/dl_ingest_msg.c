@@ -110,6 +110,7 @@ void ingest_msg_pool_drain(void) {
     dl_frame_clear(&m->frame);
     free(m);
   }
+  msg_pool_low = 0;
   pthread_mutex_unlock(&msg_pool_mu);
 }
 

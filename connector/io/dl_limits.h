@@ -12,6 +12,9 @@
 /* One argv-built command (pool commands, lease scripts): small by construction. */
 #define DL_RCONN_ARGV_MAX (1u << 20)
 #define DL_RCONN_ARGV_KEEP (64u << 10) /* dl_rconn_argv keeps its encoding buffer up to this */
+/* --pool-keep-ms: the heap is trimmed (every arena walked, its pages given back) only when a decay
+ * freed at least this much: a busy worker's few stray objects a period are not worth the walk. */
+#define DL_POOL_TRIM_BYTES (1u << 20)
 /* How often each connection checks its oldest command's deadline. */
 #define DL_RCONN_TICK_MS 250
 /* Direct reads of replies (plain TCP/unix): the stack buffer of one recv, and at most this many

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 
 #include "dl_buf.h"
+#include "dl_cmd.h"
 #include "dl_limits.h"
 #include "dl_log.h"
 #include "dl_reply.h"
@@ -330,23 +331,19 @@ static dl_err send_raw(dl_rconn *c, const void *resp, size_t len, int64_t extra_
   return DL_EOK;
 }
 
-static dl_err encode_argv(dl_buf *b, int argc, const char *const *argv, const size_t *lens) {
-  dl_err e = dl_buf_printf(b, "*%d\r\n", argc);
-  for (int i = 0; e == DL_EOK && i < argc; i++) {
-    size_t l = lens ? lens[i] : strlen(argv[i]);
-    e = dl_buf_printf(b, "$%zu\r\n", l);
-    if (e == DL_EOK) e = dl_buf_add(b, argv[i], l);
-    if (e == DL_EOK) e = dl_buf_add(b, "\r\n", 2);
-  }
+/* An argv encoded into the buffer the connection keeps (send_raw copies what the socket does not
+ * take at once; no callback runs inside it) and sent. */
+static dl_err send_argv(dl_rconn *c, int argc, const char *const *argv, const size_t *lens, int64_t extra_ms,
+                        dl_rconn_cb cb, void *priv) {
+  dl_buf_reset(&c->argv);
+  dl_err e = dl_cmd_resp_argv(&c->argv, argc, argv, lens);
+  if (e == DL_EOK) e = send_raw(c, c->argv.p, c->argv.len, extra_ms, cb, priv);
+  if (c->argv.cap > DL_RCONN_ARGV_KEEP) dl_buf_free(&c->argv); /* a rare big one is not kept */
   return e;
 }
 
 static dl_err setup_cmd(dl_rconn *c, int argc, const char *const *argv, const char *what) {
-  dl_buf b;
-  dl_buf_init(&b, DL_RCONN_ARGV_MAX);
-  dl_err e = encode_argv(&b, argc, argv, NULL);
-  if (e == DL_EOK) e = send_raw(c, b.p, b.len, 0, on_setup, (void *)what);
-  dl_buf_free(&b);
+  dl_err e = send_argv(c, argc, argv, NULL, 0, on_setup, (void *)what);
   if (e == DL_EOK) c->setup_left++;
   return e;
 }
@@ -438,12 +435,10 @@ dl_err dl_rconn_send(dl_rconn *c, const void *resp, size_t len, int64_t extra_ms
 dl_err dl_rconn_argv(dl_rconn *c, int argc, const char *const *argv, const size_t *lens, int64_t extra_ms,
                      dl_rconn_cb cb, void *priv) {
   if (!c->ready) return DL_ECLOSED;
-  dl_buf_reset(&c->argv); /* send_raw copies what the socket does not take at once */
-  dl_err e = encode_argv(&c->argv, argc, argv, lens);
-  if (e == DL_EOK) e = send_raw(c, c->argv.p, c->argv.len, extra_ms, cb, priv);
-  if (c->argv.cap > DL_RCONN_ARGV_KEEP) dl_buf_free(&c->argv); /* a rare big one is not kept */
-  return e;
+  return send_argv(c, argc, argv, lens, extra_ms, cb, priv);
 }
+
+int dl_rconn_fd(const dl_rconn *c) { return c->bev ? (int)bufferevent_getfd(c->bev) : -1; }
 
 void dl_rconn_on_push(dl_rconn *c, dl_rconn_cb cb, void *priv) {
   c->push_cb = cb;

@@ -63,6 +63,8 @@ dl_err dl_rconn_argv(dl_rconn *c, int argc, const char *const *argv, const size_
 /* Pub/sub: replies that arrive with no command waiting (messages after SUBSCRIBE) go to cb
  * instead of counting as a protocol error. */
 void dl_rconn_on_push(dl_rconn *c, dl_rconn_cb cb, void *priv);
+/* The connection's socket (diagnostics and tests: what the kernel holds, SIOCOUTQ); -1 when none. */
+int dl_rconn_fd(const dl_rconn *c);
 /* Closes (pending callbacks get NULL; `down` is not reported) and frees, now or after the
  * callback in progress. */
 void dl_rconn_free(dl_rconn *c);

@@ -4,7 +4,9 @@
 #include "dl_worker.h"
 
 #include <event2/event.h>
-#include <malloc.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,7 +296,11 @@ static void on_decay(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   (void)arg;
   size_t freed = dl_cmd_pool_decay() + dl_ingest_msg_pool_decay();
-  if (freed) malloc_trim(0);
+#ifdef __GLIBC__
+  if (freed >= DL_POOL_TRIM_BYTES) malloc_trim(0);
+#else
+  (void)freed;
+#endif
 }
 
 /* ---------- hooks ---------- */

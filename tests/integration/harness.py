@@ -315,6 +315,27 @@ def rss_kb(pid):
     return proc_status_kb(pid, "VmRSS")
 
 
+def blasted_room_rss(env, live, nframes, *worker_args):
+    """A fresh Redis, the simulator sending a fixture room of nframes (seed 42) flat out, and one
+    worker (worker_args) capturing it: the worker's RSS in KiB before, at its peak and when the room
+    has ended. Returns a dict: r, w (the worker), man (the manifest), base, peak, end, seconds."""
+    r = env.start_redis()
+    frames, man = env.fixture("room", live, default_room_id(live), "--frames", str(nframes), "--seed", "42")
+    env.start_sim(["%s:%s,fps=0" % (live, frames)])
+    w = env.worker(*worker_args)
+    wait_until(lambda: r("ZCARD", "dylive:workers") >= 1, 15, "the worker registered")
+    out = {"r": r, "w": w, "man": man, "base": rss_kb(w.pid), "peak": 0}
+
+    def ended():
+        out["peak"] = max(out["peak"], rss_kb(w.pid))
+        return r.hgetall("dylive:{%s}:status" % live).get("state") == "ended"
+    t0 = time.monotonic()
+    r("LPUSH", "dylive:assign", live)
+    wait_until(ended, 300, "the room ended", interval=0.05)
+    out["seconds"], out["end"] = time.monotonic() - t0, rss_kb(w.pid)
+    return out
+
+
 def proc_cpu_s(pid):
     """utime + stime of the whole process (all threads), seconds."""
     with open("/proc/%d/stat" % pid) as f:

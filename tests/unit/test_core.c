@@ -286,6 +286,26 @@ int test_cmd_pool_reuse(void) {
   return 0;
 }
 
+/* The one RESP encoder: an argv as the array header and its bulk strings, lengths given or strlen. */
+int test_cmd_resp_argv(void) {
+  dl_buf b;
+  dl_buf_init(&b, 1 << 20);
+  ASSERT_EQ_ERR(dl_cmd_resp_argv(&b, 3, (const char *[]){"SET", "k", "v\r\nx"}, NULL), DL_EOK);
+  ASSERT_EQ_STR((const char *)b.p, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\nv\r\nx\r\n");
+  dl_buf_reset(&b);
+  ASSERT_EQ_ERR(dl_cmd_resp_argv(&b, 2, (const char *[]){"GET", "a\0b"}, (const size_t[]){3, 3}), DL_EOK);
+  ASSERT_EQ_MEM(b.p, "*2\r\n$3\r\nGET\r\n$3\r\na\0b\r\n", b.len);
+  ASSERT_EQ_U64(b.len, 22);
+  dl_buf_reset(&b);
+  char big[12345];
+  memset(big, 'x', sizeof big);
+  ASSERT_EQ_ERR(dl_cmd_resp_bulk(&b, big, sizeof big), DL_EOK);
+  ASSERT_EQ_U64(b.len, 1 + 5 + 2 + sizeof big + 2);
+  ASSERT_EQ_MEM(b.p, "$12345\r\nxx", 10);
+  dl_buf_free(&b);
+  return 0;
+}
+
 /* --pool-keep-ms: a decay frees the kept commands none took since the one before (the bottom of the
  * stack), and only those: what steady work keeps using stays, the rest of a burst goes. */
 int test_cmd_pool_decay(void) {
