@@ -102,14 +102,25 @@ dl_cmd *dl_cmd_room_new(const char *live_id, const char *token) {
   return c;
 }
 
-/* The numbers of a command (bulk lengths, sequence, counts) are formatted by hand: a room write
- * has some thirty of them, and printf's were a visible share of a many-rooms worker. */
-dl_err dl_cmd_resp_bulk(dl_buf *b, const void *p, size_t n) {
-  char hdr[32];
-  hdr[0] = '$';
+/* The numbers of a command (array and bulk lengths, sequence, counts) are formatted by hand: a
+ * room write has some thirty of them, and printf's were a visible share of a many-rooms worker.
+ * A RESP header: kind ('*' array, '$' bulk), n, CRLF, into hdr (at least 24 bytes); its length. */
+static size_t resp_header(char *hdr, char kind, uint64_t n) {
+  hdr[0] = kind;
   size_t hl = 1 + dl_json_fmt_u64(hdr + 1, n);
   hdr[hl++] = '\r';
   hdr[hl++] = '\n';
+  return hl;
+}
+
+static dl_err resp_array(dl_buf *b, uint64_t n) {
+  char hdr[24];
+  return dl_buf_add(b, hdr, resp_header(hdr, '*', n));
+}
+
+dl_err dl_cmd_resp_bulk(dl_buf *b, const void *p, size_t n) {
+  char hdr[24];
+  size_t hl = resp_header(hdr, '$', n);
   dl_err e = dl_buf_reserve(b, hl + n + 2);
   if (e != DL_EOK) return e;
   dl_buf_add(b, hdr, hl);
@@ -123,12 +134,8 @@ static dl_err bulk(dl_buf *b, const void *p, size_t n) { return dl_cmd_resp_bulk
 static dl_err bulks(dl_buf *b, const char *s) { return bulk(b, s, strlen(s)); }
 
 dl_err dl_cmd_resp_argv(dl_buf *b, int argc, const char *const *argv, const size_t *lens) {
-  char hdr[32];
-  hdr[0] = '*';
-  size_t hl = 1 + dl_json_fmt_i64(hdr + 1, argc);
-  hdr[hl++] = '\r';
-  hdr[hl++] = '\n';
-  dl_err e = dl_buf_add(b, hdr, hl);
+  if (argc < 0) return DL_EINVAL;
+  dl_err e = resp_array(b, (uint64_t)argc);
   for (int i = 0; e == DL_EOK && i < argc; i++) e = bulk(b, argv[i], lens ? lens[i] : strlen(argv[i]));
   return e;
 }
@@ -229,11 +236,9 @@ int dl_cmd_room_fits(const dl_cmd *c, size_t event_bytes, size_t max_bytes) {
 }
 
 dl_err dl_cmd_encode(const dl_cmd *c, const dl_cmd_env *env, dl_buf *out) {
-  char n[32];
   dl_err e = DL_EOK;
   if (c->kind == DL_CMD_PLAIN) {
-    snprintf(n, sizeof n, "*%u\r\n", c->nargs);
-    if ((e = dl_buf_adds(out, n)) != DL_EOK) return e;
+    if ((e = resp_array(out, c->nargs)) != DL_EOK) return e;
     return dl_buf_add(out, c->head.p, c->head.len);
   }
   if (c->kind == DL_CMD_ORPHAN) { /* EVALSHA sha 2 events status window maxlen events… */
@@ -243,8 +248,7 @@ dl_err dl_cmd_encode(const dl_cmd *c, const dl_cmd_env *env, dl_buf *out) {
       return DL_ELIMIT;
     snprintf(win, sizeof win, "%lld", env->dedupe_window);
     snprintf(maxlen, sizeof maxlen, "%lld", env->maxlen);
-    snprintf(n, sizeof n, "*%u\r\n", 3 + 2 + 2 + 4 * c->nevents);
-    if ((e = dl_buf_adds(out, n)) || (e = bulks(out, "EVALSHA")) || (e = bulks(out, env->orphan_sha)) ||
+    if ((e = resp_array(out, 3 + 2 + 2 + 4 * (uint64_t)c->nevents)) || (e = bulks(out, "EVALSHA")) || (e = bulks(out, env->orphan_sha)) ||
         (e = bulks(out, "2")) || (e = bulks(out, key[0])) || (e = bulks(out, key[1])) || (e = bulks(out, win)) ||
         (e = bulks(out, maxlen)))
       return e;
@@ -277,13 +281,12 @@ dl_err dl_cmd_encode_rooms(const dl_cmd *const *cs, size_t n, const dl_cmd_env *
     if (cs[i]->kind != DL_CMD_ROOM) return DL_EINVAL;
     argc += 10 + cs[i]->npairs + 4 * (size_t)cs[i]->nevents;
   }
-  char hdr[32], nk[16], maxlen[24], minid[24] = "";
-  snprintf(hdr, sizeof hdr, "*%zu\r\n", argc);
+  char nk[16], maxlen[24], minid[24] = "";
   snprintf(nk, sizeof nk, "%zu", 3 * n);
   snprintf(maxlen, sizeof maxlen, "%lld", env->maxlen);
   if (env->minid_ms > 0) snprintf(minid, sizeof minid, "%lld", env->minid_ms);
   dl_err e;
-  if ((e = dl_buf_adds(out, hdr)) || (e = bulks(out, "EVALSHA")) || (e = bulks(out, env->room_sha)) || (e = bulks(out, nk)))
+  if ((e = resp_array(out, argc)) || (e = bulks(out, "EVALSHA")) || (e = bulks(out, env->room_sha)) || (e = bulks(out, nk)))
     return e;
   for (size_t i = 0; i < n; i++)
     for (int k = 0; k < 3; k++) {
