@@ -54,6 +54,7 @@ typedef struct dl_config {
   long long flush_ms;            /* linger: rooms' events written every flush_ms (0: every pass) */
   long long pool_keep_ms;        /* kept buffers unused this long are freed (0: kept for good) */
   char *ws_event_loop;           /* "auto", "libev" or "poll" (dl_ingest_opts.event_loop) */
+  long long threads;             /* 2: WebSockets on a thread of their own; 1: one thread for all */
   int check_only;          /* --check-config: validate and exit */
 } dl_config;
 

@@ -97,6 +97,19 @@ int dl_handshake_ping_interval(const char *value);
 /* out: the queue to the control thread; wake_fd: an eventfd written after a push. */
 dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd);
 int dl_ingest_start(dl_ingest *in);
+/* One thread for everything (--threads 1), instead of dl_ingest_start: returns an fd for the
+ * caller's loop to watch (readable: sockets want service); the caller then calls dl_ingest_service,
+ * and also at least every DL_INGEST_SERVICE_MS (lws's timers), and takes the queue after it (no
+ * wake_fd any more). -1 on lws's own poll loop, which cannot be shared: dl_ingest_start then. */
+#define DL_INGEST_SERVICE_MS 20
+int dl_ingest_share(dl_ingest *in);
+/* Serves what is ready (tick: the caller's periodic call, which also runs lws's timers); returns 1
+ * when there is more to do that no fd will signal (call again soon), else 0. */
+#define DL_INGEST_PASSES_MAX 8
+int dl_ingest_service(dl_ingest *in, int tick);
+/* Shared loop only, after the caller took frames: paused reads resume now if the queue is below
+ * its low-water (the thread looks every 10 ms); 1 when they did (serve again soon), else 0. */
+int dl_ingest_flow(dl_ingest *in);
 /* Thread-safe. */
 void dl_ingest_open(dl_ingest *in, const dl_room_spec *spec);
 void dl_ingest_close(dl_ingest *in, const char *live_id);

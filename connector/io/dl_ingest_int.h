@@ -132,6 +132,8 @@ struct dl_ingest {
   struct ev_loop *evloop;     /* lws runs on it (a foreign loop: ours to run, break and free), or NULL: poll */
   struct ev_timer *evkick;    /* with evloop: the periodic wake-up that keeps lws's timers on time */
   struct ev_prepare *evacks;  /* with evloop: sends the acks of a loop pass before it polls again */
+  struct ev_idle *evquiet;    /* shared (--threads 1): marks a pass that found nothing new */
+  int quiet;
   room *ack_dirty;            /* rooms with acks to send at the end of this pass */
   const char *loop_name;      /* dl_ingest_event_loop */
   pthread_t thread;

@@ -1,5 +1,6 @@
 /* The ingest thread's event loop: the lws context on a libev loop of ours (epoll), or lws's own
- * poll loop when the libev plugin is missing (--ws-event-loop), and the thread that runs it. */
+ * poll loop when the libev plugin is missing (--ws-event-loop), and the thread that runs it — or,
+ * with --threads 1, the passes the worker's own loop runs (dl_ingest_share, dl_ingest_service). */
 #include <ev.h>
 #include <libwebsockets.h>
 #include <pthread.h>
@@ -162,6 +163,7 @@ int ingest_loop_new(dl_ingest *in) {
 
 static void *thread_main(void *arg) {
   dl_ingest *in = arg;
+  pthread_setname_np(pthread_self(), "dylive-ws"); /* top -H, /proc/PID/task/TID/comm */
   if (in->evloop) { /* epoll: a wake-up costs the sockets that are ready, not all of them */
     while (!__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE))
       if (!ev_run(in->evloop, 0)) usleep(10000); /* no watcher at all: cannot be, never spin */
@@ -170,6 +172,56 @@ static void *thread_main(void *arg) {
   while (!in->stop) /* lws's own loop: poll() over every socket on each wake-up */
     if (lws_service(in->ctx, 0) < 0) break;
   return NULL;
+}
+
+/* libev has no call for a loop's backend fd; ev_embed_start puts it in the embed watcher's public
+ * io member (how libev embeds a loop in another): a loop of the select backend, never run, is the
+ * other side for the moment of reading it. */
+static int backend_fd(struct ev_loop *loop) {
+  if (!(ev_backend(loop) & ev_embeddable_backends())) return -1;
+  struct ev_loop *outer = ev_loop_new(EVBACKEND_SELECT | EVFLAG_NOSIGMASK);
+  if (!outer) return -1;
+  ev_embed w;
+  ev_embed_init(&w, NULL, loop);
+  ev_embed_start(outer, &w);
+  int fd = w.io.fd;
+  ev_embed_stop(outer, &w);
+  ev_loop_destroy(outer);
+  return fd;
+}
+
+/* libev runs idle watchers in a pass that found nothing else (lws's among them): this one says so. */
+static void evlib_quiet(struct ev_loop *loop, ev_idle *w, int revents) {
+  (void)loop;
+  (void)revents;
+  ((dl_ingest *)w->data)->quiet = 1;
+}
+
+int dl_ingest_share(dl_ingest *in) {
+  int fd = in->evloop ? backend_fd(in->evloop) : -1;
+  if (fd < 0 || !(in->evquiet = calloc(1, sizeof *in->evquiet))) return -1;
+  ev_idle_init(in->evquiet, evlib_quiet);
+  in->evquiet->data = in;
+  ev_idle_start(in->evloop, in->evquiet);
+  ev_timer_stop(in->evloop, in->evkick); /* the caller's tick kicks instead (dl_ingest_service) */
+  in->wake_fd = -1;                      /* the caller takes the queue after each service */
+  return fd;
+}
+
+/* Passes of the loop without waiting, until one finds nothing new. lws's libev plugin services its
+ * timers (lws_sul: heartbeats, resuming paused reads, connect pacing) and its "forced service" in
+ * an ev_idle watcher that its socket callbacks start, and libev runs idle watchers only in a pass
+ * with nothing else pending; it also applies the watcher changes of a pass (a socket's reads
+ * paused or resumed, POLLOUT wanted) at the start of the next one. The thread's ev_run loops the
+ * same way before it blocks; here the quiet pass (evquiet ran) ends it — changes made in that one
+ * (rare: lws's timers) wait for the next service, the tick at the latest. */
+int dl_ingest_service(dl_ingest *in, int tick) {
+  if (tick) lws_cancel_service(in->ctx); /* lws looks at its timers after a socket event */
+  in->quiet = 0;
+  for (int pass = 0; pass < DL_INGEST_PASSES_MAX && !in->quiet; pass++) ev_run(in->evloop, EVRUN_NOWAIT);
+  ingest_flush_acks(in); /* the ev_prepare that sends them runs only at the start of a pass */
+  /* lws holds data it read but has not handed over: no socket will say so, the caller comes back */
+  return lws_service_adjust_timeout(in->ctx, 1, 0) == 0;
 }
 
 int dl_ingest_start(dl_ingest *in) {
@@ -188,8 +240,11 @@ void ingest_loop_free(dl_ingest *in) {
   if (in->evloop) { /* foreign: lws leaves it to us, after the context */
     ev_timer_stop(in->evloop, in->evkick);
     ev_prepare_stop(in->evloop, in->evacks);
+    if (in->evquiet) ev_idle_stop(in->evloop, in->evquiet);
     free(in->evkick);
     free(in->evacks);
+    free(in->evquiet);
+    in->evquiet = NULL;
     in->evacks = NULL;
     ev_loop_destroy(in->evloop);
   }

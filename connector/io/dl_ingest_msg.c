@@ -116,6 +116,7 @@ void ingest_msg_pool_drain(void) {
 
 void ingest_wake_control(dl_ingest *in) {
   uint64_t one = 1;
+  if (in->wake_fd < 0) return; /* one thread: the caller takes the queue after the service */
   ssize_t w = write(in->wake_fd, &one, sizeof one);
   (void)w;
 }

@@ -171,6 +171,13 @@ static void flow_cb(lws_sorted_usec_list_t *sul) {
   lws_sul_schedule(in->ctx, 0, &in->sul_flow, flow_cb, 10 * LWS_US_PER_MS);
 }
 
+int dl_ingest_flow(dl_ingest *in) {
+  if (!in->paused) return 0;
+  lws_sul_cancel(&in->sul_flow);
+  flow_cb(&in->sul_flow); /* resumes, or schedules itself again */
+  return !in->paused;
+}
+
 static void pause_all(dl_ingest *in) {
   if (in->paused) return;
   in->paused = 1;

@@ -47,6 +47,7 @@ typedef struct worker {
   int flush_fd;     /* --flush-ms: a timerfd of its own (precise; the loop's other timers need not be) */
   int flush_armed;
   struct event *wake_ev, *poll_ev, *sig_term, *sig_int, *drain_ev, *flush_ev, *decay_ev;
+  struct event *ingest_ev, *ingest_tick, *ingest_again; /* --threads 1: the WebSockets' loop in ours */
   dl_admin *admin;
   int64_t drain_deadline;
   int done;
@@ -230,6 +231,8 @@ static void take_frames(worker *wk) {
     if (!n && !flushed) break;
     pass = 0;
   }
+  /* one thread: paused reads resume as soon as there is room (their sockets' changes need a pass) */
+  if (wk->ingest_again && dl_ingest_flow(ctx->ingest)) event_active(wk->ingest_again, EV_TIMEOUT, 1);
 }
 
 /* --flush-ms: the first frame since the last flush starts the clock. Frames wait in ingest's
@@ -276,6 +279,27 @@ static void on_flush(evutil_socket_t fd, short what, void *arg) {
   rooms_flush(wk);
   linger(wk); /* frames the write path could not take yet: again at the next tick */
   orphan_feed(wk);
+}
+
+/* --threads 1: the WebSockets' sockets want service (tick: lws's timers too, every
+ * DL_INGEST_SERVICE_MS); what it queued is taken at once, and lws's buffered data is served again
+ * after whatever else is ready. */
+static void serve_ingest(worker *wk, int tick) {
+  int again = dl_ingest_service(wk->ctx.ingest, tick);
+  drain_queues(wk);
+  if (again) event_active(wk->ingest_again, EV_TIMEOUT, 1);
+}
+
+static void on_ingest(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  serve_ingest(arg, 0);
+}
+
+static void on_ingest_tick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  serve_ingest(arg, 1);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
@@ -483,7 +507,21 @@ int dl_worker_run(const dl_config *cfg) {
                          (double)cfg->http_rate, (double)cfg->http_burst, cfg->douyin_ws, ws_proxy[0] != 0,
                          ctx->pool};
   ctx->resolver = dl_resolver_new(&ro, ctx->resq, wk->wake_fd);
-  if (!ctx->ingest || !ctx->resolver || dl_ingest_start(ctx->ingest) != 0) {
+  int ingest_fd = cfg->threads == 1 && ctx->ingest ? dl_ingest_share(ctx->ingest) : -1;
+  if (cfg->threads == 1 && ctx->ingest)
+    dl_log(ingest_fd >= 0 ? DL_LOG_INFO : DL_LOG_WARN, "threads", NULL,
+           ingest_fd >= 0 ? "one thread for the WebSockets and Redis (--threads 1)"
+                          : "--threads 1 needs the libev WebSocket loop (not poll): the WebSockets get a thread of their own");
+  if (ingest_fd >= 0) {
+    struct timeval itv = {0, DL_INGEST_SERVICE_MS * 1000};
+    wk->ingest_ev = event_new(ctx->base, ingest_fd, EV_READ | EV_PERSIST, on_ingest, wk);
+    wk->ingest_tick = event_new(ctx->base, -1, EV_PERSIST, on_ingest_tick, wk);
+    wk->ingest_again = event_new(ctx->base, -1, 0, on_ingest, wk);
+    if (!wk->ingest_ev || !wk->ingest_tick || !wk->ingest_again || event_add(wk->ingest_ev, NULL) ||
+        event_add(wk->ingest_tick, &itv))
+      ingest_fd = -2;
+  }
+  if (!ctx->ingest || !ctx->resolver || ingest_fd == -2 || (ingest_fd == -1 && dl_ingest_start(ctx->ingest) != 0)) {
     dl_log(DL_LOG_ERROR, "startup", NULL, "cannot start the WebSocket or HTTP thread");
     rc = 1;
     goto out;
@@ -554,7 +592,8 @@ out:
   dl_reply_pool_drain(); /* and every reply (the connections are gone) */
   if (wk->orphan) dl_spool_detach(wk->orphan); /* not fully replayed: the next worker goes on */
   dl_spool_close(wk->spool);
-  struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev, wk->flush_ev, wk->decay_ev};
+  struct event *evs[] = {wk->wake_ev, wk->poll_ev,  wk->sig_term,  wk->sig_int,    wk->drain_ev,
+                         wk->flush_ev, wk->decay_ev, wk->ingest_ev, wk->ingest_tick, wk->ingest_again};
   for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
     if (evs[i]) event_free(evs[i]);
   if (ctx->inq) dl_queue_free(ctx->inq, dl_in_msg_free);

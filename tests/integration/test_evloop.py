@@ -5,9 +5,10 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 
-from harness import Env, check, check_eq, default_room_id, run, skip, wait_until
+from harness import Env, check, check_eq, default_room_id, free_port, metric, run, skip, wait_until
 
 LIVE = "777000333"
 PLUGIN_GLOB = "/usr/lib/*/libwebsockets-evlib_ev.so"
@@ -27,16 +28,21 @@ def plugin_installed():
     return plugin_path() is not None
 
 
-def loop_lines(env, log="worker0.log"):
+def log_lines(env, event, log="worker0.log"):
+    """The worker's JSON log records of one event."""
     out = []
     for line in env.log(log).splitlines():
         try:
             rec = json.loads(line)
         except ValueError:
             continue
-        if rec.get("event") == "ws_event_loop":
+        if rec.get("event") == event:
             out.append(rec)
     return out
+
+
+def loop_lines(env, log="worker0.log"):
+    return log_lines(env, "ws_event_loop", log)
 
 
 def capture_one_room(env, r, *worker_args, frames="60"):
@@ -75,6 +81,61 @@ def test_poll_on_request():
         capture_one_room(env, r, "--ws-event-loop", "poll")
         lines = loop_lines(env)
         check(len(lines) == 1 and lines[0]["level"] == "info" and "poll" in lines[0]["msg"], "lines %r", lines)
+
+
+def thread_names(pid):
+    names = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return names
+
+
+def test_one_thread():
+    """--threads 1: the WebSockets run on the worker's own loop (no WebSocket thread, no hand-off)
+    and a room pushed flat out, with reads pausing every 16 frames for back-pressure, still arrives
+    exact, once, in order, with every ack; SIGTERM still drains. The default has the thread."""
+    for threads in ("1", "2"):
+        with Env("threads" + threads) as env:
+            r = env.start_redis()
+            path, man = env.fixture("room", LIVE, default_room_id(LIVE), "--frames", "1500", "--seed", "9")
+            env.start_sim(["%s:%s,fps=0" % (LIVE, path)])
+            admin = free_port()
+            w = env.worker("--threads", threads, "--queue-max", "16", "--heartbeat-ms", "1000",
+                           admin="127.0.0.1:%d" % admin)
+            r("LPUSH", "dylive:assign", LIVE)
+            wait_until(lambda: metric(admin, "dylive_rooms_live") == 1 or
+                       r.hgetall("dylive:{%s}:status" % LIVE).get("state") == "ended", 30, "the room taken")
+            if not os.environ.get("DYLIVE_WORKER_WRAPPER"):  # a wrapper's pid is not the worker's
+                names = thread_names(w.pid)
+                check_eq("dylive-ws" in names, threads == "2", "a WebSocket thread with --threads %s: %r" % (threads, names))
+            wait_until(lambda: r.hgetall("dylive:{%s}:status" % LIVE).get("state") == "ended", 60, "state ended")
+            ids = [f["msg_id"] for _, f in r.xrange_all("dylive:{%s}:events" % LIVE)]
+            check_eq(ids, man["msg_ids"], "every message once, in arrival order (--threads %s)" % threads)
+            check(metric(admin, "dylive_ingest_pauses_total") > 0, "reads paused for back-pressure")
+            wait_until(lambda: env.sim_stats(LIVE)["acks_ok"] == man["need_ack_frames"], 10,
+                       "one correct ack per need_ack frame (--threads %s)" % threads)
+            check_eq(env.sim_stats(LIVE)["acks_bad"], 0, "bad acks")
+            lines = log_lines(env, "threads")
+            if threads == "1":
+                check(len(lines) == 1 and lines[0]["level"] == "info", "one info line: %r", lines)
+            else:
+                check_eq(lines, [], "no threads line by default")
+            w.send_signal(signal.SIGTERM)
+            check_eq(w.wait(timeout=10), 0, "exit status after SIGTERM (--threads %s)" % threads)
+
+
+def test_one_thread_needs_libev():
+    """--threads 1 with lws's poll loop: one warning, the WebSocket thread as by default, and it
+    captures."""
+    with Env("threads-poll") as env:
+        r = env.start_redis()
+        capture_one_room(env, r, "--threads", "1", "--ws-event-loop", "poll")
+        lines = log_lines(env, "threads")
+        check(len(lines) == 1 and lines[0]["level"] == "warn" and "libev" in lines[0]["msg"], "lines %r", lines)
 
 
 def test_bad_value_exits_2():
