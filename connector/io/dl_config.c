@@ -234,8 +234,8 @@ static const opt opts[] = {
      "polls every socket on each wake-up), or auto: libev when its plugin loads, else poll with a warning"},
     {"--threads", "DYLIVE_THREADS", OPT_INT, "2", 1, 2, NULL, OFF(threads),
      "2: the WebSockets (reads, decoding, acks) on a thread of their own beside the one writing to Redis (a "
-     "busy room uses two cores); 1: one thread does both (no hand-off between threads: less CPU per event "
-     "when many rooms trickle; needs the libev loop)"},
+     "busy worker uses two cores); 1: one thread does both (one core: a worker per core, or a one-CPU "
+     "container; the same CPU per event as measured; needs the libev loop)"},
     {"--check-config", NULL, OPT_FLAG, "0", 0, 1, NULL, OFF(check_only), "validate the options and exit"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

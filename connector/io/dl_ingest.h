@@ -100,11 +100,12 @@ int dl_ingest_start(dl_ingest *in);
 /* One thread for everything (--threads 1), instead of dl_ingest_start: returns an fd for the
  * caller's loop to watch (readable: sockets want service); the caller then calls dl_ingest_service,
  * and also at least every DL_INGEST_SERVICE_MS (lws's timers), and takes the queue after it (no
- * wake_fd any more). -1 on lws's own poll loop, which cannot be shared: dl_ingest_start then. */
+ * wake_fd any more). -1 when the loop cannot be shared (lws's own poll loop, a libev backend other
+ * than epoll, out of memory): dl_ingest_start then. */
 #define DL_INGEST_SERVICE_MS 20
 int dl_ingest_share(dl_ingest *in);
 /* Serves what is ready (tick: the caller's periodic call, which also runs lws's timers); returns 1
- * when there is more to do that no fd will signal (call again soon), else 0. */
+ * when there is more to do that no fd will signal (call again after the next poll), else 0. */
 #define DL_INGEST_PASSES_MAX 8
 int dl_ingest_service(dl_ingest *in, int tick);
 /* Shared loop only, after the caller took frames: paused reads resume now if the queue is below

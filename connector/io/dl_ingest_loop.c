@@ -190,7 +190,9 @@ static int backend_fd(struct ev_loop *loop) {
   return fd;
 }
 
-/* libev runs idle watchers in a pass that found nothing else (lws's among them): this one says so. */
+/* libev runs idle watchers only in a pass that found nothing else, and only those of the highest
+ * priority that has any: this one, at the lowest, runs in a pass where lws's own idle watcher had
+ * nothing more to do either. */
 static void evlib_quiet(struct ev_loop *loop, ev_idle *w, int revents) {
   (void)loop;
   (void)revents;
@@ -201,27 +203,29 @@ int dl_ingest_share(dl_ingest *in) {
   int fd = in->evloop ? backend_fd(in->evloop) : -1;
   if (fd < 0 || !(in->evquiet = calloc(1, sizeof *in->evquiet))) return -1;
   ev_idle_init(in->evquiet, evlib_quiet);
+  ev_set_priority(in->evquiet, EV_MINPRI);
   in->evquiet->data = in;
-  ev_idle_start(in->evloop, in->evquiet);
   ev_timer_stop(in->evloop, in->evkick); /* the caller's tick kicks instead (dl_ingest_service) */
   in->wake_fd = -1;                      /* the caller takes the queue after each service */
   return fd;
 }
 
-/* Passes of the loop without waiting, until one finds nothing new. lws's libev plugin services its
- * timers (lws_sul: heartbeats, resuming paused reads, connect pacing) and its "forced service" in
- * an ev_idle watcher that its socket callbacks start, and libev runs idle watchers only in a pass
- * with nothing else pending; it also applies the watcher changes of a pass (a socket's reads
- * paused or resumed, POLLOUT wanted) at the start of the next one. The thread's ev_run loops the
- * same way before it blocks; here the quiet pass (evquiet ran) ends it — changes made in that one
- * (rare: lws's timers) wait for the next service, the tick at the latest. */
+/* Passes of the loop without waiting, until one finds nothing to do. lws's libev plugin services
+ * its timers (lws_sul: heartbeats, retries, connect pacing) and its "forced service" in an ev_idle
+ * watcher that its socket callbacks start and that stops itself; libev runs it only in a pass with
+ * nothing else pending, and applies the watcher changes of a pass (reads paused or resumed, POLLOUT
+ * wanted: the acks' ev_prepare runs first) at the start of the next one. So: pass after pass until
+ * the lowest-priority marker ran, i.e. a pass in which nothing else ran and whose start applied
+ * every change made before it — the same passes the thread's ev_run makes before it blocks. The
+ * marker idles only in here: an ev_run elsewhere never spins on it. */
 int dl_ingest_service(dl_ingest *in, int tick) {
   if (tick) lws_cancel_service(in->ctx); /* lws looks at its timers after a socket event */
   in->quiet = 0;
+  ev_idle_start(in->evloop, in->evquiet);
   for (int pass = 0; pass < DL_INGEST_PASSES_MAX && !in->quiet; pass++) ev_run(in->evloop, EVRUN_NOWAIT);
-  ingest_flush_acks(in); /* the ev_prepare that sends them runs only at the start of a pass */
-  /* lws holds data it read but has not handed over: no socket will say so, the caller comes back */
-  return lws_service_adjust_timeout(in->ctx, 1, 0) == 0;
+  ev_idle_stop(in->evloop, in->evquiet);
+  /* lws still has work no socket will signal (forced service), or the passes ran out: again soon */
+  return !in->quiet || lws_service_adjust_timeout(in->ctx, 1, 0) == 0;
 }
 
 int dl_ingest_start(dl_ingest *in) {
@@ -231,8 +235,9 @@ int dl_ingest_start(dl_ingest *in) {
 }
 
 void ingest_loop_free(dl_ingest *in) {
+  /* with or without the thread: the rooms the context's destruction closes are not "lost" */
+  __atomic_store_n(&in->stop, 1, __ATOMIC_RELEASE);
   if (in->started) {
-    __atomic_store_n(&in->stop, 1, __ATOMIC_RELEASE);
     lws_cancel_service(in->ctx); /* EVENT_WAIT_CANCELLED: the libev loop breaks */
     pthread_join(in->thread, NULL);
   }
@@ -240,7 +245,6 @@ void ingest_loop_free(dl_ingest *in) {
   if (in->evloop) { /* foreign: lws leaves it to us, after the context */
     ev_timer_stop(in->evloop, in->evkick);
     ev_prepare_stop(in->evloop, in->evacks);
-    if (in->evquiet) ev_idle_stop(in->evloop, in->evquiet);
     free(in->evkick);
     free(in->evacks);
     free(in->evquiet);

@@ -58,6 +58,8 @@ typedef struct worker {
 
 static worker *of(dl_ctx *ctx) { return (worker *)ctx; } /* ctx is the first member */
 
+static const struct timeval zero_tv = {0, 0}; /* an event added with it runs after the next poll */
+
 /* The most one frame adds to the write path: its events as JSON are at most a few times its
  * bytes, in one room write. */
 static uint64_t frame_write_max(const dl_ctx *ctx) { return (uint64_t)ctx->cfg->max_frame_bytes * DL_SPOOL_HEADROOM; }
@@ -232,7 +234,7 @@ static void take_frames(worker *wk) {
     pass = 0;
   }
   /* one thread: paused reads resume as soon as there is room (their sockets' changes need a pass) */
-  if (wk->ingest_again && dl_ingest_flow(ctx->ingest)) event_active(wk->ingest_again, EV_TIMEOUT, 1);
+  if (wk->ingest_again && dl_ingest_flow(ctx->ingest)) event_add(wk->ingest_again, &zero_tv);
 }
 
 /* --flush-ms: the first frame since the last flush starts the clock. Frames wait in ingest's
@@ -282,12 +284,12 @@ static void on_flush(evutil_socket_t fd, short what, void *arg) {
 }
 
 /* --threads 1: the WebSockets' sockets want service (tick: lws's timers too, every
- * DL_INGEST_SERVICE_MS); what it queued is taken at once, and lws's buffered data is served again
- * after whatever else is ready. */
+ * DL_INGEST_SERVICE_MS); their frames go to the write side at once (no eventfd), and what lws still
+ * has to do is served again after the next poll (a zero timeout: other events first). */
 static void serve_ingest(worker *wk, int tick) {
   int again = dl_ingest_service(wk->ctx.ingest, tick);
   drain_queues(wk);
-  if (again) event_active(wk->ingest_again, EV_TIMEOUT, 1);
+  if (again) event_add(wk->ingest_again, &zero_tv);
 }
 
 static void on_ingest(evutil_socket_t fd, short what, void *arg) {
@@ -511,7 +513,8 @@ int dl_worker_run(const dl_config *cfg) {
   if (cfg->threads == 1 && ctx->ingest)
     dl_log(ingest_fd >= 0 ? DL_LOG_INFO : DL_LOG_WARN, "threads", NULL,
            ingest_fd >= 0 ? "one thread for the WebSockets and Redis (--threads 1)"
-                          : "--threads 1 needs the libev WebSocket loop (not poll): the WebSockets get a thread of their own");
+                          : "--threads 1: the WebSocket loop cannot be shared (it needs libev on epoll; see "
+                            "ws_event_loop): the WebSockets get a thread of their own");
   if (ingest_fd >= 0) {
     struct timeval itv = {0, DL_INGEST_SERVICE_MS * 1000};
     wk->ingest_ev = event_new(ctx->base, ingest_fd, EV_READ | EV_PERSIST, on_ingest, wk);
@@ -563,6 +566,11 @@ int dl_worker_run(const dl_config *cfg) {
   event_base_dispatch(ctx->base);
 
 out:
+  /* --threads 1: the events on the WebSockets' loop go first, and nothing serves it any more */
+  struct event *ingest_evs[] = {wk->ingest_ev, wk->ingest_tick, wk->ingest_again};
+  for (size_t i = 0; i < sizeof ingest_evs / sizeof *ingest_evs; i++)
+    if (ingest_evs[i]) event_free(ingest_evs[i]);
+  wk->ingest_ev = wk->ingest_tick = wk->ingest_again = NULL;
   if (ctx->ingest) dl_ingest_free(ctx->ingest); /* joins the thread: nothing pushes after this */
   if (ctx->resolver) dl_resolver_free(ctx->resolver);
   dl_admin_free(wk->admin);
@@ -592,8 +600,7 @@ out:
   dl_reply_pool_drain(); /* and every reply (the connections are gone) */
   if (wk->orphan) dl_spool_detach(wk->orphan); /* not fully replayed: the next worker goes on */
   dl_spool_close(wk->spool);
-  struct event *evs[] = {wk->wake_ev, wk->poll_ev,  wk->sig_term,  wk->sig_int,    wk->drain_ev,
-                         wk->flush_ev, wk->decay_ev, wk->ingest_ev, wk->ingest_tick, wk->ingest_again};
+  struct event *evs[] = {wk->wake_ev, wk->poll_ev, wk->sig_term, wk->sig_int, wk->drain_ev, wk->flush_ev, wk->decay_ev};
   for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
     if (evs[i]) event_free(evs[i]);
   if (ctx->inq) dl_queue_free(ctx->inq, dl_in_msg_free);
