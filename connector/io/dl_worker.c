@@ -283,6 +283,14 @@ static void on_flush(evutil_socket_t fd, short what, void *arg) {
   orphan_feed(wk);
 }
 
+/* --threads 1: the events on the WebSockets' loop (freed before the ingest is) */
+static void free_ingest_events(worker *wk) {
+  struct event *evs[] = {wk->ingest_ev, wk->ingest_tick, wk->ingest_again};
+  for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
+    if (evs[i]) event_free(evs[i]);
+  wk->ingest_ev = wk->ingest_tick = wk->ingest_again = NULL;
+}
+
 /* --threads 1: the WebSockets' sockets want service (tick: lws's timers too, every
  * DL_INGEST_SERVICE_MS); their frames go to the write side at once (no eventfd), and what lws still
  * has to do is served again after the next poll (a zero timeout: other events first). */
@@ -566,11 +574,7 @@ int dl_worker_run(const dl_config *cfg) {
   event_base_dispatch(ctx->base);
 
 out:
-  /* --threads 1: the events on the WebSockets' loop go first, and nothing serves it any more */
-  struct event *ingest_evs[] = {wk->ingest_ev, wk->ingest_tick, wk->ingest_again};
-  for (size_t i = 0; i < sizeof ingest_evs / sizeof *ingest_evs; i++)
-    if (ingest_evs[i]) event_free(ingest_evs[i]);
-  wk->ingest_ev = wk->ingest_tick = wk->ingest_again = NULL;
+  free_ingest_events(wk); /* --threads 1: first, so that nothing serves the WebSockets' loop any more */
   if (ctx->ingest) dl_ingest_free(ctx->ingest); /* joins the thread: nothing pushes after this */
   if (ctx->resolver) dl_resolver_free(ctx->resolver);
   dl_admin_free(wk->admin);
