@@ -99,9 +99,9 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd);
 int dl_ingest_start(dl_ingest *in);
 /* One thread for everything (--threads 1), instead of dl_ingest_start: returns an fd for the
  * caller's loop to watch (readable: sockets want service); the caller then calls dl_ingest_service,
- * and also at least every DL_INGEST_SERVICE_MS (lws's timers), and takes the queue after it (no
- * wake_fd any more). -1 when the loop cannot be shared (lws's own poll loop, a libev backend other
- * than epoll, out of memory): dl_ingest_start then. */
+ * and also at least every DL_INGEST_SERVICE_MS (lws's timers; the thread's own kick period too),
+ * and takes the queue after it (no wake_fd any more). -1 when the loop cannot be shared (lws's own
+ * poll loop, a libev backend other than epoll, out of memory): dl_ingest_start then. */
 #define DL_INGEST_SERVICE_MS 20
 int dl_ingest_share(dl_ingest *in);
 /* Serves what is ready (tick: the caller's periodic call, which also runs lws's timers); returns 1

@@ -78,9 +78,9 @@ static const char *ev_backend_name(struct ev_loop *loop) {
  * lws's own timeouts) with ev_timer_set + ev_timer_start and never stops it first: while the timer
  * is armed, libev ignores the new, earlier deadline until the old one passes (seconds later, for a
  * worker with few rooms). The plugin also services timers and re-enabled reads only after socket
- * events. So the loop wakes lws every DL_EVLIB_KICK_MS through its own cancel pipe: timers are late
- * by at most that, for 1000 / DL_EVLIB_KICK_MS cheap wake-ups a second. */
-#define DL_EVLIB_KICK_MS 20
+ * events. So the loop wakes lws every DL_INGEST_SERVICE_MS through its own cancel pipe: timers are
+ * late by at most that, for 1000 / DL_INGEST_SERVICE_MS cheap wake-ups a second (with --threads 1
+ * the caller's tick does the same: dl_ingest_service). */
 
 /* The end of a loop pass (every socket that was ready has been read): the acks it queued go. */
 static void evlib_acks(struct ev_loop *loop, ev_prepare *w, int revents) {
@@ -123,7 +123,7 @@ static struct lws_context *create_context_libev(dl_ingest *in, char *why, size_t
     ev_loop_destroy(loop);
     return NULL;
   }
-  ev_timer_init(in->evkick, evlib_kick, DL_EVLIB_KICK_MS / 1000.0, DL_EVLIB_KICK_MS / 1000.0);
+  ev_timer_init(in->evkick, evlib_kick, DL_INGEST_SERVICE_MS / 1000.0, DL_INGEST_SERVICE_MS / 1000.0);
   in->evkick->data = in;
   ev_timer_start(loop, in->evkick);
   ev_prepare_init(in->evacks, evlib_acks);

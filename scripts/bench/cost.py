@@ -276,16 +276,6 @@ def hist_quantile(buckets, q):
     return buckets[-2][0] if len(buckets) > 1 else None
 
 
-def cmdstats(r):
-    """INFO commandstats as {command: (calls, usec)}."""
-    out = {}
-    for line in r("INFO", "commandstats").splitlines():
-        mm = re.match(r"cmdstat_([^:]+):calls=(\d+),usec=(\d+)", line)
-        if mm:
-            out[mm.group(1)] = (int(mm.group(2)), int(mm.group(3)))
-    return out
-
-
 def cmdstats_per_event(before, after, events, top=8):
     """Per event: calls and Redis usec of each command (scripts include the commands they call,
     which are also listed on their own)."""
@@ -426,14 +416,14 @@ def rich_dylive(frames, man, profile=False):
         if profile:
             perf = env.spawn(["perf", "record", "-F", "999", "-g", "-p", str(w.pid), "-o", pdata], "perf.log")
             time.sleep(1.0)
-        cs0 = cmdstats(r)
+        cs0 = harness.all_command_stats(r)
         win = Window(me=w.pid, redis=env.redis_proc.pid, sim=sim.pid)
         r("LPUSH", "dylive:assign", LIVE)
         expect = man["unique_msg_ids"]
         harness.wait_until(lambda: events_of(r, LIVE) >= expect, 900, "all %d events" % expect, interval=0.01)
         win.stop()
         hwm = kb(w.pid, "VmHWM")
-        cs1 = cmdstats(r)
+        cs1 = harness.all_command_stats(r)
         top = None
         if perf:
             perf.send_signal(signal.SIGINT)
@@ -475,14 +465,14 @@ def rich_peer(kind, frames, man, pb_dir):
         buf = [b""]
         line = read_line(p, 60, buf)
         assert line == "ready", "%s peer: %r" % (kind, line)
-        cs0 = cmdstats(r)
+        cs0 = harness.all_command_stats(r)
         win = Window(me=p.pid, redis=env.redis_proc.pid, sim=sim.pid)
         p.stdin.write(b"go\n")
         p.stdin.flush()
         out = json.loads(read_line(p, 900, buf))
         win.stop()
         hwm = kb(p.pid, "VmHWM")
-        cs1 = cmdstats(r)
+        cs1 = harness.all_command_stats(r)
         p.stdin.close()
         p.wait(timeout=30)
         expect = man["unique_msg_ids"]
@@ -659,11 +649,11 @@ def phase_rooms(tmp, out, fx):
         wait_live(port, n, 300)
         t_live = time.monotonic() - t_a
         time.sleep(5)  # past each connection's re-push and the connect burst
-        m0, cs0 = prom(port), cmdstats(r)
+        m0, cs0 = prom(port), harness.all_command_stats(r)
         win = Window(w=w.pid, redis=env.redis_proc.pid, sim=sim.pid)
         time.sleep(secs)
         win.stop()
-        m1, cs1 = prom(port), cmdstats(r)
+        m1, cs1 = prom(port), harness.all_command_stats(r)
         wall, cw, cr_, cs_ = win.wall, win.cpu["w"], win.cpu["redis"], win.cpu["sim"]
         ev = prom_sum(m1, "dylive_events_written_total") - prom_sum(m0, "dylive_events_written_total")
         res = {"rooms": n, "per_room_rate": rate, "per_frame": ARGS.room_per_frame, "offered_events_per_s": n * rate,
@@ -741,7 +731,7 @@ def phase_tls(tmp, out, fx):
         paced = ts[min(cb, len(ts) - 1):]
         fit = (len(paced) - 1) / (paced[-1] - paced[0]) if len(paced) > 1 and paced[-1] > paced[0] else None
         time.sleep(5)  # heartbeats, first pings
-        cs0 = cmdstats(r)
+        cs0 = harness.all_command_stats(r)
         iw = Window(w=w.pid, redis=env.redis_proc.pid)
         rss_samples = []
         while time.monotonic() - iw.t0 < ARGS.tls_idle_seconds:
@@ -751,7 +741,8 @@ def phase_tls(tmp, out, fx):
         idle_s = iw.wall
         idle_cpu = iw.cpu["w"] / idle_s * 100
         idle_redis = iw.cpu["redis"] / idle_s * 100
-        idle_cmds = {c: v["calls"] for c, v in cmdstats_per_event(cs0, cmdstats(r), idle_s, top=5).items()}
+        cs1 = harness.all_command_stats(r)
+        idle_cmds = {c: v["calls"] for c, v in cmdstats_per_event(cs0, cs1, idle_s, top=5).items()}
         rss_idle = max(rss_samples)
         idle_top = None
         if ARGS.profile:  # after the idle measurement, so that perf does not weigh on it

@@ -48,27 +48,9 @@ JSON = ('{"type":"chat","msg_id":"7400000000000000000","ts_ms":1764000000000,"ro
 TOKEN = "bench-worker 1"
 
 
-def resp(args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
-
-
 def pipeline(r, calls):
-    r.sock.sendall(b"".join(resp(c) for c in calls))
+    r.sock.sendall(b"".join(harness.encode_command(*c) for c in calls))
     return [r._reply() for _ in calls]
-
-
-def cmdstats(r):
-    out = {}
-    for line in r("INFO", "commandstats").splitlines():
-        if line.startswith("cmdstat_"):
-            name, kv = line[8:].split(":", 1)
-            kv = dict(x.split("=") for x in kv.split(","))
-            out[name] = (int(kv["calls"]), int(kv["usec"]))
-    return out
 
 
 def keys_of(live):
@@ -101,7 +83,7 @@ def run_script(r, sha, lives, seq, args, ordered):
                 batch = []
             if n >= args.writes:
                 break
-    st = cmdstats(r)
+    st = harness.all_command_stats(r)
     calls, usec = st.pop("evalsha")
     st.pop("config", None)
     return usec / n, {c: round(v[0] / n, 2) for c, v in sorted(st.items()) if v[0] >= n // 10}

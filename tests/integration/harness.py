@@ -90,11 +90,7 @@ class Redis:
         raise RespError("bad reply %r" % line)
 
     def __call__(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            b = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        self.sock.sendall(b"".join(out))
+        self.sock.sendall(encode_command(*args))
         return self._reply()
 
     def hgetall(self, key):
@@ -270,6 +266,17 @@ def command_stats(r, cmd):
         if line.startswith("cmdstat_%s:" % cmd):
             return {k: float(v) for k, v in (kv.split("=") for kv in line.split(":", 1)[1].split(","))}
     return {"calls": 0, "usec": 0, "failed_calls": 0, "rejected_calls": 0}
+
+
+def all_command_stats(r):
+    """INFO commandstats as {command: (calls, usec)} (scripts include the commands they call)."""
+    out = {}
+    for line in r("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_"):
+            name, kv = line[len("cmdstat_"):].split(":", 1)
+            kv = dict(x.split("=") for x in kv.split(","))
+            out[name] = (int(kv["calls"]), int(kv["usec"]))
+    return out
 
 
 def default_room_id(live_id):
