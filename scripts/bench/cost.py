@@ -35,7 +35,10 @@ Phases (--phases, default all, in this order):
            inflate alone) under the rich worker figure; dylive-floor-sock (--rooms loopback TCP sockets at
            --room-rate frames/s each, the receiver doing only epoll_wait + one recv + one 40-byte
            ack send per frame; without the ack; with dylive's two-thread hand-off and 1 ms linger
-           but no work) under the 1000-room worker figure.
+           but no work) under the 1000-room worker figure; dylive-floor-lws (the same with dylive's
+           WebSocket library: lws clients on one libev loop, each frame at its own time, one ack
+           per frame, nothing else; and one room flat out with the rich fixture's mean frame size)
+           under both worker figures.
   --profile adds a `perf record` run of dylive on the rich fixture and prints the worker's top
            symbols (self time) and its share per DSO; with the tls phase, also 5 s of the worker
            holding its idle rooms.
@@ -150,7 +153,7 @@ def prerequisites():
             pk.append(pkg)
 
     for b in ("dylive-connector", "dylive-sim", "dylive-fixture") + \
-            (("tests/fixtures/decode_dump", "dylive-floor-sock") if "floors" in ARGS.phases else ()):
+            (("tests/fixtures/decode_dump", "dylive-floor-sock", "dylive-floor-lws") if "floors" in ARGS.phases else ()):
         if not os.access(os.path.join(harness.BUILD, b), os.X_OK):
             steps.append("build %s: cmake -S . -B %s -DCMAKE_BUILD_TYPE=Release && cmake --build %s -j2"
                          % (b, ARGS.build, ARGS.build))
@@ -1131,6 +1134,27 @@ def floors(tmp, out):
                             str(ARGS.room_rate), "--seconds", str(secs)] + list(extra),
                            capture_output=True, text=True, timeout=120 + secs, check=True)
         res[name] = json.loads(p.stdout.strip().splitlines()[-1])
+    # dylive's WebSocket library alone (dylive-floor-lws: lws clients on one libev loop, one ack per
+    # frame, nothing else): the many-rooms shape with each frame at its own time, as the simulator
+    # sends them, and one room flat out with the rich fixture's mean frame size
+    rich_json = os.path.join(tmp, "rich.json")
+    with open(rich_json) as f:
+        rman = json.load(f)
+    mean_frame = int(round(os.path.getsize(frames) / rman["frames"]))
+    per_frame = rman["unique_msg_ids"] / rman["frames"]
+    for name, extra in (("lws_rooms", ("--rooms", str(ARGS.rooms), "--rate", str(ARGS.room_rate), "--seconds", str(secs))),
+                        ("lws_rooms_no_ack", ("--rooms", str(ARGS.rooms), "--rate", str(ARGS.room_rate), "--seconds",
+                                              str(secs), "--ack-bytes", "0")),
+                        ("lws_rich", ("--rooms", "1", "--rate", "200000", "--seconds", "5", "--frame-bytes",
+                                      str(mean_frame))),
+                        ("lws_rich_no_ack", ("--rooms", "1", "--rate", "200000", "--seconds", "5", "--frame-bytes",
+                                             str(mean_frame), "--ack-bytes", "0"))):
+        p = subprocess.run([os.path.join(harness.BUILD, "dylive-floor-lws")] + list(extra),
+                           capture_output=True, text=True, timeout=120 + secs, check=True)
+        res[name] = json.loads(p.stdout.strip().splitlines()[-1])
+        if name.startswith("lws_rich"):
+            res[name]["events_per_frame"] = r2(per_frame)
+            res[name]["cpu_us_per_event"] = r2(res[name]["cpu_us_per_frame"] / per_frame)
     out["floors"] = res
     dec, sa, sn = res["decode"], res["sockets_ack"], res["sockets_no_ack"]
     print("== floors: what dylive's pipeline is measured against ==")
@@ -1145,6 +1169,14 @@ def floors(tmp, out):
     print("  the same + dylive's hand-off (each frame queued for a second thread, woken on the empty -> non-empty "
           "edge, 1 ms linger on a timerfd, one 64-byte write + answer per linger): %.2f us/frame"
           % sh["cpu_us_per_frame"], flush=True)
+    lr, ln, xr, xn = res["lws_rooms"], res["lws_rooms_no_ack"], res["lws_rich"], res["lws_rich_no_ack"]
+    print("  dylive's WebSocket library alone (dylive-floor-lws: lws on libev, each frame at its own time): %d rooms x "
+          "%d frames/s, one ack per frame: %.2f us/frame; without the ack %.2f" % (lr["rooms"], lr["rate"],
+                                                                             lr["cpu_us_per_frame"], ln["cpu_us_per_frame"]))
+    print("  the same, one room flat out, %d-byte frames (the rich fixture's mean, %.2f events each): %.2f us/event "
+          "(%d frames/s); without the ack %.2f us/event; + zlib's inflate alone: %.2f us/event"
+          % (xr["frame_bytes"], xr["events_per_frame"], xr["cpu_us_per_event"], xr["frames_per_s"],
+             xn["cpu_us_per_event"], xn["cpu_us_per_event"] + dec["inflate_us_per_event"]), flush=True)
 
 
 # ---------------------------------------------------------------- summary
@@ -1194,6 +1226,9 @@ def summarize(out):
                                                         / fl["sockets_ack"]["cpu_us_per_frame"])
         ratios["rooms_worker_cpu_vs_handoff_floor"] = r2(rm["worker_cpu_us_per_event"]
                                                          / fl["sockets_handoff"]["cpu_us_per_frame"])
+        ratios["rooms_worker_cpu_vs_lws_floor"] = r2(rm["worker_cpu_us_per_event"] / fl["lws_rooms"]["cpu_us_per_frame"])
+    if fl and d:
+        ratios["rich_worker_cpu_vs_lws_floor"] = r2(d["cpu_us_per_event"] / fl["lws_rich"]["cpu_us_per_event"])
     ml = out.get("malloc")
     if ml:
         t("mallocs_per_event_hot_path", ml.get("marginal_per_event", ml["runs"][-1]["per_event"]), "<=", 0)

@@ -38,29 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double mono(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static double cpu_self(void) {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + (double)u.ru_stime.tv_sec +
-         u.ru_stime.tv_usec / 1e6;
-}
-
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
-
-static int opt(int argc, char **argv, const char *name, int def) {
-  for (int i = 1; i + 1 < argc; i++)
-    if (!strcmp(argv[i], name)) return atoi(argv[i + 1]);
-  return def;
-}
+#include "floor_util.h"
 
 /* The sender: every millisecond, one frame to each room that is due; acks read and dropped. With
  * store, fds[n] is the hand-off thread's "store" socket: each read there is answered with "+OK". */
@@ -72,12 +50,12 @@ static void sender(int *fds, int n, int store, int rate, double until, int frame
     struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
     epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e);
   }
-  double t0 = mono(), period = 1.0 / rate;
+  double t0 = floor_mono(), period = 1.0 / rate;
   double *due = malloc(sizeof *due * (size_t)n);
   for (int i = 0; i < n; i++) due[i] = t0 + period * i / n;
   struct epoll_event ev[256];
-  while (mono() < until) {
-    double now = mono();
+  while (floor_mono() < until) {
+    double now = floor_mono();
     for (int i = 0; i < n; i++)
       if (due[i] <= now) {
         if (send(fds[i], frame, (size_t)frame_bytes, MSG_NOSIGNAL) < 0 && errno != EAGAIN) _exit(0);
@@ -163,43 +141,30 @@ static void *handoff_writer(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  int n = opt(argc, argv, "--rooms", 1000), rate = opt(argc, argv, "--rate", 4);
-  int secs = opt(argc, argv, "--seconds", 10), frame_bytes = opt(argc, argv, "--frame-bytes", 160);
-  int ack_bytes = opt(argc, argv, "--ack-bytes", 40);
-  int handoff = opt(argc, argv, "--handoff", 0) != 0, flush_ms = opt(argc, argv, "--flush-ms", 1);
+  int n = floor_opt(argc, argv, "--rooms", 1000), rate = floor_opt(argc, argv, "--rate", 4);
+  int secs = floor_opt(argc, argv, "--seconds", 10), frame_bytes = floor_opt(argc, argv, "--frame-bytes", 160);
+  int ack_bytes = floor_opt(argc, argv, "--ack-bytes", 40);
+  int handoff = floor_opt(argc, argv, "--handoff", 0) != 0, flush_ms = floor_opt(argc, argv, "--flush-ms", 1);
   if (n < 1 || rate < 1 || secs < 1 || frame_bytes < 1 || frame_bytes > 65536 || ack_bytes < 0 || ack_bytes > 4096 ||
       flush_ms < 1 || flush_ms > 10000) {
     fprintf(stderr, "floor_sock: bad arguments\n");
     return 2;
   }
-  struct rlimit rl;
-  rlim_t need = (rlim_t)n * 2 + 64;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
-    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < need) {
-      fprintf(stderr, "floor_sock: %d rooms need %llu open files; the limit is %llu\n", n, (unsigned long long)need,
-              (unsigned long long)rl.rlim_cur);
-      return 2;
-    }
-  }
-  int ls = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t al = sizeof a;
-  if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 4096) ||
-      getsockname(ls, (struct sockaddr *)&a, &al))
-    die("listen");
+  if (floor_nofile("floor_sock", n, (rlim_t)n * 2 + 64) != 0) return 2;
+  struct sockaddr_in a;
+  int ls = floor_listen(&a);
   int *cl = malloc(sizeof *cl * (size_t)(n + 1)), *sv = malloc(sizeof *sv * (size_t)(n + 1));
   for (int i = 0; i < n + handoff; i++) {
     int one = 1;
     if ((cl[i] = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(cl[i], (struct sockaddr *)&a, sizeof a))
-      die("connect");
-    if ((sv[i] = accept(ls, NULL, NULL)) < 0) die("accept");
+      floor_die("connect");
+    if ((sv[i] = accept(ls, NULL, NULL)) < 0) floor_die("accept");
     setsockopt(cl[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(sv[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  double warm = 2.0, start = mono(), until = start + warm + secs + 0.5;
+  double warm = 2.0, start = floor_mono(), until = start + warm + secs + 0.5;
   pid_t child = fork();
-  if (child < 0) die("fork");
+  if (child < 0) floor_die("fork");
   if (child == 0) {
     for (int i = 0; i < n + handoff; i++) close(cl[i]);
     sender(sv, n, handoff, rate, until, frame_bytes);
@@ -211,12 +176,12 @@ int main(int argc, char **argv) {
     ho.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
     ho.store = cl[n];
     ho.flush_ms = flush_ms;
-    if (ho.efd < 0 || ho.tfd < 0 || pthread_create(&writer, NULL, handoff_writer, NULL)) die("hand-off thread");
+    if (ho.efd < 0 || ho.tfd < 0 || pthread_create(&writer, NULL, handoff_writer, NULL)) floor_die("hand-off thread");
   }
   int ep = epoll_create1(0);
   for (int i = 0; i < n; i++) {
     struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, cl[i], &e)) die("epoll_ctl");
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, cl[i], &e)) floor_die("epoll_ctl");
   }
   static char buf[16384], ack[4096];
   memset(ack, 'a', sizeof ack);
@@ -225,11 +190,11 @@ int main(int argc, char **argv) {
   double c_cpu0 = 0, t_0 = 0;
   int measuring = 0;
   for (;;) {
-    double now = mono();
+    double now = floor_mono();
     if (!measuring && now >= start + warm) {
       measuring = 1;
       atomic_store(&ho.measuring, 1);
-      b0 = bytes, c0 = calls, c_cpu0 = cpu_self(), t_0 = now;
+      b0 = bytes, c0 = calls, c_cpu0 = floor_cpu_self(), t_0 = now;
     }
     if (measuring && now >= t_0 + secs) break;
     int k = epoll_wait(ep, ev, 64, 100);
@@ -245,13 +210,13 @@ int main(int argc, char **argv) {
       if (r < 0) continue;
       bytes += (uint64_t)r;
       if (ack_bytes) {
-        if (send(fd, ack, (size_t)ack_bytes, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) die("send");
+        if (send(fd, ack, (size_t)ack_bytes, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) floor_die("send");
         calls++;
       }
       if (handoff) handoff_push(); /* its eventfd write is counted with the writer's calls */
     }
   }
-  double cpu = cpu_self() - c_cpu0, wall = mono() - t_0;
+  double cpu = floor_cpu_self() - c_cpu0, wall = floor_mono() - t_0;
   double frames = (double)(bytes - b0) / frame_bytes;
   atomic_store(&ho.measuring, 0);
   uint64_t hcalls = atomic_load(&ho.calls);

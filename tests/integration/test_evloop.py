@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 
-from harness import Env, check, check_eq, default_room_id, free_port, metric, run, skip, wait_until
+from harness import BUILD, Env, check, check_eq, default_room_id, free_port, metric, run, skip, wait_until
 
 LIVE = "777000333"
 OTHER = "777000334"
@@ -198,6 +198,25 @@ def test_without_the_plugin():
                 os.environ.pop("DYLIVE_WORKER_WRAPPER", None)
             else:
                 os.environ["DYLIVE_WORKER_WRAPPER"] = old
+
+
+def test_floor_lws_counts_every_frame():
+    """The bench's WebSocket floor (scripts/bench/floor_lws.c, under cost.py's worker figures)
+    receives every frame its sender pushes, at the rate asked, with and without acks; bad arguments
+    exit 2."""
+    if not plugin_installed():
+        skip("libwebsockets-evlib-ev is not installed")
+    exe = os.path.join(BUILD, "dylive-floor-lws")
+    for extra in ((), ("--ack-bytes", "0"), ("--frame-bytes", "943")):
+        p = subprocess.run([exe, "--rooms", "20", "--rate", "50", "--seconds", "1"] + list(extra),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        check_eq(p.returncode, 0, "exit status of %r (stderr %r)" % (extra, p.stderr))
+        res = json.loads(p.stdout.strip().splitlines()[-1])
+        check(900 <= res["frames_per_s"] <= 1100, "20 rooms x 50 frames/s %r: %r", extra, res)
+        check(res["cpu_us_per_frame"] > 0, "a CPU figure: %r", res)
+    p = subprocess.run([exe, "--frame-bytes", "70000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=20)
+    check_eq(p.returncode, 2, "exit status of a frame over 65535 bytes")
 
 
 if __name__ == "__main__":
