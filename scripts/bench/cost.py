@@ -37,8 +37,9 @@ Phases (--phases, default all, in this order):
            ack send per frame; without the ack; with dylive's two-thread hand-off and 1 ms linger
            but no work) under the 1000-room worker figure; dylive-floor-lws (the same with dylive's
            WebSocket library: lws clients on one libev loop, each frame at its own time, one ack
-           per frame, nothing else; and one room flat out with the rich fixture's mean frame size)
-           under both worker figures.
+           per frame, nothing else, with the rooms phase's frame size — and decode_dump on such a
+           frame —; and one room flat out with the rich fixture's mean frame size) under both
+           worker figures.
   --profile adds a `perf record` run of dylive on the rich fixture and prints the worker's top
            symbols (self time) and its share per DSO; with the tls phase, also 5 s of the worker
            holding its idle rooms.
@@ -1115,18 +1116,27 @@ def floors(tmp, out):
     frames = os.path.join(tmp, "rich.frames")
     if not os.path.exists(frames):
         frames, _ = fixture(tmp, "rich", LIVE, "--frames", str(ARGS.rich_frames), "--seed", "42")
-    p = subprocess.run([os.path.join(harness.BUILD, "tests", "fixtures", "decode_dump"), "--bench", "4", "--into",
-                        frames], capture_output=True, text=True, timeout=600, check=True)
-    m1 = re.search(r"(\d+) frames, (\d+) events in [\d.]+ s of CPU.*?([\d.]+) us/event", p.stderr)
-    m2 = re.search(r"inflate alone: ([\d.]+) us/event", p.stderr)
-    m3 = re.search(r"(\d+) in the steady state", p.stderr)
-    if not (m1 and m2):
-        raise RuntimeError("decode_dump --bench said: %s" % p.stderr.strip())
-    us = float(m1.group(3))
-    res["decode"] = {"frames": int(m1.group(1)), "events": int(m1.group(2)), "decode_us_per_event": us,
-                     "decode_events_per_s": round(1e6 / us) if us else None,
-                     "inflate_us_per_event": float(m2.group(1)),
-                     "steady_state_allocations": int(m3.group(1)) if m3 else None}
+
+    def decode_bench(path):
+        p = subprocess.run([os.path.join(harness.BUILD, "tests", "fixtures", "decode_dump"), "--bench", "4", "--into",
+                            path], capture_output=True, text=True, timeout=600, check=True)
+        m1 = re.search(r"(\d+) frames, (\d+) events in [\d.]+ s of CPU.*?([\d.]+) us/event", p.stderr)
+        m2 = re.search(r"inflate alone: ([\d.]+) us/event", p.stderr)
+        m3 = re.search(r"(\d+) in the steady state", p.stderr)
+        if not (m1 and m2):
+            raise RuntimeError("decode_dump --bench said: %s" % p.stderr.strip())
+        us = float(m1.group(3))
+        return {"frames": int(m1.group(1)), "events": int(m1.group(2)), "decode_us_per_event": us,
+                "decode_events_per_s": round(1e6 / us) if us else None, "inflate_us_per_event": float(m2.group(1)),
+                "steady_state_allocations": int(m3.group(1)) if m3 else None}
+    res["decode"] = decode_bench(frames)
+    # one room of the rooms phase (room_fixtures' frames): its frame size, and what decoding one costs
+    room_dir = os.path.join(tmp, "floor-room")
+    os.makedirs(room_dir, exist_ok=True)
+    _, room = room_fixtures(room_dir, 1, 2000)[0]
+    room_frame = int(round(os.path.getsize(room) / 2000))
+    res["decode_room"] = decode_bench(room)
+    res["decode_room"]["frame_bytes"] = room_frame
     secs = max(5, int(ARGS.rooms_seconds // 3))
     for name, extra in (("sockets_ack", ()), ("sockets_no_ack", ("--ack-bytes", "0")),
                         ("sockets_handoff", ("--handoff", "1", "--flush-ms", "1"))):
@@ -1142,9 +1152,9 @@ def floors(tmp, out):
         rman = json.load(f)
     mean_frame = int(round(os.path.getsize(frames) / rman["frames"]))
     per_frame = rman["unique_msg_ids"] / rman["frames"]
-    for name, extra in (("lws_rooms", ("--rooms", str(ARGS.rooms), "--rate", str(ARGS.room_rate), "--seconds", str(secs))),
-                        ("lws_rooms_no_ack", ("--rooms", str(ARGS.rooms), "--rate", str(ARGS.room_rate), "--seconds",
-                                              str(secs), "--ack-bytes", "0")),
+    rooms_args = ("--rooms", str(ARGS.rooms), "--rate", str(ARGS.room_rate // ARGS.room_per_frame), "--seconds",
+                  str(secs), "--frame-bytes", str(room_frame))
+    for name, extra in (("lws_rooms", rooms_args), ("lws_rooms_no_ack", rooms_args + ("--ack-bytes", "0")),
                         ("lws_rich", ("--rooms", "1", "--rate", "200000", "--seconds", "5", "--frame-bytes",
                                       str(mean_frame))),
                         ("lws_rich_no_ack", ("--rooms", "1", "--rate", "200000", "--seconds", "5", "--frame-bytes",
@@ -1152,9 +1162,9 @@ def floors(tmp, out):
         p = subprocess.run([os.path.join(harness.BUILD, "dylive-floor-lws")] + list(extra),
                            capture_output=True, text=True, timeout=120 + secs, check=True)
         res[name] = json.loads(p.stdout.strip().splitlines()[-1])
-        if name.startswith("lws_rich"):
-            res[name]["events_per_frame"] = r2(per_frame)
-            res[name]["cpu_us_per_event"] = r2(res[name]["cpu_us_per_frame"] / per_frame)
+        epf = per_frame if name.startswith("lws_rich") else ARGS.room_per_frame
+        res[name]["events_per_frame"] = r2(epf)
+        res[name]["cpu_us_per_event"] = r2(res[name]["cpu_us_per_frame"] / epf)
     out["floors"] = res
     dec, sa, sn = res["decode"], res["sockets_ack"], res["sockets_no_ack"]
     print("== floors: what dylive's pipeline is measured against ==")
@@ -1170,13 +1180,18 @@ def floors(tmp, out):
           "edge, 1 ms linger on a timerfd, one 64-byte write + answer per linger): %.2f us/frame"
           % sh["cpu_us_per_frame"], flush=True)
     lr, ln, xr, xn = res["lws_rooms"], res["lws_rooms_no_ack"], res["lws_rich"], res["lws_rich_no_ack"]
+    dr = res["decode_room"]
     print("  dylive's WebSocket library alone (dylive-floor-lws: lws on libev, each frame at its own time): %d rooms x "
-          "%d frames/s, one ack per frame: %.2f us/frame; without the ack %.2f" % (lr["rooms"], lr["rate"],
-                                                                             lr["cpu_us_per_frame"], ln["cpu_us_per_frame"]))
+          "%d frames/s of %d bytes (a rooms-phase frame), one ack per frame: %.2f us/event; without the ack %.2f; "
+          "+ decoding such a frame (decode_dump, in memory): %.2f us/event"
+          % (lr["rooms"], lr["rate"], lr["frame_bytes"], lr["cpu_us_per_event"], ln["cpu_us_per_event"],
+             lr["cpu_us_per_event"] + dr["decode_us_per_event"]))
     print("  the same, one room flat out, %d-byte frames (the rich fixture's mean, %.2f events each): %.2f us/event "
-          "(%d frames/s); without the ack %.2f us/event; + zlib's inflate alone: %.2f us/event"
+          "(%d frames/s); without the ack %.2f us/event; + zlib's inflate alone: %.2f; + the decoder alone "
+          "(inflate included): %.2f us/event"
           % (xr["frame_bytes"], xr["events_per_frame"], xr["cpu_us_per_event"], xr["frames_per_s"],
-             xn["cpu_us_per_event"], xn["cpu_us_per_event"] + dec["inflate_us_per_event"]), flush=True)
+             xn["cpu_us_per_event"], xn["cpu_us_per_event"] + dec["inflate_us_per_event"],
+             xn["cpu_us_per_event"] + dec["decode_us_per_event"]), flush=True)
 
 
 # ---------------------------------------------------------------- summary
@@ -1226,7 +1241,7 @@ def summarize(out):
                                                         / fl["sockets_ack"]["cpu_us_per_frame"])
         ratios["rooms_worker_cpu_vs_handoff_floor"] = r2(rm["worker_cpu_us_per_event"]
                                                          / fl["sockets_handoff"]["cpu_us_per_frame"])
-        ratios["rooms_worker_cpu_vs_lws_floor"] = r2(rm["worker_cpu_us_per_event"] / fl["lws_rooms"]["cpu_us_per_frame"])
+        ratios["rooms_worker_cpu_vs_lws_floor"] = r2(rm["worker_cpu_us_per_event"] / fl["lws_rooms"]["cpu_us_per_event"])
     if fl and d:
         ratios["rich_worker_cpu_vs_lws_floor"] = r2(d["cpu_us_per_event"] / fl["lws_rich"]["cpu_us_per_event"])
     ml = out.get("malloc")

@@ -16,8 +16,8 @@
  *             [--sender-tick-ms 0]
  *
  * Built by CMake (scripts/bench/CMakeLists.txt), run by scripts/bench/cost.py --phases floors:
- * "rooms" (1000 rooms × 4/s, 160-byte frames) and "rich" (one room flat out with the rich
- * fixture's mean frame size). Linux (epoll). */
+ * "rooms" (1000 rooms × 4/s, frames of a rooms-phase frame's size) and "rich" (one room flat out
+ * with the rich fixture's mean frame size). Linux (epoll). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
