@@ -211,5 +211,12 @@ def test_watch_ended_recaptures():
         wait_until(lambda: status(r, LIVE).get("state") == "stopped", 5, "a watched room can be unassigned")
 
 
+def test_free_port_never_repeats():
+    """The harness's ports: two workers of one test never share an admin port (a repeat made one
+    exit on 'Address already in use' and test_zombie_is_fenced wait for it in vain)."""
+    ports = [free_port() for _ in range(1000)]
+    check_eq(len(set(ports)), len(ports), "distinct ports")
+
+
 if __name__ == "__main__":
     run()
