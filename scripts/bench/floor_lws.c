@@ -2,22 +2,26 @@
  * libwebsockets (the build dylive links) on one libev loop costs per pushed frame when it does
  * nothing else. Where floor_sock reads raw sockets, this receiver is N lws WebSocket clients set
  * up as dylive's WebSocket thread sets them up (LWS_SERVER_OPTION_LIBEV on a foreign libev loop,
- * no validity timer, the fd table spanning the ulimit); each whole message is answered with one
- * lws_write of --ack-bytes (Douyin's ack), nothing else: no decoding, no hand-off, no Redis.
+ * no validity timer); each whole message is answered with one ack of --ack-bytes written as dylive
+ * writes its acks (a binary frame masked by us, with a key from one getrandom per connection, and
+ * handed to lws_write as raw bytes, LWS_WRITE_HTTP: no masking key read by lws per frame), nothing
+ * else: no decoding, no hand-off, no Redis.
  *
  * The sender (a child process, not measured) is a plain epoll WebSocket server: it answers the
  * handshake, then writes one binary message of --frame-bytes to each connection at --rate per
- * second, spread evenly, each at its own time as the simulator sends them (with --sender-tick-ms
- * N: every N ms what is due, as floor_sock's sender does: fewer wake-ups for the receiver), flat
- * out for a rate above what the receiver takes, and drops the acks.
- * Prints one JSON line: the receiver's CPU µs per frame, from 2 s after every connection is open.
+ * second. With --sender-tick-ms 1 it wakes every millisecond and sends what is due, as the
+ * simulator does (tests/sim: whole-millisecond sleeps, every due room after each wake-up); with 0,
+ * each frame at its own time, to the µs (more wake-ups for the receiver). A rate above what the
+ * receiver takes is flat out. Acks are read and dropped.
+ * Prints one JSON line: the receiver's CPU µs per frame, from 2 s after every connection is open;
+ * exits 1 without a figure when a connection fails or no frame came in the window.
  *
  *   floor_lws [--rooms 1000] [--rate 4] [--seconds 10] [--frame-bytes 160] [--ack-bytes 40]
- *             [--sender-tick-ms 0]
+ *             [--sender-tick-ms 1]
  *
  * Built by CMake (scripts/bench/CMakeLists.txt), run by scripts/bench/cost.py --phases floors:
  * "rooms" (1000 rooms × 4/s, frames of a rooms-phase frame's size) and "rich" (one room flat out
- * with the rich fixture's mean frame size). Linux (epoll). */
+ * with the rich fixture's mean frame size). Linux ≥ 5.11 (epoll_pwait2). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -33,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,6 +123,7 @@ static void sender(int ls, int n, int rate, double until, int frame_bytes, int t
     if (wait < 0) wait = 0;
     struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
     int k = epoll_pwait2(ep, ev, 256, &ts, NULL);
+    if (k < 0 && errno != EINTR) _exit(1);
     for (int j = 0; j < k; j++) {
       uint32_t i = ev[j].data.u32;
       if (i == UINT32_MAX) {
@@ -150,7 +156,8 @@ static void sender(int ls, int n, int rate, double until, int frame_bytes, int t
         c->due = floor_mono() + period * i / n; /* spread evenly over a period */
         continue;
       }
-      if (recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) == 0) _exit(0);
+      ssize_t r = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) _exit(0); /* the receiver is gone */
     }
   }
   _exit(0);
@@ -163,26 +170,59 @@ static struct {
   uint64_t frames, bytes, f0;
   double all_open, t0, cpu0, cpu, wall, deadline;
   struct ev_loop *loop;
-  uint8_t ack[LWS_PRE + 4096];
+  int teardown;
 } rx;
 
+/* A connection's ack: a masked binary frame, built once (its key from one getrandom). */
+typedef struct ack_frame {
+  size_t len;
+  uint8_t b[LWS_PRE + 14 + 4096];
+} ack_frame;
+
+static ack_frame *ack_new(size_t n) {
+  ack_frame *a = malloc(sizeof *a);
+  uint8_t key[4], *p;
+  if (!a || getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+    free(a);
+    return NULL;
+  }
+  p = a->b + LWS_PRE;
+  *p++ = 0x82; /* FIN, binary */
+  if (n < 126) {
+    *p++ = (uint8_t)(0x80 | n);
+  } else {
+    *p++ = 0x80 | 126;
+    *p++ = (uint8_t)(n >> 8);
+    *p++ = (uint8_t)n;
+  }
+  memcpy(p, key, 4);
+  p += 4;
+  for (size_t i = 0; i < n; i++) *p++ = (uint8_t)('a' ^ key[i & 3]);
+  a->len = (size_t)(p - (a->b + LWS_PRE));
+  return a;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
-  (void)user;
+  ack_frame **ack = user;
   switch (reason) {
   case LWS_CALLBACK_CLIENT_ESTABLISHED:
+    if (!ack || (rx.ack_bytes && !(*ack = ack_new((size_t)rx.ack_bytes)))) return -1;
     if (++rx.open == rx.n) rx.all_open = floor_mono();
     break;
   case LWS_CALLBACK_CLIENT_RECEIVE:
     rx.bytes += len;
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
       rx.frames++;
-      if (rx.ack_bytes && lws_write(wsi, rx.ack + LWS_PRE, (size_t)rx.ack_bytes, LWS_WRITE_BINARY) < rx.ack_bytes)
-        return -1;
+      if (ack && *ack && lws_write(wsi, (*ack)->b + LWS_PRE, (*ack)->len, LWS_WRITE_HTTP) < (int)(*ack)->len) return -1;
     }
     break;
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
   case LWS_CALLBACK_CLIENT_CLOSED:
-    if (rx.measuring == 2) break; /* the teardown */
+    if (ack) { /* only an established connection has one */
+      free(*ack);
+      *ack = NULL;
+    }
+    if (rx.teardown) break;
     fprintf(stderr, "floor_lws: a connection %s after %llu frames: %.*s\n",
             reason == LWS_CALLBACK_CLIENT_CLOSED ? "closed" : "failed", (unsigned long long)rx.frames,
             in ? (int)len : 0, in ? (const char *)in : "");
@@ -194,7 +234,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   return 0;
 }
 
-static const struct lws_protocols protocols[] = {{"floor", callback, 0, 0, 0, NULL, 0}, {NULL, NULL, 0, 0, 0, NULL, 0}};
+static const struct lws_protocols protocols[] = {{"floor", callback, sizeof(ack_frame *), 0, 0, NULL, 0},
+                                                 {NULL, NULL, 0, 0, 0, NULL, 0}};
 static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0};
 
 /* Every 100 ms: start the window 2 s after the last connection opened, end it after --seconds. */
@@ -223,9 +264,9 @@ int main(int argc, char **argv) {
   int n = floor_opt(argc, argv, "--rooms", 1000), rate = floor_opt(argc, argv, "--rate", 4);
   int secs = floor_opt(argc, argv, "--seconds", 10), frame_bytes = floor_opt(argc, argv, "--frame-bytes", 160);
   int ack_bytes = floor_opt(argc, argv, "--ack-bytes", 40);
-  int tick_ms = floor_opt(argc, argv, "--sender-tick-ms", 0);
-  if (tick_ms < 0 || tick_ms > 1000 || n < 1 || rate < 1 || secs < 1 || frame_bytes < 1 || frame_bytes > MAX_FRAME || ack_bytes < 0 ||
-      ack_bytes > 4096) {
+  int tick_ms = floor_opt(argc, argv, "--sender-tick-ms", 1);
+  if (tick_ms < 0 || tick_ms > 1000 || n < 1 || rate < 1 || secs < 1 || frame_bytes < 1 || frame_bytes > MAX_FRAME ||
+      ack_bytes < 0 || ack_bytes > 4096) {
     fprintf(stderr, "floor_lws: bad arguments\n");
     return 2;
   }
@@ -244,7 +285,6 @@ int main(int argc, char **argv) {
   rx.ack_bytes = ack_bytes;
   rx.secs = secs;
   rx.deadline = until - 0.5;
-  memset(rx.ack, 'a', sizeof rx.ack);
   rx.loop = ev_loop_new(EVBACKEND_EPOLL);
   if (!rx.loop) floor_die("ev_loop_new");
   void *loops[1] = {rx.loop};
@@ -259,6 +299,7 @@ int main(int argc, char **argv) {
   if (!ctx) {
     fprintf(stderr, "floor_lws: no lws context on libev (is libwebsockets-evlib-ev installed?)\n");
     kill(child, SIGTERM);
+    waitpid(child, NULL, 0);
     return 1;
   }
   for (int i = 0; i < n; i++) {
@@ -281,8 +322,8 @@ int main(int argc, char **argv) {
   ev_timer_stop(rx.loop, &t);
   kill(child, SIGTERM);
   waitpid(child, NULL, 0);
-  int ok = rx.measuring == 2 && !rx.failed;
   double frames = (double)(rx.frames - rx.f0);
+  int ok = rx.measuring == 2 && !rx.failed && frames > 0;
   if (ok)
     printf("{\"rooms\": %d, \"rate\": %d, \"frame_bytes\": %d, \"ack_bytes\": %d, \"sender_tick_ms\": %d, "
            "\"window_s\": %.2f, \"frames_per_s\": %.0f, \"cpu_pct\": %.2f, \"cpu_us_per_frame\": %.2f}\n",
@@ -290,6 +331,7 @@ int main(int argc, char **argv) {
            frames ? rx.cpu / frames * 1e6 : 0);
   else
     fprintf(stderr, "floor_lws: %d of %d connections open, %d failed: no figure\n", rx.open, n, rx.failed);
+  rx.teardown = 1;
   lws_context_destroy(ctx);
   ev_loop_destroy(rx.loop);
   return ok ? 0 : 1;

@@ -207,12 +207,14 @@ def test_floor_lws_counts_every_frame():
     if not plugin_installed():
         skip("libwebsockets-evlib-ev is not installed")
     exe = os.path.join(BUILD, "dylive-floor-lws")
-    for extra in ((), ("--ack-bytes", "0"), ("--frame-bytes", "943")):
-        p = subprocess.run([exe, "--rooms", "20", "--rate", "50", "--seconds", "1"] + list(extra),
+    # the short header (< 126 bytes) without acks; the 16-bit one with acks, on ticks and spread
+    for extra in (("--ack-bytes", "0", "--frame-bytes", "100"), ("--frame-bytes", "943"),
+                  ("--sender-tick-ms", "0", "--ack-bytes", "200")):
+        p = subprocess.run([exe, "--rooms", "20", "--rate", "50", "--seconds", "3"] + list(extra),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
         check_eq(p.returncode, 0, "exit status of %r (stderr %r)" % (extra, p.stderr))
         res = json.loads(p.stdout.strip().splitlines()[-1])
-        check(900 <= res["frames_per_s"] <= 1100, "20 rooms x 50 frames/s %r: %r", extra, res)
+        check(950 <= res["frames_per_s"] <= 1050, "20 rooms x 50 frames/s %r: %r", extra, res)
         check(res["cpu_us_per_frame"] > 0, "a CPU figure: %r", res)
     p = subprocess.run([exe, "--frame-bytes", "70000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        timeout=20)
