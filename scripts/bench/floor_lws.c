@@ -117,8 +117,8 @@ static void sender(int ls, int n, int rate, double until, int frame_bytes, int t
       }
       if (c->due < next) next = c->due;
     }
-    /* each frame at its own time (to the µs, as the simulator spreads a room's frames), or
-     * every --sender-tick-ms what is due by then */
+    /* every --sender-tick-ms what is due by then (the simulator's way: whole-millisecond sleeps),
+     * or with 0 each frame at its own time, to the µs */
     double wait = tick_ms ? tick_ms / 1000.0 : next - floor_mono();
     if (wait < 0) wait = 0;
     struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
