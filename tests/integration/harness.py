@@ -268,24 +268,25 @@ class Env:
         return rooms, specs, mans
 
 
-def command_stats(r, cmd):
-    """INFO commandstats of one command (e.g. "evalsha", "script|load"): {"calls": …, …}, all 0
-    when it never ran."""
-    for line in r("INFO", "commandstats").splitlines():
-        if line.startswith("cmdstat_%s:" % cmd):
-            return {k: float(v) for k, v in (kv.split("=") for kv in line.split(":", 1)[1].split(","))}
-    return {"calls": 0, "usec": 0, "failed_calls": 0, "rejected_calls": 0}
-
-
-def all_command_stats(r):
-    """INFO commandstats as {command: (calls, usec)} (scripts include the commands they call)."""
+def _commandstats(r):
+    """INFO commandstats: {command: {"calls": …, "usec": …, …}} (numbers as floats)."""
     out = {}
     for line in r("INFO", "commandstats").splitlines():
         if line.startswith("cmdstat_"):
             name, kv = line[len("cmdstat_"):].split(":", 1)
-            kv = dict(x.split("=") for x in kv.split(","))
-            out[name] = (int(kv["calls"]), int(kv["usec"]))
+            out[name] = {k: float(v) for k, v in (x.split("=") for x in kv.split(","))}
     return out
+
+
+def command_stats(r, cmd):
+    """INFO commandstats of one command (e.g. "evalsha", "script|load"): {"calls": …, …}, all 0
+    when it never ran."""
+    return _commandstats(r).get(cmd, {"calls": 0, "usec": 0, "failed_calls": 0, "rejected_calls": 0})
+
+
+def all_command_stats(r):
+    """INFO commandstats as {command: (calls, usec)} (scripts include the commands they call)."""
+    return {name: (int(v["calls"]), int(v["usec"])) for name, v in _commandstats(r).items()}
 
 
 def default_room_id(live_id):
