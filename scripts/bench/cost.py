@@ -39,7 +39,10 @@ Phases (--phases, default all, in this order):
            WebSocket library: lws clients on one libev loop fed on 1 ms ticks as the simulator
            feeds the worker, one ack per frame written as dylive writes acks, nothing else, with the
            rooms phase's frame size — and decode_dump on such a frame —; and one room flat out with
-           the rich fixture's mean frame size) under both worker figures.
+           the rich fixture's mean frame size) under both worker figures; and the 1000-room one
+           + the least write to Redis (one plain XADD per frame, a 1 ms linger's in one write, no
+           script, fence, status or dedupe: the worker's CPU and Redis's per XADD) under both
+           1000-room figures.
   --profile adds a `perf record` run of dylive on the rich fixture and prints the worker's top
            symbols (self time) and its share per DSO; with the tls phase, also 5 s of the worker
            holding its idle rooms.
@@ -1165,6 +1168,20 @@ def floors(tmp, out):
         epf = per_frame if name.startswith("lws_rich") else ARGS.room_per_frame
         res[name]["events_per_frame"] = r2(epf)
         res[name]["cpu_us_per_event"] = r2(res[name]["cpu_us_per_frame"] / epf)
+    # the same many-rooms floor + the least a write to Redis can cost: one plain XADD per frame to its
+    # room's stream (the rooms phase's entry size), a --flush-ms 1 linger's XADDs in one write as
+    # dylive's default, replies read on the same loop; no script, fence, status or dedupe
+    with harness.Env("cost-floor-redis") as env:
+        env.start_redis()
+        win = Window(redis=env.redis_proc.pid)
+        p = subprocess.run([os.path.join(harness.BUILD, "dylive-floor-lws")] + list(rooms_args) +
+                           ["--redis-port", str(env.redis_port), "--flush-ms", "1", "--entry-bytes",
+                            str(ARGS.ceiling_json_bytes or 530)],
+                           capture_output=True, text=True, timeout=120 + secs, check=True)
+        win.stop()
+    lx = res["lws_rooms_redis"] = json.loads(p.stdout.strip().splitlines()[-1])
+    lx["cpu_us_per_event"] = r2(lx["cpu_us_per_frame"] / ARGS.room_per_frame)
+    lx["redis_cpu_us_per_xadd"] = r2(win.cpu["redis"] / lx["xadds"] * 1e6) if lx.get("xadds") else None
     out["floors"] = res
     dec, sa, sn = res["decode"], res["sockets_ack"], res["sockets_no_ack"]
     print("== floors: what dylive's pipeline is measured against ==")
@@ -1188,6 +1205,10 @@ def floors(tmp, out):
           % (lr["rooms"], lr["rate"], lr["frame_bytes"], lr["cpu_us_per_event"],
              res["lws_rooms_spread"]["cpu_us_per_event"], ln["cpu_us_per_event"],
              lr["cpu_us_per_event"] + dr["decode_us_per_event"]))
+    print("  the same + the least write to Redis (one plain XADD per frame, a 1 ms linger's in one write, replies on "
+          "the same loop; no script): %.2f us/event (+ decoding: %.2f); Redis %.2f us per XADD"
+          % (lx["cpu_us_per_event"], lx["cpu_us_per_event"] + dr["decode_us_per_event"],
+             lx["redis_cpu_us_per_xadd"] or 0))
     print("  the same, one room flat out, %d-byte frames (the rich fixture's mean, %.2f events each): %.2f us/event "
           "(%d frames/s, %.0f%% of a core) with an ack per frame; without acks %.2f us/event (%d frames/s); "
           "+ zlib's inflate alone: %.2f; + the decoder alone (inflate included): %.2f us/event"
@@ -1244,6 +1265,11 @@ def summarize(out):
         ratios["rooms_worker_cpu_vs_handoff_floor"] = r2(rm["worker_cpu_us_per_event"]
                                                          / fl["sockets_handoff"]["cpu_us_per_frame"])
         ratios["rooms_worker_cpu_vs_lws_floor"] = r2(rm["worker_cpu_us_per_event"] / fl["lws_rooms"]["cpu_us_per_event"])
+        lx = fl.get("lws_rooms_redis") or {}
+        if lx.get("cpu_us_per_event"):
+            ratios["rooms_worker_cpu_vs_lws_redis_floor"] = r2(rm["worker_cpu_us_per_event"] / lx["cpu_us_per_event"])
+        if lx.get("redis_cpu_us_per_xadd"):
+            ratios["rooms_redis_cpu_vs_xadd_floor"] = r2(rm["redis_cpu_us_per_event"] / lx["redis_cpu_us_per_xadd"])
     if fl and d:
         # against the lower floor: dylive sends a loop pass's acks together, not one send per frame
         ratios["rich_worker_cpu_vs_lws_floor"] = r2(d["cpu_us_per_event"] / fl["lws_rich_no_ack"]["cpu_us_per_event"])

@@ -5,7 +5,12 @@
  * no validity timer); each whole message is answered with one ack of --ack-bytes written as dylive
  * writes its acks (a binary frame masked by us, with a key from one getrandom per connection, and
  * handed to lws_write as raw bytes, LWS_WRITE_HTTP: no masking key read by lws per frame), nothing
- * else: no decoding, no hand-off, no Redis.
+ * else: no decoding, no hand-off, no Redis. With --redis-port, the least a write to Redis can cost
+ * on top: each whole message becomes one plain XADD (type, msg_id, ts_ms and a json field of
+ * --entry-bytes, as a room's event) to its room's stream on one connection to that Redis, the
+ * XADDs of a loop pass leaving in one write at its end (with --flush-ms, of a linger started by the
+ * first one, as dylive's --flush-ms) and their replies read on the same loop — no script, no
+ * fence, no status, no dedupe.
  *
  * The sender (a child process, not measured) is a plain epoll WebSocket server: it answers the
  * handshake, then writes one binary message of --frame-bytes to each connection at --rate per
@@ -17,7 +22,7 @@
  * exits 1 without a figure when a connection fails or no frame came in the window.
  *
  *   floor_lws [--rooms 1000] [--rate 4] [--seconds 10] [--frame-bytes 160] [--ack-bytes 40]
- *             [--sender-tick-ms 1]
+ *             [--sender-tick-ms 1] [--redis-port 0] [--entry-bytes 530] [--flush-ms 0]
  *
  * Built by CMake (scripts/bench/CMakeLists.txt), run by scripts/bench/cost.py --phases floors:
  * "rooms" (1000 rooms × 4/s, frames of a rooms-phase frame's size) and "rich" (one room flat out
@@ -28,6 +33,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -173,6 +179,181 @@ static struct {
   int teardown;
 } rx;
 
+/* ---- the Redis writer (--redis-port) ---- */
+
+#define OUT_MAX (64u << 20)
+
+static struct {
+  int fd, entry_bytes, failed;
+  ev_io rio, wio;
+  ev_prepare prep;
+  ev_timer linger;
+  double flush_s; /* --flush-ms: 0 writes at each pass's end, else the first XADD waits this long */
+  char *out;
+  size_t len, cap, off;
+  char in[65536];
+  size_t inlen;
+  int body; /* the next line is a bulk reply's body */
+  uint64_t sent, replies, errors, r0;
+  char *json;
+  uint64_t msg_id;
+} rd = {.fd = -1};
+
+static void out_add(const void *p, size_t n) {
+  if (rd.len + n > rd.cap) {
+    size_t cap = rd.cap ? rd.cap * 2 : 1 << 20;
+    while (cap < rd.len + n) cap *= 2;
+    if (cap > OUT_MAX || !(rd.out = realloc(rd.out, cap))) floor_die("redis output buffer");
+    rd.cap = cap;
+  }
+  memcpy(rd.out + rd.len, p, n);
+  rd.len += n;
+}
+
+static void out_bulk(const char *p, size_t n) {
+  char h[24];
+  int k = snprintf(h, sizeof h, "$%zu\r\n", n);
+  out_add(h, (size_t)k);
+  out_add(p, n);
+  out_add("\r\n", 2);
+}
+
+/* One room event's XADD, as dylive writes it (the four fields of CONTRACT's event entries). */
+static void redis_xadd(int room) {
+  char key[32], id[24], ts[24];
+  int kl = snprintf(key, sizeof key, "floor:%d", room);
+  int il = snprintf(id, sizeof id, "%llu", (unsigned long long)(7000000000000000000ull + ++rd.msg_id));
+  int tl = snprintf(ts, sizeof ts, "%lld", (long long)(floor_mono() * 1000) + 1700000000000ll);
+  out_add("*11\r\n", 5);
+  out_bulk("XADD", 4);
+  out_bulk(key, (size_t)kl);
+  out_bulk("*", 1);
+  out_bulk("type", 4);
+  out_bulk("chat", 4);
+  out_bulk("msg_id", 6);
+  out_bulk(id, (size_t)il);
+  out_bulk("ts_ms", 5);
+  out_bulk(ts, (size_t)tl);
+  out_bulk("json", 4);
+  out_bulk(rd.json, (size_t)rd.entry_bytes);
+  rd.sent++;
+}
+
+/* The connection broke, or Redis said no: the run ends without a figure. */
+static void redis_fail(struct ev_loop *loop) {
+  rd.failed = 1;
+  ev_break(loop, EVBREAK_ALL);
+}
+
+static void redis_write(struct ev_loop *loop) {
+  while (rd.off < rd.len) {
+    ssize_t w = send(rd.fd, rd.out + rd.off, rd.len - rd.off, MSG_NOSIGNAL);
+    if (w < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    if (w <= 0) {
+      redis_fail(loop);
+      return;
+    }
+    rd.off += (size_t)w;
+  }
+  if (rd.off == rd.len) {
+    rd.off = rd.len = 0;
+    ev_io_stop(loop, &rd.wio);
+  } else {
+    ev_io_start(loop, &rd.wio);
+  }
+}
+
+/* The end of a loop pass: its XADDs leave in one write, or (--flush-ms) those of the linger. */
+static void redis_pass_end(struct ev_loop *loop, ev_prepare *w, int revents) {
+  (void)w;
+  (void)revents;
+  if (!rd.len || ev_is_active(&rd.wio)) return;
+  if (!rd.flush_s) {
+    redis_write(loop);
+  } else if (!ev_is_active(&rd.linger)) {
+    ev_timer_set(&rd.linger, rd.flush_s, 0);
+    ev_timer_start(loop, &rd.linger);
+  }
+}
+
+static void redis_linger_end(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)w;
+  (void)revents;
+  if (!ev_is_active(&rd.wio)) redis_write(loop);
+}
+
+static void redis_writable(struct ev_loop *loop, ev_io *w, int revents) {
+  (void)w;
+  (void)revents;
+  redis_write(loop);
+}
+
+/* Replies are lines: XADD's "$n" then the id, or an error "-…" (counted and fatal). */
+static void redis_readable(struct ev_loop *loop, ev_io *w, int revents) {
+  (void)w;
+  (void)revents;
+  ssize_t r = recv(rd.fd, rd.in + rd.inlen, sizeof rd.in - rd.inlen, 0);
+  if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (r <= 0) {
+    redis_fail(loop);
+    return;
+  }
+  rd.inlen += (size_t)r;
+  size_t at = 0;
+  for (;;) {
+    char *nl = memchr(rd.in + at, '\n', rd.inlen - at);
+    if (!nl) break;
+    char c = rd.in[at];
+    if (rd.body) {
+      rd.body = 0;
+      rd.replies++;
+    } else if (c == '$' && rd.in[at + 1] != '-') {
+      rd.body = 1;
+    } else {
+      rd.replies++;
+      if (c == '-') {
+        if (!rd.errors++) fprintf(stderr, "floor_lws: redis: %.*s\n", (int)(nl - (rd.in + at)), rd.in + at);
+      }
+    }
+    at = (size_t)(nl + 1 - rd.in);
+  }
+  memmove(rd.in, rd.in + at, rd.inlen - at);
+  rd.inlen -= at;
+  /* an error, or a line longer than the buffer: not a reply of ours */
+  if (rd.errors || rd.inlen == sizeof rd.in) redis_fail(loop);
+}
+
+static void redis_open(struct ev_loop *loop, int port, int entry_bytes, int flush_ms) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int one = 1;
+  rd.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (rd.fd < 0 || connect(rd.fd, (struct sockaddr *)&a, sizeof a) != 0) floor_die("connect to redis");
+  setsockopt(rd.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (fcntl(rd.fd, F_SETFL, O_NONBLOCK) != 0) floor_die("fcntl");
+  rd.entry_bytes = entry_bytes;
+  if (!(rd.json = malloc((size_t)entry_bytes))) floor_die("malloc");
+  memset(rd.json, 'j', (size_t)entry_bytes);
+  ev_io_init(&rd.rio, redis_readable, rd.fd, EV_READ);
+  ev_io_init(&rd.wio, redis_writable, rd.fd, EV_WRITE);
+  ev_prepare_init(&rd.prep, redis_pass_end);
+  ev_init(&rd.linger, redis_linger_end);
+  rd.flush_s = flush_ms / 1000.0;
+  ev_io_start(loop, &rd.rio);
+  ev_prepare_start(loop, &rd.prep);
+}
+
+static void redis_close(struct ev_loop *loop) {
+  if (rd.fd < 0) return;
+  ev_io_stop(loop, &rd.rio);
+  ev_io_stop(loop, &rd.wio);
+  ev_prepare_stop(loop, &rd.prep);
+  ev_timer_stop(loop, &rd.linger);
+  close(rd.fd);
+  free(rd.out);
+  free(rd.json);
+}
+
 /* A connection's ack: a masked binary frame, built once (its key from one getrandom). */
 typedef struct ack_frame {
   size_t len;
@@ -202,25 +383,34 @@ static ack_frame *ack_new(size_t n) {
   return a;
 }
 
+/* A connection's own: its ack, and its room's number (its stream with --redis-port). */
+typedef struct sess {
+  ack_frame *ack;
+  int room;
+} sess;
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
-  ack_frame **ack = user;
+  sess *ss = user;
   switch (reason) {
   case LWS_CALLBACK_CLIENT_ESTABLISHED:
-    if (!ack || (rx.ack_bytes && !(*ack = ack_new((size_t)rx.ack_bytes)))) return -1;
+    if (!ss || (rx.ack_bytes && !(ss->ack = ack_new((size_t)rx.ack_bytes)))) return -1;
+    ss->room = rx.open;
     if (++rx.open == rx.n) rx.all_open = floor_mono();
     break;
   case LWS_CALLBACK_CLIENT_RECEIVE:
     rx.bytes += len;
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
       rx.frames++;
-      if (ack && *ack && lws_write(wsi, (*ack)->b + LWS_PRE, (*ack)->len, LWS_WRITE_HTTP) < (int)(*ack)->len) return -1;
+      if (ss && rd.fd >= 0) redis_xadd(ss->room);
+      if (ss && ss->ack && lws_write(wsi, ss->ack->b + LWS_PRE, ss->ack->len, LWS_WRITE_HTTP) < (int)ss->ack->len)
+        return -1;
     }
     break;
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
   case LWS_CALLBACK_CLIENT_CLOSED:
-    if (ack) { /* only an established connection has one */
-      free(*ack);
-      *ack = NULL;
+    if (ss) { /* only an established connection has one */
+      free(ss->ack);
+      ss->ack = NULL;
     }
     if (rx.teardown) break;
     fprintf(stderr, "floor_lws: a connection %s after %llu frames: %.*s\n",
@@ -234,7 +424,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   return 0;
 }
 
-static const struct lws_protocols protocols[] = {{"floor", callback, sizeof(ack_frame *), 0, 0, NULL, 0},
+static const struct lws_protocols protocols[] = {{"floor", callback, sizeof(sess), 0, 0, NULL, 0},
                                                  {NULL, NULL, 0, 0, 0, NULL, 0}};
 static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0, .secs_since_valid_hangup = 0};
 
@@ -252,6 +442,7 @@ static void tick(struct ev_loop *loop, ev_timer *w, int revents) {
     rx.t0 = now;
     rx.cpu0 = floor_cpu_self();
     rx.f0 = rx.frames;
+    rd.r0 = rd.replies;
   } else if (rx.measuring && now >= rx.t0 + rx.secs) {
     rx.cpu = floor_cpu_self() - rx.cpu0;
     rx.wall = now - rx.t0;
@@ -265,8 +456,11 @@ int main(int argc, char **argv) {
   int secs = floor_opt(argc, argv, "--seconds", 10), frame_bytes = floor_opt(argc, argv, "--frame-bytes", 160);
   int ack_bytes = floor_opt(argc, argv, "--ack-bytes", 40);
   int tick_ms = floor_opt(argc, argv, "--sender-tick-ms", 1);
+  int redis_port = floor_opt(argc, argv, "--redis-port", 0), entry_bytes = floor_opt(argc, argv, "--entry-bytes", 530);
+  int flush_ms = floor_opt(argc, argv, "--flush-ms", 0);
   if (tick_ms < 0 || tick_ms > 1000 || n < 1 || rate < 1 || secs < 1 || frame_bytes < 1 || frame_bytes > MAX_FRAME ||
-      ack_bytes < 0 || ack_bytes > 4096) {
+      ack_bytes < 0 || ack_bytes > 4096 || redis_port < 0 || redis_port > 65535 || entry_bytes < 1 ||
+      entry_bytes > 1 << 20 || flush_ms < 0 || flush_ms > 10000) {
     fprintf(stderr, "floor_lws: bad arguments\n");
     return 2;
   }
@@ -287,6 +481,7 @@ int main(int argc, char **argv) {
   rx.deadline = until - 0.5;
   rx.loop = ev_loop_new(EVBACKEND_EPOLL);
   if (!rx.loop) floor_die("ev_loop_new");
+  if (redis_port) redis_open(rx.loop, redis_port, entry_bytes, flush_ms);
   void *loops[1] = {rx.loop};
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
@@ -323,15 +518,25 @@ int main(int argc, char **argv) {
   kill(child, SIGTERM);
   waitpid(child, NULL, 0);
   double frames = (double)(rx.frames - rx.f0);
-  int ok = rx.measuring == 2 && !rx.failed && frames > 0;
+  /* with Redis: every XADD of the window answered (the last pass's may still be on the way) */
+  double written = (double)(rd.replies - rd.r0);
+  int ok = rx.measuring == 2 && !rx.failed && frames > 0 && !rd.failed && !rd.errors &&
+           (!redis_port || written >= frames * 0.98);
+  char redis[160] = "";
+  if (redis_port)
+    snprintf(redis, sizeof redis, ", \"redis_port\": %d, \"entry_bytes\": %d, \"flush_ms\": %d, \"xadds_per_s\": %.0f, "
+             "\"xadds\": %llu", redis_port, entry_bytes, flush_ms, written / rx.wall, (unsigned long long)rd.replies);
   if (ok)
     printf("{\"rooms\": %d, \"rate\": %d, \"frame_bytes\": %d, \"ack_bytes\": %d, \"sender_tick_ms\": %d, "
-           "\"window_s\": %.2f, \"frames_per_s\": %.0f, \"cpu_pct\": %.2f, \"cpu_us_per_frame\": %.2f}\n",
+           "\"window_s\": %.2f, \"frames_per_s\": %.0f, \"cpu_pct\": %.2f, \"cpu_us_per_frame\": %.2f%s}\n",
            n, rate, frame_bytes, ack_bytes, tick_ms, rx.wall, frames / rx.wall, rx.cpu / rx.wall * 100,
-           frames ? rx.cpu / frames * 1e6 : 0);
+           frames ? rx.cpu / frames * 1e6 : 0, redis);
   else
-    fprintf(stderr, "floor_lws: %d of %d connections open, %d failed: no figure\n", rx.open, n, rx.failed);
+    fprintf(stderr, "floor_lws: %d of %d connections open, %d failed, redis: %llu sent, %llu answered, %llu errors, %s: "
+            "no figure\n", rx.open, n, rx.failed, (unsigned long long)rd.sent, (unsigned long long)rd.replies,
+            (unsigned long long)rd.errors, rd.failed ? "failed" : "ok");
   rx.teardown = 1;
+  redis_close(rx.loop);
   lws_context_destroy(ctx);
   ev_loop_destroy(rx.loop);
   return ok ? 0 : 1;

@@ -221,5 +221,39 @@ def test_floor_lws_counts_every_frame():
     check_eq(p.returncode, 2, "exit status of a frame over 65535 bytes")
 
 
+def test_floor_lws_redis_writes_every_frame():
+    """With --redis-port, the floor writes each whole message as one XADD to its room's stream (the
+    worker's least Redis write, under cost.py's 1000-room figure), at each pass's end or after a
+    --flush-ms linger; a Redis error makes it fail without a figure."""
+    if not plugin_installed():
+        skip("libwebsockets-evlib-ev is not installed")
+    exe = os.path.join(BUILD, "dylive-floor-lws")
+    with Env("floor-redis") as env:
+        r = env.start_redis()
+        for flush in ("0", "2"):
+            r("FLUSHALL")
+            p = subprocess.run([exe, "--rooms", "20", "--rate", "50", "--seconds", "3", "--redis-port",
+                                str(env.redis_port), "--flush-ms", flush, "--entry-bytes", "300"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+            check_eq(p.returncode, 0, "exit status with --flush-ms %s (stderr %r)" % (flush, p.stderr))
+            res = json.loads(p.stdout.strip().splitlines()[-1])
+            check(950 <= res["frames_per_s"] <= 1050, "20 rooms x 50 frames/s: %r", res)
+            check(abs(res["xadds_per_s"] - res["frames_per_s"]) <= 25, "an XADD a frame: %r", res)
+            lens = [r("XLEN", "floor:%d" % i) for i in range(20)]
+            check(all(n > 0 for n in lens), "every room's stream written: %r", lens)
+            check(sum(lens) >= res["xadds"], "what was answered is in the streams: %r vs %r", lens, res)
+            entry = r("XRANGE", "floor:7", "-", "+", "COUNT", "1")[0][1]
+            fields = dict(zip(entry[::2], entry[1::2]))
+            check_eq(sorted(fields), ["json", "msg_id", "ts_ms", "type"], "an entry's fields")
+            check_eq(len(fields["json"]), 300, "--entry-bytes")
+        r("FLUSHALL")
+        r("SET", "floor:3", "not a stream")
+        p = subprocess.run([exe, "--rooms", "20", "--rate", "50", "--seconds", "3", "--redis-port",
+                            str(env.redis_port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        check_eq(p.returncode, 1, "exit status when an XADD fails")
+        check("WRONGTYPE" in p.stderr and "no figure" in p.stderr, "Redis's error said: %r", p.stderr)
+        check_eq(p.stdout.strip(), "", "no figure printed")
+
+
 if __name__ == "__main__":
     run()
