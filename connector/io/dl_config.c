@@ -225,6 +225,11 @@ static const opt opts[] = {
      "N: a room's events are written at most N ms after the first of them arrived, every room's write of that "
      "moment in one Redis call (fewer, larger writes; up to N ms of latency); 0: as soon as the worker takes them "
      "(one write per room per pass)"},
+    {"--flush-max-ms", "DYLIVE_FLUSH_MAX_MS", OPT_INT, "5", 0, 10000, NULL, OFF(flush_max_ms),
+     "N: while no room's frames come less than 10 x N ms apart (rooms that trickle, as a real room's pushes "
+     "do), the linger is N ms instead of --flush-ms: more rooms in each Redis call, at most N ms of latency for "
+     "a frame that waits a tenth of its room's frame interval or less; one fast room brings --flush-ms back for "
+     "2 s; 0 or not above --flush-ms: always --flush-ms"},
     {"--pool-keep-ms", "DYLIVE_POOL_KEEP_MS", OPT_INT, "30000", 0, 86400000LL, NULL, OFF(pool_keep_ms),
      "every this many ms, the commands and frames the worker kept for reuse (up to 1.5 x --buffer-max-bytes and "
      "--queue-max-bytes) that none took since the last time are freed and the heap gives free pages back: after a "

@@ -52,6 +52,7 @@ typedef struct dl_config {
   char *proxy_file;        /* one http://[user:pass@]host:port a line: the worker's egress pool */
   long long silence_timeout;     /* seconds without a message before a fresh identity (0: off) */
   long long flush_ms;            /* linger: rooms' events written every flush_ms (0: every pass) */
+  long long flush_max_ms;        /* the linger while every room trickles (frames >= 10 x this apart) */
   long long pool_keep_ms;        /* kept buffers unused this long are freed (0: kept for good) */
   char *ws_event_loop;           /* "auto", "libev" or "poll" (dl_ingest_opts.event_loop) */
   long long threads;             /* 2: WebSockets on a thread of their own; 1: one thread for all */

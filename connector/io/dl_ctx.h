@@ -29,6 +29,7 @@ typedef struct dl_ctl_stats {
   dl_hist write_latency;   /* frame received → its write acknowledged */
   dl_hist event_delay;     /* write time − event ts_ms */
   uint64_t assign_backlog; /* LLEN P:assign, sampled every poll */
+  uint64_t linger_ms;      /* the linger last armed: --flush-ms, or --flush-max-ms while rooms trickle */
 } dl_ctl_stats;
 
 typedef struct dl_ctx {

@@ -83,6 +83,11 @@
 #define DL_SCRIPT_ARGS_MAX 1024
 /* Frames taken from the ingest queue per wake-up (keeps the loop responsive). */
 #define DL_DRAIN_BATCH 256
+/* --flush-max-ms: a room whose frames come less than this many lingers apart is fast (the long
+ * linger would hold its frames back by more than a tenth of their interval), and the short linger
+ * (--flush-ms) stays for this long after its last fast frame. */
+#define DL_FAST_FRAME_LINGERS 10
+#define DL_FAST_HOLD_MS 2000
 /* P:rooms is trimmed to about this many lifecycle entries. */
 #define DL_ROOMS_STREAM_MAXLEN 100000
 

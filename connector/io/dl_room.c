@@ -43,6 +43,7 @@ typedef struct room {
   char *claim_raw;            /* the assignment exactly as it sits in our claims list */
   size_t claim_len;
   size_t write_head, write_body; /* the sizes of its last write: the next one is reserved at once */
+  int64_t last_recv_us;       /* its last frame's arrival (monotonic): is it a fast room? */
   st_t st;
   dl_rstate pub;              /* the state last published */
   int stop_requested;         /* unassigned: state stopped once closed */
@@ -84,6 +85,7 @@ struct dl_rooms {
   room *buckets[ROOM_BUCKETS];
   size_t n;
   room *dirty;
+  int64_t fast_until_us;      /* a fast room's last frame + DL_FAST_HOLD_MS (--flush-max-ms) */
   dl_ratelimit bad_rl, fatal_rl;
 };
 
@@ -658,12 +660,26 @@ void dl_rooms_on_resolved(dl_rooms *rs, dl_resolve_result *res) {
   open_in_ingest(r, res);
 }
 
+/* --flush-max-ms: frames closer together than DL_FAST_FRAME_LINGERS long lingers make the room
+ * fast, and the worker's linger short for a while (a frame waits at most a tenth of its room's
+ * frame interval). */
+static void note_pace(dl_rooms *rs, room *r, int64_t recv_us) {
+  int64_t lmax = rs->ctx->cfg->flush_max_ms;
+  if (r->last_recv_us && recv_us - r->last_recv_us < lmax * 1000 * DL_FAST_FRAME_LINGERS &&
+      recv_us + DL_FAST_HOLD_MS * 1000 > rs->fast_until_us)
+    rs->fast_until_us = recv_us + DL_FAST_HOLD_MS * 1000;
+  r->last_recv_us = recv_us;
+}
+
+int64_t dl_rooms_fast_until_us(const dl_rooms *rs) { return rs->fast_until_us; }
+
 void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m) {
   dl_ctx *ctx = rs->ctx;
   room *r = find(rs, m->live_id);
   if (!r) return;
   switch (m->kind) {
   case DL_IN_FRAME:
+    note_pace(rs, r, m->recv_us);
     /* events of a room we are closing still get written: they were received; a room we lost
      * belongs to its new owner, who gets Douyin's re-push */
     if (!r->lost && !r->failed && r->token[0]) take_frame(r, m);

@@ -47,6 +47,8 @@ void dl_rooms_on_ingest(dl_rooms *rs, dl_in_msg *m);
 void dl_rooms_on_resolved(dl_rooms *rs, dl_resolve_result *res);
 /* End of a pass over the ingest queue: every room's pending events become writes. */
 void dl_rooms_flush(dl_rooms *rs);
+/* Until this monotonic µs some room's frames came fast (--flush-max-ms): the short linger. */
+int64_t dl_rooms_fast_until_us(const dl_rooms *rs);
 /* The writer finished a command (in order). */
 void dl_rooms_on_done(dl_rooms *rs, dl_cmd *c);
 /* Every --poll-ms: leases renewed, unassign requests noticed. */

@@ -244,7 +244,12 @@ static void take_frames(worker *wk) {
 static void linger(worker *wk) {
   const dl_ctx *ctx = &wk->ctx;
   if (wk->flush_armed || (!wk->unflushed_frames && !dl_queue_len(ctx->inq))) return;
-  struct itimerspec its = {{0, 0}, {(time_t)(ctx->cfg->flush_ms / 1000), (long)(ctx->cfg->flush_ms % 1000) * 1000000L}};
+  /* --flush-max-ms while every room trickles: more rooms in a call, no frame held back by more
+   * than a tenth of its room's frame interval */
+  long long ms = ctx->cfg->flush_ms;
+  if (ctx->cfg->flush_max_ms > ms && dl_mono_us() >= dl_rooms_fast_until_us(ctx->rooms)) ms = ctx->cfg->flush_max_ms;
+  wk->ctx.st.linger_ms = (uint64_t)ms;
+  struct itimerspec its = {{0, 0}, {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L}};
   if (timerfd_settime(wk->flush_fd, 0, &its, NULL) == 0) wk->flush_armed = 1;
 }
 

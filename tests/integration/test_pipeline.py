@@ -140,6 +140,35 @@ def test_rooms_share_a_call():
         check(calls * 3 <= batches, "room writes share calls: %r writes, %r calls", batches, calls)
 
 
+def test_linger_longer_while_rooms_trickle():
+    """--flush-max-ms: while every room's frames come far apart (as a real room's pushes do), the
+    worker lingers --flush-max-ms (more rooms in each call); one fast room brings --flush-ms back
+    at once, and it returns 2 s after that room's last fast frame; every stream exact throughout."""
+    with Env("pace") as env:
+        r = env.start_redis()
+        rooms, specs, mans = env.chat_rooms(777000200, 6, 150, 10, 200)  # 100 ms apart, 15 s
+        fast, fman = env.fixture("fast", LIVE, default_room_id(LIVE), "--frames", "300", "--seed", "9",
+                                 "--kinds", "chat")
+        env.start_sim(specs + ["%s:%s,fps=100" % (LIVE, fast)])  # 10 ms apart, 3 s
+        admin = free_port()
+        env.worker("--flush-ms", "1", "--flush-max-ms", "5", admin="127.0.0.1:%d" % admin)
+
+        def linger_is(ms):
+            return lambda: metric(admin, "dylive_flush_linger_ms") == ms
+        r("LPUSH", "dylive:assign", *rooms)
+        wait_until(lambda: all(stream_events(r, l) for l in rooms), 20, "every trickling room writing")
+        wait_until(linger_is(5), 5, "the long linger while every room trickles")
+        r("LPUSH", "dylive:assign", LIVE)
+        wait_until(linger_is(1), 10, "--flush-ms once a fast room writes")
+        wait_until(lambda: status(r, LIVE).get("state") == "ended", 20, "the fast room ended")
+        check(any(status(r, l).get("state") != "ended" for l in rooms), "the trickling rooms still run")
+        wait_until(linger_is(5), 5, "the long linger again after the fast room")
+        wait_until(lambda: all(status(r, l).get("state") == "ended" for l in rooms), 30, "every room ended")
+        for live in rooms:
+            check_eq([f["msg_id"] for _, f in stream_events(r, live)], mans[live]["msg_ids"], "room %s exact" % live)
+        check_eq([f["msg_id"] for _, f in stream_events(r, LIVE)], fman["msg_ids"], "the fast room exact")
+
+
 def test_memory_returns_after_a_burst():
     """--pool-keep-ms: what a blasted room left in the worker's pools (commands, frames) is freed
     once none was taken for a whole period, and the heap gives the pages back: RSS goes down from
