@@ -104,6 +104,9 @@ def parse():
                          "often carry a few messages, and a linger that coalesces one-chat frames may not "
                          "coalesce those)")
     ap.add_argument("--rooms-seconds", type=float, default=30)
+    ap.add_argument("--rooms-pace-us", action="store_true",
+                    help="rooms phase: the simulator sends each frame at its own time, to the us (dylive-sim "
+                         "--pace-us), as frames come from the real service, not on millisecond ticks")
     ap.add_argument("--connect-rate", type=int, default=200)
     ap.add_argument("--connect-burst", type=int, default=100)
     ap.add_argument("--http-rate", type=int, default=1000, help="worker --http-rate (and burst) in the rooms/tls phases")
@@ -645,7 +648,7 @@ def phase_rooms(tmp, out, fx):
     with harness.Env("cost-rooms") as env:
         r = env.start_redis()
         specs = ["%s:%s,fps=%d,sig=off" % (live, path, rate // ARGS.room_per_frame) for live, path in fx[:n]]
-        sim = env.start_sim(specs)
+        sim = env.start_sim(specs, ("--pace-us",) if ARGS.rooms_pace_us else ())
         w, port = start_worker(env, r, extra=("--max-rooms", str(n), "--connect-rate", str(ARGS.connect_rate),
                                            "--connect-burst", str(ARGS.connect_burst), "--http-rate",
                                            str(ARGS.http_rate), "--http-burst", str(ARGS.http_rate)))
@@ -663,7 +666,7 @@ def phase_rooms(tmp, out, fx):
         m1, cs1 = prom(port), harness.all_command_stats(r)
         wall, cw, cr_, cs_ = win.wall, win.cpu["w"], win.cpu["redis"], win.cpu["sim"]
         ev = prom_sum(m1, "dylive_events_written_total") - prom_sum(m0, "dylive_events_written_total")
-        res = {"rooms": n, "per_room_rate": rate, "per_frame": ARGS.room_per_frame, "offered_events_per_s": n * rate,
+        res = {"rooms": n, "per_room_rate": rate, "per_frame": ARGS.room_per_frame, "sim_pace_us": ARGS.rooms_pace_us, "offered_events_per_s": n * rate,
                "poll_ms": ARGS.poll_ms,
                "connect_rate": ARGS.connect_rate, "connect_burst": ARGS.connect_burst, "all_live_s": r2(t_live),
                "window_s": r2(wall, 1), "events": int(ev), "events_per_s": round(ev / wall),

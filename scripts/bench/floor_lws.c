@@ -23,6 +23,10 @@
  *
  *   floor_lws [--rooms 1000] [--rate 4] [--seconds 10] [--frame-bytes 160] [--ack-bytes 40]
  *             [--sender-tick-ms 1] [--redis-port 0] [--entry-bytes 530] [--flush-ms 0]
+ *             [--collect-us 0]
+ *
+ * --collect-us N sets libev's I/O collect interval on the receiver's loop (it polls at most once per
+ * N µs, so frames that come one by one are read together).
  *
  * Built by CMake (scripts/bench/CMakeLists.txt), run by scripts/bench/cost.py --phases floors:
  * "rooms" (1000 rooms × 4/s, frames of a rooms-phase frame's size) and "rich" (one room flat out
@@ -457,10 +461,11 @@ int main(int argc, char **argv) {
   int ack_bytes = floor_opt(argc, argv, "--ack-bytes", 40);
   int tick_ms = floor_opt(argc, argv, "--sender-tick-ms", 1);
   int redis_port = floor_opt(argc, argv, "--redis-port", 0), entry_bytes = floor_opt(argc, argv, "--entry-bytes", 530);
-  int flush_ms = floor_opt(argc, argv, "--flush-ms", 0);
+  int flush_ms = floor_opt(argc, argv, "--flush-ms", 0), collect_us = floor_opt(argc, argv, "--collect-us", 0);
   if (tick_ms < 0 || tick_ms > 1000 || n < 1 || rate < 1 || secs < 1 || frame_bytes < 1 || frame_bytes > MAX_FRAME ||
       ack_bytes < 0 || ack_bytes > 4096 || redis_port < 0 || redis_port > 65535 || entry_bytes < 1 ||
-      entry_bytes > 1 << 20 || flush_ms < 0 || flush_ms > 10000) {
+      entry_bytes > 1 << 20 || flush_ms < 0 || flush_ms > 10000 ||
+      collect_us < 0 || collect_us > 100000) {
     fprintf(stderr, "floor_lws: bad arguments\n");
     return 2;
   }
@@ -481,6 +486,7 @@ int main(int argc, char **argv) {
   rx.deadline = until - 0.5;
   rx.loop = ev_loop_new(EVBACKEND_EPOLL);
   if (!rx.loop) floor_die("ev_loop_new");
+  if (collect_us) ev_set_io_collect_interval(rx.loop, collect_us / 1e6);
   if (redis_port) redis_open(rx.loop, redis_port, entry_bytes, flush_ms);
   void *loops[1] = {rx.loop};
   struct lws_context_creation_info info;

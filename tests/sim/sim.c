@@ -182,6 +182,7 @@ static struct {
   const char *cookie_domain;
   SSL_CTX *tls_ctx;
   bool verbose;
+  bool pace_us; /* --pace-us: paced frames leave at their own time, to the µs (not on ms ticks) */
   bool check_sig;
   bool check_abogus;
   bool gifts_login;
@@ -2178,6 +2179,7 @@ static void usage(void) {
           "                  [--ping-ms N] [--repush N] [--ttwid VALUE] [--cookie-domain D]\n"
           "                  [--hwm-kb N] [--tls-cert PEM --tls-key PEM] [--check-signature] [--verbose]\n"
           "                  [--check-abogus] [--gifts-need-login] [--handshake-options STR] [--clock-ms N]\n"
+          "                  [--pace-us]\n"
           "  SPEC = LIVE_ID[:FRAMES_FILE][,room_id=N][,fps=N][,status=2|4][,loop]\n"
           "         [,page=normal|challenge|gone][,enter=ok|empty|error][,ws=ok|reject][,sig=check|off]\n"
           "         [,abogus=check|off][,gifts=login|all][,sdk=V][,handshake_options=STR][,silent=N]\n"
@@ -2249,6 +2251,8 @@ int main(int argc, char **argv) {
       G.clock_set = true;
       G.clock_ms = strtoll(v, NULL, 10);
       G.clock_mono0 = now_ms();
+    } else if (!strcmp(a, "--pace-us")) {
+      G.pace_us = true;
     } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
       G.verbose = true;
     } else {
@@ -2314,7 +2318,7 @@ int main(int argc, char **argv) {
   while (!G.stop) {
     /* timeout: next ping, next paced frame, close deadline */
     int64_t tnow = now_ms();
-    int64_t next = tnow + 1000;
+    int64_t next = tnow + 1000, next_ns = INT64_MAX;
     for (conn_t *c = G.conns; c; c = c->next) {
       if (c->dead || c->kind != C_WS) continue;
       if (G.ping_ms && c->next_ping_ms < next) next = c->next_ping_ms;
@@ -2324,11 +2328,20 @@ int main(int argc, char **argv) {
       room_t *r = G.rooms[i];
       if (r->fps && r->conns && !r->paused && (r->loop || r->position < r->nframes)) {
         int64_t d = (r->next_due_ns + 999999) / 1000000;
-        if (d < next) next = d;
+        if (G.pace_us && r->next_due_ns < next_ns) next_ns = r->next_due_ns;
+        else if (!G.pace_us && d < next) next = d;
       }
     }
     int timeout = next <= tnow ? 0 : (int)(next - tnow);
-    int n = epoll_wait(G.ep, evs, 128, timeout);
+    int n;
+    if (next_ns != INT64_MAX) { /* --pace-us: the next frame at its own time, to the µs */
+      int64_t w = next_ns - now_ns(), cap = (int64_t)timeout * 1000000;
+      w = w < 0 ? 0 : w > cap ? cap : w;
+      struct timespec ts = {(time_t)(w / 1000000000), (long)(w % 1000000000)};
+      n = epoll_pwait2(G.ep, evs, 128, &ts, NULL);
+    } else {
+      n = epoll_wait(G.ep, evs, 128, timeout);
+    }
     if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
     for (int i = 0; i < n; i++) {
       conn_t *c = evs[i].data.ptr;

@@ -885,6 +885,30 @@ class TestPacingLoop(SimCase):
         self.assertEqual([w.recv_data()[1] for _ in range(5)], self.caps)
 
 
+class TestPacingMicro(SimCase):
+    """--pace-us: paced frames leave at their own time to the microsecond, still at the room's rate
+    and in order (the cost bench's rooms phase with frames spread as the real service sends them)."""
+    ROOMS = ["123:caps.frames,fps=50", "124:caps.frames,fps=400,loop"]
+    EXTRA = ["--ping-ms", "60000", "--pace-us"]
+
+    def test_fps(self):
+        t0 = time.monotonic()
+        w = self.ws(default_room_id(123))
+        got = [w.recv_data()[1] for _ in range(5)]
+        self.assertEqual(got, self.caps)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.07)  # >= 4 intervals of 20 ms
+
+    def test_sub_millisecond_period(self):
+        w = self.ws(default_room_id(124))
+        w.recv_data()
+        t0 = time.monotonic()
+        got = [w.recv_data()[1] for _ in range(40)]
+        dt = time.monotonic() - t0
+        self.assertEqual(got, (self.caps * 9)[1:41])
+        self.assertGreaterEqual(dt, 0.09)  # 40 intervals of 2.5 ms, not 2 ms ticks
+        self.assertLess(dt, 2.0)
+
+
 class TestSignature(SimCase):
     ROOMS = ["123:caps.frames", "77:caps.frames,room_id=7392091211001140287", "88,sig=off"]
     EXTRA = ["--ping-ms", "60000", "--check-signature"]
