@@ -169,8 +169,9 @@ void dl_admin_render_metrics(dl_ctx *ctx, dl_buf *b) {
   metric(b, "ingest_pauses_total", "counter", "Times socket reads paused for back-pressure.", st.pauses);
   metric(b, "ingest_paused", "gauge", "1 while socket reads are paused.", (unsigned long long)dl_ingest_paused(ctx->ingest));
   metric(b, "queue_depth", "gauge", "Frames waiting between ingest and Redis.", dl_queue_len(ctx->inq));
-  metric(b, "flush_linger_ms", "gauge", "The last linger before a write: --flush-ms, or --flush-max-ms while every room trickles.",
-         ctx->st.linger_ms);
+  header(b, "dylive_flush_linger_seconds", "gauge",
+         "The last linger before a write: --flush-ms, or --flush-max-ms while every room trickles.");
+  dl_buf_printf(b, "dylive_flush_linger_seconds %.3f\n", (double)ctx->st.linger_ms / 1000.0);
   metric(b, "queue_bytes", "gauge", "Bytes of the frames waiting between ingest and Redis (--queue-max-bytes).",
          (unsigned long long)dl_ingest_queued_bytes());
   metric(b, "events_duplicate_total", "counter", "Events skipped as duplicates by msg_id.", ctx->st.events_dup);

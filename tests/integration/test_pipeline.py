@@ -154,7 +154,7 @@ def test_linger_longer_while_rooms_trickle():
         env.worker("--flush-ms", "1", "--flush-max-ms", "5", admin="127.0.0.1:%d" % admin)
 
         def linger_is(ms):
-            return lambda: metric(admin, "dylive_flush_linger_ms") == ms
+            return lambda: metric(admin, "dylive_flush_linger_seconds") == ms / 1000
         r("LPUSH", "dylive:assign", *rooms)
         wait_until(lambda: all(stream_events(r, l) for l in rooms), 20, "every trickling room writing")
         wait_until(linger_is(5), 5, "the long linger while every room trickles")
