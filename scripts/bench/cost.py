@@ -606,9 +606,15 @@ def ceiling_once(n, payload, jb, streams=1):
     return c
 
 
+def entry_json_bytes(out):
+    """The json field's size of the ceiling's (and the Redis floor's) entries: --ceiling-json-bytes,
+    else the rich phase's mean, else 530."""
+    return ARGS.ceiling_json_bytes or int(round((out.get("rich", {}).get("dylive", {}) or {}).get("json_bytes_mean")
+                                                or 530))
+
+
 def phase_ceiling(out):
-    jb = ARGS.ceiling_json_bytes or int(round((out.get("rich", {}).get("dylive", {}) or {}).get("json_bytes_mean")
-                                              or 530))
+    jb = entry_json_bytes(out)
     n = ARGS.ceiling_entries
     payload = "x" * jb
     runs = [ceiling_once(n, payload, jb) for _ in range(max(1, ARGS.repeat))]
@@ -666,8 +672,8 @@ def phase_rooms(tmp, out, fx):
         m1, cs1 = prom(port), harness.all_command_stats(r)
         wall, cw, cr_, cs_ = win.wall, win.cpu["w"], win.cpu["redis"], win.cpu["sim"]
         ev = prom_sum(m1, "dylive_events_written_total") - prom_sum(m0, "dylive_events_written_total")
-        res = {"rooms": n, "per_room_rate": rate, "per_frame": ARGS.room_per_frame, "sim_pace_us": ARGS.rooms_pace_us, "offered_events_per_s": n * rate,
-               "poll_ms": ARGS.poll_ms,
+        res = {"rooms": n, "per_room_rate": rate, "per_frame": ARGS.room_per_frame, "offered_events_per_s": n * rate,
+               "sim_pace_us": ARGS.rooms_pace_us, "poll_ms": ARGS.poll_ms,
                "connect_rate": ARGS.connect_rate, "connect_burst": ARGS.connect_burst, "all_live_s": r2(t_live),
                "window_s": r2(wall, 1), "events": int(ev), "events_per_s": round(ev / wall),
                "worker_cpu_pct": r2(cw / wall * 100, 1), "redis_cpu_pct": r2(cr_ / wall * 100, 1),
@@ -1172,14 +1178,14 @@ def floors(tmp, out):
         res[name]["events_per_frame"] = r2(epf)
         res[name]["cpu_us_per_event"] = r2(res[name]["cpu_us_per_frame"] / epf)
     # the same many-rooms floor + the least a write to Redis can cost: one plain XADD per frame to its
-    # room's stream (the rooms phase's entry size), a --flush-ms 1 linger's XADDs in one write as
-    # dylive's default, replies read on the same loop; no script, fence, status or dedupe
+    # room's stream (a json field of the ceiling's entry size), a 1 ms linger's XADDs in one write as
+    # dylive's --flush-ms, replies read on the same loop; no script, fence, status or dedupe
     with harness.Env("cost-floor-redis") as env:
         env.start_redis()
         win = Window(redis=env.redis_proc.pid)
         p = subprocess.run([os.path.join(harness.BUILD, "dylive-floor-lws")] + list(rooms_args) +
                            ["--redis-port", str(env.redis_port), "--flush-ms", "1", "--entry-bytes",
-                            str(ARGS.ceiling_json_bytes or 530)],
+                            str(entry_json_bytes(out))],
                            capture_output=True, text=True, timeout=120 + secs, check=True)
         win.stop()
     lx = res["lws_rooms_redis"] = json.loads(p.stdout.strip().splitlines()[-1])
