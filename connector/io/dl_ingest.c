@@ -625,9 +625,9 @@ dl_ingest *dl_ingest_new(const dl_ingest_opts *o, dl_queue *out, int wake_fd) {
   in->rng = (uint64_t)dl_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
   dl_bucket_init(&in->connects, o->connect_rate, o->connect_burst, dl_mono_ms());
   pthread_mutex_init(&in->mu, NULL);
-  ingest_msg_pool_bound(o->queue_max_bytes);
+  dl_err pe = ingest_msg_pool_bound(o->queue_max_bytes, dl_queue_cap(out));
   in->scratch = dl_decode_scratch_new();
-  if (!in->ua || !in->scratch || parse_base(in, o->ws_base) != 0) {
+  if (pe != DL_EOK || !in->ua || !in->scratch || parse_base(in, o->ws_base) != 0) {
     dl_ingest_free(in);
     return NULL;
   }

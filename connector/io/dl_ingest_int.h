@@ -175,8 +175,9 @@ void ingest_room_update_rx(room *r);
 dl_in_msg *ingest_msg_new(void);
 /* Frees the spare messages (dl_ingest_free). */
 void ingest_msg_pool_drain(void);
-/* The pool keeps at most this many bytes of messages (--queue-max-bytes; 0: the default bound). */
-void ingest_msg_pool_bound(size_t queue_max_bytes);
+/* The pool keeps at most 1.5 × these of messages: bytes (--queue-max-bytes; 0: the default bound)
+ * and messages (--queue-max, at least 4096 slots); DL_ENOMEM when its slots cannot be allocated. */
+dl_err ingest_msg_pool_bound(size_t queue_max_bytes, size_t queue_max);
 /* Wakes the control thread (its eventfd): for the queue's empty → non-empty edge. */
 void ingest_wake_control(dl_ingest *in);
 int ingest_post(dl_ingest *in, dl_in_msg *m);

@@ -14,27 +14,42 @@
  * messages back (dl_in_msg_free) while the ingest thread takes them (ingest_msg_new), hence the
  * lock. Flat out, the queue to the control thread swings between its low- and high-water marks,
  * so the pool must take back as many messages as the queue holds; what it keeps is bounded in
- * bytes (a real frame keeps a few KiB of storage, dl_frame_reset at most 64 KiB + 256 events):
- * past 1.5 × --queue-max-bytes (what the queue can hold, and the frames that are between the
- * queue and the pool: stalled, being decoded, taken by the control thread and not yet given back;
- * with only the queue's bound, a full queue's worth came back to a pool already near it and the
- * difference was freed, to be allocated again), at most DL_IN_MSG_POOL_BYTES, a message is freed. */
-#define DL_IN_MSG_POOL_MAX 4096
+ * bytes (a real frame keeps a few KiB of storage, dl_frame_reset at most 64 KiB + 256 events) and
+ * in messages: past 1.5 × --queue-max-bytes, at most DL_IN_MSG_POOL_BYTES, or 1.5 × --queue-max
+ * messages (what the queue can hold, and the frames that are between the queue and the pool:
+ * stalled, being decoded, taken by the control thread and not yet given back; with only the
+ * queue's bound, a full queue's worth came back to a pool already near it and the difference was
+ * freed, to be allocated again: 0.005–0.03 allocation calls per event in a warm worker's blasted
+ * room with a pool of --queue-max messages, 0.0005–0.0008 with twice that), a message is freed. */
+#define DL_IN_MSG_POOL_MIN 4096
 #define DL_IN_MSG_POOL_BYTES (16u << 20)
 static pthread_mutex_t msg_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 /* Bytes of the frames in the queue to the control thread (--queue-max-bytes): counted when a
  * frame is queued, given back when the control thread is done with it (dl_in_msg_free). */
 static _Atomic size_t queued_bytes;
-static dl_in_msg *msg_pool[DL_IN_MSG_POOL_MAX];
-static size_t msg_pool_len, msg_pool_bytes, msg_pool_cap = DL_IN_MSG_POOL_BYTES;
+static dl_in_msg **msg_pool; /* msg_pool_max slots, set by ingest_msg_pool_bound */
+static size_t msg_pool_max, msg_pool_len, msg_pool_bytes, msg_pool_cap = DL_IN_MSG_POOL_BYTES;
 static size_t msg_pool_low; /* the fewest kept since the last decay */
 
-void ingest_msg_pool_bound(size_t queue_max_bytes) {
+dl_err ingest_msg_pool_bound(size_t queue_max_bytes, size_t queue_max) {
+  /* 1.5 × the queue's bounds; in bytes at most DL_IN_MSG_POOL_BYTES (compared before multiplying:
+   * no wrap); slots only ever grow (a pool may still hold messages), allocated here, never later */
+  size_t want = queue_max + queue_max / 2 < DL_IN_MSG_POOL_MIN ? DL_IN_MSG_POOL_MIN : queue_max + queue_max / 2;
+  dl_err e = DL_EOK;
   pthread_mutex_lock(&msg_pool_mu);
-  /* 1.5 × the queue's bound, at most DL_IN_MSG_POOL_BYTES (compared before multiplying: no wrap) */
   msg_pool_cap = queue_max_bytes && queue_max_bytes < DL_IN_MSG_POOL_BYTES / 3 * 2 ? queue_max_bytes + queue_max_bytes / 2
                                                                                   : DL_IN_MSG_POOL_BYTES;
+  if (want > msg_pool_max) {
+    dl_in_msg **p = realloc(msg_pool, want * sizeof *p);
+    if (p) {
+      msg_pool = p;
+      msg_pool_max = want;
+    } else {
+      e = DL_ENOMEM;
+    }
+  }
   pthread_mutex_unlock(&msg_pool_mu);
+  return e;
 }
 
 static size_t msg_bytes(const dl_in_msg *m) {
@@ -69,7 +84,7 @@ void dl_in_msg_free(void *p) {
   dl_frame_reset(&m->frame);
   size_t bytes = msg_bytes(m);
   pthread_mutex_lock(&msg_pool_mu);
-  if (msg_pool_len < DL_IN_MSG_POOL_MAX && msg_pool_bytes <= msg_pool_cap && bytes <= msg_pool_cap - msg_pool_bytes) {
+  if (msg_pool_len < msg_pool_max && msg_pool_bytes <= msg_pool_cap && bytes <= msg_pool_cap - msg_pool_bytes) {
     msg_pool[msg_pool_len++] = m;
     msg_pool_bytes += bytes;
     m = NULL;
@@ -81,23 +96,35 @@ void dl_in_msg_free(void *p) {
   }
 }
 
+#define DECAY_CHUNK 1024
+
 size_t dl_ingest_msg_pool_decay(void) {
-  dl_in_msg *gone[DL_IN_MSG_POOL_MAX];
+  dl_in_msg *gone[DECAY_CHUNK];
   size_t freed = 0;
   pthread_mutex_lock(&msg_pool_mu);
-  size_t n = msg_pool_low < msg_pool_len ? msg_pool_low : msg_pool_len;
-  for (size_t i = 0; i < n; i++) {
-    gone[i] = msg_pool[i];
-    freed += msg_bytes(gone[i]);
-  }
-  memmove(msg_pool, msg_pool + n, (msg_pool_len - n) * sizeof *msg_pool);
-  msg_pool_len -= n;
-  msg_pool_bytes -= freed;
-  msg_pool_low = msg_pool_len;
+  size_t left = msg_pool_low < msg_pool_len ? msg_pool_low : msg_pool_len; /* the oldest: unused all period */
+  msg_pool_low = msg_pool_len - left;
   pthread_mutex_unlock(&msg_pool_mu);
-  for (size_t i = 0; i < n; i++) { /* freed outside the lock: the ingest thread does not wait */
-    dl_frame_clear(&gone[i]->frame);
-    free(gone[i]);
+  while (left) { /* a chunk at a time, freed outside the lock: the ingest thread does not wait */
+    pthread_mutex_lock(&msg_pool_mu);
+    size_t n = left < DECAY_CHUNK ? left : DECAY_CHUNK;
+    if (n > msg_pool_len) n = msg_pool_len; /* taken meanwhile: those were used after all */
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+      gone[i] = msg_pool[i];
+      bytes += msg_bytes(gone[i]);
+    }
+    memmove(msg_pool, msg_pool + n, (msg_pool_len - n) * sizeof *msg_pool);
+    msg_pool_len -= n;
+    msg_pool_bytes -= bytes;
+    if (msg_pool_low > msg_pool_len) msg_pool_low = msg_pool_len;
+    pthread_mutex_unlock(&msg_pool_mu);
+    for (size_t i = 0; i < n; i++) {
+      dl_frame_clear(&gone[i]->frame);
+      free(gone[i]);
+    }
+    freed += bytes;
+    left = n == DECAY_CHUNK ? left - n : 0;
   }
   return freed;
 }
@@ -111,6 +138,9 @@ void ingest_msg_pool_drain(void) {
     free(m);
   }
   msg_pool_low = 0;
+  free(msg_pool);
+  msg_pool = NULL;
+  msg_pool_max = 0;
   pthread_mutex_unlock(&msg_pool_mu);
 }
 
