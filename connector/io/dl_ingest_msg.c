@@ -101,32 +101,28 @@ void dl_in_msg_free(void *p) {
 size_t dl_ingest_msg_pool_decay(void) {
   dl_in_msg *gone[DECAY_CHUNK];
   size_t freed = 0;
-  pthread_mutex_lock(&msg_pool_mu);
-  size_t left = msg_pool_low < msg_pool_len ? msg_pool_low : msg_pool_len; /* the oldest: unused all period */
-  msg_pool_low = msg_pool_len - left;
-  pthread_mutex_unlock(&msg_pool_mu);
-  while (left) { /* a chunk at a time, freed outside the lock: the ingest thread does not wait */
+  for (;;) { /* a chunk at a time, freed outside the lock: the ingest thread does not wait */
     pthread_mutex_lock(&msg_pool_mu);
-    size_t n = left < DECAY_CHUNK ? left : DECAY_CHUNK;
-    if (n > msg_pool_len) n = msg_pool_len; /* taken meanwhile: those were used after all */
-    size_t bytes = 0;
+    /* the bottom msg_pool_low were not taken since the last decay (a take meanwhile lowers it) */
+    size_t n = msg_pool_low < msg_pool_len ? msg_pool_low : msg_pool_len, bytes = 0;
+    if (n > DECAY_CHUNK) n = DECAY_CHUNK;
     for (size_t i = 0; i < n; i++) {
       gone[i] = msg_pool[i];
       bytes += msg_bytes(gone[i]);
     }
     memmove(msg_pool, msg_pool + n, (msg_pool_len - n) * sizeof *msg_pool);
     msg_pool_len -= n;
+    msg_pool_low -= n;
     msg_pool_bytes -= bytes;
-    if (msg_pool_low > msg_pool_len) msg_pool_low = msg_pool_len;
+    if (!n) msg_pool_low = msg_pool_len; /* done: the next period starts */
     pthread_mutex_unlock(&msg_pool_mu);
+    if (!n) return freed;
     for (size_t i = 0; i < n; i++) {
       dl_frame_clear(&gone[i]->frame);
       free(gone[i]);
     }
     freed += bytes;
-    left = n == DECAY_CHUNK ? left - n : 0;
   }
-  return freed;
 }
 
 void ingest_msg_pool_drain(void) {
