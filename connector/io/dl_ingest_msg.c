@@ -103,16 +103,17 @@ size_t dl_ingest_msg_pool_decay(void) {
   size_t freed = 0;
   for (;;) { /* a chunk at a time, freed outside the lock: the ingest thread does not wait */
     pthread_mutex_lock(&msg_pool_mu);
-    /* the bottom msg_pool_low were not taken since the last decay (a take meanwhile lowers it) */
-    size_t n = msg_pool_low < msg_pool_len ? msg_pool_low : msg_pool_len, bytes = 0;
-    if (n > DECAY_CHUNK) n = DECAY_CHUNK;
+    /* the bottom msg_pool_low were not taken since the last decay (a take meanwhile lowers it);
+     * each chunk is the top of that part, so only the few above it move down (not the whole pool) */
+    size_t top = msg_pool_low < msg_pool_len ? msg_pool_low : msg_pool_len, bytes = 0;
+    size_t n = top < DECAY_CHUNK ? top : DECAY_CHUNK, at = top - n;
     for (size_t i = 0; i < n; i++) {
-      gone[i] = msg_pool[i];
+      gone[i] = msg_pool[at + i];
       bytes += msg_bytes(gone[i]);
     }
-    memmove(msg_pool, msg_pool + n, (msg_pool_len - n) * sizeof *msg_pool);
+    if (n) memmove(msg_pool + at, msg_pool + top, (msg_pool_len - top) * sizeof *msg_pool);
     msg_pool_len -= n;
-    msg_pool_low -= n;
+    msg_pool_low = at;
     msg_pool_bytes -= bytes;
     if (!n) msg_pool_low = msg_pool_len; /* done: the next period starts */
     pthread_mutex_unlock(&msg_pool_mu);
