@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config ca-certificates python3
       libhiredis-dev libevent-dev libwebsockets-dev libev-dev libwebsockets-evlib-ev libprotobuf-c-dev protobuf-c-compiler
-      libcjson-dev libcurl4-openssl-dev zlib1g-dev libssl-dev
+      libcjson-dev libcurl4-openssl-dev zlib1g-dev libdeflate-dev libssl-dev
       redis-server redis-tools redis-sentinel clang libclang-rt-14-dev openssl
       python3-redis chromium fonts-wqy-microhei
       prometheus yamllint systemd python3-yaml)

@@ -50,7 +50,7 @@ struct dl_gift_tracker;
 struct dl_gift_tracker *dl_decoder_gifts(dl_decoder *d);
 
 /* Added (compatible extension). What decoding a frame needs and nothing keeps after it returns:
- * the protobuf-c arena, the inflate state and its output buffer, an event buffer (DESIGN §7).
+ * the protobuf-c arena, the decompressor and its output buffer, an event buffer (DESIGN §7).
  * Each holds up to 1 MiB between frames (what a bigger frame took goes back after it). A decoder
  * makes its own at its first frame unless given one: the decoders of one thread can share one
  * (their frames never interleave), which keeps the memory per room flat. Not thread-safe. */

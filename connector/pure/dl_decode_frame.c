@@ -5,7 +5,7 @@
  * Every protobuf-c allocation goes through the decoder's dl_pballoc (budget max_alloc_bytes) on
  * the scratch arena, released after each Message and at the end of the frame; a Message that
  * does not parse becomes a "raw" event with an "error" key and is counted. In steady state a
- * frame allocates nothing: the arena, the inflate state and the body buffer are the scratch's,
+ * frame allocates nothing: the arena, the decompressor and the body buffer are the scratch's,
  * the events and their JSON go to the dl_frame's storage, reused by dl_decode_frame_into. */
 #include <stdint.h>
 #include <stdio.h>

@@ -1,12 +1,12 @@
 #include "dl_gunzip.h"
 
-#include <limits.h>
+#include <libdeflate.h>
 #include <stdlib.h>
-#include <string.h>
-#include <zlib.h>
 
-/* First allocation of the output; it then doubles, never beyond the cap. */
+/* The least output buffer tried first. */
 #define DL_GUNZIP_INITIAL_OUT 4096
+/* DEFLATE's greatest expansion: a 258-byte match per two bits of input (1032:1). */
+#define DEFLATE_MAX_RATIO 1032
 
 static size_t effective_cap(size_t in_len, size_t max_out, size_t max_ratio) {
   size_t cap = max_out;
@@ -15,60 +15,60 @@ static size_t effective_cap(size_t in_len, size_t max_out, size_t max_ratio) {
   return cap;
 }
 
-/* Inflates one member with the (initialized or reset) zs into *buf (capacity *alloc, grown with
- * realloc, never past cap + 1); *used gets the bytes. The caps are checked before a byte is
- * kept. */
-static dl_err inflate_member(z_stream *zs, const uint8_t *in, size_t in_len, size_t cap,
+/* The output size to try first: the gzip trailer's ISIZE (RFC 1952: the member's length mod 2^32,
+ * in its last four bytes when the member ends the input, as it does in every frame), but no more
+ * than the input can inflate to, the cap, or the buffer already there (a member that does not end
+ * the input, or lies, costs a retry, never a byte past the cap). */
+static size_t first_try(const uint8_t *in, size_t in_len, size_t cap, size_t have) {
+  size_t hint = DL_GUNZIP_INITIAL_OUT;
+  if (in_len >= 18) {
+    const uint8_t *t = in + in_len - 4;
+    size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+    if (isize > hint) hint = isize;
+  }
+  if (in_len <= SIZE_MAX / DEFLATE_MAX_RATIO && hint > in_len * DEFLATE_MAX_RATIO) hint = in_len * DEFLATE_MAX_RATIO;
+  if (have > hint) hint = have;
+  return hint < cap ? hint : cap;
+}
+
+/* Inflates the first gzip member of in[0..in_len) into *buf (capacity *alloc, grown with realloc,
+ * never past cap + 1, room kept for a NUL); *used gets the bytes. libdeflate inflates a whole
+ * member into a buffer of a given size and stops when it is full: a member bigger than the cap
+ * is refused having written no byte past it. */
+static dl_err inflate_member(struct libdeflate_decompressor *d, const uint8_t *in, size_t in_len, size_t cap,
                              uint8_t **buf, size_t *alloc, size_t *used) {
-  uint8_t window[DL_GUNZIP_WINDOW];
+  size_t room = first_try(in, in_len, cap, *alloc ? *alloc - 1 : 0);
   *used = 0;
-  zs->next_in = (Bytef *)(uintptr_t)in; /* zlib's API is not const-correct; it does not write */
-  zs->avail_in = (uInt)in_len;
   for (;;) {
-    zs->next_out = window;
-    zs->avail_out = sizeof window;
-    int z = inflate(zs, Z_NO_FLUSH);
-    if (z != Z_OK && z != Z_STREAM_END && z != Z_BUF_ERROR)
-      return z == Z_MEM_ERROR ? DL_ENOMEM : DL_EGZIP; /* Z_DATA_ERROR: corrupt, bad CRC/ISIZE */
-    size_t produced = sizeof window - zs->avail_out;
-    if (produced > cap - *used) return DL_EBOMB; /* refuse before keeping a byte past the cap */
-    if (produced) {
-      if (*used + produced + 1 > *alloc) {
-        size_t want = *alloc ? *alloc : DL_GUNZIP_INITIAL_OUT;
-        while (want < *used + produced + 1) want = want > SIZE_MAX / 2 ? SIZE_MAX : want * 2;
-        if (want > cap + 1) want = cap + 1;
-        uint8_t *nb = realloc(*buf, want);
-        if (!nb) return DL_ENOMEM;
-        *buf = nb;
-        *alloc = want;
-      }
-      memcpy(*buf + *used, window, produced);
-      *used += produced;
+    if (room + 1 > *alloc) {
+      uint8_t *nb = realloc(*buf, room + 1);
+      if (!nb) return DL_ENOMEM;
+      *buf = nb;
+      *alloc = room + 1;
     }
-    if (z == Z_STREAM_END) return DL_EOK;
-    if (z == Z_BUF_ERROR || (produced == 0 && zs->avail_in == 0))
-      return DL_EGZIP; /* no progress possible: the member is truncated */
+    size_t in_used, out_used;
+    enum libdeflate_result r = libdeflate_gzip_decompress_ex(d, in, in_len, *buf, room, &in_used, &out_used);
+    if (r == LIBDEFLATE_SUCCESS) {
+      *used = out_used;
+      return DL_EOK;
+    }
+    if (r != LIBDEFLATE_INSUFFICIENT_SPACE) return DL_EGZIP; /* corrupt, truncated, CRC or ISIZE */
+    if (room >= cap) return DL_EBOMB;
+    room = room > cap / 4 ? cap : room * 4;
   }
 }
 
 dl_err dl_gunzip(const uint8_t *in, size_t in_len, size_t max_out, size_t max_ratio,
                  uint8_t **out, size_t *out_len) {
-  z_stream zs;
   uint8_t *buf = NULL;
   size_t used = 0, alloc = 0;
-  const size_t cap = effective_cap(in_len, max_out, max_ratio);
-
   *out = NULL;
   *out_len = 0;
   if (in_len == 0) return DL_EEMPTY;
-  /* zlib counts in uInt; a frame this large is refused long before, by max_frame_bytes. */
-  if (in_len > UINT_MAX) return DL_ELIMIT;
-
-  memset(&zs, 0, sizeof zs);
-  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) return DL_ENOMEM;
-  dl_err rc = inflate_member(&zs, in, in_len, cap, &buf, &alloc, &used);
-  inflateEnd(&zs);
-  if (rc == DL_EOK && !buf && !(buf = malloc(1))) rc = DL_ENOMEM;
+  struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+  if (!d) return DL_ENOMEM;
+  dl_err rc = inflate_member(d, in, in_len, effective_cap(in_len, max_out, max_ratio), &buf, &alloc, &used);
+  libdeflate_free_decompressor(d);
   if (rc != DL_EOK) {
     free(buf);
     return rc;
@@ -80,8 +80,7 @@ dl_err dl_gunzip(const uint8_t *in, size_t in_len, size_t max_out, size_t max_ra
 }
 
 struct dl_inflater {
-  z_stream zs;
-  int zs_live;
+  struct libdeflate_decompressor *d;
   uint8_t *buf;
   size_t alloc;
   size_t retain;
@@ -96,7 +95,7 @@ dl_inflater *dl_inflater_new(size_t retain) {
 
 void dl_inflater_free(dl_inflater *z) {
   if (!z) return;
-  if (z->zs_live) inflateEnd(&z->zs);
+  if (z->d) libdeflate_free_decompressor(z->d);
   free(z->buf);
   free(z);
 }
@@ -112,25 +111,13 @@ void dl_inflater_trim(dl_inflater *z) {
 dl_err dl_inflater_run(dl_inflater *z, const uint8_t *in, size_t in_len, size_t max_out,
                        size_t max_ratio, const uint8_t **out, size_t *out_len) {
   size_t used = 0;
-  const size_t cap = effective_cap(in_len, max_out, max_ratio);
   *out = NULL;
   *out_len = 0;
   dl_inflater_trim(z);
   if (in_len == 0) return DL_EEMPTY;
-  if (in_len > UINT_MAX) return DL_ELIMIT;
-  if (!z->zs_live) {
-    memset(&z->zs, 0, sizeof z->zs);
-    if (inflateInit2(&z->zs, 16 + MAX_WBITS) != Z_OK) return DL_ENOMEM;
-    z->zs_live = 1;
-  } else if (inflateReset(&z->zs) != Z_OK) {
-    return DL_EGZIP;
-  }
-  /* the buffer may be bigger than this member's cap (an earlier member): still never kept past */
-  dl_err rc = inflate_member(&z->zs, in, in_len, cap, &z->buf, &z->alloc, &used);
-  if (rc == DL_EOK && !z->buf) {
-    if (!(z->buf = malloc(DL_GUNZIP_INITIAL_OUT))) return DL_ENOMEM;
-    z->alloc = DL_GUNZIP_INITIAL_OUT;
-  }
+  if (!z->d && !(z->d = libdeflate_alloc_decompressor())) return DL_ENOMEM;
+  /* the buffer may be bigger than this member's cap (an earlier member): only cap bytes are used */
+  dl_err rc = inflate_member(z->d, in, in_len, effective_cap(in_len, max_out, max_ratio), &z->buf, &z->alloc, &used);
   if (rc != DL_EOK) return rc;
   z->buf[used] = '\0';
   *out = z->buf;

@@ -31,7 +31,7 @@ Phases (--phases, default all, in this order):
            configured --tls-connect-rate/--tls-connect-burst, RSS per idle room (rooms paused at
            the sim), then CPU % at --tls-rate events/s per room.
   floors   what this machine cannot go below, without dylive's pipeline: decode_dump --bench (the
-           connector's decoder alone over the rich fixture in memory: us/event of CPU, and zlib's
+           connector's decoder alone over the rich fixture in memory: us/event of CPU, and libdeflate's
            inflate alone) under the rich worker figure; dylive-floor-sock (--rooms loopback TCP sockets at
            --room-rate frames/s each, the receiver doing only epoll_wait + one recv + one 40-byte
            ack send per frame; without the ack; with dylive's two-thread hand-off and 1 ms linger
@@ -1071,7 +1071,7 @@ def phase_malloc(tmp, out):
         res["syscalls_per_event"] = r2((runs_sc[1][1] - runs_sc[0][1]) / (runs_sc[1][0] - runs_sc[0][0]))
     if tool == "ltrace":
         res["note"] = "ltrace -e counts only calls from the worker binary's own PLT, not those made inside " \
-                      "shared libraries (cJSON, protobuf-c, zlib, hiredis, lws, libevent): an undercount"
+                      "shared libraries (cJSON, protobuf-c, libdeflate, hiredis, lws, libevent): an undercount"
     if callers:
         res["callers"] = callers
     if len(runs) == 2 and runs[1]["events"] != runs[0]["events"]:
@@ -1195,7 +1195,7 @@ def floors(tmp, out):
     dec, sa, sn = res["decode"], res["sockets_ack"], res["sockets_no_ack"]
     print("== floors: what dylive's pipeline is measured against ==")
     print("  decode alone (decode_dump --bench --into, rich fixture in memory): %.2f us/event (%d events/s on one core); "
-          "zlib inflate alone %.2f us/event" % (dec["decode_us_per_event"], dec["decode_events_per_s"],
+          "libdeflate inflate alone %.2f us/event" % (dec["decode_us_per_event"], dec["decode_events_per_s"],
                                                 dec["inflate_us_per_event"]))
     print("  %d sockets x %d frames/s, epoll_wait + recv + ack send per frame (dylive-floor-sock): %.2f us/frame, "
           "%.2f system calls/frame; without the ack %.2f us, %.2f" % (sa["rooms"], sa["rate"], sa["cpu_us_per_frame"],
@@ -1220,7 +1220,7 @@ def floors(tmp, out):
              lx["redis_cpu_us_per_xadd"] or 0))
     print("  the same, one room flat out, %d-byte frames (the rich fixture's mean, %.2f events each): %.2f us/event "
           "(%d frames/s, %.0f%% of a core) with an ack per frame; without acks %.2f us/event (%d frames/s); "
-          "+ zlib's inflate alone: %.2f; + the decoder alone (inflate included): %.2f us/event"
+          "+ libdeflate's inflate alone: %.2f; + the decoder alone (inflate included): %.2f us/event"
           % (xr["frame_bytes"], xr["events_per_frame"], xr["cpu_us_per_event"], xr["frames_per_s"], xr["cpu_pct"],
              xn["cpu_us_per_event"], xn["frames_per_s"], xn["cpu_us_per_event"] + dec["inflate_us_per_event"],
              xn["cpu_us_per_event"] + dec["decode_us_per_event"]), flush=True)

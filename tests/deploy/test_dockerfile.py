@@ -22,7 +22,7 @@ import sys
 import deploylib as dl
 
 RUNTIME_LIBS = {"libhiredis0.14", "libevent-2.1-7", "libevent-pthreads-2.1-7", "libwebsockets17",
-                "libprotobuf-c1", "libcjson1", "libcurl4", "zlib1g", "libssl3", "ca-certificates",
+                "libprotobuf-c1", "libcjson1", "libcurl4", "zlib1g", "libdeflate0", "libssl3", "ca-certificates",
                 "libev4", "libwebsockets-evlib-ev"}  # the WebSocket thread's epoll loop (lws loads the plugin)
 IN_EVERY_DEBIAN = {"libc6", "libgcc-s1"}
 
@@ -76,7 +76,7 @@ def main():
     if builder:
         bp = apt_packages(builder[2])
         for p in ("cmake", "libhiredis-dev", "libevent-dev", "libwebsockets-dev", "libev-dev", "libprotobuf-c-dev",
-                  "protobuf-c-compiler", "libcjson-dev", "libcurl4-openssl-dev", "zlib1g-dev", "libssl-dev"):
+                  "protobuf-c-compiler", "libcjson-dev", "libcurl4-openssl-dev", "zlib1g-dev", "libdeflate-dev", "libssl-dev"):
             expect(p in bp, f"builder does not install {p}")
         runs = " ".join(a for i, a in builder[2] if i == "RUN")
         expect(re.search(r"cmake .*-DCMAKE_BUILD_TYPE=Release", runs), "builder does not configure CMake in Release")
