@@ -22,7 +22,7 @@ local function write(lease, status, events, a)
   local tok = ARGV[a]
   local seq = tonumber(ARGV[a + 2])
   local np, ne = tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9])
-  local h = redis.call('HMGET', status, 'wseq', 'desired')
+  local h = redis.call('HMGET', status, 'wseq', 'desired', 'events')
   local w = h[1]
   local last
   if w then
@@ -46,9 +46,11 @@ local function write(lease, status, events, a)
     redis.call('XTRIM', events, 'MAXLEN', '~', ARGV[a + 4])
     if ARGV[a + 5] ~= '' then redis.call('XTRIM', events, 'MINID', '~', ARGV[a + 5]) end
   end
-  -- the commit
+  -- the commit; the events count rides in it (read with the fence: one HSET, no HINCRBY; a count
+  -- that is not a number starts again from this write's)
+  local n = string.format('%d', (tonumber(h[3]) or 0) + ne)
   if ARGV[a + 6] == '1' then
-    redis.call('HSET', status, 'wseq', '-|' .. seq, unpack(ARGV, p, e - 1))
+    redis.call('HSET', status, 'wseq', '-|' .. seq, 'events', n, unpack(ARGV, p, e - 1))
     redis.call('DEL', lease)
     local ttl = tonumber(ARGV[a + 7])
     if ttl > 0 then
@@ -56,10 +58,9 @@ local function write(lease, status, events, a)
       redis.call('EXPIRE', events, ttl)
     end
   else
-    redis.call('HSET', status, 'wseq', tok .. '|' .. seq, unpack(ARGV, p, e - 1))
+    redis.call('HSET', status, 'wseq', tok .. '|' .. seq, 'events', n, unpack(ARGV, p, e - 1))
     if ARGV[a + 1] ~= '0' then redis.call('SET', lease, tok, 'PX', ARGV[a + 1]) end
   end
-  if ne > 0 then redis.call('HINCRBY', status, 'events', ne) end
   return {0, ne, h[2] or ''}
 end
 
