@@ -47,8 +47,11 @@ local function write(lease, status, events, a)
     if ARGV[a + 5] ~= '' then redis.call('XTRIM', events, 'MINID', '~', ARGV[a + 5]) end
   end
   -- the commit; the events count rides in it (read with the fence: one HSET, no HINCRBY; a count
-  -- that is not a number starts again from this write's)
-  local n = string.format('%d', (tonumber(h[3]) or 0) + ne)
+  -- that is no whole number Lua holds exactly — 'x', 'inf', '-1', past 2^53 — starts again from
+  -- this write's)
+  local c = tonumber(h[3])
+  if not c or c < 0 or c >= 9007199254740992 or c ~= math.floor(c) then c = 0 end
+  local n = string.format('%d', c + ne)
   if ARGV[a + 6] == '1' then
     redis.call('HSET', status, 'wseq', '-|' .. seq, 'events', n, unpack(ARGV, p, e - 1))
     redis.call('DEL', lease)

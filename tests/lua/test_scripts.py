@@ -172,9 +172,10 @@ def test_scripts():
         r("HSET", R + "status", "events", "1000000000000000")
         check_eq(room(r, sha, took3[1], 4, [ev(14), ev(15)]), [CODE["OK"], 2, "stopped"], "a count past %.14g")
         check_eq(r("HGET", R + "status", "events"), "1000000000000002", "counted on, every digit")
-        r("HSET", R + "status", "events", "lots")
-        check_eq(room(r, sha, took3[1], 5, [ev(16)]), [CODE["OK"], 1, "stopped"], "a count that is no number")
-        check_eq(r("HGET", R + "status", "events"), "1", "counted again from this write")
+        for k, bad in enumerate(("lots", "inf", "nan", "-5", "2.5", "1e300")):
+            r("HSET", R + "status", "events", bad)
+            check_eq(room(r, sha, took3[1], 5 + k, [ev(16 + k)]), [CODE["OK"], 1, "stopped"], "a count of %r" % bad)
+            check_eq(r("HGET", R + "status", "events"), "1", "counted again from this write after %r" % bad)
         # a status key that is no hash: acquire fails before it writes anything (no epoch, no lease)
         r("DEL", R + "lease", R + "status")
         r("SET", R + "status", "a string")
