@@ -22,7 +22,8 @@
 dl_err dl_gunzip(const uint8_t *in, size_t in_len, size_t max_out, size_t max_ratio,
                  uint8_t **out, size_t *out_len);
 
-/* The same, reusing one decompressor and one output buffer across calls (DESIGN §7: one inflate state per room, nothing malloc'd per frame).
+/* The same, reusing one decompressor and one output buffer across calls (DESIGN §7: one inflate
+ * state per room, nothing malloc'd per frame).
  * Not thread-safe: one user at a time (the decoders of one thread may share one). */
 typedef struct dl_inflater dl_inflater;
 /* retain: output buffer capacity kept between calls (0: DL_INFLATER_DEFAULT_RETAIN); a bigger
