@@ -917,16 +917,17 @@ class Counter:
         time.sleep(1.0)
         return data
 
-    def callers(self, data, n=12, window=None):
+    def callers(self, data, n=12, windows=None):
         """Shares of the immediate callers of malloc/calloc/realloc and of the first dylive function
-        on each sampled stack. window (t0, t1), time.monotonic() seconds: also the calls inside it
-        alone ("window": their count and chains)."""
+        on each sampled stack. windows {name: (t0, t1)}, time.monotonic() seconds: also the calls
+        inside each alone (res[name]: their count and chains)."""
         self.rec.send_signal(signal.SIGINT)
         self.rec.wait(timeout=120)
         txt = subprocess.run(["perf", "script", "-i", data, "-F", "time,event,ip,sym,dso"], capture_output=True,
                              text=True, timeout=600).stdout
         imm, own, chain, total = {}, {}, {}, 0
-        win_chain, win_total = {}, 0
+        windows = windows or {}
+        win_chain, win_total = {k: {} for k in windows}, dict.fromkeys(windows, 0)
         for block in txt.split("\n\n"):
             lines = block.strip().splitlines()
             frames = []
@@ -938,7 +939,7 @@ class Counter:
                 continue
             total += 1
             tm = re.match(r"\s*(\d+\.\d+):", lines[0])
-            inside = window and tm and window[0] <= float(tm.group(1)) <= window[1]
+            t = float(tm.group(1)) if tm else None
             a = "%s %s" % (frames[1][1], frames[1][0])
             mine = [f[0] for f in frames[1:] if f[1] == "dylive-connector"]
             b = mine[0] if mine else "(no dylive frame)"
@@ -946,17 +947,18 @@ class Counter:
             imm[a] = imm.get(a, 0) + 1
             own[b] = own.get(b, 0) + 1
             chain[c] = chain.get(c, 0) + 1
-            if inside:
-                win_total += 1
-                win_chain[c] = win_chain.get(c, 0) + 1
+            for k, (t0, t1) in windows.items():
+                if t is not None and t0 <= t <= t1:
+                    win_total[k] += 1
+                    win_chain[k][c] = win_chain[k].get(c, 0) + 1
 
         def top(d, of=None):
             return [(k, round(100.0 * v / (of or total), 1)) for k, v in sorted(d.items(), key=lambda x: -x[1])[:n]]
         if not total:
             return None
         res = {"samples": total, "immediate": top(imm), "dylive": top(own), "chains": top(chain)}
-        if window:
-            res["window"] = {"samples": win_total, "chains": top(win_chain, win_total) if win_total else []}
+        for k in windows:
+            res[k] = {"samples": win_total[k], "chains": top(win_chain[k], win_total[k]) if win_total[k] else []}
         return res
 
     def stop(self):
@@ -1018,15 +1020,12 @@ def counted_room(tool, libc, frames, expect, record=None, warm=False):
             run = cnt.stop()
             run_s = time.monotonic() - t0
             if rec:
-                window = (marks[0.1][0], marks[0.9][0]) if warm else None
-                callers = cnt.callers(rec, n=16, window=window)
-                if window and callers:
-                    callers["window"].update(seconds=r2(window[1] - window[0]), events=marks[0.9][1] - marks[0.1][1])
-                    # the late half alone: growth of pools and buffers that warm up once (a deeper queue
-                    # than ever before) shows in the first half; a call per event would show in both
-                    late = (marks[0.5][0], marks[0.9][0])
-                    callers["late"] = dict(cnt.callers(rec, n=8, window=late)["window"],
-                                           seconds=r2(late[1] - late[0]), events=marks[0.9][1] - marks[0.5][1])
+                # the steady part, and its late half alone: growth of pools and buffers that warm up once
+                # (a deeper queue than ever before) shows in the first half; a call per event in both
+                windows = {"window": (0.1, 0.9), "late": (0.5, 0.9)} if warm else {}
+                callers = cnt.callers(rec, n=16, windows={k: (marks[a][0], marks[b][0]) for k, (a, b) in windows.items()})
+                for k, (a, b) in windows.items() if callers else ():
+                    callers[k].update(seconds=r2(marks[b][0] - marks[a][0]), events=marks[b][1] - marks[a][1])
         finally:
             cnt.close()
     return idle, idle_s, run, run_s, callers
